@@ -1,0 +1,56 @@
+"""Source parser: a conda environment file (``name``, ``channels``, ``dependencies`` with ``pip:``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from compiler.deps.specs import RequirementSyntaxError, parse_conda, parse_pip
+from compiler.deps.types import DepSet, Requirement, Source
+from compiler.errors import Collected
+from compiler.spec.yamldoc import YamlDocument, load_yaml
+
+ALLOWED_KEYS = {"name", "channels", "dependencies", "prefix", "variables"}
+
+
+def parse_conda_document(doc: YamlDocument, source: Source) -> DepSet:
+    """Turn a loaded conda file into a DepSet; every problem names the file, key and line."""
+    problems = Collected()
+    data = doc.data
+    if not isinstance(data, dict):
+        problems.problems.append(doc.problem((), "a conda file must be a YAML mapping"))
+        problems.raise_if_any()
+    for key in data:
+        if key not in ALLOWED_KEYS:
+            problems.problems.append(doc.problem((key,), "unknown key in conda file"))
+    channels = data.get("channels") or []
+    if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
+        problems.problems.append(doc.problem(("channels",), "must be a list of channel names"))
+        channels = []
+    deps = data.get("dependencies") or []
+    requirements: list[Requirement] = []
+    if not isinstance(deps, list):
+        problems.problems.append(doc.problem(("dependencies",), "must be a list"))
+        deps = []
+    for index, item in enumerate(deps):
+        key = ("dependencies", index)
+        try:
+            if isinstance(item, dict) and set(item) == {"pip"} and isinstance(item["pip"], list):
+                for pindex, line in enumerate(item["pip"]):
+                    try:
+                        requirements.append(parse_pip(str(line), source))
+                    except RequirementSyntaxError as exc:
+                        problems.problems.append(doc.problem(key + ("pip", pindex), str(exc)))
+            elif isinstance(item, (str, int, float)):
+                requirements.append(parse_conda(str(item), source))
+            else:
+                problems.problems.append(doc.problem(key, "must be a conda spec string or a 'pip:' list"))
+        except RequirementSyntaxError as exc:
+            problems.problems.append(doc.problem(key, str(exc)))
+    problems.raise_if_any()
+    return DepSet(source=source, requirements=tuple(requirements), channels=tuple(channels))
+
+
+def parse_conda_file(path: Path, label: str) -> DepSet:
+    """Load and parse the conda file at ``path``; ``label`` says whose file it is, for messages."""
+    doc = load_yaml(path, "conda file")
+    return parse_conda_document(doc, Source("conda_file", label, str(path)))

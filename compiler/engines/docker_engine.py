@@ -1,0 +1,182 @@
+"""Docker engine backend, driven through the ``docker`` Python SDK (legacy builder, no BuildKit)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+import docker
+import docker.errors
+
+from compiler.engines.base import ImageInfo, LogSink, Mount, RunHandle
+from compiler.errors import BuildError, EngineUnavailable
+
+
+class DockerEngine:
+    """A connection to one Docker engine; every image build runs with the network off."""
+
+    name = "docker"
+
+    def __init__(self, client: docker.DockerClient):
+        self._client = client
+        self._api = client.api
+
+    @classmethod
+    def connect(cls, base_url: str | None = None) -> "DockerEngine":
+        """Connect to the engine at ``base_url`` (or DOCKER_HOST / the default socket)."""
+        try:
+            client = docker.DockerClient(base_url=base_url) if base_url else docker.from_env()
+            client.ping()
+        except Exception as exc:  # the SDK raises several unrelated types for "no engine"
+            raise EngineUnavailable(
+                f"no Docker engine answers ({type(exc).__name__}); start one (see README: scripts/ensure-engine.sh)"
+            ) from None
+        return cls(client)
+
+    def image_info(self, ref: str) -> ImageInfo | None:
+        try:
+            data = self._api.inspect_image(ref)
+        except docker.errors.ImageNotFound:
+            return None
+        except docker.errors.APIError as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+        config = data.get("Config") or {}
+        return ImageInfo(
+            id=data["Id"],
+            tags=tuple(data.get("RepoTags") or ()),
+            labels=dict(config.get("Labels") or {}),
+            env=tuple(config.get("Env") or ()),
+            size=int(data.get("Size") or 0),
+            layers=tuple((data.get("RootFS") or {}).get("Layers") or ()),
+        )
+
+    def build(self, context: BinaryIO, tag: str, log: LogSink, labels: dict[str, str] | None = None) -> str:
+        """Build the tar ``context`` with the network off; tag only on success; return the image id."""
+        image_id = None
+        stream = self._api.build(
+            fileobj=context,
+            custom_context=True,
+            tag=tag,
+            rm=True,
+            forcerm=True,
+            pull=False,
+            network_mode="none",
+            labels=labels,
+            decode=True,
+        )
+        try:
+            for chunk in stream:
+                if "stream" in chunk:
+                    text = chunk["stream"]
+                    log(text)
+                if "aux" in chunk and "ID" in chunk["aux"]:
+                    image_id = chunk["aux"]["ID"]
+                if "error" in chunk:
+                    detail = (chunk.get("errorDetail") or {}).get("message") or chunk["error"]
+                    raise BuildError(f"image build failed: {detail.strip()}")
+        except docker.errors.APIError as exc:
+            raise BuildError(f"image build failed: {exc.explanation or exc}") from None
+        if image_id is None:
+            info = self.image_info(tag)
+            if info is None:
+                raise BuildError("image build finished without producing an image")
+            image_id = info.id
+        return image_id
+
+    def import_rootfs(self, rootfs_tar: Path, ref: str, changes: list[str]) -> str:
+        repository, _, tag = ref.rpartition(":")
+        with open(rootfs_tar, "rb") as fh:
+            out = self._api.import_image_from_stream(fh, repository=repository, tag=tag, changes=changes)
+        last = {}
+        for line in (out.splitlines() if isinstance(out, str) else [out]):
+            try:
+                last = json.loads(line)
+            except (ValueError, TypeError):
+                continue
+        if "error" in last:
+            raise BuildError(f"importing {rootfs_tar} failed: {last['error']}")
+        info = self.image_info(ref)
+        if info is None:
+            raise BuildError(f"importing {rootfs_tar} produced no image {ref}")
+        return info.id
+
+    def tag(self, image_id: str, ref: str) -> None:
+        repository, _, tag = ref.rpartition(":")
+        self._api.tag(image_id, repository, tag)
+
+    def remove_image(self, ref: str) -> None:
+        try:
+            self._api.remove_image(ref, force=True)
+        except docker.errors.ImageNotFound:
+            pass
+
+    def save(self, ref: str) -> Iterator[bytes]:
+        return self._client.images.get(ref).save(named=True)
+
+    def run(
+        self,
+        image: str,
+        container_port: int,
+        host_port: int | None,
+        mounts: list[Mount],
+        env: dict[str, str],
+        network: str | None = None,
+        name: str | None = None,
+    ) -> RunHandle:
+        ports = {} if network == "none" else {f"{container_port}/tcp": ("127.0.0.1", host_port)}
+        container = self._client.containers.run(
+            image,
+            detach=True,
+            name=name,
+            environment=env,
+            ports=ports,
+            network_mode=network,
+            volumes={str(m.source): {"bind": m.target, "mode": "ro" if m.read_only else "rw"} for m in mounts},
+        )
+        bound = host_port or 0
+        if network != "none":
+            container.reload()
+            binding = (container.attrs["NetworkSettings"]["Ports"] or {}).get(f"{container_port}/tcp")
+            if binding:
+                bound = int(binding[0]["HostPort"])
+        return RunHandle(container_id=container.id, host_port=bound)
+
+    def run_command(self, image: str, command: list[str]) -> tuple[int, str]:
+        """Run ``command`` in a throw-away container with the network off; return (exit code, output)."""
+        container = self._client.containers.create(image, command=command, network_mode="none", entrypoint=[])
+        try:
+            container.start()
+            result = container.wait(timeout=120)
+            return int(result.get("StatusCode", 1)), container.logs().decode("utf-8", "replace")
+        finally:
+            container.remove(force=True)
+
+    def logs(self, container_id: str) -> str:
+        return self._client.containers.get(container_id).logs().decode("utf-8", "replace")
+
+    def container_running(self, container_id: str) -> bool:
+        container = self._client.containers.get(container_id)
+        container.reload()
+        return container.status == "running"
+
+    def exit_code(self, container_id: str) -> int | None:
+        container = self._client.containers.get(container_id)
+        container.reload()
+        if container.status in ("exited", "dead"):
+            return int(container.attrs["State"]["ExitCode"])
+        return None
+
+    def stop(self, container_id: str, remove: bool = True) -> None:
+        try:
+            container = self._client.containers.get(container_id)
+        except docker.errors.NotFound:
+            return
+        try:
+            container.stop(timeout=5)
+        except docker.errors.APIError:
+            pass
+        if remove:
+            container.remove(force=True)

@@ -1,0 +1,98 @@
+"""A host cache of package files keyed by sha256; pip downloads what is missing, nothing is trusted
+without its hash. The image build later installs only from these files, with the network off."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from compiler.errors import BuildError
+from compiler.lock.pip_resolve import platform_args
+from compiler.lock.types import Lock, LockedPackage
+from compiler.workspace.trees import file_sha256
+
+
+@dataclass(frozen=True)
+class FetchedFiles:
+    """Each locked package's verified file in the cache."""
+
+    files: dict[str, Path]  # sha256 -> path
+
+    def path_of(self, package: LockedPackage) -> Path:
+        return self.files[package.sha256]
+
+
+class PackageCache:
+    def __init__(self, root: Path):
+        self.root = root / "files"
+
+    def path_for(self, package: LockedPackage) -> Path:
+        return self.root / package.sha256 / package.filename
+
+    def verified(self, package: LockedPackage) -> Path | None:
+        """The cached file, or None; a file whose content no longer matches its hash is refused."""
+        path = self.path_for(package)
+        if not path.is_file():
+            return None
+        actual = file_sha256(path)
+        if actual != package.sha256:
+            raise BuildError(
+                f"cached file {path} is corrupt or tampered: its sha256 is {actual}, the lock says "
+                f"{package.sha256}; delete it and build again"
+            )
+        return path
+
+    def add(self, source: Path, package: LockedPackage) -> Path:
+        actual = file_sha256(source)
+        if actual != package.sha256:
+            raise BuildError(f"downloaded {source.name} has sha256 {actual}, the lock says {package.sha256}")
+        target = self.path_for(package)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.partial")
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+        return target
+
+
+def _pip_download(packages: list[LockedPackage], python: str, dest: Path) -> None:
+    req = dest / "requirements.txt"
+    req.write_text("".join(f"{p.pip_line}\n" for p in packages))
+    command = [
+        sys.executable, "-m", "pip", "download", "--no-deps", "--require-hashes", "--quiet",
+        "--disable-pip-version-check", "-d", str(dest), *platform_args(python), "-r", str(req),
+    ]  # fmt: skip
+    proc = subprocess.run(command, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = " | ".join(l for l in proc.stderr.strip().splitlines()[-4:] if "is ignored" not in l)
+        raise BuildError(f"cannot fetch locked pip packages: {tail}")
+
+
+def fetch_lock(lock: Lock, cache: PackageCache, log=lambda _msg: None) -> FetchedFiles:
+    """Make sure every package of ``lock`` is in the cache with the right hash."""
+    files: dict[str, Path] = {}
+    missing_pip: list[LockedPackage] = []
+    for package in lock.packages:
+        path = cache.verified(package)
+        if path is not None:
+            files[package.sha256] = path
+        elif package.manager == "pip":
+            missing_pip.append(package)
+        else:
+            from compiler.fetch.conda_fetch import fetch_conda_package
+
+            files[package.sha256] = fetch_conda_package(package, cache)
+    if missing_pip:
+        log(f"fetching {len(missing_pip)} pip packages on the host")
+        with tempfile.TemporaryDirectory(prefix="pkgc-fetch-") as tmp:
+            _pip_download(missing_pip, lock.python, Path(tmp))
+            for package in missing_pip:
+                downloaded = Path(tmp) / package.filename
+                if not downloaded.is_file():
+                    raise BuildError(f"pip did not download {package.filename}")
+                files[package.sha256] = cache.add(downloaded, package)
+    return FetchedFiles(files)

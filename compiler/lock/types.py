@@ -1,0 +1,61 @@
+"""IR of the lock stage: every package pinned to one file with its hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Literal
+from urllib.parse import unquote, urlparse
+
+from compiler.environment.strategy import EnvironmentStrategy
+
+PLATFORM = "linux-64"
+
+
+@dataclass(frozen=True)
+class LockedPackage:
+    name: str
+    version: str
+    manager: Literal["conda", "pip"]
+    url: str
+    filename: str
+    sha256: str
+    md5: str | None = None
+    build: str | None = None
+
+    @property
+    def pip_line(self) -> str:
+        return f"{self.name}=={self.version} --hash=sha256:{self.sha256}"
+
+
+@dataclass(frozen=True)
+class Lock:
+    """A locked environment: strategy, Python, the inputs it was made from, and every package."""
+
+    strategy: Literal["venv", "conda"]
+    python: str
+    inputs_hash: str
+    packages: tuple[LockedPackage, ...]
+    channels: tuple[str, ...] = ()
+
+    def of(self, manager: str) -> tuple[LockedPackage, ...]:
+        return tuple(p for p in self.packages if p.manager == manager)
+
+
+def filename_from_url(url: str) -> str:
+    return unquote(PurePosixPath(urlparse(url).path).name)
+
+
+def inputs_hash(strategy: EnvironmentStrategy) -> str:
+    """A content hash of what was asked for (sorted JSON), to tell when a lock has gone stale."""
+    payload = {
+        "strategy": strategy.kind,
+        "python": strategy.python,
+        "pip": sorted(strategy.pip),
+        "conda": sorted(strategy.conda),
+        "channels": list(strategy.channels),
+        "platform": PLATFORM,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

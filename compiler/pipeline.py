@@ -1,0 +1,160 @@
+"""Run the compiler's stages in order; ``emit`` stops after a stage and returns its IR as text.
+
+spec -> resolve -> deps/merge -> strategy -> lock -> fetch -> plan -> render -> build -> record
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Literal
+
+from compiler.build import build_image
+from compiler.deps.conda_file import parse_conda_file
+from compiler.deps.merge import merge
+from compiler.deps.types import DepSet, MergedEnvironment
+from compiler.engines.base import Engine
+from compiler.environment.strategy import EnvironmentStrategy, choose_strategy
+from compiler.errors import ResolveError
+from compiler.fetch.cache import PackageCache, fetch_lock
+from compiler.lock.locker import load_or_lock
+from compiler.options import Options
+from compiler.plan import ContextFile, ImagePlan, plan_image
+from compiler.render import render_dockerfile
+from compiler.reporter import Reporter
+from compiler.resolve import ResolvedPackage, resolve_package
+from compiler.resolve.baseimage import base_image_facts
+from compiler.spec import load_package_spec
+from compiler.workspace import EnvironmentRecord, Workspace
+from compiler.workspace.records import PackageInfo
+
+Emit = Literal["spec", "deps", "plan", "dockerfile"]
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    spec_path: Path
+    model: str | None = None
+    emit: Emit | None = None
+    relock: bool = False
+    lock_path: Path | None = None
+    template: Path | None = None
+
+
+def lock_path_for(spec_path: Path, explicit: Path | None) -> Path:
+    """``package.yml`` is locked in ``package.conda-lock.yml`` beside it, unless told otherwise."""
+    return explicit or spec_path.with_name(f"{spec_path.stem}.conda-lock.yml")
+
+
+def collect_depsets(pkg: ResolvedPackage) -> list[DepSet]:
+    """Every source of dependencies: the base environment's conda file, then the inference server."""
+    depsets = []
+    if pkg.environment and pkg.environment.conda_file:
+        depsets.append(parse_conda_file(pkg.environment.conda_file, pkg.environment.conda_label))
+    depsets.append(pkg.server.depset())
+    return depsets
+
+
+def describe_merged(merged: MergedEnvironment, strategy: EnvironmentStrategy | None) -> str:
+    lines = [f"channels: {', '.join(merged.channels) or '(none)'}"]
+    for dep in merged.conda + merged.pip:
+        lines.append(f"{dep.manager:<5} {dep.name}{dep.specifier or ''}    <- {'; '.join(dep.sources)}")
+    if strategy:
+        lines.append(f"strategy: {strategy.kind} (Python {strategy.python}): {strategy.reason}")
+    return "\n".join(lines) + "\n"
+
+
+def image_repository(target_name: str) -> str:
+    return "pkgc/" + re.sub(r"[^a-z0-9._-]", "-", target_name.lower())
+
+
+def _target_version(pkg: ResolvedPackage, workspace: Workspace) -> str:
+    existing = [r.version for r in workspace.list_environments() if r.name == pkg.target_name]
+    if pkg.target_version is not None:
+        if pkg.target_version in existing:
+            raise ResolveError(
+                f"{pkg.spec_path}: target_environment_version: environment "
+                f"{pkg.target_name}:{pkg.target_version} already exists; versions are immutable"
+            )
+        return pkg.target_version
+    return str(max((int(v) for v in existing if v.isdigit()), default=0) + 1)
+
+
+def run_build(
+    request: BuildRequest,
+    options: Options,
+    connect: Callable[[], Engine],
+    reporter: Reporter,
+) -> dict | str:
+    """Compile ``request.spec_path``; return the JSON result, or the text of the stage ``emit`` names."""
+    spec_file = load_package_spec(request.spec_path)
+    if request.emit == "spec":
+        return json.dumps(spec_file.spec.model_dump(mode="json", by_alias=True), indent=2) + "\n"
+    workspace = Workspace(options.workspace)
+    reporter.step(f"resolving {spec_file.path.name}")
+    pkg = resolve_package(spec_file, request.model, workspace, options)
+    reporter.detail(f"model {pkg.model.name}:{pkg.model.version} ({pkg.model.type}) from {pkg.model.reference}")
+    merged = merge(collect_depsets(pkg))
+    engine = connect()
+    facts = base_image_facts(pkg.environment.image, engine)
+    strategy = choose_strategy(merged, facts, conda_available=_conda_path_available())
+    if request.emit == "deps":
+        return describe_merged(merged, strategy)
+    reporter.step(f"environment strategy: {strategy.kind}: {strategy.reason}")
+    lock_path = lock_path_for(spec_file.path, request.lock_path)
+    locked = load_or_lock(strategy, lock_path, request.relock, [spec_file.path.name])
+    reporter.step(f"lock {locked.status}: {lock_path} ({len(locked.lock.packages)} packages)")
+    fetched = fetch_lock(locked.lock, PackageCache(options.cache_dir), reporter.detail)
+    version = _target_version(pkg, workspace)
+    tag = f"{image_repository(pkg.target_name)}:{version}"
+    lock_file = ContextFile("pkgc/conda-lock.yml", source=lock_path)
+    plan = plan_image(pkg, strategy, locked.lock, lock_file, fetched, tag)
+    if request.emit == "plan":
+        return "\n".join(plan.layer_summary()) + "\n"
+    if request.emit == "dockerfile":
+        return render_dockerfile(plan, request.template)
+    built = build_image(plan, engine, reporter, request.template)
+    record = _record(pkg, plan, built.image, built.image_id, version, workspace)
+    reporter.step(f"built {built.image} ({built.size / 1e6:.0f} MB) in {built.seconds:.1f} s")
+    return {
+        "image": built.image,
+        "image_id": built.image_id,
+        "mode": pkg.mode.value,
+        "model": f"{pkg.model.name}:{pkg.model.version}",
+        "model_dir": pkg.model_dir,
+        "environment_strategy": strategy.kind,
+        "environment_reason": strategy.reason,
+        "python": strategy.python,
+        "lock_file": str(lock_path),
+        "lock_status": locked.status,
+        "target_environment": f"{record.name}:{record.version}",
+        "port": plan.port,
+        "size_bytes": built.size,
+        "build_seconds": round(built.seconds, 2),
+    }
+
+
+def _conda_path_available() -> bool:
+    """The conda path needs py-rattler on the host (to solve) and pkgc's conda planner."""
+    return all(importlib.util.find_spec(m) is not None for m in ("rattler", "compiler.plan.conda"))
+
+
+def _record(pkg: ResolvedPackage, plan: ImagePlan, image: str, image_id: str, version: str, workspace: Workspace):
+    package = PackageInfo(
+        image=image,
+        image_id=image_id,
+        mode=pkg.mode.value,
+        model=f"{pkg.model.name}:{pkg.model.version}",
+        model_tree=pkg.model.tree_digest,
+        model_dir=pkg.model_dir,
+        spec=str(pkg.spec_path),
+        port=plan.port,
+    )
+    record = EnvironmentRecord(
+        name=pkg.target_name, version=version, image=image, description=plan.labels["org.opencontainers.image.description"],
+        package=package, tags=pkg.tags,
+    )
+    return workspace.create_environment(record, explicit_version=True)

@@ -1,0 +1,123 @@
+"""Decide the image: builder stage, the final stage's layer order, environment variables and labels.
+
+Layer order (most stable first, so a change rebuilds only what follows it):
+  1. non-root user           never changes
+  2. environment             changes when the lock changes
+  3. runtime (entrypoint, lock file)   changes with pkgc or the lock
+  4. model (copy mode only)  changes with the model version; large, so before the small code layer
+  5. code                    changes most often; last of the file layers
+  6. ENV / LABEL / USER      metadata only, no layer content: last
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from compiler import __version__
+from compiler.environment.strategy import EnvironmentStrategy
+from compiler.fetch.cache import FetchedFiles
+from compiler.lock.types import Lock
+from compiler.plan.types import ContextFile, Copy, EnvironmentBuild, ImagePlan
+from compiler.resolve.types import ResolvedPackage
+from compiler.resources import templates_dir
+from compiler.spec.model import ModelMode
+
+USER, UID = "pkgc", 10001
+PKGC_HOME = "/opt/pkgc"
+VENV_PREFIX = f"{PKGC_HOME}/venv"
+CONDA_PREFIX = f"{PKGC_HOME}/env"
+ENTRYPOINT = f"{PKGC_HOME}/bin/pkgc-entrypoint"
+LOCK_IN_IMAGE = f"{PKGC_HOME}/conda-lock.yml"
+
+
+def _environment(strategy: EnvironmentStrategy, lock: Lock, fetched: FetchedFiles) -> tuple[EnvironmentBuild, list[ContextFile]]:
+    files = [ContextFile(f"pkgc/wheels/{p.filename}", source=fetched.path_of(p)) for p in lock.of("pip")]
+    requirements = "".join(f"{p.pip_line}\n" for p in lock.of("pip"))
+    files.append(ContextFile("pkgc/requirements.lock.txt", data=requirements.encode()))
+    if strategy.kind == "venv":
+        return EnvironmentBuild("venv", VENV_PREFIX, "pkgc/requirements.lock.txt", "pkgc/wheels"), files
+    from compiler.plan.conda import conda_environment
+
+    return conda_environment(lock, fetched, files, CONDA_PREFIX)
+
+
+def _labels(pkg: ResolvedPackage, strategy: EnvironmentStrategy, lock: Lock, port: int, tag: str) -> dict[str, str]:
+    model = pkg.model
+    spec_digest = hashlib.sha256(pkg.spec_path.read_bytes()).hexdigest()
+    return {
+        "org.opencontainers.image.title": pkg.target_name,
+        "org.opencontainers.image.version": tag.rpartition(":")[2],
+        "org.opencontainers.image.description": f"pkgc model package of {model.name}:{model.version} ({pkg.mode.value})",
+        "org.opencontainers.image.base.name": pkg.environment.image if pkg.environment else "",
+        "io.pkgc.version": __version__,
+        "io.pkgc.spec": pkg.spec_path.name,
+        "io.pkgc.spec.digest": f"sha256:{spec_digest}",
+        "io.pkgc.model.name": model.name,
+        "io.pkgc.model.version": model.version,
+        "io.pkgc.model.type": model.type,
+        "io.pkgc.model.tree": f"sha256:{model.tree_digest}",
+        "io.pkgc.model.mode": pkg.mode.value,
+        "io.pkgc.model.dir": pkg.model_dir,
+        "io.pkgc.model.mount": "required-readonly" if pkg.mode is ModelMode.READONLY_MOUNT else "none",
+        "io.pkgc.server": pkg.server.type,
+        "io.pkgc.port": str(port),
+        "io.pkgc.route.health": pkg.server.health_route,
+        "io.pkgc.route.score": pkg.server.score_route,
+        "io.pkgc.environment.strategy": strategy.kind,
+        "io.pkgc.lock.inputs": lock.inputs_hash,
+    }
+
+
+def _env(pkg: ResolvedPackage, port: int) -> dict[str, str]:
+    env = {
+        "AZUREML_MODEL_DIR": pkg.model_dir,
+        "PKGC_MODEL_MODE": pkg.mode.value,
+        "PKGC_MODEL_REF": f"{pkg.model.name}:{pkg.model.version}",
+        "PKGC_PORT": str(port),
+        "PYTHONUNBUFFERED": "1",
+    }
+    if pkg.code is not None:
+        env["AZUREML_ENTRY_SCRIPT"] = pkg.code.container_script
+        env["AML_APP_ROOT"] = pkg.code.container_dir
+    env.update(pkg.environment_variables)
+    return env
+
+
+def plan_image(
+    pkg: ResolvedPackage, strategy: EnvironmentStrategy, lock: Lock, lock_file: ContextFile, fetched: FetchedFiles, tag: str
+) -> ImagePlan:
+    """Turn the resolved, locked package into an ImagePlan; ``tag`` is the image reference to build."""
+    if pkg.environment is None:
+        raise ValueError("a package needs a base image (MLflow packages get a generated one before planning)")
+    environment, files = _environment(strategy, lock, fetched)
+    files.append(lock_file)
+    files.append(ContextFile("pkgc/pkgc-entrypoint", source=templates_dir() / "runtime" / "pkgc-entrypoint.sh", executable=True))
+    copies = [
+        Copy("environment", environment.prefix, environment.prefix, "the locked environment; changes only with the lock", "environment"),
+        Copy("runtime", "pkgc/pkgc-entrypoint", ENTRYPOINT, "start-up checks and the server command"),
+        Copy("runtime", lock_file.dest, LOCK_IN_IMAGE, "the lock travels with the package"),
+    ]
+    if pkg.mode is ModelMode.COPY:
+        root = pkg.model.root_name
+        files.append(ContextFile(f"model/{root}", source=pkg.model.tree_path / root))
+        copies.append(Copy("model", f"model/{root}", f"{pkg.model_dir}/{root}", "model files; before code, which changes more often"))
+    if pkg.code is not None:
+        files.append(ContextFile(f"code/{pkg.code.directory.name}", source=pkg.code.directory))
+        copies.append(Copy("code", f"code/{pkg.code.directory.name}", pkg.code.container_dir, "scoring code changes most: last"))
+    port = pkg.server.default_port
+    custom = pkg.server.type == "custom"
+    return ImagePlan(
+        base_image=pkg.environment.image,
+        environment=environment,
+        copies=tuple(copies),
+        env=_env(pkg, port),
+        labels=_labels(pkg, strategy, lock, port, tag),
+        user=USER,
+        uid=UID,
+        workdir=pkg.code.container_dir if pkg.code else "/var/azureml-app",
+        port=port,
+        entrypoint=None if custom else (ENTRYPOINT,),
+        path_prefix=f"{environment.prefix}/bin",
+        files=tuple(files),
+        tag=tag,
+    )

@@ -1,0 +1,96 @@
+"""Resolve every asset a package spec names; rules that need the model's type are checked here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from compiler.deps.server import AZUREML_ONLINE, InferenceServer, custom_server
+from compiler.errors import ResolveError, SpecError, SpecProblem
+from compiler.options import Options
+from compiler.resolve.environments import resolve_environment
+from compiler.resolve.models import resolve_model
+from compiler.resolve.types import MODELS_ROOT, ResolvedCode, ResolvedModel, ResolvedPackage
+from compiler.spec.load import SpecFile
+from compiler.spec.model import CustomOnlineServer
+from compiler.workspace import Workspace
+
+
+def _server(spec_file: SpecFile) -> InferenceServer:
+    server = spec_file.spec.inferencing_server
+    if isinstance(server, CustomOnlineServer):
+        config = server.inference_configuration
+        scoring = config.scoring_route if config and config.scoring_route else None
+        liveness = config.liveness_route if config and config.liveness_route else None
+        if scoring is None:
+            raise SpecError(
+                spec_file.problem(
+                    ("inferencing_server", "inference_configuration"),
+                    "a custom server needs inference_configuration.scoring_route (port and path)",
+                )
+            )
+        return custom_server(scoring.port, liveness.path if liveness else "/", scoring.path)
+    return AZUREML_ONLINE
+
+
+def _model(spec_file: SpecFile, cli_model: str | None, workspace: Workspace, options: Options) -> ResolvedModel:
+    if cli_model:
+        try:
+            return resolve_model(cli_model, Path.cwd(), workspace, options)
+        except ResolveError as exc:
+            raise ResolveError(f"--model: {exc}") from None
+    if spec_file.spec.model is None:
+        raise SpecError(
+            spec_file.problem(("model",), "no model to package: add 'model:' to the spec or pass --model REF")
+        )
+    try:
+        return resolve_model(spec_file.spec.model, spec_file.base_dir, workspace, options)
+    except ResolveError as exc:
+        raise SpecError(spec_file.problem(("model",), str(exc))) from None
+
+
+def resolve_package(
+    spec_file: SpecFile, cli_model: str | None, workspace: Workspace, options: Options
+) -> ResolvedPackage:
+    """Resolve model, base environment, server and code; the CLI's model wins over the spec's."""
+    spec = spec_file.spec
+    model = _model(spec_file, cli_model, workspace, options)
+    problems: list[SpecProblem] = []
+    if spec.base_environment_source is None and not model.is_mlflow:
+        problems.append(
+            spec_file.problem(("base_environment_source",), "required unless the model is an MLflow model")
+        )
+    if spec.code_configuration is None and spec.inferencing_server.type == "azureml_online" and not model.is_mlflow:
+        problems.append(
+            spec_file.problem(
+                ("inferencing_server", "code_configuration"),
+                "required for azureml_online unless the model is an MLflow model",
+            )
+        )
+    if problems:
+        raise SpecError(problems)
+    environment = None
+    if spec.base_environment_source is not None:
+        try:
+            environment = resolve_environment(spec.base_environment_source.resource_id, workspace, options)
+        except ResolveError as exc:
+            raise SpecError(spec_file.problem(("base_environment_source", "resource_id"), str(exc))) from None
+    code = None
+    if spec.code_configuration is not None:
+        code = ResolvedCode(
+            directory=(spec_file.base_dir / spec.code_configuration.code).resolve(),
+            scoring_script=spec.code_configuration.scoring_script,
+        )
+    model_dir = spec.model_configuration.mount_path or f"{MODELS_ROOT}/{model.name}/{model.version}"
+    return ResolvedPackage(
+        spec_path=spec_file.path,
+        target_name=spec.target_environment,
+        target_version=spec.target_environment_version,
+        mode=spec.mode,
+        model=model,
+        environment=environment,
+        server=_server(spec_file),
+        code=code,
+        model_dir=model_dir,
+        environment_variables=dict(spec.environment_variables),
+        tags=dict(spec.tags),
+    )

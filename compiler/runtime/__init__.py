@@ -1,0 +1,1 @@
+"""Running built packages: start a container (mounting the model when needed), probe, invoke."""

@@ -1,0 +1,172 @@
+"""The workspace on disk: versioned JSON records, content-addressed trees and blobs, atomic writes.
+
+Layout::
+
+    <root>/models/<name>/<version>.json        ModelRecord
+    <root>/environments/<name>/<version>.json  EnvironmentRecord (base environments and packages)
+    <root>/trees/<sha256>/<root name>           model files, read-only
+    <root>/blobs/<sha256>                       conda files, lock files
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import fcntl
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Iterator, TypeVar
+
+from pydantic import BaseModel
+
+from compiler.errors import ResolveError
+from compiler.workspace.records import EnvironmentRecord, ModelRecord
+from compiler.workspace.trees import store_blob, store_tree
+
+R = TypeVar("R", bound=BaseModel)
+VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def _version_key(version: str) -> tuple[int, int | str]:
+    return (1, int(version)) if version.isdigit() else (0, version)
+
+
+class Workspace:
+    """A local stand-in for an Azure ML workspace, rooted at one folder."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    # -- low level --------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _write_record(self, path: Path, record: BaseModel) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".staging-", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(record.model_dump_json(indent=2) + "\n")
+        os.replace(tmp, path)
+
+    def _versions(self, kind: str, name: str) -> list[str]:
+        folder = self.root / kind / name
+        if not folder.is_dir():
+            return []
+        return sorted((p.stem for p in folder.glob("*.json")), key=_version_key)
+
+    def _next_version(self, kind: str, name: str) -> str:
+        numbers = [int(v) for v in self._versions(kind, name) if v.isdigit()]
+        return str(max(numbers, default=0) + 1)
+
+    def _read(self, kind: str, name: str, version: str, cls: type[R]) -> R | None:
+        path = self.root / kind / name / f"{version}.json"
+        if not path.is_file():
+            return None
+        return cls.model_validate_json(path.read_text(encoding="utf-8"))
+
+    def _resolve(self, kind: str, name: str, version: str | None, label: str | None, cls: type[R]) -> R:
+        singular = kind[:-1]
+        if label is not None and label != "latest":
+            raise ResolveError(f"{singular} label '@{label}' is not supported: use @latest or :VERSION")
+        versions = self._versions(kind, name)
+        if not versions:
+            raise ResolveError(f"{singular} '{name}' is not registered in workspace {self.root}")
+        wanted = versions[-1] if version is None else version
+        record = self._read(kind, name, wanted, cls)
+        if record is None:
+            raise ResolveError(
+                f"{singular} '{name}' has no version {wanted} in workspace {self.root} (has {', '.join(versions)})"
+            )
+        return record
+
+    def _check_new(self, kind: str, name: str, version: str | None) -> None:
+        if not VERSION_PATTERN.match(name):
+            raise ResolveError(f"invalid {kind[:-1]} name '{name}'")
+        if version is not None:
+            if not VERSION_PATTERN.match(version):
+                raise ResolveError(f"invalid version '{version}'")
+            if (self.root / kind / name / f"{version}.json").exists():
+                raise ResolveError(f"{kind[:-1]} {name}:{version} already exists; versions are immutable")
+
+    # -- paths ------------------------------------------------------------------------------
+    def tree_path(self, digest: str) -> Path:
+        return self.root / "trees" / digest
+
+    def blob_path(self, digest: str) -> Path:
+        return self.root / "blobs" / digest
+
+    def store_tree(self, source: Path) -> str:
+        return store_tree(source, self.root / "trees")
+
+    def store_blob(self, data: bytes) -> str:
+        return store_blob(data, self.root / "blobs")
+
+    # -- models -----------------------------------------------------------------------------
+    def create_model(
+        self, name: str, path: Path, type_: str = "custom_model", version: str | None = None, description: str = ""
+    ) -> ModelRecord:
+        """Register the file or folder ``path`` as a new version of model ``name``."""
+        if not path.exists():
+            raise ResolveError(f"model path {path} does not exist")
+        self._check_new("models", name, version)
+        digest = self.store_tree(path)
+        with self._locked():
+            self._check_new("models", name, version)
+            record = ModelRecord(
+                name=name,
+                version=version or self._next_version("models", name),
+                type=type_,
+                tree=digest,
+                root_name=path.name,
+                description=description,
+                source=str(path.resolve()),
+                created=_now(),
+            )
+            self._write_record(self.root / "models" / name / f"{record.version}.json", record)
+        return record
+
+    def get_model(self, name: str, version: str | None = None, label: str | None = None) -> ModelRecord:
+        return self._resolve("models", name, version, label, ModelRecord)
+
+    def list_models(self) -> list[ModelRecord]:
+        return [r for r in self._list("models", ModelRecord)]
+
+    # -- environments ---------------------------------------------------------------------------
+    def create_environment(self, record: EnvironmentRecord, explicit_version: bool) -> EnvironmentRecord:
+        """Store ``record``; without an explicit version it gets the next one."""
+        self._check_new("environments", record.name, record.version if explicit_version else None)
+        with self._locked():
+            version = record.version if explicit_version else self._next_version("environments", record.name)
+            self._check_new("environments", record.name, version)
+            record = record.model_copy(update={"version": version, "created": _now()})
+            self._write_record(self.root / "environments" / record.name / f"{version}.json", record)
+        return record
+
+    def get_environment(self, name: str, version: str | None = None, label: str | None = None) -> EnvironmentRecord:
+        return self._resolve("environments", name, version, label, EnvironmentRecord)
+
+    def list_environments(self) -> list[EnvironmentRecord]:
+        return [r for r in self._list("environments", EnvironmentRecord)]
+
+    def _list(self, kind: str, cls: type[R]) -> Iterator[R]:
+        folder = self.root / kind
+        if not folder.is_dir():
+            return
+        for name_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+            for version in self._versions(kind, name_dir.name):
+                record = self._read(kind, name_dir.name, version, cls)
+                if record is not None:
+                    yield record

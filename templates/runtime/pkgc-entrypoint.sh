@@ -1,0 +1,20 @@
+#!/bin/sh
+# pkgc runtime entrypoint: check the model is where the package expects it, pick the port, start
+# the Azure ML inference server. Any arguments replace the server command (for debugging).
+set -eu
+
+if [ "$#" -gt 0 ]; then
+    exec "$@"
+fi
+
+if [ "${PKGC_MODEL_MODE:-copy}" = "readonly_mount" ]; then
+    if [ ! -d "$AZUREML_MODEL_DIR" ] || [ -z "$(ls -A "$AZUREML_MODEL_DIR" 2>/dev/null)" ]; then
+        echo "pkgc: model ${PKGC_MODEL_REF:-?} is not mounted: this package (readonly_mount) expects it read-only at" \
+             "$AZUREML_MODEL_DIR; run it with 'pkgc run IMAGE' or 'docker run -v MODEL_FOLDER:$AZUREML_MODEL_DIR:ro ...'" >&2
+        exit 78
+    fi
+fi
+
+# App Service sets WEBSITES_PORT, many platforms set PORT; otherwise the package's own port.
+port="${WEBSITES_PORT:-${PORT:-${PKGC_PORT:-5001}}}"
+exec azmlinfsrv --entry_script "$AZUREML_ENTRY_SCRIPT" --model_dir "$AZUREML_MODEL_DIR" --port "$port"

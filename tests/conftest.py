@@ -1,0 +1,35 @@
+"""Shared fixtures: a fresh workspace per test, the bundled example, and the real Docker engine."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "sklearn-regression"
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch) -> Path:
+    root = tmp_path / "workspace"
+    monkeypatch.setenv("PKGC_WORKSPACE", str(root))
+    return root
+
+
+@pytest.fixture
+def example(tmp_path) -> Path:
+    """A private copy of the bundled example (tests may write lock files next to the spec)."""
+    target = tmp_path / "example"
+    shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns("*.conda-lock.yml"))
+    return target
+
+
+def run_pkgc(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the real ``pkgc`` command line in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "compiler.cli", *args], capture_output=True, text=True, cwd=cwd, env=env
+    )
