@@ -33,3 +33,12 @@ def run_pkgc(*args: str, cwd: Path | None = None, env: dict | None = None) -> su
     return subprocess.run(
         [sys.executable, "-m", "compiler.cli", *args], capture_output=True, text=True, cwd=cwd, env=env
     )
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true", help="rewrite golden files from the current output")
+
+
+@pytest.fixture
+def update_golden(request) -> bool:
+    return request.config.getoption("--update-golden")

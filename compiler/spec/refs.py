@@ -74,6 +74,6 @@ def parse_ref(text: str, kind: AssetKind) -> AssetRef:
         workspace = m["scope_name"] if m["scope"].lower() == "workspaces" else None
         return AssetRef(kind, m["name"], m["version"], m["label"], registry=registry, workspace=workspace)
     raise RefSyntaxError(
-        f"'{text}' is not a {kind[:-1]} reference: use azureml:NAME:VERSION, azureml:NAME@latest "
+        f"'{text}' is not {'an' if kind == 'environments' else 'a'} {kind[:-1]} reference: use azureml:NAME:VERSION, azureml:NAME@latest "
         "or a long azureml://registries/... id"
     )

@@ -83,6 +83,8 @@ def load_yaml(path: Path, what: str = "file") -> YamlDocument:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         reason = exc.problem or exc.context or "invalid YAML"
+        if exc.context and exc.problem and exc.context_mark and exc.context_mark.line + 1 != line:
+            reason += f" ({exc.context} started on line {exc.context_mark.line + 1})"
         raise SpecError(SpecProblem(path, "", f"invalid YAML: {reason}", line)) from None
     except yaml.YAMLError as exc:
         raise SpecError(SpecProblem(path, "", f"invalid YAML: {exc}")) from None

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Set up a fresh machine for pkgc: a Docker engine (installed and started when none answers),
+# pkgc with its test dependencies, and the offline Debian base image.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/ensure-engine.sh
+python3 -m pip install --quiet --disable-pip-version-check -e ".[test]" 2>&1 | grep -v -e "is ignored" -e "Running pip as the 'root'" || true
+python3 -c "import compiler, docker, rattler" || { echo "setup: pkgc did not install" >&2; exit 1; }
+pkgc base-image build debian-bookworm
