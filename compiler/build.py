@@ -1,36 +1,83 @@
-"""Stage build: render the plan, write the context, and have the engine build it (network off)."""
+"""Stage build: render the plan, write the normalised context, have the engine build it (network off).
+
+The image is content-addressed: the hash of the context bytes and the base image's id names it
+(``<repo>:sha256-<hash>``), so the same spec, lock, model and code reuse the image already built,
+as Azure ML reuses environment images. The version tag is an alias added afterwards.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.engines.base import Engine
+from compiler.errors import BuildError
 from compiler.plan.types import ImagePlan
 from compiler.render import render_dockerfile, write_context
 from compiler.reporter import Reporter
+
+CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
 class BuiltImage:
     image: str
     image_id: str
+    content_tag: str
+    content_hash: str
+    reused: bool
     size: int
     seconds: float
     context_bytes: int
 
 
-def build_image(plan: ImagePlan, engine: Engine, reporter: Reporter, template: Path | None = None) -> BuiltImage:
-    """Build ``plan`` into ``plan.tag``; the engine tags the image only when the build succeeds."""
+def _hash_file(fh, base_image_id: str) -> str:
+    digest = hashlib.sha256(base_image_id.encode() + b"\0")
+    fh.seek(0)
+    while block := fh.read(CHUNK):
+        digest.update(block)
+    fh.seek(0)
+    return digest.hexdigest()
+
+
+def build_image(
+    plan: ImagePlan, engine: Engine, reporter: Reporter, template: Path | None = None, no_cache: bool = False
+) -> BuiltImage:
+    """Build ``plan`` (or reuse the image with the same content hash) and tag it ``plan.tag``.
+
+    ``no_cache`` builds every layer again and never reuses an existing image."""
     dockerfile = render_dockerfile(plan, template)
+    base = engine.image_info(plan.base_image)
+    if base is None:
+        raise BuildError(
+            f"base image {plan.base_image} is not in the engine; build it with 'pkgc base-image build' or load it"
+        )
     started = time.monotonic()
+    repository = plan.tag.rpartition(":")[0]
     with tempfile.TemporaryFile(prefix="pkgc-context-") as context:
         write_context(dockerfile, plan.files, context)
         size = context.tell()
-        context.seek(0)
-        reporter.step(f"building {plan.tag} (context {size / 1e6:.1f} MB, network off)")
-        image_id = engine.build(context, plan.tag, reporter.build_output)
+        content_hash = _hash_file(context, base.id)
+        content_tag = f"{repository}:sha256-{content_hash[:24]}"
+        existing = None if no_cache else engine.image_info(content_tag)
+        if existing is not None:
+            reporter.step(f"reusing {content_tag}: an image with this content hash exists, nothing to build")
+            image_id = existing.id
+        else:
+            reporter.step(f"building {content_tag} (context {size / 1e6:.1f} MB, network off)")
+            image_id = engine.build(context, content_tag, reporter.build_output, no_cache=no_cache)
+    engine.tag(image_id, plan.tag)
     info = engine.image_info(image_id)
-    return BuiltImage(plan.tag, image_id, info.size if info else 0, time.monotonic() - started, size)
+    return BuiltImage(
+        image=plan.tag,
+        image_id=image_id,
+        content_tag=content_tag,
+        content_hash=content_hash,
+        reused=existing is not None,
+        size=info.size if info else 0,
+        seconds=time.monotonic() - started,
+        context_bytes=size,
+    )

@@ -42,6 +42,7 @@ class BuildRequest:
     relock: bool = False
     lock_path: Path | None = None
     template: Path | None = None
+    no_cache: bool = False
 
 
 def lock_path_for(spec_path: Path, explicit: Path | None) -> Path:
@@ -116,9 +117,10 @@ def run_build(
         return "\n".join(plan.layer_summary()) + "\n"
     if request.emit == "dockerfile":
         return render_dockerfile(plan, request.template)
-    built = build_image(plan, engine, reporter, request.template)
+    built = build_image(plan, engine, reporter, request.template, request.no_cache)
     record = _record(pkg, plan, built.image, built.image_id, version, workspace)
-    reporter.step(f"built {built.image} ({built.size / 1e6:.0f} MB) in {built.seconds:.1f} s")
+    verb = "reused" if built.reused else "built"
+    reporter.step(f"{verb} {built.image} = {built.content_tag} ({built.size / 1e6:.0f} MB) in {built.seconds:.1f} s")
     return {
         "image": built.image,
         "image_id": built.image_id,
@@ -132,6 +134,9 @@ def run_build(
         "lock_status": locked.status,
         "target_environment": f"{record.name}:{record.version}",
         "port": plan.port,
+        "content_tag": built.content_tag,
+        "content_hash": built.content_hash,
+        "reused": built.reused,
         "size_bytes": built.size,
         "build_seconds": round(built.seconds, 2),
     }

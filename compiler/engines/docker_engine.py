@@ -53,7 +53,7 @@ class DockerEngine:
             layers=tuple((data.get("RootFS") or {}).get("Layers") or ()),
         )
 
-    def build(self, context: BinaryIO, tag: str, log: LogSink, labels: dict[str, str] | None = None) -> str:
+    def build(self, context: BinaryIO, tag: str, log: LogSink, no_cache: bool = False) -> str:
         """Build the tar ``context`` with the network off; tag only on success; return the image id."""
         image_id = None
         stream = self._api.build(
@@ -64,7 +64,7 @@ class DockerEngine:
             forcerm=True,
             pull=False,
             network_mode="none",
-            labels=labels,
+            nocache=no_cache,
             decode=True,
         )
         try:

@@ -41,12 +41,12 @@ def _environment(strategy: EnvironmentStrategy, lock: Lock, fetched: FetchedFile
     return conda_environment(lock, fetched, files, CONDA_PREFIX)
 
 
-def _labels(pkg: ResolvedPackage, strategy: EnvironmentStrategy, lock: Lock, port: int, tag: str) -> dict[str, str]:
+def _labels(pkg: ResolvedPackage, strategy: EnvironmentStrategy, lock: Lock, port: int) -> dict[str, str]:
+    """OCI and pkgc labels; nothing per-build (no version, no time), so equal inputs give equal images."""
     model = pkg.model
     spec_digest = hashlib.sha256(pkg.spec_path.read_bytes()).hexdigest()
     return {
         "org.opencontainers.image.title": pkg.target_name,
-        "org.opencontainers.image.version": tag.rpartition(":")[2],
         "org.opencontainers.image.description": f"pkgc model package of {model.name}:{model.version} ({pkg.mode.value})",
         "org.opencontainers.image.base.name": pkg.environment.image if pkg.environment else "",
         "io.pkgc.version": __version__,
@@ -111,7 +111,7 @@ def plan_image(
         environment=environment,
         copies=tuple(copies),
         env=_env(pkg, port),
-        labels=_labels(pkg, strategy, lock, port, tag),
+        labels=_labels(pkg, strategy, lock, port),
         user=USER,
         uid=UID,
         workdir=pkg.code.container_dir if pkg.code else "/var/azureml-app",

@@ -52,5 +52,4 @@ LABEL \
       io.pkgc.version="0.1.0" \
       org.opencontainers.image.base.name="pkgc/base-debian-bookworm:latest" \
       org.opencontainers.image.description="pkgc model package of sklearn-regression:3 (readonly_mount)" \
-      org.opencontainers.image.title="golden-pkg" \
-      org.opencontainers.image.version="1"
+      org.opencontainers.image.title="golden-pkg"

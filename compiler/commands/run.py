@@ -1,0 +1,86 @@
+"""``pkgc run`` and ``pkgc invoke``: start a package and talk to it."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from compiler.commands import connect_engine, print_result
+from compiler.errors import PkgcError, SpecError, SpecProblem, VerifyError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="start a package, mounting its model read-only when it expects a mount")
+    p.add_argument("image")
+    p.add_argument("--port", type=int, help="host port (default: the package's port)")
+    p.add_argument("--detach", "-d", action="store_true", help="leave it running and print the container id")
+    p.add_argument("--name")
+    p.add_argument("--model-path", help="model folder to mount instead of the workspace's copy")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the health route")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run)
+
+    p = sub.add_parser("invoke", help="POST a request file to a running package's /score")
+    p.add_argument("--port", type=int, default=5001)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--route", default="/score")
+    p.add_argument("--request-file", required=True)
+    p.add_argument("--timeout", type=float, default=60.0)
+    p.set_defaults(func=invoke)
+
+
+def run(args, options, reporter) -> int:
+    from compiler.runtime.run import start_package, wait_until_ready
+    from compiler.workspace import Workspace
+
+    engine = connect_engine()
+    handle, labels = start_package(
+        engine, args.image, Workspace(options.workspace), host_port=args.port,
+        model_path=Path(args.model_path) if args.model_path else None, name=args.name,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{handle.host_port}"
+    try:
+        seconds = wait_until_ready(engine, handle, labels, args.timeout)
+    except PkgcError:
+        engine.stop(handle.container_id)
+        raise
+    reporter.step(f"{args.image} answers on {url} after {seconds:.1f} s (container {handle.container_id[:12]})")
+    result = {"container": handle.container_id, "url": url, "port": handle.host_port,
+              "score_url": url + labels.score_route, "model_mounted": labels.needs_mount}  # fmt: skip
+    if args.detach:
+        print_result(result, args.json, handle.container_id)
+        return 0
+    try:
+        reporter.step("press Ctrl-C to stop")
+        while engine.container_running(handle.container_id):
+            time.sleep(1)
+        return engine.exit_code(handle.container_id) or 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        engine.stop(handle.container_id)
+
+
+def read_request_file(path: Path) -> bytes:
+    """A JSON request body; a missing or invalid file is bad input (exit 2)."""
+    try:
+        data = path.read_bytes()
+        json.loads(data)
+    except FileNotFoundError:
+        raise SpecError(SpecProblem(path, "", "request file not found")) from None
+    except ValueError as exc:
+        raise SpecError(SpecProblem(path, "", f"request file is not valid JSON: {exc}")) from None
+    return data
+
+
+def invoke(args, options, reporter) -> int:
+    from compiler.runtime.http import request
+
+    data = read_request_file(Path(args.request_file))
+    response = request(f"http://{args.host}:{args.port}{args.route}", data=data, timeout=args.timeout)
+    sys.stdout.write(response.body.decode("utf-8", "replace") + "\n")
+    if response.status != 200:
+        raise VerifyError(f"POST {args.route} answered HTTP {response.status}")
+    return 0
