@@ -19,10 +19,8 @@ def build(args, options, reporter) -> int:
     from compiler.baseimages.build import build_base_image
 
     result = build_base_image(args.name, connect_engine(), reporter.detail)
-    data = {"name": result.name, "image": result.image, "image_id": result.image_id,
-            "python": result.python, "built": result.built}  # fmt: skip
     reporter.step(f"base image {result.image} {'built' if result.built else 'already present'}")
-    print_result(data, args.json, result.image)
+    print_result(result.to_json(), args.json, result.image)
     return 0
 
 

@@ -13,6 +13,12 @@ from compiler.engines.base import ImageInfo, LogSink, Mount, RunHandle
 from compiler.errors import BuildError, EngineUnavailable
 
 
+def _chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
+    with open(path, "rb") as fh:
+        while chunk := fh.read(size):
+            yield chunk
+
+
 class DockerEngine:
     """A connection to one Docker engine; every image build runs with the network off."""
 
@@ -88,8 +94,8 @@ class DockerEngine:
 
     def import_rootfs(self, rootfs_tar: Path, ref: str, changes: list[str]) -> str:
         repository, _, tag = ref.rpartition(":")
-        with open(rootfs_tar, "rb") as fh:
-            out = self._api.import_image_from_stream(fh, repository=repository, tag=tag, changes=changes)
+        # A generator: the SDK sends a chunked body, which a plain file object would not frame.
+        out = self._api.import_image_from_stream(_chunks(rootfs_tar), repository=repository, tag=tag, changes=changes)
         last = {}
         for line in (out.splitlines() if isinstance(out, str) else [out]):
             try:
