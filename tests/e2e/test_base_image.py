@@ -13,20 +13,11 @@ import pytest
 
 from compiler.baseimages import BaseImageResult, build_base_image, load_recipe, recipe_digest
 from compiler.engines import DockerEngine
-from compiler.errors import EngineUnavailable
 
 pytestmark = pytest.mark.engine
 
 NAME = "debian-bookworm"
 MAX_SIZE = 200 * 1000 * 1000
-
-
-@pytest.fixture(scope="module")
-def engine() -> DockerEngine:
-    try:
-        return DockerEngine.connect()
-    except EngineUnavailable as exc:
-        pytest.skip(f"{exc} (scripts/ensure-engine.sh starts one)")
 
 
 @pytest.fixture(scope="module")
