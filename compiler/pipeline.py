@@ -20,6 +20,7 @@ from compiler.engines.base import Engine
 from compiler.environment.strategy import EnvironmentStrategy, choose_strategy
 from compiler.errors import ResolveError
 from compiler.fetch.cache import PackageCache, fetch_lock
+from compiler.mlflow.deps import mlflow_depsets
 from compiler.lock.locker import load_or_lock
 from compiler.options import Options
 from compiler.plan import ContextFile, ImagePlan, plan_image
@@ -43,6 +44,8 @@ class BuildRequest:
     lock_path: Path | None = None
     template: Path | None = None
     no_cache: bool = False
+    base_image: str | None = None
+    python_version: str | None = None
 
 
 def lock_path_for(spec_path: Path, explicit: Path | None) -> Path:
@@ -50,11 +53,15 @@ def lock_path_for(spec_path: Path, explicit: Path | None) -> Path:
     return explicit or spec_path.with_name(f"{spec_path.stem}.conda-lock.yml")
 
 
-def collect_depsets(pkg: ResolvedPackage) -> list[DepSet]:
-    """Every source of dependencies: the base environment's conda file, then the inference server."""
+def collect_depsets(pkg: ResolvedPackage, python_override: str | None = None) -> list[DepSet]:
+    """Every source of dependencies: the base environment's conda file, the MLflow model's own
+    requirements (and what serving it needs), then the inference server."""
     depsets = []
     if pkg.environment and pkg.environment.conda_file:
         depsets.append(parse_conda_file(pkg.environment.conda_file, pkg.environment.conda_label))
+    if pkg.mlflow is not None:
+        label = f"{pkg.model.name}:{pkg.model.version}"
+        depsets.extend(mlflow_depsets(pkg.mlflow, label, python_override))
     depsets.append(pkg.server.depset())
     return depsets
 
@@ -96,9 +103,14 @@ def run_build(
         return json.dumps(spec_file.spec.model_dump(mode="json", by_alias=True), indent=2) + "\n"
     workspace = Workspace(options.workspace)
     reporter.step(f"resolving {spec_file.path.name}")
-    pkg = resolve_package(spec_file, request.model, workspace, options)
+    pkg = resolve_package(spec_file, request.model, workspace, options, request.base_image)
     reporter.detail(f"model {pkg.model.name}:{pkg.model.version} ({pkg.model.type}) from {pkg.model.reference}")
-    merged = merge(collect_depsets(pkg))
+    if pkg.mlflow is not None and request.python_version and request.python_version != pkg.mlflow.python_minor:
+        reporter.warn(
+            f"--python-version {request.python_version} overrides the Python {pkg.mlflow.python_version} "
+            f"recorded in MLflow model {pkg.model.name}:{pkg.model.version}; the model may not load"
+        )
+    merged = merge(collect_depsets(pkg, request.python_version))
     engine = connect()
     facts = base_image_facts(pkg.environment.image, engine)
     strategy = choose_strategy(merged, facts, conda_available=_conda_path_available())

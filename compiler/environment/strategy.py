@@ -57,6 +57,13 @@ def choose_strategy(merged: MergedEnvironment, facts: BaseImageFacts, conda_avai
             ),
             pip=pip_lines,
         )
+    mlflow_python = [r for r in (merged.python.constraints if merged.python else ()) if r.source.kind == "mlflow_model"]
+    if mlflow_python and not conda_only and facts.python:
+        raise StrategyError(
+            f"{mlflow_python[0].source} records Python {mlflow_python[0].specifier.strip('=.*')} but base image "
+            f"{facts.image} provides Python {facts.python}: choose a base image with that Python (--base-image) "
+            f"or override with --python-version {facts.python}"
+        )
     if conda_only:
         why = f"conda packages {', '.join(conda_only)} need a conda environment"
     elif not facts.python:

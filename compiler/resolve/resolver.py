@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from compiler.deps.server import AZUREML_ONLINE, InferenceServer, custom_server
@@ -9,10 +10,14 @@ from compiler.errors import ResolveError, SpecError, SpecProblem
 from compiler.options import Options
 from compiler.resolve.environments import resolve_environment
 from compiler.resolve.models import resolve_model
-from compiler.resolve.types import MODELS_ROOT, ResolvedCode, ResolvedModel, ResolvedPackage
+from compiler.mlflow.mlmodel import MLflowModel, read_mlflow_model
+from compiler.mlflow.scoring import generate_scoring
+from compiler.resolve.types import MODELS_ROOT, ResolvedCode, ResolvedEnvironment, ResolvedModel, ResolvedPackage
 from compiler.spec.load import SpecFile
 from compiler.spec.model import CustomOnlineServer
 from compiler.workspace import Workspace
+
+DEFAULT_MLFLOW_BASE_IMAGE = "pkgc/base-debian-bookworm:latest"
 
 
 def _server(spec_file: SpecFile) -> InferenceServer:
@@ -48,10 +53,27 @@ def _model(spec_file: SpecFile, cli_model: str | None, workspace: Workspace, opt
         raise SpecError(spec_file.problem(("model",), str(exc))) from None
 
 
+def _mlflow_defaults(
+    model: ResolvedModel, environment: ResolvedEnvironment | None, code: ResolvedCode | None, options: Options,
+    base_image: str | None, server: InferenceServer,
+) -> tuple[MLflowModel, ResolvedEnvironment, ResolvedCode | None]:
+    """An MLflow model brings its own dependencies: generate what the spec leaves out."""
+    mlflow_model = read_mlflow_model(model.tree_path / model.root_name)
+    if environment is None:
+        image = base_image or options.mlflow_base_image or DEFAULT_MLFLOW_BASE_IMAGE
+        environment = ResolvedEnvironment("mlflow-generated", "1", image, None, "")
+    if code is None and server.type == "azureml_online":
+        code = generate_scoring(mlflow_model, model.root_name, options.cache_dir)
+    return mlflow_model, environment, code
+
+
 def resolve_package(
-    spec_file: SpecFile, cli_model: str | None, workspace: Workspace, options: Options
+    spec_file: SpecFile, cli_model: str | None, workspace: Workspace, options: Options, base_image: str | None = None
 ) -> ResolvedPackage:
-    """Resolve model, base environment, server and code; the CLI's model wins over the spec's."""
+    """Resolve model, base environment, server and code; the CLI's model wins over the spec's.
+
+    ``base_image`` (``--base-image``) replaces the base environment's image, or the default image
+    of an MLflow package."""
     spec = spec_file.spec
     model = _model(spec_file, cli_model, workspace, options)
     problems: list[SpecProblem] = []
@@ -80,6 +102,12 @@ def resolve_package(
             directory=(spec_file.base_dir / spec.code_configuration.code).resolve(),
             scoring_script=spec.code_configuration.scoring_script,
         )
+    server = _server(spec_file)
+    mlflow_model = None
+    if model.is_mlflow:
+        mlflow_model, environment, code = _mlflow_defaults(model, environment, code, options, base_image, server)
+    elif base_image and environment:
+        environment = replace(environment, image=base_image)
     model_dir = spec.model_configuration.mount_path or f"{MODELS_ROOT}/{model.name}/{model.version}"
     return ResolvedPackage(
         spec_path=spec_file.path,
@@ -88,9 +116,10 @@ def resolve_package(
         mode=spec.mode,
         model=model,
         environment=environment,
-        server=_server(spec_file),
+        server=server,
         code=code,
         model_dir=model_dir,
         environment_variables=dict(spec.environment_variables),
         tags=dict(spec.tags),
+        mlflow=mlflow_model,
     )

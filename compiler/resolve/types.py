@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from compiler.deps.server import InferenceServer
+from compiler.mlflow.mlmodel import MLflowModel
 from compiler.spec.model import ModelMode
 
 MODELS_ROOT = "/var/azureml-app/azureml-models"
@@ -77,3 +78,4 @@ class ResolvedPackage:
     model_dir: str
     environment_variables: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    mlflow: MLflowModel | None = None

@@ -1,0 +1,87 @@
+"""Generate the scoring code folder of an MLflow package: score.py, its settings, and swagger
+documents whose input schema reflects the model signature."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from compiler.mlflow.mlmodel import MLflowModel
+from compiler.resolve.types import ResolvedCode
+from compiler.resources import templates_dir
+
+FOLDER = "mlflow_scoring"
+_TYPES = {
+    "double": ("number", "double"), "float": ("number", "float"), "long": ("integer", "int64"),
+    "integer": ("integer", "int32"), "boolean": ("boolean", None), "string": ("string", None),
+    "binary": ("string", "binary"), "datetime": ("string", "date-time"),
+}  # fmt: skip
+
+
+def input_schema(model: MLflowModel) -> dict:
+    """The JSON schema of {"input_data": {"columns", "index", "data"}} for the signature's columns."""
+    if not model.signature_inputs:
+        return {"type": "object", "example": {}}
+    columns = [c.get("name", f"col{i}") for i, c in enumerate(model.signature_inputs)]
+    items = []
+    for column in model.signature_inputs:
+        kind, fmt = _TYPES.get(column.get("type", ""), ("string", None))
+        items.append({"type": kind, **({"format": fmt} if fmt else {})})
+    row = {"type": "array", "items": items, "minItems": len(items), "maxItems": len(items)}
+    return {
+        "type": "object",
+        "required": ["input_data"],
+        "properties": {
+            "input_data": {
+                "type": "object",
+                "required": ["data"],
+                "properties": {
+                    "columns": {"type": "array", "items": {"type": "string", "enum": columns}, "example": columns},
+                    "index": {"type": "array", "items": {"type": "integer"}},
+                    "data": {"type": "array", "items": row},
+                },
+            }
+        },
+    }
+
+
+def _swagger(version: str, schema: dict) -> dict:
+    output = {"type": "array", "items": {}}
+    paths = {"/score": {"post": {"summary": "Score the MLflow model", "operationId": "RunMLService"}}}
+    if version == "2":
+        return {"swagger": "2.0", "info": {"title": "pkgc MLflow package", "version": "1.0"}, "paths": paths,
+                "definitions": {"ServiceInput": schema, "ServiceOutput": output}}  # fmt: skip
+    return {"openapi": "3.0.1", "info": {"title": "pkgc MLflow package", "version": "1.0"}, "paths": paths,
+            "components": {"schemas": {"ServiceInput": schema, "ServiceOutput": output}}}  # fmt: skip
+
+
+def generated_files(model: MLflowModel, model_subdir: str) -> dict[str, bytes]:
+    schema = input_schema(model)
+    return {
+        "score.py": (templates_dir() / "mlflow" / "score.py").read_bytes(),
+        "pkgc_mlflow.json": json.dumps({"model_subdir": model_subdir}, indent=2).encode() + b"\n",
+        "swagger2.json": json.dumps(_swagger("2", schema), indent=2).encode() + b"\n",
+        "swagger3.json": json.dumps(_swagger("3", schema), indent=2).encode() + b"\n",
+    }
+
+
+def generate_scoring(model: MLflowModel, model_subdir: str, cache_dir: Path) -> ResolvedCode:
+    """Write the scoring folder content-addressed under ``cache_dir``; the same model gives the same folder."""
+    files = generated_files(model, model_subdir)
+    digest = hashlib.sha256(b"".join(name.encode() + b"\0" + data for name, data in sorted(files.items())))
+    final = cache_dir / "generated" / digest.hexdigest()[:32]
+    if not final.exists():
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=final.parent))
+        (staging / FOLDER).mkdir()
+        for name, data in files.items():
+            (staging / FOLDER / name).write_bytes(data)
+        try:
+            os.rename(staging, final)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+    return ResolvedCode(directory=final / FOLDER, scoring_script="score.py")
