@@ -12,12 +12,12 @@ import sys
 from pathlib import Path
 
 from compiler import __version__
-from compiler.commands import assets, baseimage, build, run
+from compiler.commands import assets, baseimage, build, lock, run, verify
 from compiler.errors import PkgcError
 from compiler.options import load_options
 from compiler.reporter import Reporter
 
-COMMAND_MODULES = (build, assets, baseimage, run)
+COMMAND_MODULES = (build, lock, assets, baseimage, run, verify)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -32,7 +32,7 @@ from compiler.spec import load_package_spec
 from compiler.workspace import EnvironmentRecord, Workspace
 from compiler.workspace.records import PackageInfo
 
-Emit = Literal["spec", "deps", "plan", "dockerfile"]
+Emit = Literal["spec", "deps", "lock", "plan", "dockerfile"]
 
 
 @dataclass(frozen=True)
@@ -120,6 +120,14 @@ def run_build(
     lock_path = lock_path_for(spec_file.path, request.lock_path)
     locked = load_or_lock(strategy, lock_path, request.relock, [spec_file.path.name])
     reporter.step(f"lock {locked.status}: {lock_path} ({len(locked.lock.packages)} packages)")
+    if request.emit == "lock":
+        return {
+            "lock_file": str(lock_path),
+            "lock_status": locked.status,
+            "environment_strategy": strategy.kind,
+            "python": strategy.python,
+            "packages": [f"{p.manager}:{p.name}=={p.version}" for p in locked.lock.packages],
+        }
     fetched = fetch_lock(locked.lock, PackageCache(options.cache_dir), reporter.detail)
     version = _target_version(pkg, workspace)
     tag = f"{image_repository(pkg.target_name)}:{version}"

@@ -92,19 +92,19 @@ def test_model_bytes_only_in_the_copy_image(readonly_package, copy_package, engi
     assert labels["io.pkgc.model.name"] == "sklearn-regression" and labels["io.pkgc.model.version"] == "1"
 
 
+def _pem_bodies(text: str) -> set[bytes]:
+    pattern = r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----"
+    return {re.sub(r"\s+", "", m).encode() for m in re.findall(pattern, text, re.S)}
+
+
 def _local_ca_bodies() -> list[bytes]:
-    """Base64 bodies of the CA certificates this host trusts beyond the public set (the proxy's CA)."""
-    import certifi
-
-    def bodies(text: str) -> set[bytes]:
-        return {
-            re.sub(r"\s+", "", m).encode()
-            for m in re.findall(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", text, re.S)
-        }
-
-    host_bundle = Path(ssl.get_default_verify_paths().cafile or "/etc/ssl/certs/ca-certificates.crt")
-    host = bodies(host_bundle.read_text()) if host_bundle.is_file() else set()
-    return sorted(host - bodies(Path(certifi.where()).read_text()))
+    """CA certificates this host trusts beyond Debian's public set: the TLS proxy's (or a company's) CA."""
+    bundle = Path(ssl.get_default_verify_paths().cafile or "/etc/ssl/certs/ca-certificates.crt")
+    host = _pem_bodies(bundle.read_text()) if bundle.is_file() else set()
+    public: set[bytes] = set()
+    for crt in Path("/usr/share/ca-certificates").rglob("*.crt"):
+        public |= _pem_bodies(crt.read_text())
+    return sorted(host - public)
 
 
 def test_no_ca_pip_config_or_credentials_in_any_layer_or_history(readonly_package, copy_package, engine):

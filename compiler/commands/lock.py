@@ -1,0 +1,36 @@
+"""``pkgc lock``: resolve the merged environment and write its lock file (conda-lock format)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from compiler.commands import connect_engine, print_result
+
+
+def register(sub) -> None:
+    p = sub.add_parser("lock", help="write the lock file of a package's merged environment")
+    p.add_argument("spec")
+    p.add_argument("--model", help="model reference or path; wins over the spec's 'model:'")
+    p.add_argument("--lock-file", help="lock file (default: <spec>.conda-lock.yml beside the spec)")
+    p.add_argument("--check", action="store_true", help="only check that the existing lock matches (exit 2 if not)")
+    p.add_argument("--base-image", help="replace the base image (or an MLflow package's default one)")
+    p.add_argument("--python-version", help="override the Python an MLflow model records (X.Y)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args, options, reporter) -> int:
+    from compiler.errors import LockError
+    from compiler.pipeline import BuildRequest, lock_path_for, run_build
+
+    lock_path = lock_path_for(Path(args.spec).resolve(), Path(args.lock_file) if args.lock_file else None)
+    if args.check and not lock_path.exists():
+        raise LockError(f"{lock_path}: no lock file to check; write one with 'pkgc lock {args.spec}'")
+    request = BuildRequest(
+        spec_path=Path(args.spec), model=args.model, emit="lock", relock=not args.check,
+        lock_path=Path(args.lock_file) if args.lock_file else None,
+        base_image=args.base_image, python_version=args.python_version,
+    )  # fmt: skip
+    result = run_build(request, options, connect_engine, reporter)
+    print_result(result, args.json, result["lock_file"])
+    return 0

@@ -1,0 +1,92 @@
+"""Locked, reproducible, cache-friendly builds: lock files, stale locks, the hash-checked cache,
+content-addressed reuse, and which layers a model change touches."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from conda_lock.lockfile import parse_conda_lock_file
+
+from tests.conftest import EXAMPLE, run_pkgc
+
+pytestmark = pytest.mark.engine
+
+
+@pytest.fixture
+def private_example(tmp_path) -> Path:
+    target = tmp_path / "example"
+    shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns("*.conda-lock.yml", "__pycache__"))
+    return target
+
+
+def test_lock_file_is_conda_lock_format_with_hashes(private_example, registered, session_env):
+    spec = private_example / "package-moe.yml"
+    proc = run_pkgc("lock", str(spec), "--model", registered["model"], "--json", env=session_env)
+    assert proc.returncode == 0, proc.stderr
+    lock_path = Path(json.loads(proc.stdout)["lock_file"])
+    assert lock_path == private_example / "package-moe.conda-lock.yml"
+    lockfile = parse_conda_lock_file(lock_path)  # conda-lock's own reader
+    packages = {p.name.lower(): p for p in lockfile.package}
+    assert packages["azureml-inference-server-http"].version == "1.5.1"
+    assert packages["scikit-learn"].version == "1.9.1"
+    assert all(p.manager == "pip" and len(p.hash.sha256) == 64 for p in lockfile.package)
+    check = run_pkgc("lock", str(spec), "--model", registered["model"], "--check", env=session_env)
+    assert check.returncode == 0, check.stderr
+
+
+def test_stale_lock_is_detected_and_relock_fixes_it(private_example, registered, session_env):
+    spec = private_example / "package-moe.yml"
+    assert run_pkgc("lock", str(spec), "--model", registered["model"], env=session_env).returncode == 0
+    conda = private_example / "environment" / "conda.yaml"
+    conda.write_text(conda.read_text().replace("joblib==1.6.0", "joblib==1.6.0\n      - six==1.17.0"))
+    env_file = private_example / "environment" / "sklearn-regression-env.yml"
+    assert run_pkgc("environment", "create", "--file", str(env_file), env=session_env).returncode == 0
+    proc = run_pkgc("build", str(spec), "--model", registered["model"], "--emit", "plan", env=session_env)
+    assert proc.returncode == 2
+    assert "the lock no longer matches the spec" in proc.stderr and "--relock" in proc.stderr
+    assert run_pkgc("lock", str(spec), "--model", registered["model"], "--check", env=session_env).returncode == 2
+    relocked = run_pkgc("build", str(spec), "--model", registered["model"], "--relock", "--emit", "plan", env=session_env)
+    assert relocked.returncode == 0, relocked.stderr
+    assert "six" in (private_example / "package-moe.conda-lock.yml").read_text()
+
+
+def test_tampered_package_in_the_cache_is_refused(private_example, registered, session_env, copy_package, tmp_path):
+    shared = Path(os.environ.get("PKGC_CACHE_DIR", Path.home() / ".cache" / "pkgc"))
+    cache = tmp_path / "cache"
+    shutil.copytree(shared, cache, copy_function=os.link)  # hard links: the shared cache stays intact
+    wheel = next((cache / "files").rglob("joblib-1.6.0-*.whl"))
+    wheel.unlink()
+    wheel.write_bytes(b"not the wheel the lock pinned")
+    env = dict(session_env, PKGC_CACHE_DIR=str(cache))
+    proc = run_pkgc("build", str(private_example / "package-azure-app.yml"), "--model", registered["model"], env=env)
+    assert proc.returncode == 3
+    assert "is corrupt or tampered" in proc.stderr and "joblib-1.6.0" in proc.stderr
+
+
+def test_same_inputs_give_the_same_context_hash_and_image(private_example, registered, session_env, copy_package):
+    proc = run_pkgc("build", str(private_example / "package-azure-app.yml"), "--model", registered["model"], "--json", env=session_env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    again = json.loads(proc.stdout)
+    assert again["content_hash"] == copy_package["content_hash"]  # another folder, same bytes
+    assert again["reused"] is True and again["image_id"] == copy_package["image_id"]
+
+
+def test_model_change_touches_only_the_model_layer_and_later(private_example, session_env, copy_package, engine):
+    model = private_example / "model" / "sklearn_regression_model.pkl"
+    model.write_bytes(model.read_bytes() + b"\0")  # one byte more; pickle ignores it
+    created = run_pkgc("-q", "model", "create", "--name", "sklearn-regression", "--path", str(model.parent), env=session_env)
+    assert created.returncode == 0, created.stderr
+    # same model name and version path as the session build, so only the model bytes differ
+    spec = private_example / "package-azure-app.yml"
+    proc = run_pkgc("build", str(spec), "--model", created.stdout.strip(), "--json", env=session_env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    before = engine.image_info(copy_package["image_id"]).layers
+    after = engine.image_info(json.loads(proc.stdout)["image_id"]).layers
+    assert len(before) == len(after)
+    changed = [i for i, (a, b) in enumerate(zip(before, after)) if a != b]
+    model_layer = len(before) - 2  # ... environment, entrypoint, lock, model, code
+    assert changed == [model_layer]  # the code layer's bytes are equal, so even it is the same layer
