@@ -1,0 +1,90 @@
+"""Resolve stage: model precedence, local models, registries, and the plan's model layout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from compiler.errors import SpecError
+from compiler.options import load_options
+from compiler.resolve import resolve_package
+from compiler.spec import load_package_spec
+from compiler.workspace import Workspace
+from tests.conftest import run_pkgc
+
+SPEC = """\
+base_environment_source: {type: environment_asset, resource_id: "azureml:env@latest"}
+target_environment_name: pkg
+inferencing_server:
+  type: azureml_online
+  code_configuration: {code: src, entry_script: score.py}
+"""
+
+
+@pytest.fixture
+def setup(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "score.py").write_text("def init(): pass\n")
+    (tmp_path / "weights.pkl").write_bytes(b"spec model")
+    (tmp_path / "conda.yaml").write_text("dependencies: [python=3.11, pip]\n")
+    (tmp_path / "env.yml").write_text("name: env\nimage: pkgc/base-debian-bookworm:latest\nconda_file: conda.yaml\n")
+    ws = Workspace(tmp_path / "ws")
+    from compiler.workspace.envfile import create_environment_from_file
+
+    create_environment_from_file(tmp_path / "env.yml", ws)
+    folder = tmp_path / "models" / "model_1" / "v1"
+    folder.mkdir(parents=True)
+    (folder / "sample_m1.pkl").write_bytes(b"registered")
+    ws.create_model("multi", tmp_path / "models")
+    return tmp_path, ws
+
+
+def test_cli_model_wins_over_the_spec(setup):
+    tmp_path, ws = setup
+    (tmp_path / "package.yml").write_text(SPEC + "model: {path: weights.pkl, name: spec-model}\n")
+    spec = load_package_spec(tmp_path / "package.yml")
+    options = load_options(str(ws.root), tmp_path, environ={})
+    from_spec = resolve_package(spec, None, ws, options)
+    assert (from_spec.model.name, from_spec.model.root_name) == ("spec-model", "weights.pkl")
+    from_cli = resolve_package(spec, "azureml:multi:1", ws, options)
+    assert (from_cli.model.name, from_cli.model.version) == ("multi", "1")
+    assert (from_cli.model.tree_path / "models" / "model_1" / "v1" / "sample_m1.pkl").read_bytes() == b"registered"
+    assert from_cli.model_dir == "/var/azureml-app/azureml-models/multi/1"
+
+
+def test_unknown_model_reference_names_the_key(setup):
+    tmp_path, ws = setup
+    (tmp_path / "package.yml").write_text(SPEC + "model: azureml:ghost@latest\n")
+    spec = load_package_spec(tmp_path / "package.yml")
+    with pytest.raises(SpecError) as err:
+        resolve_package(spec, None, ws, load_options(str(ws.root), tmp_path, environ={}))
+    assert f"{tmp_path / 'package.yml'}:6: model: model 'ghost' is not registered" in str(err.value)
+
+
+def test_registry_from_pkgc_toml(setup, tmp_path_factory):
+    tmp_path, ws = setup
+    registry = Workspace(tmp_path_factory.mktemp("registry"))
+    registry.create_model("shared", tmp_path / "weights.pkl")
+    (tmp_path / "pkgc.toml").write_text(f'[registries]\ncorp = "{registry.root}"\n')
+    (tmp_path / "package.yml").write_text(SPEC + "model: azureml://registries/corp/models/shared/versions/1\n")
+    spec = load_package_spec(tmp_path / "package.yml")
+    pkg = resolve_package(spec, None, ws, load_options(str(ws.root), tmp_path, environ={}))
+    assert (pkg.model.name, pkg.model.root_name) == ("shared", "weights.pkl")
+
+
+def test_mount_path_overrides_the_model_dir(setup):
+    tmp_path, ws = setup
+    (tmp_path / "package.yml").write_text(SPEC + "model_configuration: {mode: readonly_mount, mount_path: /models/m}\n")
+    spec = load_package_spec(tmp_path / "package.yml")
+    pkg = resolve_package(spec, "azureml:multi:1", ws, load_options(str(ws.root), tmp_path, environ={}))
+    assert pkg.model_dir == "/models/m"
+
+
+def test_schema_command_prints_the_spec_schema():
+    proc = run_pkgc("schema")
+    assert proc.returncode == 0
+    schema = json.loads(proc.stdout)
+    assert "target_environment" in schema["properties"] and "$schema" in schema["properties"]
+    assert schema["additionalProperties"] is False
