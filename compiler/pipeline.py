@@ -128,11 +128,12 @@ def run_build(
             "python": strategy.python,
             "packages": [f"{p.manager}:{p.name}=={p.version}" for p in locked.lock.packages],
         }
-    fetched = fetch_lock(locked.lock, PackageCache(options.cache_dir), reporter.detail)
+    cache = PackageCache(options.cache_dir)
+    fetched = fetch_lock(locked.lock, cache, reporter.detail)
     version = _target_version(pkg, workspace)
     tag = f"{image_repository(pkg.target_name)}:{version}"
     lock_file = ContextFile("pkgc/conda-lock.yml", source=lock_path)
-    plan = plan_image(pkg, strategy, locked.lock, lock_file, fetched, tag)
+    plan = plan_image(pkg, strategy, locked.lock, lock_file, fetched, tag, cache)
     if request.emit == "plan":
         return "\n".join(plan.layer_summary()) + "\n"
     if request.emit == "dockerfile":

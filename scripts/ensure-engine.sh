@@ -33,9 +33,13 @@ dockerd_running() {
   [ -n "$pid" ] && [ -d "/proc/$pid" ]
 }
 
-# mmdebstrap builds the offline base image; needed whether or not docker already answers.
+# mmdebstrap builds the offline base image; skopeo writes OCI outputs and pushes (pkgc build
+# --output/--push); docker-registry is the loopback registry the push tests start. Needed whether
+# or not docker already answers.
 missing=()
 command -v mmdebstrap >/dev/null 2>&1 || missing+=(mmdebstrap)
+command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 
 started=""
 if ! engine_answers; then
@@ -69,7 +73,9 @@ fi
 if [ "${#missing[@]}" -gt 0 ]; then
   apt_install "${missing[@]}"
 fi
-command -v mmdebstrap >/dev/null 2>&1 || die "mmdebstrap still missing after installing it"
+for tool in mmdebstrap skopeo docker-registry; do
+  command -v "$tool" >/dev/null 2>&1 || die "$tool still missing after installing it"
+done
 
 version="$(docker version --format '{{.Server.Version}}' 2>/dev/null || echo unknown)"
 echo "engine ready: docker ${version}, $(mmdebstrap --version 2>/dev/null | head -n1)${started}"

@@ -28,6 +28,7 @@ def register(sub) -> None:
     p.add_argument("--route", default="/score")
     p.add_argument("--request-file", required=True)
     p.add_argument("--timeout", type=float, default=60.0)
+    p.add_argument("--json", action="store_true", help="print {status, response} as one JSON object")
     p.set_defaults(func=invoke)
 
 
@@ -80,7 +81,15 @@ def invoke(args, options, reporter) -> int:
 
     data = read_request_file(Path(args.request_file))
     response = request(f"http://{args.host}:{args.port}{args.route}", data=data, timeout=args.timeout)
-    sys.stdout.write(response.body.decode("utf-8", "replace") + "\n")
+    text = response.body.decode("utf-8", "replace")
+    if args.json:
+        try:
+            body = json.loads(text)
+        except ValueError:
+            body = text
+        print(json.dumps({"status": response.status, "response": body}))
+    else:
+        sys.stdout.write(text + "\n")
     if response.status != 200:
         raise VerifyError(f"POST {args.route} answered HTTP {response.status}")
     return 0

@@ -82,7 +82,7 @@ def parse_conda(text: str, source: Source) -> Requirement:
         spec = "=" + pieces[0]  # drop the build string
     specifier = conda_to_pip_specifier(spec)
     return Requirement(
-        name=normalize(match["name"]),
+        name=match["name"].lower(),  # conda names are not PEP 503 names: keep '_' (e.g. _libgcc_mutex)
         manager="conda",
         specifier=specifier,
         raw=text,

@@ -15,7 +15,7 @@ import hashlib
 
 from compiler import __version__
 from compiler.environment.strategy import EnvironmentStrategy
-from compiler.fetch.cache import FetchedFiles
+from compiler.fetch.cache import FetchedFiles, PackageCache
 from compiler.lock.types import Lock
 from compiler.plan.types import ContextFile, Copy, EnvironmentBuild, ImagePlan
 from compiler.resolve.types import ResolvedPackage
@@ -30,15 +30,19 @@ ENTRYPOINT = f"{PKGC_HOME}/bin/pkgc-entrypoint"
 LOCK_IN_IMAGE = f"{PKGC_HOME}/conda-lock.yml"
 
 
-def _environment(strategy: EnvironmentStrategy, lock: Lock, fetched: FetchedFiles) -> tuple[EnvironmentBuild, list[ContextFile]]:
-    files = [ContextFile(f"pkgc/wheels/{p.filename}", source=fetched.path_of(p)) for p in lock.of("pip")]
-    requirements = "".join(f"{p.pip_line}\n" for p in lock.of("pip"))
+def _environment(
+    strategy: EnvironmentStrategy, lock: Lock, fetched: FetchedFiles, cache: PackageCache | None
+) -> tuple[EnvironmentBuild, list[ContextFile]]:
+    # One order whether the lock was just made or read back (conda-lock sorts case-sensitively).
+    pip = sorted(lock.of("pip"), key=lambda p: (p.name.lower(), p.filename))
+    files = [ContextFile(f"pkgc/wheels/{p.filename}", source=fetched.path_of(p)) for p in pip]
+    requirements = "".join(f"{p.pip_line}\n" for p in pip)
     files.append(ContextFile("pkgc/requirements.lock.txt", data=requirements.encode()))
     if strategy.kind == "venv":
         return EnvironmentBuild("venv", VENV_PREFIX, "pkgc/requirements.lock.txt", "pkgc/wheels"), files
     from compiler.plan.conda import conda_environment
 
-    return conda_environment(lock, fetched, files, CONDA_PREFIX)
+    return conda_environment(lock, fetched, files, CONDA_PREFIX, cache=cache)
 
 
 def _labels(pkg: ResolvedPackage, strategy: EnvironmentStrategy, lock: Lock, port: int) -> dict[str, str]:
@@ -84,12 +88,18 @@ def _env(pkg: ResolvedPackage, port: int) -> dict[str, str]:
 
 
 def plan_image(
-    pkg: ResolvedPackage, strategy: EnvironmentStrategy, lock: Lock, lock_file: ContextFile, fetched: FetchedFiles, tag: str
+    pkg: ResolvedPackage,
+    strategy: EnvironmentStrategy,
+    lock: Lock,
+    lock_file: ContextFile,
+    fetched: FetchedFiles,
+    tag: str,
+    cache: PackageCache | None = None,
 ) -> ImagePlan:
     """Turn the resolved, locked package into an ImagePlan; ``tag`` is the image reference to build."""
     if pkg.environment is None:
         raise ValueError("a package needs a base image (MLflow packages get a generated one before planning)")
-    environment, files = _environment(strategy, lock, fetched)
+    environment, files = _environment(strategy, lock, fetched, cache)
     files.append(lock_file)
     files.append(ContextFile("pkgc/pkgc-entrypoint", source=templates_dir() / "runtime" / "pkgc-entrypoint.sh", executable=True))
     copies = [

@@ -82,5 +82,7 @@ def wait_until_ready(engine: Engine, handle: RunHandle, labels: PackageLabels, t
     try:
         return wait_ready(url, timeout, lambda: engine.container_running(handle.container_id))
     except VerifyError as exc:
+        code = engine.exit_code(handle.container_id)
+        reason = f"the package exited with code {code} before {labels.health_route} answered" if code is not None else str(exc)
         tail = " | ".join(engine.logs(handle.container_id).strip().splitlines()[-5:])
-        raise VerifyError(f"{exc}; container log: {tail}") from None
+        raise VerifyError(f"{reason}; container log: {tail}") from None

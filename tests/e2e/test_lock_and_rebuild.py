@@ -75,18 +75,22 @@ def test_same_inputs_give_the_same_context_hash_and_image(private_example, regis
     assert again["reused"] is True and again["image_id"] == copy_package["image_id"]
 
 
-def test_model_change_touches_only_the_model_layer_and_later(private_example, session_env, copy_package, engine):
+def test_model_change_touches_only_the_model_layer_and_later(private_example, registered, session_env, engine):
+    spec = private_example / "package-azure-app.yml"  # its own name: no other test tags or loads this image
+    spec.write_text(spec.read_text().replace("sklearn-regression-docker-pkg", "layer-order-pkg"))
+
+    def build(model_ref: str) -> tuple[str, ...]:
+        proc = run_pkgc("build", str(spec), "--model", model_ref, "--json", env=session_env)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return engine.image_info(json.loads(proc.stdout)["image_id"]).layers
+
+    before = build(registered["model"])
     model = private_example / "model" / "sklearn_regression_model.pkl"
     model.write_bytes(model.read_bytes() + b"\0")  # one byte more; pickle ignores it
     created = run_pkgc("-q", "model", "create", "--name", "sklearn-regression", "--path", str(model.parent), env=session_env)
     assert created.returncode == 0, created.stderr
-    # same model name and version path as the session build, so only the model bytes differ
-    spec = private_example / "package-azure-app.yml"
-    proc = run_pkgc("build", str(spec), "--model", created.stdout.strip(), "--json", env=session_env)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    before = engine.image_info(copy_package["image_id"]).layers
-    after = engine.image_info(json.loads(proc.stdout)["image_id"]).layers
+    after = build(created.stdout.strip())
     assert len(before) == len(after)
     changed = [i for i, (a, b) in enumerate(zip(before, after)) if a != b]
     model_layer = len(before) - 2  # ... environment, entrypoint, lock, model, code
-    assert changed == [model_layer]  # the code layer's bytes are equal, so even it is the same layer
+    assert changed == list(range(model_layer, len(after)))  # the model layer and what follows it, nothing before

@@ -1,0 +1,67 @@
+"""``pkgc verify IMAGE``: start a package, check its health route and a scoring request, clean up.
+
+Exit codes: 0 passed, 2 bad input (request/expect file, unknown image, model not in the
+workspace), 4 verification failed (with the reason and the container's last log lines), 5 no engine.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from compiler.commands import connect_engine, print_result
+from compiler.commands.run import read_request_file
+from compiler.errors import SpecError, SpecProblem
+from compiler.runtime.verify import Expected, VerifyRequest
+
+
+def register(sub) -> None:
+    p = sub.add_parser("verify", help="smoke-test a package image: health route, one scoring request, cleanup")
+    p.add_argument("image")
+    add_verify_arguments(p)
+    p.add_argument("--model-path", help="model folder to mount instead of the workspace's copy")
+    p.add_argument("--no-model-mount", action="store_true", help="start a readonly_mount package without its model")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.set_defaults(func=run)
+
+
+def add_verify_arguments(parser, timeout_flag: str = "--timeout") -> None:
+    """The options ``pkgc verify`` and ``pkgc build --verify`` share."""
+    parser.add_argument("--request-file", help="JSON body to POST to the score route (default: health route only)")
+    parser.add_argument("--expect", help="JSON file the response must equal (numbers within --rel-tol)")
+    parser.add_argument("--rel-tol", type=float, default=1e-6, help="relative tolerance for numbers (default 1e-6)")
+    parser.add_argument(timeout_flag, dest="verify_timeout", metavar="SECONDS", type=float, default=120.0,
+                        help="seconds to wait for the health route and the response (default 120)")  # fmt: skip
+
+
+def verify_request(image: str, args) -> VerifyRequest:
+    """Read and check the request and expect files (bad input, exit 2) before anything starts."""
+    body = read_request_file(Path(args.request_file)) if args.request_file else None
+    expected = None
+    if args.expect:
+        if body is None:
+            raise SpecError(SpecProblem("--expect", "", "needs --request-file (the request whose answer it is)"))
+        path = Path(args.expect)
+        expected = Expected(json.loads(read_request_file(path)), str(path), rel_tol=args.rel_tol)
+    return VerifyRequest(
+        image=image, body=body, expected=expected, timeout=args.verify_timeout,
+        model_path=Path(args.model_path) if getattr(args, "model_path", None) else None,
+        mount_model=not getattr(args, "no_model_mount", False),
+    )  # fmt: skip
+
+
+def describe(result: dict) -> str:
+    scored = f", POST answered {result['status']} in {result['score_seconds']} s" if result["scored"] else ""
+    compared = ", response as expected" if result["compared"] else ""
+    return f"verified {result['image']}: ready in {result['ready_seconds']} s{scored}{compared}"
+
+
+def run(args, options, reporter) -> int:
+    from compiler.runtime.verify import verify_package
+    from compiler.workspace import Workspace
+
+    req = verify_request(args.image, args)
+    reporter.step(f"verifying {args.image}")
+    result = verify_package(connect_engine(), Workspace(options.workspace), req).as_dict()
+    print_result(result, args.json, describe(result))
+    return 0

@@ -1,0 +1,144 @@
+"""``--deploy-settings app-service|kubernetes``: what a platform needs to run a package, from its labels.
+
+Everything comes from the image's ``io.pkgc.*`` labels (port, health and score routes, model mode,
+mount path), so the settings describe the image that was built, not the spec it came from.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import yaml
+
+from compiler.errors import ResolveError
+
+Platform = Literal["app-service", "kubernetes"]
+PLATFORMS: tuple[Platform, ...] = ("app-service", "kubernetes")
+
+
+@dataclass(frozen=True)
+class DeployFacts:
+    """The run-time contract of one package image, as its labels state it."""
+
+    image: str
+    name: str
+    port: int
+    health_route: str
+    score_route: str
+    mode: str
+    model_dir: str
+    model_ref: str
+    model_tree: str
+    digest: str | None = None  # the pushed manifest digest, when there is one
+
+    @property
+    def needs_mount(self) -> bool:
+        return self.mode != "copy"
+
+    @property
+    def pinned_image(self) -> str:
+        """``image@digest`` once pushed (a reference that never moves), else ``image``."""
+        return f"{self.image}@{self.digest}" if self.digest else self.image
+
+
+@dataclass(frozen=True)
+class DeploySettings:
+    """Settings for one platform: ``data`` for --json, ``text`` to print (a script or YAML)."""
+
+    platform: Platform
+    data: dict
+    text: str
+
+
+def dns_name(text: str) -> str:
+    """A Kubernetes object name (RFC 1123 label) from a package name."""
+    name = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:63].strip("-")
+    return name or "pkgc-package"
+
+
+def deploy_facts(image: str, labels: Mapping[str, str], digest: str | None = None) -> DeployFacts:
+    """Read the facts from ``labels``; ``image`` (and ``digest``, once pushed) is what the platform pulls."""
+    if "io.pkgc.model.mode" not in labels:
+        raise ResolveError(f"image '{image}' is not a pkgc package (no io.pkgc.* labels)")
+    title = labels.get("org.opencontainers.image.title") or labels.get("io.pkgc.model.name", "")
+    return DeployFacts(
+        image=image, name=dns_name(title), port=int(labels.get("io.pkgc.port", "5001")),
+        health_route=labels.get("io.pkgc.route.health", "/"), score_route=labels.get("io.pkgc.route.score", "/score"),
+        mode=labels["io.pkgc.model.mode"], model_dir=labels.get("io.pkgc.model.dir", ""),
+        model_ref=f"{labels.get('io.pkgc.model.name')}:{labels.get('io.pkgc.model.version')}",
+        model_tree=labels.get("io.pkgc.model.tree", ""), digest=digest,
+    )  # fmt: skip
+
+
+def deploy_settings(platform: Platform, facts: DeployFacts) -> DeploySettings:
+    return app_service(facts) if platform == "app-service" else kubernetes(facts)
+
+
+def app_service(facts: DeployFacts) -> DeploySettings:
+    """App settings, health check path and (readonly_mount) a read-only Azure Blob mount, with az commands."""
+    settings = {"WEBSITES_PORT": str(facts.port)}
+    mount = None
+    app = "--resource-group <resource-group> --name <app-name>"
+    commands = [
+        f"az webapp config container set {app} --container-image-name {shlex.quote(facts.image)}",
+        f"az webapp config appsettings set {app} --settings WEBSITES_PORT={facts.port}",
+        f"az webapp config set {app} --generic-configurations "
+        + shlex.quote(json.dumps({"healthCheckPath": facts.health_route})),
+    ]
+    if facts.needs_mount:
+        mount = {"mount_path": facts.model_dir, "read_only": True, "storage_type": "AzureBlob",
+                 "model": facts.model_ref, "model_tree": facts.model_tree}  # fmt: skip
+        commands.append(
+            f"az webapp config storage-account add {app} --custom-id model --storage-type AzureBlob "
+            f"--account-name <storage-account> --share-name <container-with-model-files> --access-key <key> "
+            f"--mount-path {shlex.quote(facts.model_dir)}"
+        )
+    data = {"platform": "app-service", "image": facts.image, "app_settings": settings,
+            "health_check_path": facts.health_route, "score_path": facts.score_route,
+            "model_mount": mount, "commands": commands}  # fmt: skip
+    header = [f"# App Service (Linux, custom container) settings for {facts.image}",
+              f"# WEBSITES_PORT={facts.port}; health check path {facts.health_route}; score at {facts.score_route}"]  # fmt: skip
+    if mount:
+        header.append(f"# the model {facts.model_ref} must be mounted read-only at {facts.model_dir} (Blob mounts are read-only)")
+    return DeploySettings("app-service", data, "\n".join(header + commands) + "\n")
+
+
+def _probe(facts: DeployFacts, **timing: int) -> dict:
+    return {"httpGet": {"path": facts.health_route, "port": "http"}, **timing}
+
+
+def kubernetes(facts: DeployFacts) -> DeploySettings:
+    """A Deployment and a Service; readonly_mount packages get a read-only volume at the model dir."""
+    container: dict = {
+        "name": facts.name, "image": facts.pinned_image, "imagePullPolicy": "IfNotPresent",
+        "ports": [{"name": "http", "containerPort": facts.port}],
+        "startupProbe": _probe(facts, periodSeconds=2, failureThreshold=90),
+        "readinessProbe": _probe(facts, periodSeconds=5, failureThreshold=3),
+        "livenessProbe": _probe(facts, periodSeconds=10, failureThreshold=3),
+        "securityContext": {"runAsNonRoot": True, "allowPrivilegeEscalation": False},
+    }  # fmt: skip
+    pod: dict = {"containers": [container]}
+    if facts.needs_mount:
+        container["volumeMounts"] = [{"name": "model", "mountPath": facts.model_dir, "readOnly": True}]
+        pod["volumes"] = [{"name": "model", "persistentVolumeClaim": {"claimName": f"{facts.name}-model", "readOnly": True}}]
+    selector = {"app.kubernetes.io/name": facts.name}
+    annotations = {"io.pkgc.model": facts.model_ref, "io.pkgc.model.tree": facts.model_tree, "io.pkgc.model.mode": facts.mode}
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": facts.name, "labels": dict(selector)},
+        "spec": {"replicas": 1, "selector": {"matchLabels": dict(selector)},
+                 "template": {"metadata": {"labels": dict(selector), "annotations": annotations}, "spec": pod}},
+    }  # fmt: skip
+    service = {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": facts.name, "labels": dict(selector)},
+        "spec": {"selector": dict(selector), "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
+    }  # fmt: skip
+    header = f"# Kubernetes Deployment and Service for {facts.pinned_image} (score: POST {facts.score_route} on the Service's port 80)\n"
+    if facts.needs_mount:
+        header += f"# PersistentVolumeClaim {facts.name}-model must hold the files of model {facts.model_ref} ({facts.model_tree})\n"
+    text = header + yaml.safe_dump_all([deployment, service], sort_keys=False)
+    return DeploySettings("kubernetes", {"platform": "kubernetes", "image": facts.pinned_image, "objects": [deployment, service]}, text)

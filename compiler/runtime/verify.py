@@ -1,0 +1,144 @@
+"""Smoke-test a package: start it, wait for the health route, POST a request, compare the answer.
+
+Whatever is started is removed again, pass or fail. A failure is one VerifyError (exit 4) whose
+message says what went wrong and ends with the container's last log lines (the scoring script's
+exception, when there is one).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from compiler.engines.base import Engine
+from compiler.errors import PkgcError, VerifyError
+from compiler.runtime.http import request
+from compiler.runtime.run import start_package, wait_until_ready
+from compiler.workspace import Workspace
+
+LOG_LINES = 6
+SERVER_PACKAGES = ("azureml_inference_server_http.", "azureml.", "gunicorn.", "flask.", "werkzeug.")
+EXCEPTION_RE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt))(?::\s.*)?$")
+
+
+@dataclass(frozen=True)
+class Expected:
+    """The JSON the response must equal (numbers within ``rel_tol``); ``source`` names it in messages."""
+
+    value: object
+    source: str
+    rel_tol: float = 1e-6
+    abs_tol: float = 1e-9
+
+
+@dataclass(frozen=True)
+class VerifyRequest:
+    image: str
+    body: bytes | None = None  # None: only the health route is checked
+    expected: Expected | None = None
+    timeout: float = 120.0
+    model_path: Path | None = None
+    mount_model: bool = True
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    image: str
+    url: str
+    model_mounted: bool
+    ready_seconds: float
+    scored: bool
+    status: int | None
+    score_seconds: float | None
+    compared: bool
+    response: object | None
+
+    def as_dict(self) -> dict:
+        return {"passed": True, "image": self.image, "model_mounted": self.model_mounted,
+                "ready_seconds": round(self.ready_seconds, 2), "scored": self.scored, "status": self.status,
+                "score_seconds": None if self.score_seconds is None else round(self.score_seconds, 3),
+                "compared": self.compared, "response": self.response}  # fmt: skip
+
+
+def first_difference(actual: object, expected: object, rel_tol: float, abs_tol: float, path: str = "$") -> str | None:
+    """Where ``actual`` differs from ``expected`` (``$.key[3]: got 1, expected 2``), or None when equal."""
+    if isinstance(expected, bool) or isinstance(actual, bool) or expected is None or actual is None:
+        return None if actual is expected or (type(actual) is type(expected) and actual == expected) else _got(path, actual, expected)
+    if isinstance(expected, (int, float)) and isinstance(actual, (int, float)):
+        return None if math.isclose(actual, expected, rel_tol=rel_tol, abs_tol=abs_tol) else _got(path, actual, expected)
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        if actual.keys() != expected.keys():
+            return f"{path}: keys {sorted(actual)} differ from expected {sorted(expected)}"
+        diffs = (first_difference(actual[k], expected[k], rel_tol, abs_tol, f"{path}.{k}") for k in expected)
+        return next((d for d in diffs if d), None)
+    if isinstance(expected, list) and isinstance(actual, list):
+        if len(actual) != len(expected):
+            return f"{path}: {len(actual)} items, expected {len(expected)}"
+        diffs = (first_difference(a, e, rel_tol, abs_tol, f"{path}[{i}]") for i, (a, e) in enumerate(zip(actual, expected)))
+        return next((d for d in diffs if d), None)
+    return None if actual == expected else _got(path, actual, expected)
+
+
+def _got(path: str, actual: object, expected: object) -> str:
+    return f"{path}: got {json.dumps(actual)[:80]}, expected {json.dumps(expected)[:80]}"
+
+
+def raised_exception(lines: list[str]) -> str | None:
+    """The last exception line of a traceback, preferring the scoring script's own over the server's wrapper."""
+    raised = [m.group(0).strip() for line in lines if (m := EXCEPTION_RE.match(line))]
+    own = [line for line in raised if not line.startswith(SERVER_PACKAGES)]
+    chosen = own or raised
+    return chosen[-1] if chosen else None
+
+
+def log_tail(engine: Engine, container_id: str) -> str:
+    """The last log lines, joined on one line, led by the exception the scoring script raised, if any."""
+    lines = [line.rstrip() for line in engine.logs(container_id).splitlines() if line.strip(" ^~\t")]
+    raised = raised_exception(lines)
+    tail = " | ".join(line.strip() for line in lines[-LOG_LINES:])
+    return (f"raised {raised}; " if raised else "") + f"container log: {tail or '(empty)'}"
+
+
+def verify_package(engine: Engine, workspace: Workspace, req: VerifyRequest) -> VerifyResult:
+    """Run the smoke test; raise VerifyError (exit 4) with the reason, always removing the container."""
+    handle, labels = start_package(engine, req.image, workspace, model_path=req.model_path, mount_model=req.mount_model)
+    try:
+        try:
+            ready = wait_until_ready(engine, handle, labels, req.timeout)
+        except VerifyError as exc:
+            code = engine.exit_code(handle.container_id)
+            if code is None:
+                raise VerifyError(f"{req.image}: {exc}") from None
+            where = log_tail(engine, handle.container_id)
+            raise VerifyError(f"{req.image}: the package exited with code {code} before {labels.health_route} answered; {where}") from None
+        url = f"http://127.0.0.1:{handle.host_port}"
+        if req.body is None:
+            return VerifyResult(req.image, url, labels.needs_mount and req.mount_model, ready, False, None, None, False, None)
+        started = time.monotonic()
+        response = request(url + labels.score_route, data=req.body, timeout=req.timeout)
+        seconds = time.monotonic() - started
+        if response.status != 200:
+            excerpt = response.body.decode("utf-8", "replace").strip().replace("\n", " ")[:200]
+            where = log_tail(engine, handle.container_id)
+            raise VerifyError(f"{req.image}: POST {labels.score_route} answered HTTP {response.status} ({excerpt}); {where}")
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = response.body.decode("utf-8", "replace")
+        if req.expected is not None:
+            exp = req.expected
+            diff = first_difference(answer, exp.value, exp.rel_tol, exp.abs_tol)
+            if diff:
+                raise VerifyError(f"{req.image}: the response differs from {exp.source} at {diff}")
+        return VerifyResult(req.image, url, labels.needs_mount and req.mount_model, ready, True, response.status,
+                            seconds, req.expected is not None, answer)  # fmt: skip
+    except PkgcError:
+        raise
+    except OSError as exc:
+        raise VerifyError(f"{req.image}: {exc}; {log_tail(engine, handle.container_id)}") from None
+    finally:
+        engine.stop(handle.container_id)

@@ -1,0 +1,140 @@
+"""The conda path end to end: a conda file naming a local file:// channel (packages made by the
+test, no conda channel is reachable here) plus python, pip and a pip package; built by the real
+``pkgc build`` and engine, run, and scored: the scoring script imports the conda package, reads
+its data file and runs its entry point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from compiler.runtime.http import request, wait_ready
+from tests.conftest import run_pkgc
+from tests.e2e.conda_channel import build_channel, demo_packages
+from tests.e2e.conftest import free_port
+
+pytestmark = pytest.mark.engine
+
+SCORE = '''"""Proves the conda package is installed: module, data file (another conda package), entry point."""
+import json
+import os
+import subprocess
+import sys
+
+import pkgc_demo
+import six
+
+factor = None
+
+
+def init():
+    global factor
+    with open(os.path.join(os.environ["AZUREML_MODEL_DIR"], "model", "factor.txt")) as fh:
+        factor = int(fh.read())
+
+
+def run(raw_data):
+    return {
+        "origin": pkgc_demo.ORIGIN,
+        "greeting": pkgc_demo.greeting(),
+        "module": pkgc_demo.__file__,
+        "entry_point": subprocess.run(["pkgc-demo"], capture_output=True, text=True).stdout.strip(),
+        "six": six.__version__,
+        "prefix": sys.prefix,
+        "scaled": [factor * x for x in json.loads(raw_data)["data"]],
+    }
+'''
+
+PACKAGE = """base_environment_source:
+    type: environment_asset
+    resource_id: azureml:conda-demo-env@latest
+target_environment_name: conda-demo-pkg
+inferencing_server:
+    type: azureml_online
+    code_configuration:
+        code: src
+        entry_script: score.py
+model_configuration:
+    mode: copy
+"""
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, base_image) -> Path:
+    root = tmp_path_factory.mktemp("conda-path")
+    channel = build_channel(root / "channel", demo_packages())
+    (root / "env").mkdir()
+    conda_file = {
+        "name": "conda-demo",
+        "channels": [channel.url],
+        "dependencies": ["python=3.11", "pip", "pkgc-demo=1", {"pip": ["six==1.16.0"]}],
+    }
+    (root / "env" / "conda.yaml").write_text(json.dumps(conda_file, indent=2))
+    (root / "env" / "env.yml").write_text(f"name: conda-demo-env\nimage: {base_image}\nconda_file: conda.yaml\n")
+    (root / "model").mkdir()
+    (root / "model" / "factor.txt").write_text("3\n")
+    (root / "src").mkdir()
+    (root / "src" / "score.py").write_text(SCORE)
+    (root / "package.yml").write_text(PACKAGE)
+    return root
+
+
+@pytest.fixture(scope="module")
+def conda_package(project, session_env) -> dict:
+    model = run_pkgc("-q", "model", "create", "--name", "conda-demo", "--path", str(project / "model"), env=session_env)
+    assert model.returncode == 0, model.stderr
+    environment = run_pkgc("-q", "environment", "create", "--file", str(project / "env" / "env.yml"), env=session_env)
+    assert environment.returncode == 0, environment.stderr
+    spec, ref = str(project / "package.yml"), model.stdout.strip()
+    locked = run_pkgc("lock", spec, "--model", ref, env=session_env)  # lock first, as a user would
+    assert locked.returncode == 0, locked.stderr[-3000:]
+    proc = run_pkgc("build", spec, "--model", ref, "--json", env=session_env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)
+
+
+def test_the_conda_package_serves_from_the_scoring_script(conda_package, engine, containers):
+    port = free_port()
+    handle = engine.run(conda_package["image"], 5001, port, [], {})
+    containers.append(handle.container_id)
+    wait_ready(f"http://127.0.0.1:{port}/", 90, lambda: engine.container_running(handle.container_id))
+    response = request(f"http://127.0.0.1:{port}/score", data=json.dumps({"data": [1, 2]}).encode())
+    assert response.status == 200, response.body[-2000:]
+    answer = response.json()
+    assert answer["origin"] == "conda"  # pkgc-demo 1.2.0, not 0.9.0 or 2.0.0
+    assert answer["greeting"] == "hello from a conda package"  # the file of pkgc-demo-data, a conda dependency
+    assert answer["entry_point"] == "hello from a conda package"  # bin/pkgc-demo made from the entry point
+    assert answer["module"] == "/opt/pkgc/env/lib/python3.11/site-packages/pkgc_demo/__init__.py"
+    assert answer["prefix"] == "/opt/pkgc/env" and answer["six"] == "1.16.0"
+    assert answer["scaled"] == [3, 6]
+
+
+def test_the_build_locks_the_conda_packages(conda_package, project):
+    assert conda_package["environment_strategy"] == "conda" and conda_package["python"] == "3.11"
+    lock = yaml.safe_load(Path(conda_package["lock_file"]).read_text())
+    conda = {p["name"]: p for p in lock["package"] if p["manager"] == "conda"}
+    assert set(conda) == {"pkgc-demo", "pkgc-demo-data"}  # python and pip: the base image's
+    assert conda["pkgc-demo"]["version"] == "1.2.0" and conda["pkgc-demo"]["hash"]["md5"]
+    assert any(p["name"] == "six" and p["manager"] == "pip" for p in lock["package"])
+
+
+def test_the_image_holds_the_environment_but_not_the_installer(conda_package, engine):
+    script = (
+        "ls /opt/pkgc/env/conda-meta && test ! -e /tmp/pkgc"
+        " && ! /opt/pkgc/env/bin/python -c 'import rattler' 2>/dev/null && echo no-installer"
+    )
+    code, out = engine.run_command(conda_package["image"], ["sh", "-c", script])
+    assert code == 0, out
+    assert "pkgc-demo-1.2.0-pyh0_0.json" in out and "pkgc-demo-data-1.0-0.json" in out
+    assert out.strip().endswith("no-installer")
+
+
+def test_an_unchanged_rebuild_reuses_the_image(conda_package, project, session_env):
+    model = f"azureml:conda-demo:{conda_package['model'].split(':')[1]}"
+    proc = run_pkgc("build", str(project / "package.yml"), "--model", model, "--json", env=session_env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    again = json.loads(proc.stdout)
+    assert again["reused"] and again["content_hash"] == conda_package["content_hash"]
