@@ -22,7 +22,7 @@ apt_install() {
       || die "apt-get update failed"
     APT_UPDATED=1
   fi
-  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null \
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null \
     || die "apt-get install $* failed"
 }
 

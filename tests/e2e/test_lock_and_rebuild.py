@@ -39,11 +39,15 @@ def test_lock_file_is_conda_lock_format_with_hashes(private_example, registered,
 
 
 def test_stale_lock_is_detected_and_relock_fixes_it(private_example, registered, session_env):
+    # its own environment name: the session's sklearn-regression-env@latest must stay as it is
     spec = private_example / "package-moe.yml"
+    spec.write_text(spec.read_text().replace("sklearn-regression-env@latest", "stale-lock-env@latest"))
+    env_file = private_example / "environment" / "sklearn-regression-env.yml"
+    env_file.write_text(env_file.read_text().replace("name: sklearn-regression-env", "name: stale-lock-env"))
+    assert run_pkgc("environment", "create", "--file", str(env_file), env=session_env).returncode == 0
     assert run_pkgc("lock", str(spec), "--model", registered["model"], env=session_env).returncode == 0
     conda = private_example / "environment" / "conda.yaml"
     conda.write_text(conda.read_text().replace("joblib==1.6.0", "joblib==1.6.0\n      - six==1.17.0"))
-    env_file = private_example / "environment" / "sklearn-regression-env.yml"
     assert run_pkgc("environment", "create", "--file", str(env_file), env=session_env).returncode == 0
     proc = run_pkgc("build", str(spec), "--model", registered["model"], "--emit", "plan", env=session_env)
     assert proc.returncode == 2
