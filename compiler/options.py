@@ -22,7 +22,7 @@ class Options:
     registries: dict[str, Path] = field(default_factory=dict)
     mlflow_tracking_uri: str | None = None
     mlflow_base_image: str | None = None
-    pip_config: dict[str, str] = field(default_factory=dict)
+    docker_host: str | None = None  # DOCKER_HOST, for tools (skopeo) that do not read it themselves
 
 
 def _read_config(start: Path) -> dict:
@@ -51,4 +51,5 @@ def load_options(
         registries=registries,
         mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI"),
         mlflow_base_image=config.get("mlflow_base_image"),
+        docker_host=env.get("DOCKER_HOST") or None,
     )

@@ -133,7 +133,7 @@ def _after(result: dict, after: AfterBuild, engine: Engine, options, reporter) -
         reporter.step(describe(result["verify"]))
     digest = None
     if after.outputs or after.push:
-        digest = _publish(result, after, engine, reporter)
+        digest = _publish(result, after, engine, reporter, options.docker_host)
     if after.deploy is None:
         return None
     from compiler.emit.deploy import deploy_facts, deploy_settings
@@ -145,12 +145,12 @@ def _after(result: dict, after: AfterBuild, engine: Engine, options, reporter) -
     return settings.text
 
 
-def _publish(result: dict, after: AfterBuild, engine: Engine, reporter) -> str:
+def _publish(result: dict, after: AfterBuild, engine: Engine, reporter, daemon_host: str | None) -> str:
     from compiler.emit.publish import PublishRequest, publish
 
     if engine.name != "docker":
         raise BuildError(f"--output/--push read the image from a Docker engine, not {engine.name}")
-    published = publish(PublishRequest(result["image"], after.outputs, after.push), reporter.detail)
+    published = publish(PublishRequest(result["image"], after.outputs, after.push, daemon_host), reporter.detail)
     for out in published.outputs:
         reporter.step(f"wrote {out.kind}:{out.path}:{out.tag} ({out.size_bytes / 1e6:.0f} MB, {out.digest[:19]}) in {out.seconds:.1f} s")
     result["outputs"] = [out.as_dict() for out in published.outputs]

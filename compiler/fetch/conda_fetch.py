@@ -7,7 +7,6 @@ host; nothing of it reaches the image. A file whose sha256 or md5 differs from t
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import ssl
 import tempfile
@@ -19,6 +18,7 @@ from urllib.parse import unquote, urlparse
 from compiler.errors import BuildError
 from compiler.fetch.cache import PackageCache
 from compiler.lock.types import LockedPackage
+from compiler.workspace.trees import file_digest
 
 TIMEOUT_SECONDS = 120
 CHUNK = 1 << 20
@@ -44,14 +44,6 @@ def _download(url: str, target: Path) -> None:
         raise BuildError(f"cannot download conda package {url}: {reason}") from None
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as fh:
-        while block := fh.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fetch_conda_package(package: LockedPackage, cache: PackageCache) -> Path:
     """Bring ``package`` into ``cache`` and return its path there; refuse a hash mismatch."""
     cached = cache.verified(package)
@@ -66,6 +58,7 @@ def fetch_conda_package(package: LockedPackage, cache: PackageCache) -> Path:
             _download(package.url, target)
         else:
             raise BuildError(f"locked conda package {package.url}: unsupported URL scheme '{scheme}'")
-        if package.md5 and _md5(target) != package.md5:
-            raise BuildError(f"conda package {package.filename} has md5 {_md5(target)}, the lock says {package.md5}")
+        md5 = file_digest(target, "md5")
+        if package.md5 and md5 != package.md5:
+            raise BuildError(f"conda package {package.filename} has md5 {md5}, the lock says {package.md5}")
         return cache.add(target, package)
