@@ -139,7 +139,7 @@ def run_build(
     if request.emit == "dockerfile":
         return render_dockerfile(plan, request.template)
     built = build_image(plan, engine, reporter, request.template, request.no_cache)
-    record = _record(pkg, plan, built.image, built.image_id, version, workspace)
+    record = _record(pkg, plan, built.image, built.image_id, version, workspace, workspace.store_blob(lock_path.read_bytes()))
     verb = "reused" if built.reused else "built"
     reporter.step(f"{verb} {built.image} = {built.content_tag} ({built.size / 1e6:.0f} MB) in {built.seconds:.1f} s")
     return {
@@ -168,7 +168,10 @@ def _conda_path_available() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("rattler", "compiler.plan.conda"))
 
 
-def _record(pkg: ResolvedPackage, plan: ImagePlan, image: str, image_id: str, version: str, workspace: Workspace):
+def _record(
+    pkg: ResolvedPackage, plan: ImagePlan, image: str, image_id: str, version: str, workspace: Workspace, lock: str
+) -> EnvironmentRecord:
+    """The package, materialised as an environment version (as Azure ML does), with its lock."""
     package = PackageInfo(
         image=image,
         image_id=image_id,
@@ -178,6 +181,7 @@ def _record(pkg: ResolvedPackage, plan: ImagePlan, image: str, image_id: str, ve
         model_dir=pkg.model_dir,
         spec=str(pkg.spec_path),
         port=plan.port,
+        lock=lock,
     )
     record = EnvironmentRecord(
         name=pkg.target_name, version=version, image=image, description=plan.labels["org.opencontainers.image.description"],

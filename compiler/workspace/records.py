@@ -37,6 +37,7 @@ class PackageInfo(_Record):
     model_dir: str
     spec: str
     port: int
+    lock: str | None = None  # blob digest of the lock file the image was built from
 
 
 class EnvironmentRecord(_Record):

@@ -139,3 +139,5 @@ def test_package_is_recorded_as_an_environment(readonly_package, session_env):
     record = json.loads(proc.stdout)
     assert record["image"] == readonly_package["image"]
     assert record["package"]["mode"] == "readonly_mount"
+    lock_blob = Path(session_env["PKGC_WORKSPACE"]) / "blobs" / record["package"]["lock"]
+    assert lock_blob.read_text() == Path(readonly_package["lock_file"]).read_text()  # the lock travels with it
