@@ -94,3 +94,20 @@ def test_second_build_is_a_quick_noop(engine: DockerEngine, built: BaseImageResu
     assert again.built is False
     assert again.image == built.image and again.image_id == built.image_id
     assert elapsed < 5, f"no-op rebuild took {elapsed:.1f}s"
+
+
+def test_registry_recipe_uses_a_local_image_without_pulling(engine: DockerEngine, built: BaseImageResult) -> None:
+    """python-slim's upstream image, when the engine has it, is tagged as the recipe's image, not pulled."""
+    upstream = "python:3.11-slim"
+    had_upstream = engine.image_info(upstream) is not None
+    if not had_upstream:
+        engine.tag(built.image_id, upstream)  # stands in for the real image, which cannot be pulled here
+    try:
+        result = build_base_image("python-slim", engine, lambda _line: None)
+        assert result.built is False and result.image.startswith("pkgc/base-python-slim:")
+        assert engine.image_info(result.image).id == engine.image_info(upstream).id
+    finally:
+        if not had_upstream:
+            engine.remove_image(upstream)
+            engine.remove_image(result.image)
+            engine.remove_image("pkgc/base-python-slim:latest")

@@ -194,7 +194,9 @@ def test_bootstrap_command() -> None:
     assert not any("ca-certificates" in c for c in cmd if c.startswith("--include"))
 
 
-# --- build decisions with a fake engine ---------------------------------------------------------
+# --- registry recipes: no registry is reachable here, so their pull decisions use a stand-in ----
+# (the real engine's no-op rebuild and local-image tagging are in tests/e2e/test_base_image.py;
+#  a real pull is exercised from the loopback registry in tests/e2e/test_outputs.py)
 
 
 class FakeEngine:
@@ -224,22 +226,6 @@ class FakeEngine:
 
 def _log(_: str) -> None:
     pass
-
-
-def test_existing_image_is_a_noop() -> None:
-    recipe: BaseImageRecipe = load_recipe("debian-bookworm")
-    engine = FakeEngine({recipe.image_ref: "sha256:abc"})
-    result = build_base_image("debian-bookworm", engine, _log)  # type: ignore[arg-type]
-    assert result == BaseImageResult("debian-bookworm", recipe.image_ref, "sha256:abc", "3.11", built=False)
-    assert engine.images[recipe.latest_ref] == "sha256:abc"
-
-
-def test_registry_image_present_locally_is_tagged_not_pulled() -> None:
-    engine = FakeEngine({"python:3.11-slim": "sha256:local"})
-    result = build_base_image("python-slim", engine, _log)  # type: ignore[arg-type]
-    assert (result.image_id, result.built, engine.pulled) == ("sha256:local", False, [])
-    assert engine.images[result.image] == "sha256:local"
-    assert result.image.startswith("pkgc/base-python-slim:")
 
 
 def test_registry_image_pulled() -> None:
