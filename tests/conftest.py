@@ -28,6 +28,24 @@ def example(tmp_path) -> Path:
     return target
 
 
+def package_spec(target: str, environment: str, mode: str = "copy", code: str = "src") -> str:
+    """A package.yml for an azureml_online package of ``environment@latest`` (the seed's key names)."""
+    return (
+        "$schema: http://azureml/sdk-2-0/ModelVersionPackage.json\n"
+        "base_environment_source:\n"
+        "    type: environment_asset\n"
+        f"    resource_id: azureml:{environment}@latest\n"
+        f"target_environment_name: {target}\n"
+        "inferencing_server:\n"
+        "    type: azureml_online\n"
+        "    code_configuration:\n"
+        f"        code: {code}\n"
+        "        entry_script: score.py\n"
+        "model_configuration:\n"
+        f"    mode: {mode}\n"
+    )
+
+
 def run_pkgc(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run the real ``pkgc`` command line in a subprocess."""
     return subprocess.run(

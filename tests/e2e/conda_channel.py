@@ -153,6 +153,18 @@ def main():
 '''
 
 
+def _decoy_demo(version: str, origin: str) -> CondaPackage:
+    """A pkgc-demo version outside ``==1.*``, whose module says where it came from."""
+    return CondaPackage(
+        name="pkgc-demo",
+        version=version,
+        build="pyh0_0",
+        noarch="python",
+        depends=("python >=3.8",),
+        files={"site-packages/pkgc_demo/__init__.py": f"ORIGIN = {origin!r}\n".encode()},
+    )
+
+
 def demo_packages() -> list[CondaPackage]:
     """A noarch python package with an entry point that needs a noarch generic data package, and
     an older demo version the solver must not pick when ``==1.*`` is asked for."""
@@ -171,20 +183,5 @@ def demo_packages() -> list[CondaPackage]:
         files={"site-packages/pkgc_demo/__init__.py": DEMO_MODULE},
         entry_points=("pkgc-demo = pkgc_demo:main",),
     )
-    old = CondaPackage(
-        name="pkgc-demo",
-        version="0.9.0",
-        build="pyh0_0",
-        noarch="python",
-        depends=("python >=3.8",),
-        files={"site-packages/pkgc_demo/__init__.py": b"ORIGIN = 'old'\n"},
-    )
-    newer = CondaPackage(
-        name="pkgc-demo",
-        version="2.0.0",
-        build="pyh0_0",
-        noarch="python",
-        depends=("python >=3.8",),
-        files={"site-packages/pkgc_demo/__init__.py": b"ORIGIN = 'too new'\n"},
-    )
-    return [data, demo, old, newer]
+    decoys = [_decoy_demo(version, origin) for version, origin in (("0.9.0", "old"), ("2.0.0", "too new"))]
+    return [data, demo, *decoys]

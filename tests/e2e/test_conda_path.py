@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from compiler.runtime.http import request, wait_ready
-from tests.conftest import run_pkgc
+from tests.conftest import package_spec, run_pkgc
 from tests.e2e.conda_channel import build_channel, demo_packages
 from tests.e2e.conftest import free_port
 
@@ -48,18 +48,6 @@ def run(raw_data):
     }
 '''
 
-PACKAGE = """base_environment_source:
-    type: environment_asset
-    resource_id: azureml:conda-demo-env@latest
-target_environment_name: conda-demo-pkg
-inferencing_server:
-    type: azureml_online
-    code_configuration:
-        code: src
-        entry_script: score.py
-model_configuration:
-    mode: copy
-"""
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +66,7 @@ def project(tmp_path_factory, base_image) -> Path:
     (root / "model" / "factor.txt").write_text("3\n")
     (root / "src").mkdir()
     (root / "src" / "score.py").write_text(SCORE)
-    (root / "package.yml").write_text(PACKAGE)
+    (root / "package.yml").write_text(package_spec("conda-demo-pkg", "conda-demo-env"))
     return root
 
 

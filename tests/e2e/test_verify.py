@@ -11,25 +11,12 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.conftest import run_pkgc
+from tests.conftest import package_spec, run_pkgc
 from tests.e2e.test_example_package import host_predictions
 
 pytestmark = pytest.mark.engine
 
 BOOM = "pkgc-e2e: scoring failed on purpose"
-BROKEN_SPEC = """$schema: http://azureml/sdk-2-0/ModelVersionPackage.json
-base_environment_source:
-    type: environment_asset
-    resource_id: azureml:sklearn-regression-env@latest
-target_environment_name: sklearn-regression-broken-pkg
-inferencing_server:
-    type: azureml_online
-    code_configuration:
-        code: src
-        entry_script: score.py
-model_configuration:
-    mode: copy
-"""
 
 
 def leftover_containers(image: str) -> list[str]:
@@ -54,7 +41,7 @@ def broken_build(copy_package, registered, session_env, example_copy, tmp_path_f
     shutil.copytree(example_copy / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
     score = root / "src" / "score.py"
     score.write_text(score.read_text() + f"\n\ndef run(raw_data):\n    raise RuntimeError({BOOM!r})\n")
-    (root / "package-broken.yml").write_text(BROKEN_SPEC)
+    (root / "package-broken.yml").write_text(package_spec("sklearn-regression-broken-pkg", "sklearn-regression-env"))
     return run_pkgc(
         "build", str(root / "package-broken.yml"), "--model", registered["model"], "--json",
         "--lock-file", str(example_copy / "package-azure-app.conda-lock.yml"),
