@@ -115,3 +115,9 @@ class Collected:
     def raise_if_any(self) -> None:
         if self.problems:
             raise SpecError(self.problems)
+
+
+def excerpt(value: object, limit: int = 100) -> str:
+    """``value`` as text for an error line: at most ``limit`` characters, the cut marked with '...'."""
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -79,16 +79,21 @@ def image_repository(target_name: str) -> str:
     return "pkgc/" + re.sub(r"[^a-z0-9._-]", "-", target_name.lower())
 
 
-def _target_version(pkg: ResolvedPackage, workspace: Workspace) -> str:
-    existing = [r.version for r in workspace.list_environments() if r.name == pkg.target_name]
+def _provisional_version(pkg: ResolvedPackage, workspace: Workspace) -> str:
+    """The version a build would take now (for ``--emit``, which reserves nothing)."""
     if pkg.target_version is not None:
-        if pkg.target_version in existing:
-            raise ResolveError(
-                f"{pkg.spec_path}: target_environment_version: environment "
-                f"{pkg.target_name}:{pkg.target_version} already exists; versions are immutable"
-            )
         return pkg.target_version
+    existing = [r.version for r in workspace.list_environments() if r.name == pkg.target_name]
     return str(max((int(v) for v in existing if v.isdigit()), default=0) + 1)
+
+
+def _reserve_version(pkg: ResolvedPackage, workspace: Workspace) -> str:
+    try:
+        return workspace.reserve_environment_version(pkg.target_name, pkg.target_version)
+    except ResolveError as exc:
+        if pkg.target_version is None:
+            raise
+        raise ResolveError(f"{pkg.spec_path}: target_environment_version: {exc}") from None
 
 
 def run_build(
@@ -130,16 +135,25 @@ def run_build(
         }
     cache = PackageCache(options.cache_dir)
     fetched = fetch_lock(locked.lock, cache, reporter.detail)
-    version = _target_version(pkg, workspace)
-    tag = f"{image_repository(pkg.target_name)}:{version}"
-    lock_file = ContextFile("pkgc/conda-lock.yml", source=lock_path)
-    plan = plan_image(pkg, strategy, locked.lock, lock_file, fetched, tag, cache)
-    if request.emit == "plan":
-        return "\n".join(plan.layer_summary()) + "\n"
-    if request.emit == "dockerfile":
-        return render_dockerfile(plan, request.template)
-    built = build_image(plan, engine, reporter, request.template, request.no_cache)
-    record = _record(pkg, plan, built.image, built.image_id, version, workspace, workspace.store_blob(lock_path.read_bytes()))
+    emit_only = request.emit in ("plan", "dockerfile")
+    if emit_only:
+        version = _provisional_version(pkg, workspace)
+    else:  # taken atomically before anything is tagged or recorded: one writer wins each version
+        version = _reserve_version(pkg, workspace)
+    try:
+        tag = f"{image_repository(pkg.target_name)}:{version}"
+        lock_file = ContextFile("pkgc/conda-lock.yml", source=lock_path)
+        plan = plan_image(pkg, strategy, locked.lock, lock_file, fetched, tag, cache)
+        if request.emit == "plan":
+            return "\n".join(plan.layer_summary()) + "\n"
+        if request.emit == "dockerfile":
+            return render_dockerfile(plan, request.template)
+        built = build_image(plan, engine, reporter, request.template, request.no_cache)
+        lock_blob = workspace.store_blob(lock_path.read_bytes())
+        record = _record(pkg, plan, built.image, built.image_id, version, workspace, lock_blob)
+    finally:
+        if not emit_only:
+            workspace.release_environment_version(pkg.target_name, version)
     verb = "reused" if built.reused else "built"
     reporter.step(f"{verb} {built.image} = {built.content_tag} ({built.size / 1e6:.0f} MB) in {built.seconds:.1f} s")
     return {

@@ -2,19 +2,45 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
 
 from compiler.commands import connect_engine, print_result
-from compiler.errors import PkgcError, SpecError, SpecProblem, VerifyError
+from compiler.errors import PkgcError, SpecError, SpecProblem, VerifyError, excerpt
+from compiler.labels import ROUTE_RE
+
+HOST_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,252}))$")
+
+
+def port_number(text: str) -> int:
+    """argparse type: a TCP port (1-65535)."""
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 65535):
+        raise argparse.ArgumentTypeError(f"'{text[:20]}' is not a port number (1-65535)")
+    return int(text)
+
+
+def route_path(text: str) -> str:
+    """argparse type: an HTTP path such as /score."""
+    if not ROUTE_RE.match(text):
+        raise argparse.ArgumentTypeError(f"'{excerpt(text, 40)}' is not an HTTP path (it starts with '/')")
+    return text
+
+
+def host_name(text: str) -> str:
+    """argparse type: a host name or IP address."""
+    if not HOST_RE.match(text):
+        raise argparse.ArgumentTypeError(f"'{excerpt(text, 40)}' is not a host name or IP address")
+    return text
 
 
 def register(sub) -> None:
     p = sub.add_parser("run", help="start a package, mounting its model read-only when it expects a mount")
     p.add_argument("image")
-    p.add_argument("--port", type=int, help="host port (default: the package's port)")
+    p.add_argument("--port", type=port_number, help="host port (default: the package's port)")
     p.add_argument("--detach", "-d", action="store_true", help="leave it running and print the container id")
     p.add_argument("--name")
     p.add_argument("--model-path", help="model folder to mount instead of the workspace's copy")
@@ -23,9 +49,9 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
     p = sub.add_parser("invoke", help="POST a request file to a running package's /score")
-    p.add_argument("--port", type=int, default=5001)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--route", default="/score")
+    p.add_argument("--port", type=port_number, default=5001)
+    p.add_argument("--host", type=host_name, default="127.0.0.1")
+    p.add_argument("--route", type=route_path, default="/score")
     p.add_argument("--request-file", required=True)
     p.add_argument("--timeout", type=float, default=60.0)
     p.add_argument("--json", action="store_true", help="print {status, response} as one JSON object")
@@ -49,7 +75,7 @@ def run(args, options, reporter) -> int:
         raise
     reporter.step(f"{args.image} answers on {url} after {seconds:.1f} s (container {handle.container_id[:12]})")
     result = {"container": handle.container_id, "url": url, "port": handle.host_port,
-              "score_url": url + labels.score_route, "model_mounted": labels.needs_mount}  # fmt: skip
+              "score_url": url + labels.score.path, "model_mounted": labels.needs_mount}  # fmt: skip
     if args.detach:
         print_result(result, args.json, handle.container_id)
         return 0
@@ -80,7 +106,12 @@ def invoke(args, options, reporter) -> int:
     from compiler.runtime.http import request
 
     data = read_request_file(Path(args.request_file))
-    response = request(f"http://{args.host}:{args.port}{args.route}", data=data, timeout=args.timeout)
+    url = f"http://{args.host}:{args.port}{args.route}"
+    try:
+        response = request(url, data=data, timeout=args.timeout)
+    except OSError as exc:  # refused, reset, timed out: nothing (or nothing healthy) answers there
+        reason = getattr(exc, "reason", exc)
+        raise VerifyError(f"POST {url} failed: {reason}; is the package running (pkgc run IMAGE --port {args.port})?") from None
     text = response.body.decode("utf-8", "replace")
     if args.json:
         try:

@@ -15,7 +15,7 @@ from typing import Literal
 
 import yaml
 
-from compiler.errors import ResolveError
+from compiler.labels import PackageLabels
 
 Platform = Literal["app-service", "kubernetes"]
 PLATFORMS: tuple[Platform, ...] = ("app-service", "kubernetes")
@@ -63,15 +63,12 @@ def dns_name(text: str) -> str:
 
 def deploy_facts(image: str, labels: Mapping[str, str], digest: str | None = None) -> DeployFacts:
     """Read the facts from ``labels``; ``image`` (and ``digest``, once pushed) is what the platform pulls."""
-    if "io.pkgc.model.mode" not in labels:
-        raise ResolveError(f"image '{image}' is not a pkgc package (no io.pkgc.* labels)")
-    title = labels.get("org.opencontainers.image.title") or labels.get("io.pkgc.model.name", "")
+    contract = PackageLabels.from_labels(image, labels)
     return DeployFacts(
-        image=image, name=dns_name(title), port=int(labels.get("io.pkgc.port", "5001")),
-        health_route=labels.get("io.pkgc.route.health", "/"), score_route=labels.get("io.pkgc.route.score", "/score"),
-        mode=labels["io.pkgc.model.mode"], model_dir=labels.get("io.pkgc.model.dir", ""),
-        model_ref=f"{labels.get('io.pkgc.model.name')}:{labels.get('io.pkgc.model.version')}",
-        model_tree=labels.get("io.pkgc.model.tree", ""), digest=digest,
+        image=image, name=dns_name(contract.title or contract.model_name), port=contract.port,
+        health_route=contract.readiness.path, score_route=contract.score.path,
+        mode=contract.mode, model_dir=contract.model_dir, model_ref=contract.model_ref,
+        model_tree=f"sha256:{contract.model_tree}", digest=digest,
     )  # fmt: skip
 
 

@@ -10,7 +10,18 @@ import docker
 import docker.errors
 
 from compiler.engines.base import ImageInfo, LogSink, Mount, RunHandle
-from compiler.errors import BuildError, EngineUnavailable
+from compiler.errors import BuildError, EngineUnavailable, ResolveError, SpecError, SpecProblem, excerpt
+
+
+def run_error(exc: docker.errors.APIError, image: str, host_port: int | None, name: str | None) -> Exception:
+    """One line for an engine refusal to start a container: the user's (exit 2) or the engine's (exit 3)."""
+    text = str(exc.explanation or exc)
+    if "port is already allocated" in text or "address already in use" in text:
+        where = f"port {host_port}" if host_port else "the port"
+        return SpecError(SpecProblem("--port", "", f"{where} on 127.0.0.1 is already in use; choose another with --port"))
+    if exc.status_code == 409 and name:
+        return SpecError(SpecProblem("--name", "", f"a container named '{excerpt(name)}' already exists"))
+    return BuildError(f"the engine could not start {excerpt(image)}: {excerpt(text, 200)}")
 
 
 def _chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
@@ -133,15 +144,25 @@ class DockerEngine:
         name: str | None = None,
     ) -> RunHandle:
         ports = {} if network == "none" else {f"{container_port}/tcp": ("127.0.0.1", host_port)}
-        container = self._client.containers.run(
-            image,
-            detach=True,
-            name=name,
-            environment=env,
-            ports=ports,
-            network_mode=network,
-            volumes={str(m.source): {"bind": m.target, "mode": "ro" if m.read_only else "rw"} for m in mounts},
-        )
+        try:
+            container = self._client.containers.create(
+                image,
+                detach=True,
+                name=name,
+                environment=env,
+                ports=ports,
+                network_mode=network,
+                volumes={str(m.source): {"bind": m.target, "mode": "ro" if m.read_only else "rw"} for m in mounts},
+            )
+        except docker.errors.ImageNotFound:
+            raise ResolveError(f"image '{excerpt(image)}' is not in the local engine") from None
+        except docker.errors.APIError as exc:
+            raise run_error(exc, image, host_port, name) from None
+        try:
+            container.start()
+        except docker.errors.APIError as exc:
+            container.remove(force=True)  # nothing is left behind in state Created
+            raise run_error(exc, image, host_port, name) from None
         bound = host_port or 0
         if network != "none":
             container.reload()

@@ -16,6 +16,7 @@ import hashlib
 from compiler import __version__
 from compiler.environment.strategy import EnvironmentStrategy
 from compiler.fetch.cache import FetchedFiles, PackageCache
+from compiler.labels import PackageLabels, Route
 from compiler.lock.types import Lock
 from compiler.plan.types import ContextFile, Copy, EnvironmentBuild, ImagePlan
 from compiler.resolve.types import ResolvedPackage
@@ -47,29 +48,25 @@ def _environment(
 
 def _labels(pkg: ResolvedPackage, strategy: EnvironmentStrategy, lock: Lock, port: int) -> dict[str, str]:
     """OCI and pkgc labels; nothing per-build (no version, no time), so equal inputs give equal images."""
-    model = pkg.model
+    model, server = pkg.model, pkg.server
     spec_digest = hashlib.sha256(pkg.spec_path.read_bytes()).hexdigest()
-    return {
-        "org.opencontainers.image.title": pkg.target_name,
-        "org.opencontainers.image.description": f"pkgc model package of {model.name}:{model.version} ({pkg.mode.value})",
-        "org.opencontainers.image.base.name": pkg.environment.image if pkg.environment else "",
-        "io.pkgc.version": __version__,
-        "io.pkgc.spec": pkg.spec_path.name,
-        "io.pkgc.spec.digest": f"sha256:{spec_digest}",
-        "io.pkgc.model.name": model.name,
-        "io.pkgc.model.version": model.version,
-        "io.pkgc.model.type": model.type,
-        "io.pkgc.model.tree": f"sha256:{model.tree_digest}",
-        "io.pkgc.model.mode": pkg.mode.value,
-        "io.pkgc.model.dir": pkg.model_dir,
-        "io.pkgc.model.mount": "required-readonly" if pkg.mode is ModelMode.READONLY_MOUNT else "none",
-        "io.pkgc.server": pkg.server.type,
-        "io.pkgc.port": str(port),
-        "io.pkgc.route.health": pkg.server.health_route,
-        "io.pkgc.route.score": pkg.server.score_route,
-        "io.pkgc.environment.strategy": strategy.kind,
-        "io.pkgc.lock.inputs": lock.inputs_hash,
-    }
+    contract = PackageLabels(
+        title=pkg.target_name,
+        description=f"pkgc model package of {model.name}:{model.version} ({pkg.mode.value})",
+        base_image=pkg.environment.image if pkg.environment else "",
+        mode=pkg.mode.value, model_name=model.name, model_version=model.version, model_type=model.type,
+        model_tree=model.tree_digest, model_dir=pkg.model_dir, server=server.type,
+        score=Route(port, server.score_route), readiness=Route(port, server.health_route),
+        liveness=Route(port, server.health_route),
+        extra={
+            "io.pkgc.version": __version__,
+            "io.pkgc.spec": pkg.spec_path.name,
+            "io.pkgc.spec.digest": f"sha256:{spec_digest}",
+            "io.pkgc.environment.strategy": strategy.kind,
+            "io.pkgc.lock.inputs": lock.inputs_hash,
+        },
+    )  # fmt: skip
+    return contract.to_labels()
 
 
 def _env(pkg: ResolvedPackage, port: int) -> dict[str, str]:

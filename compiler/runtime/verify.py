@@ -114,17 +114,17 @@ def verify_package(engine: Engine, workspace: Workspace, req: VerifyRequest) -> 
             if code is None:
                 raise VerifyError(f"{req.image}: {exc}") from None
             where = log_tail(engine, handle.container_id)
-            raise VerifyError(f"{req.image}: the package exited with code {code} before {labels.health_route} answered; {where}") from None
+            raise VerifyError(f"{req.image}: the package exited with code {code} before {labels.readiness.path} answered; {where}") from None
         url = f"http://127.0.0.1:{handle.host_port}"
         if req.body is None:
             return VerifyResult(req.image, url, labels.needs_mount and req.mount_model, ready, False, None, None, False, None)
         started = time.monotonic()
-        response = request(url + labels.score_route, data=req.body, timeout=req.timeout)
+        response = request(url + labels.score.path, data=req.body, timeout=req.timeout)
         seconds = time.monotonic() - started
         if response.status != 200:
             excerpt = response.body.decode("utf-8", "replace").strip().replace("\n", " ")[:200]
             where = log_tail(engine, handle.container_id)
-            raise VerifyError(f"{req.image}: POST {labels.score_route} answered HTTP {response.status} ({excerpt}); {where}")
+            raise VerifyError(f"{req.image}: POST {labels.score.path} answered HTTP {response.status} ({excerpt}); {where}")
         try:
             answer = response.json()
         except ValueError:

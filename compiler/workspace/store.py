@@ -22,11 +22,13 @@ from typing import Iterator, TypeVar
 from pydantic import BaseModel
 
 from compiler.errors import ResolveError
+from compiler.workspace import reservations
 from compiler.workspace.records import EnvironmentRecord, ModelRecord
 from compiler.workspace.trees import store_blob, store_tree
 
 R = TypeVar("R", bound=BaseModel)
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+TREE_ID = re.compile(r"^[0-9a-f]{64}$")
 
 
 def _now() -> str:
@@ -68,8 +70,8 @@ class Workspace:
         return sorted((p.stem for p in folder.glob("*.json")), key=_version_key)
 
     def _next_version(self, kind: str, name: str) -> str:
-        numbers = [int(v) for v in self._versions(kind, name) if v.isdigit()]
-        return str(max(numbers, default=0) + 1)
+        taken = self._versions(kind, name) + reservations.reserved_versions(self.root / kind / name)
+        return str(max((int(v) for v in taken if v.isdigit()), default=0) + 1)
 
     def _read(self, kind: str, name: str, version: str, cls: type[R]) -> R | None:
         path = self.root / kind / name / f"{version}.json"
@@ -104,6 +106,13 @@ class Workspace:
     # -- paths ------------------------------------------------------------------------------
     def tree_path(self, digest: str) -> Path:
         return self.root / "trees" / digest
+
+    def stored_tree(self, digest: str) -> Path | None:
+        """The stored tree ``digest`` (64 hex digits), or None: never a path outside ``trees/``."""
+        if not TREE_ID.match(digest):
+            return None
+        path = self.tree_path(digest)
+        return path if path.is_dir() and not path.is_symlink() else None
 
     def blob_path(self, digest: str) -> Path:
         return self.root / "blobs" / digest
@@ -151,9 +160,30 @@ class Workspace:
         with self._locked():
             version = record.version if explicit_version else self._next_version("environments", record.name)
             self._check_new("environments", record.name, version)
+            folder = self.root / "environments" / record.name
+            if version in reservations.reserved_versions(folder) and not reservations.held_here(folder, version):
+                raise ResolveError(f"environment {record.name}:{version} is being built by another pkgc process")
             record = record.model_copy(update={"version": version, "created": _now()})
-            self._write_record(self.root / "environments" / record.name / f"{version}.json", record)
+            self._write_record(folder / f"{version}.json", record)
+            reservations.release(folder, version)
         return record
+
+    def reserve_environment_version(self, name: str, version: str | None) -> str:
+        """Take ``version`` (or the next free one) of environment ``name`` for a build in progress.
+
+        One writer wins: a version another build holds or a recorded version is an error."""
+        self._check_new("environments", name, version)
+        folder = self.root / "environments" / name
+        with self._locked():
+            wanted = version or self._next_version("environments", name)
+            self._check_new("environments", name, wanted)
+            if wanted in reservations.reserved_versions(folder) or not reservations.reserve(folder, wanted):
+                raise ResolveError(f"environment {name}:{wanted} is being built by another pkgc process")
+        return wanted
+
+    def release_environment_version(self, name: str, version: str) -> None:
+        """Give back a reservation (the build failed, or its record now exists)."""
+        reservations.release(self.root / "environments" / name, version)
 
     def get_environment(self, name: str, version: str | None = None, label: str | None = None) -> EnvironmentRecord:
         return self._resolve("environments", name, version, label, EnvironmentRecord)

@@ -45,6 +45,7 @@ LABEL \
       io.pkgc.model.version="3" \
       io.pkgc.port="5001" \
       io.pkgc.route.health="/" \
+      io.pkgc.route.liveness="/" \
       io.pkgc.route.score="/score" \
       io.pkgc.server="azureml_online" \
       io.pkgc.spec="package.yml" \
