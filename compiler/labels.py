@@ -181,3 +181,28 @@ class _Reader:
         if problem:
             raise self._fail(key, value, problem)
         return value
+
+
+BASE_PREFIX = "io.pkgc.base."
+BASE_PYTHON, BASE_CONDA = "io.pkgc.base.python", "io.pkgc.base.conda"
+PYTHON_RE = re.compile(r"^[23]\.[0-9]{1,2}$")
+
+
+@dataclass(frozen=True)
+class BaseImageLabels:
+    """What a base image built by ``pkgc base-image build`` states: its Python (major.minor) and conda."""
+
+    python: str | None  # None: the Python comes from a conda environment
+    has_conda: bool
+
+    @classmethod
+    def from_labels(cls, image: str, labels: Mapping[str, str]) -> "BaseImageLabels | None":
+        """The checked facts, or None when the image carries no pkgc base labels."""
+        if BASE_PYTHON not in labels:
+            return None
+        reader = _Reader(image, labels)
+        python = labels[BASE_PYTHON]
+        if python and not PYTHON_RE.match(python):
+            raise reader._fail(BASE_PYTHON, python, "must be a Python version X.Y (or empty)")
+        conda = reader.choice(BASE_CONDA, ("true", "false")) if BASE_CONDA in labels else "false"
+        return cls(python or None, conda == "true")

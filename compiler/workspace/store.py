@@ -21,7 +21,7 @@ from typing import Iterator, TypeVar
 
 from pydantic import BaseModel
 
-from compiler.errors import ResolveError
+from compiler.errors import ResolveError, excerpt
 from compiler.workspace import reservations
 from compiler.workspace.records import EnvironmentRecord, ModelRecord
 from compiler.workspace.trees import store_blob, store_tree
@@ -83,6 +83,8 @@ class Workspace:
         singular = kind[:-1]
         if label is not None and label != "latest":
             raise ResolveError(f"{singular} label '@{label}' is not supported: use @latest or :VERSION")
+        if not VERSION_PATTERN.match(name) or (version is not None and not VERSION_PATTERN.match(version)):
+            raise ResolveError(f"'{excerpt(name)}:{excerpt(version or '')}' is not a valid {singular} name and version")
         versions = self._versions(kind, name)
         if not versions:
             raise ResolveError(f"{singular} '{name}' is not registered in workspace {self.root}")

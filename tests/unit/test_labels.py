@@ -74,3 +74,14 @@ def test_an_image_without_the_contract_is_not_a_package():
 @pytest.mark.parametrize("path", ["/var/azureml-app/azureml-models/m/1", "/models/m", "/mnt/model", "/var/lib/models/é"])
 def test_model_dirs_that_are_fine(path):
     assert container_path_problem(path) is None
+
+
+def test_base_image_labels_are_checked():
+    from compiler.labels import BaseImageLabels
+
+    assert BaseImageLabels.from_labels("b", {"io.pkgc.base.python": "3.11", "io.pkgc.base.conda": "false"}) == BaseImageLabels("3.11", False)
+    assert BaseImageLabels.from_labels("b", {"io.pkgc.base.python": "", "io.pkgc.base.conda": "true"}) == BaseImageLabels(None, True)
+    assert BaseImageLabels.from_labels("b", {}) is None
+    for bad in ({"io.pkgc.base.python": "3.11 --index-url x"}, {"io.pkgc.base.python": "3.11", "io.pkgc.base.conda": "yes"}):
+        with pytest.raises(ResolveError, match="label io.pkgc.base"):
+            BaseImageLabels.from_labels("b", bad)
