@@ -39,6 +39,8 @@ def container_path_problem(path: str) -> str | None:
         return "must be an absolute path inside the container"
     if any(ord(c) < 32 or ord(c) == 127 for c in path):
         return "must not hold control characters (newline, NUL, ...)"
+    if ":" in path or "," in path:
+        return "must not hold ':' or ',' (engines read them as mount options)"
     parts = path.split("/")[1:]
     if any(part in ("", ".", "..") for part in parts) or path == "/":
         return "must be a normalised absolute path (no '..', '.', '//' or trailing '/') and not '/'"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 from conda_lock.lockfile import parse_conda_lock_file, write_conda_lock_file
@@ -43,8 +43,8 @@ def to_conda_lock(lock: Lock, sources: list[str]) -> Lockfile:
 def write_lock(lock: Lock, path: Path, sources: list[str]) -> None:
     """Write atomically: a half-written lock file never replaces a good one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
+    # conda-lock creates the file itself: mode 0666 less the umask, like any new file (not mkstemp's 0600)
+    tmp = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(8)}"
     try:
         write_conda_lock_file(to_conda_lock(lock, sources), Path(tmp), metadata_choices=set(), include_help_text=False)
         os.replace(tmp, path)

@@ -13,9 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import fcntl
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Iterator, TypeVar
 
@@ -24,7 +22,7 @@ from pydantic import BaseModel
 from compiler.errors import ResolveError, excerpt
 from compiler.workspace import reservations
 from compiler.workspace.records import EnvironmentRecord, ModelRecord
-from compiler.workspace.trees import store_blob, store_tree
+from compiler.workspace.trees import store_blob, store_tree, write_file_atomic
 
 R = TypeVar("R", bound=BaseModel)
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -58,10 +56,7 @@ class Workspace:
 
     def _write_record(self, path: Path, record: BaseModel) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".staging-", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(record.model_dump_json(indent=2) + "\n")
-        os.replace(tmp, path)
+        write_file_atomic(path, (record.model_dump_json(indent=2) + "\n").encode("utf-8"))
 
     def _versions(self, kind: str, name: str) -> list[str]:
         folder = self.root / kind / name
