@@ -258,6 +258,11 @@ def _decode(data: bytes, path: Path, what: str) -> str:
         raise SpecError(SpecProblem(path, "", f"{what} is not valid {name}{byte}: save it as UTF-8", line)) from None
 
 
+def read_text(path: Path, what: str = "file", max_bytes: int = MAX_BYTES) -> str:
+    """A small input text file (requirements.txt, ...) read within the same limits as YAML."""
+    return _decode(_read_bytes(path, what, max_bytes), path, what)
+
+
 def _check_characters(text: str, path: Path) -> None:
     found = NOT_IN_YAML.search(text)
     if found:

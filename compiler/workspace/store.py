@@ -20,12 +20,13 @@ from typing import Iterator, TypeVar
 from pydantic import BaseModel
 
 from compiler.errors import ResolveError, excerpt
+from compiler.spec.values import ASSET_NAME
 from compiler.workspace import reservations
 from compiler.workspace.records import EnvironmentRecord, ModelRecord
 from compiler.workspace.trees import store_blob, store_tree, write_file_atomic
 
 R = TypeVar("R", bound=BaseModel)
-VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+VERSION_PATTERN = ASSET_NAME  # one rule for names and versions, in specs and here
 TREE_ID = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -93,10 +94,10 @@ class Workspace:
 
     def _check_new(self, kind: str, name: str, version: str | None) -> None:
         if not VERSION_PATTERN.match(name):
-            raise ResolveError(f"invalid {kind[:-1]} name '{name}'")
+            raise ResolveError(f"invalid {kind[:-1]} name '{excerpt(name)}'")
         if version is not None:
             if not VERSION_PATTERN.match(version):
-                raise ResolveError(f"invalid version '{version}'")
+                raise ResolveError(f"invalid version '{excerpt(version)}'")
             if (self.root / kind / name / f"{version}.json").exists():
                 raise ResolveError(f"{kind[:-1]} {name}:{version} already exists; versions are immutable")
 
@@ -126,7 +127,7 @@ class Workspace:
     ) -> ModelRecord:
         """Register the file or folder ``path`` as a new version of model ``name``."""
         if not path.exists():
-            raise ResolveError(f"model path {path} does not exist")
+            raise ResolveError(f"model path {excerpt(str(path))} does not exist")
         self._check_new("models", name, version)
         digest = self.store_tree(path)
         with self._locked():
