@@ -46,6 +46,7 @@ class BuildRequest:
     no_cache: bool = False
     base_image: str | None = None
     python_version: str | None = None
+    target_environment: str | None = None  # overrides the spec's name (a deployment's <endpoint>-<name>-pkg)
 
 
 def lock_path_for(spec_path: Path, explicit: Path | None) -> Path:
@@ -103,9 +104,14 @@ def run_build(
     reporter: Reporter,
 ) -> dict | str:
     """Compile ``request.spec_path``; return the JSON result, or the text of the stage ``emit`` names."""
-    spec_file = load_package_spec(request.spec_path)
+    spec_file = load_package_spec(request.spec_path, request.target_environment)
+    if spec_file.deployment is not None and spec_file.deployment.ignored:
+        reporter.warn(f"{spec_file.path.name}: ignored (no meaning for a container image): {', '.join(spec_file.deployment.ignored)}")
     if request.emit == "spec":
-        return json.dumps(spec_file.spec.model_dump(mode="json", by_alias=True), indent=2) + "\n"
+        emitted = spec_file.spec.model_dump(mode="json", by_alias=True)
+        if spec_file.deployment is not None:
+            emitted["x-pkgc-deployment"] = spec_file.deployment.summary()
+        return json.dumps(emitted, indent=2) + "\n"
     workspace = Workspace(options.workspace)
     reporter.step(f"resolving {spec_file.path.name}")
     pkg = resolve_package(spec_file, request.model, workspace, options, request.base_image)

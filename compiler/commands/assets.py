@@ -6,24 +6,38 @@ import json
 from pathlib import Path
 
 from compiler.commands import print_result
-from compiler.errors import ResolveError, excerpt
+from compiler.errors import ResolveError, SpecError, SpecProblem, excerpt
+
+
+def _properties(pairs: list[str]) -> dict[str, str]:
+    """``KEY=VALUE`` pairs (``--properties azureml.unpack=true``)."""
+    result = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SpecError(SpecProblem("--properties", "", f"'{excerpt(pair, 60)}' is not KEY=VALUE"))
+        result[key] = value
+    return result
 
 
 def register(sub) -> None:
-    p = sub.add_parser("schema", help="print the JSON Schema of package.yml")
+    p = sub.add_parser("schema", help="print the JSON Schema of package.yml (or of a deployment YAML)")
+    p.add_argument("kind", nargs="?", choices=["package", "deployment"], default="package")
     p.set_defaults(func=schema)
     for asset in ("model", "environment"):
         group = sub.add_parser(asset, help=f"manage {asset}s in the workspace").add_subparsers(dest="action", required=True)
-        c = group.add_parser("create", help=f"register a new {asset} version")
+        c = group.add_parser("create", help=f"register a new {asset} version (az ml {asset} create flags)")
+        c.add_argument("--name", "-n")
+        c.add_argument("--version", "-v")
+        c.add_argument("--file", "-f", help=f"an Azure ML {asset} YAML (flags override its values)")
         if asset == "model":
-            c.add_argument("--name", required=True)
-            c.add_argument("--path", required=True)
-            c.add_argument("--type", choices=["custom_model", "mlflow_model"], default=None)
-            c.add_argument("--version")
-            c.add_argument("--description")
+            c.add_argument("--path", "-p", help="the model's file or folder (or a .tar.gz with azureml.unpack=true)")
+            c.add_argument("--type", "-t", choices=["custom_model", "mlflow_model"], default=None)
+            c.add_argument("--description", "-d")
+            c.add_argument("--properties", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                           help="model properties, e.g. azureml.unpack=true to unpack an archive")  # fmt: skip
             c.set_defaults(func=model_create)
         else:
-            c.add_argument("--file", "-f", required=True)
             c.set_defaults(func=environment_create)
         c.add_argument("--json", action="store_true")
         c = group.add_parser("list", help=f"list {asset} versions")
@@ -32,29 +46,51 @@ def register(sub) -> None:
         c = group.add_parser("show", help=f"show one {asset} version")
         c.add_argument("ref", help="NAME:VERSION, NAME@latest, azureml:... or a long id")
         c.set_defaults(func=show, asset=asset)
+    from compiler.commands import package
+
+    package.register(group_of(sub, "model"))
+
+
+def group_of(sub, name: str):
+    """The subcommand group of ``pkgc NAME`` (to add verbs from other modules)."""
+    parser = sub.choices[name]
+    return next(a for a in parser._actions if a.dest == "action")
 
 
 def schema(args, options, reporter) -> int:
-    from compiler.spec.model import PackageSpec
+    if args.kind == "deployment":
+        from compiler.spec.deployment import OnlineDeployment as Model
+    else:
+        from compiler.spec.model import PackageSpec as Model
 
-    print(json.dumps(PackageSpec.model_json_schema(by_alias=True), indent=2))
+    print(json.dumps(Model.model_json_schema(by_alias=True), indent=2))
     return 0
 
 
 def model_create(args, options, reporter) -> int:
     from compiler.resolve.models import check_utf8, store_failure
     from compiler.workspace import Workspace
+    from compiler.workspace.archives import model_source
+    from compiler.workspace.modelfile import ModelArgs, model_args
 
-    path = Path(args.path)
+    given = ModelArgs(args.name, args.version, args.path, args.type, args.description, _properties(args.properties))
+    spec = model_args(Path(args.file), given) if args.file else given
+    if not spec.name or not spec.path:
+        missing = " and ".join(flag for flag, value in (("--name", spec.name), ("--path", spec.path)) if not value)
+        raise SpecError(SpecProblem("pkgc model create", "", f"{missing} required (or --file with name and path)"))
+    path = Path(spec.path)
     check_utf8(path.absolute(), "--path")
     try:
-        has_mlmodel = (path / "MLmodel").is_file()
-        model_type = args.type or ("mlflow_model" if has_mlmodel else "custom_model")
-        if model_type == "mlflow_model" and not has_mlmodel:
-            raise ResolveError(f"--type mlflow_model: {excerpt(args.path)} has no MLmodel file at its root")
-        record = Workspace(options.workspace).create_model(args.name, path, model_type, args.version, args.description or "")
+        with model_source(path, spec.properties) as stored:
+            has_mlmodel = (stored / "MLmodel").is_file()
+            model_type = spec.type or ("mlflow_model" if has_mlmodel else "custom_model")
+            if model_type == "mlflow_model" and not has_mlmodel:
+                raise ResolveError(f"--type mlflow_model: {excerpt(spec.path)} has no MLmodel file at its root")
+            record = Workspace(options.workspace).create_model(
+                spec.name, stored, model_type, spec.version, spec.description or "", spec.properties, source=path
+            )
     except (ValueError, OSError, RuntimeError) as exc:  # the path is the user's: a link loop, a bad name, unreadable
-        raise ResolveError(f"--path '{excerpt(args.path)}': {store_failure(exc)}") from None
+        raise ResolveError(f"--path '{excerpt(spec.path)}': {store_failure(exc)}") from None
     print_result(record.model_dump(), args.json, f"azureml:{record.name}:{record.version}")
     return 0
 
@@ -63,7 +99,9 @@ def environment_create(args, options, reporter) -> int:
     from compiler.workspace import Workspace
     from compiler.workspace.envfile import create_environment_from_file
 
-    record = create_environment_from_file(Path(args.file), Workspace(options.workspace))
+    if not args.file:
+        raise SpecError(SpecProblem("pkgc environment create", "", "--file/-f ENVIRONMENT.yml is required"))
+    record = create_environment_from_file(Path(args.file), Workspace(options.workspace), args.name, args.version)
     print_result(record.model_dump(), args.json, f"azureml:{record.name}:{record.version}")
     return 0
 

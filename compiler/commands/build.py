@@ -44,6 +44,8 @@ def register(sub) -> None:
     p.add_argument("--verify", action="store_true", help="smoke-test the image before publishing it (see pkgc verify)")
     add_verify_arguments(p, timeout_flag="--verify-timeout")
     p.add_argument("--deploy-settings", choices=PLATFORMS, help="print the settings this platform needs")
+    p.add_argument("--target-environment", help="the package's name (default: the spec's; <endpoint>-<name>-pkg for a deployment)")
+    p.add_argument("--write-deployment", metavar="FILE", help="write the deployment YAML that uses the package (deployment input)")
     p.set_defaults(func=run)
 
 
@@ -78,6 +80,18 @@ def after_build(args) -> AfterBuild:
     return after
 
 
+def _write_deployment_target(args) -> Path | None:
+    """``--write-deployment FILE``, checked before any build work: a deployment input, not itself."""
+    target = getattr(args, "write_deployment", None)
+    if target is None:
+        return None
+    if args.emit:
+        raise SpecError(SpecProblem("--write-deployment", "", "needs a built package; drop --emit"))
+    from compiler.spec.deployment_out import check_write_target
+
+    return check_write_target(Path(args.spec), Path(target))
+
+
 class _OneEngine:
     """Connect on first use (a bad spec fails before any engine is needed), then reuse it."""
 
@@ -99,7 +113,9 @@ def run(args, options, reporter) -> int:
         lock_path=Path(args.lock_file) if args.lock_file else None,
         template=Path(args.template) if args.template else None, no_cache=args.no_cache,
         base_image=args.base_image, python_version=args.python_version,
+        target_environment=getattr(args, "target_environment", None),
     )  # fmt: skip
+    write_to = _write_deployment_target(args)
     engine = _OneEngine()
     result = run_build(request, options, engine, reporter)
     if isinstance(result, str):
@@ -113,6 +129,11 @@ def run(args, options, reporter) -> int:
         if args.json:
             print(json.dumps(result, indent=2))
         raise
+    if write_to is not None:
+        from compiler.spec.deployment_out import write_deployment
+
+        result["deployment_file"] = str(write_deployment(Path(args.spec), result["target_environment"], write_to))
+        reporter.step(f"wrote {write_to}: the deployment with environment azureml:{result['target_environment']}")
     if settings_text is not None and not args.json:
         sys.stdout.write(settings_text)  # pipeable: `pkgc build ... --deploy-settings kubernetes | kubectl apply -f -`
     else:

@@ -20,6 +20,8 @@ from compiler.environment.strategy import EnvironmentStrategy
 from compiler.fetch.cache import FetchedFiles, PackageCache
 from compiler.labels import PackageLabels, Route
 from compiler.lock.types import Lock
+from compiler.plan.inputs import deployment_labels, input_copies
+from compiler.package_inputs import PATHS_ENV
 from compiler.plan.types import ContextFile, Copy, EnvironmentBuild, ImagePlan
 from compiler.resolve.types import ResolvedPackage
 from compiler.resources import templates_dir
@@ -73,6 +75,7 @@ def _labels(pkg: ResolvedPackage, strategy: EnvironmentStrategy, lock: Lock, por
             "io.pkgc.spec.digest": f"sha256:{spec_digest}",
             "io.pkgc.environment.strategy": strategy.kind,
             "io.pkgc.lock.inputs": lock.inputs_hash,
+            **deployment_labels(pkg),
         },
     )  # fmt: skip
     return contract.to_labels()
@@ -90,6 +93,8 @@ def _env(pkg: ResolvedPackage, port: int) -> dict[str, str]:
         env["AZUREML_ENTRY_SCRIPT"] = pkg.code.container_script
         env["AML_APP_ROOT"] = pkg.code.container_dir
     env.update(pkg.environment_variables)
+    if pkg.inputs and pkg.mode is not ModelMode.COPY:
+        env[PATHS_ENV] = ",".join(extra.mount_path for extra in pkg.inputs)
     return env
 
 
@@ -150,6 +155,7 @@ def plan_image(
         root = pkg.model.root_name
         files.append(ContextFile(MODEL_IN_CONTEXT, source=pkg.model.tree_path / root))
         copies.append(Copy("model", MODEL_IN_CONTEXT, f"{pkg.model_dir}/{root}", "model files; before code, which changes more often"))
+        copies += input_copies(pkg, files)
     if pkg.code is not None:
         files.append(ContextFile(CODE_IN_CONTEXT, source=pkg.code.directory))
         copies.append(Copy("code", CODE_IN_CONTEXT, pkg.code.container_dir, "scoring code changes most: last"))

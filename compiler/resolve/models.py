@@ -11,6 +11,7 @@ from compiler.resolve.types import ResolvedModel
 from compiler.spec.model import LocalModel
 from compiler.spec.refs import AssetRef, RefSyntaxError, looks_like_reference, parse_ref
 from compiler.workspace import Workspace
+from compiler.workspace.archives import model_source
 
 
 def workspace_for(ref: AssetRef, workspace: Workspace, options: Options) -> Workspace:
@@ -70,18 +71,19 @@ def resolve_local_model(model: LocalModel, base_dir: Path, workspace: Workspace)
         check_utf8(path, "model path")
         if not path.exists():
             raise ResolveError(f"model path '{excerpt(model.path)}' does not exist ({excerpt(str(path))})")
-        digest = workspace.store_tree(path)
+        with model_source(path, model.properties) as stored:  # an azureml.unpack archive: its checked tree
+            digest, root_name = workspace.store_tree(stored), stored.name
     except (ValueError, OSError, RuntimeError) as exc:  # a link loop, an unreadable or special file, a bad name
         raise ResolveError(f"model path '{excerpt(model.path)}': {store_failure(exc)}") from None
     tree = workspace.tree_path(digest)
-    detected = "mlflow_model" if is_mlflow_tree(tree, path.name) else "custom_model"
+    detected = "mlflow_model" if is_mlflow_tree(tree, root_name) else "custom_model"
     return ResolvedModel(
-        name=model.name or _anonymous_name(path),
+        name=model.name or _anonymous_name(path if root_name == path.name else tree / root_name),
         version=model.version or "1",
         type=model.type or detected,
         tree_digest=digest,
         tree_path=tree,
-        root_name=path.name,
+        root_name=root_name,
         reference=str(path),
     )
 

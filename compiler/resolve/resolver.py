@@ -9,6 +9,7 @@ from compiler.deps.server import AZUREML_ONLINE, InferenceServer, custom_server
 from compiler.errors import ResolveError, SpecError, SpecProblem
 from compiler.options import Options
 from compiler.resolve.environments import resolve_environment
+from compiler.resolve.inputs import resolve_inputs
 from compiler.resolve.models import resolve_model
 from compiler.mlflow.mlmodel import MLflowModel, read_mlflow_model
 from compiler.mlflow.scoring import generate_scoring
@@ -78,7 +79,8 @@ def resolve_package(
     spec = spec_file.spec
     model = _model(spec_file, cli_model, workspace, options)
     problems: list[SpecProblem] = []
-    if spec.base_environment_source is None and not model.is_mlflow:
+    inline = spec_file.deployment.inline_environment if spec_file.deployment else None
+    if spec.base_environment_source is None and inline is None and not model.is_mlflow:
         problems.append(
             spec_file.problem(("base_environment_source",), "required unless the model is an MLflow model")
         )
@@ -97,6 +99,9 @@ def resolve_package(
             environment = resolve_environment(spec.base_environment_source.resource_id, workspace, options)
         except ResolveError as exc:
             raise SpecError(spec_file.problem(("base_environment_source", "resource_id"), str(exc))) from None
+    elif inline is not None:  # a deployment's inline environment: an image and its conda file, not registered
+        label = f"conda file '{inline.conda_file.name}' of {spec_file.path.name}" if inline.conda_file else ""
+        environment = ResolvedEnvironment(inline.name, "1", inline.image, inline.conda_file, label)
     code = None
     if spec.code_configuration is not None:
         code = ResolvedCode(
@@ -127,4 +132,6 @@ def resolve_package(
         environment_variables=dict(spec.environment_variables),
         tags=dict(spec.tags),
         mlflow=mlflow_model,
+        run_settings=spec_file.deployment.run_settings if spec_file.deployment else None,
+        inputs=resolve_inputs(spec_file, workspace, model_dir),
     )

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from compiler.deps.server import InferenceServer
 from compiler.mlflow.mlmodel import MLflowModel
+from compiler.runsettings import RunSettings
 from compiler.spec.model import ModelMode
 
 MODELS_ROOT = "/var/azureml-app/azureml-models"
@@ -66,6 +67,17 @@ class ResolvedCode:
 
 
 @dataclass(frozen=True)
+class ResolvedInput:
+    """An extra asset (``inputs:``) stored like a model: the tree ``tree_path/root_name`` placed at ``mount_path``."""
+
+    type: str  # uri_file | uri_folder
+    mount_path: str
+    tree_digest: str
+    tree_path: Path
+    root_name: str
+
+
+@dataclass(frozen=True)
 class ResolvedPackage:
     spec_path: Path
     target_name: str
@@ -79,3 +91,5 @@ class ResolvedPackage:
     environment_variables: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     mlflow: MLflowModel | None = None
+    run_settings: RunSettings | None = None  # from a deployment YAML: probes, request timeout, concurrency
+    inputs: tuple[ResolvedInput, ...] = ()

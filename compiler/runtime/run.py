@@ -32,6 +32,23 @@ def model_mount(labels: PackageLabels, workspace: Workspace, model_path: Path | 
     return [Mount(source, labels.model_dir, read_only=True)]
 
 
+def input_mounts(image: str, labels: PackageLabels, workspace: Workspace) -> list[Mount]:
+    """Read-only mounts of the inputs a readonly_mount package expects (from this workspace's trees)."""
+    from compiler.package_inputs import from_labels, stored_input
+
+    mode, places = from_labels(image, labels.extra)
+    if mode == "copy":
+        return []
+    mounts = []
+    for place in places:
+        source = stored_input(workspace, place)
+        if source is None:
+            raise ResolveError(f"the package expects input {place.type} sha256:{place.tree} mounted at {place.path}, "
+                               f"but it is not in workspace {workspace.root}")  # fmt: skip
+        mounts.append(Mount(source, place.path, read_only=True))
+    return mounts
+
+
 def start_package(
     engine: Engine,
     image: str,
@@ -45,6 +62,8 @@ def start_package(
 ) -> tuple[RunHandle, PackageLabels]:
     labels = package_labels(engine, image)
     mounts = model_mount(labels, workspace, model_path) if mount_model else []
+    if mount_model:
+        mounts += input_mounts(image, labels, workspace)
     handle = engine.run(image, labels.port, host_port, mounts, env or {}, network=network, name=name)
     return handle, labels
 

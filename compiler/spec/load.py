@@ -6,16 +6,19 @@ All problems found are reported together, each naming the file, the key path and
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from compiler.errors import Collected, SpecError, SpecProblem, excerpt
 from compiler.spec.model import PackageSpec
-from compiler.spec.values import APP_ROOT, container_path_problem
+from compiler.spec.values import APP_ROOT, ASSET_NAME_RULE, container_path_problem
 from compiler.spec.yamldoc import KeyPath, YamlDocument, load_yaml
+
+if TYPE_CHECKING:
+    from compiler.spec.deployment import DeploymentInfo
 
 SPEC_MAX_BYTES = 1024 * 1024
 
@@ -33,13 +36,24 @@ class SpecFile:
     path: Path
     spec: PackageSpec
     doc: YamlDocument
+    # A deployment YAML read as a package: what it states beyond the package, and its keys for ours.
+    deployment: "DeploymentInfo | None" = None
+    key_map: dict[KeyPath, KeyPath] = field(default_factory=dict)
 
     @property
     def base_dir(self) -> Path:
         return self.path.parent
 
     def problem(self, key: KeyPath, message: str) -> SpecProblem:
-        return self.doc.problem(key, message)
+        return self.doc.problem(written_key(tuple(key), self.key_map), message)
+
+
+def written_key(key: KeyPath, key_map: dict[KeyPath, KeyPath]) -> KeyPath:
+    """``key`` of the package spec as the document wrote it (the longest mapped prefix wins)."""
+    for canonical in sorted(key_map, key=len, reverse=True):
+        if key[: len(canonical)] == canonical:
+            return key_map[canonical] + key[len(canonical) :]
+    return key
 
 
 def _rename_aliases(doc: YamlDocument, collected: Collected) -> dict[KeyPath, KeyPath]:
@@ -64,13 +78,17 @@ def _rename_aliases(doc: YamlDocument, collected: Collected) -> dict[KeyPath, Ke
 
 
 # Keys whose value is a tagged union: pydantic puts the tag after the key in an error's location.
-UNION_KEYS = ("inferencing_server", "model")
+UNION_KEYS = ("inferencing_server", "model", "environment")
+NESTED_TAGS = {"path": ("str", "InputPathUrl")}  # a plain union below the top: pydantic names the member
 
 
 def _location(error: dict) -> tuple:
     loc = list(error["loc"])
     if len(loc) > 1 and loc[0] in UNION_KEYS and error["type"] not in ("union_tag_invalid", "union_tag_not_found"):
         del loc[1]
+    for i in range(len(loc) - 1, 0, -1):
+        if loc[i - 1] in NESTED_TAGS and loc[i] in NESTED_TAGS[loc[i - 1]]:
+            del loc[i]
     if loc and loc[0] == "schema_":
         loc[0] = "$schema"
     if len(loc) > 2 and loc[-1] == "[key]":  # a bad key of a mapping (tags, environment_variables)
@@ -105,20 +123,48 @@ def _describe(error: dict, doc: YamlDocument, renamed: dict[KeyPath, KeyPath]) -
     return doc.problem(loc, message)
 
 
-def load_package_spec(path: Path) -> SpecFile:
-    """Read and validate package.yml; raise SpecError listing every problem found."""
+def load_package_spec(path: Path, target_environment: str | None = None) -> SpecFile:
+    """Read and validate package.yml, or an online-deployment YAML read as one (``compiler.spec.deployment``);
+    raise SpecError listing every problem found. ``target_environment`` overrides the package's name."""
     path = Path(path)
     doc = load_yaml(path, "package spec", max_bytes=SPEC_MAX_BYTES)
     if not isinstance(doc.data, dict):
         raise SpecError(SpecProblem(path, "", "the package spec must be a YAML mapping", doc.line_of(())))
+    from compiler.spec.deployment import is_deployment
+
+    if is_deployment(doc.data):
+        return _load_deployment(path, doc, target_environment)
     collected = Collected()
     renamed = _rename_aliases(doc, collected)
     collected.raise_if_any()
+    if target_environment is not None:
+        doc.data["target_environment"] = target_environment
     try:
         spec = PackageSpec.model_validate(doc.data)
     except ValidationError as exc:
         raise SpecError([_describe(err, doc, renamed) for err in exc.errors()]) from None
     spec_file = SpecFile(path=path.resolve(), spec=spec, doc=doc)
+    check_files(spec_file)
+    return spec_file
+
+
+def _load_deployment(path: Path, doc: YamlDocument, target_environment: str | None) -> SpecFile:
+    """A deployment YAML: validated with its own schema, then translated into a PackageSpec."""
+    from compiler.spec.deployment import OnlineDeployment, check_model_form, translate
+
+    check_model_form(doc.data, doc)
+    try:
+        deployment = OnlineDeployment.model_validate(doc.data)
+    except ValidationError as exc:
+        raise SpecError([_describe(err, doc, {}) for err in exc.errors()]) from None
+    translated = translate(deployment, doc.data, doc, target_environment)
+    try:
+        spec = PackageSpec.model_validate(translated.data)
+    except ValidationError as exc:  # only --target-environment can be wrong here: the rest was checked above
+        if target_environment is not None and any(e["loc"][:1] == ("target_environment",) for e in exc.errors()):
+            raise SpecError(SpecProblem("--target-environment", "", f"'{excerpt(target_environment)}' {ASSET_NAME_RULE}")) from None
+        raise SpecError([_describe(err, doc, translated.key_map) for err in exc.errors()]) from None
+    spec_file = SpecFile(path=path.resolve(), spec=spec, doc=doc, deployment=translated.info, key_map=translated.key_map)
     check_files(spec_file)
     return spec_file
 
@@ -150,6 +196,9 @@ def check_files(spec_file: SpecFile) -> None:
     container_code_dir = f"{APP_ROOT}/{code_dir.name}"
     if mount_path is not None and (problem := container_path_problem(mount_path, container_code_dir)):
         raise SpecError(spec_file.problem(("model_configuration", "mount_path"), problem))
+    for index, extra in enumerate(spec_file.spec.inputs):
+        if problem := container_path_problem(extra.mount_path, container_code_dir):
+            raise SpecError(spec_file.problem(("inputs", index, "mount_path"), problem))
     if mount_path is None and code_dir.name == "azureml-models":
         clash = f"a code folder named 'azureml-models' would hold the models ({APP_ROOT}/azureml-models)"
         raise SpecError(spec_file.problem(key + ("code",), clash))

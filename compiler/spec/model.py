@@ -112,6 +112,9 @@ class LocalModel(_Strict):
     name: AssetName | None = None
     version: AssetName | None = None
     type: Literal["custom_model", "mlflow_model"] | None = None
+    # Azure ML's model properties; ``azureml.unpack: true`` unpacks a .tar.gz model when it is stored.
+    properties: dict[Text, Text] = Field(default_factory=dict)
+    description: Text | None = None
 
 
 def _model_kind(value: object) -> str:
@@ -122,6 +125,29 @@ def _model_kind(value: object) -> str:
 ModelSource = Annotated[
     Union[Annotated[HostPath, Tag("reference")], Annotated[LocalModel, Tag("local")]], Discriminator(_model_kind)
 ]
+
+
+ContainerPath = Annotated[str, _rule(values.container_path_problem)]
+
+
+class InputPathUrl(_Strict):
+    """The SDK's nested form of an input's path; pkgc reads local files and folders only."""
+
+    input_path_type: Literal["url"] = "url"
+    url: HostPath
+
+
+class PackageInput(_Strict):
+    """An extra asset the model needs (label map, tokenizer...), placed like the model (Azure SDK ModelPackageInput)."""
+
+    type: Literal["uri_file", "uri_folder"]
+    path: Union[HostPath, InputPathUrl]
+    mode: Literal["readonly_mount", "download"] = "readonly_mount"
+    mount_path: ContainerPath
+
+    @property
+    def local_path(self) -> str:
+        return self.path if isinstance(self.path, str) else self.path.url.removeprefix("file://")
 
 
 class PackageSpec(_Strict):
@@ -136,6 +162,7 @@ class PackageSpec(_Strict):
     model: ModelSource | None = None
     tags: dict[Text, Text] = Field(default_factory=dict)
     environment_variables: dict[str, Text] = Field(default_factory=dict)
+    inputs: list[PackageInput] = Field(default_factory=list, max_length=32)
 
     model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True, populate_by_name=True)
 

@@ -26,13 +26,18 @@ class EnvironmentFile(BaseModel):
     tags: dict[Text, Text] = Field(default_factory=dict)
 
 
-def create_environment_from_file(path: Path, workspace: Workspace) -> EnvironmentRecord:
-    """Validate the environment YAML and its conda file, then register a new version."""
+def create_environment_from_file(
+    path: Path, workspace: Workspace, name: str | None = None, version: str | None = None
+) -> EnvironmentRecord:
+    """Validate the environment YAML and its conda file, then register a new version (``name`` and
+    ``version``, from ``-n``/``-v``, win over the file's)."""
     doc = load_yaml(path, "environment file")
     if not isinstance(doc.data, dict):
         raise SpecError(doc.problem((), "an environment file must be a YAML mapping"))
+    data = dict(doc.data)
+    data.update({k: v for k, v in (("name", name), ("version", version)) if v is not None})
     try:
-        env = EnvironmentFile.model_validate(doc.data)
+        env = EnvironmentFile.model_validate(data)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

@@ -24,6 +24,7 @@ class ModelRecord(_Record):
     description: str = ""
     source: str = ""
     created: str = ""
+    properties: dict[str, str] = Field(default_factory=dict)  # Azure ML model properties (azureml.unpack...)
 
 
 class PackageInfo(_Record):

@@ -123,9 +123,11 @@ class Workspace:
 
     # -- models -----------------------------------------------------------------------------
     def create_model(
-        self, name: str, path: Path, type_: str = "custom_model", version: str | None = None, description: str = ""
+        self, name: str, path: Path, type_: str = "custom_model", version: str | None = None, description: str = "",
+        properties: dict[str, str] | None = None, source: Path | None = None,
     ) -> ModelRecord:
-        """Register the file or folder ``path`` as a new version of model ``name``."""
+        """Register the file or folder ``path`` as a new version of model ``name`` (``source``: where it
+        came from, when ``path`` is an unpacked archive)."""
         if not path.exists():
             raise ResolveError(f"model path {excerpt(str(path))} does not exist")
         self._check_new("models", name, version)
@@ -139,7 +141,8 @@ class Workspace:
                 tree=digest,
                 root_name=path.name,
                 description=description,
-                source=str(path.resolve()),
+                source=str((source or path).resolve()),
+                properties=dict(properties or {}),
                 created=_now(),
             )
             self._write_record(self.root / "models" / name / f"{record.version}.json", record)
