@@ -13,7 +13,8 @@ class Reporter:
     """Passed to the stages that talk; ``quiet`` keeps only warnings."""
 
     quiet: bool = False
-    console: Console = field(default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True))
+    # emoji=False: a reference such as 'azureml:m:1' must print as written, not as ':m:' -> an emoji
+    console: Console = field(default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True, emoji=False))
 
     def step(self, message: str) -> None:
         if not self.quiet:

@@ -16,6 +16,8 @@ from typing import Literal
 import yaml
 
 from compiler.labels import PackageLabels
+from compiler.package_inputs import InputPlace, from_labels as input_places
+from compiler.runsettings import RunSettings
 
 Platform = Literal["app-service", "kubernetes"]
 PLATFORMS: tuple[Platform, ...] = ("app-service", "kubernetes")
@@ -35,6 +37,8 @@ class DeployFacts:
     model_ref: str
     model_tree: str
     digest: str | None = None  # the pushed manifest digest, when there is one
+    run: RunSettings = RunSettings()  # probes, replicas (a deployment YAML's settings)
+    mounted_inputs: tuple[InputPlace, ...] = ()  # inputs a readonly_mount package expects mounted
 
     @property
     def needs_mount(self) -> bool:
@@ -64,11 +68,13 @@ def dns_name(text: str) -> str:
 def deploy_facts(image: str, labels: Mapping[str, str], digest: str | None = None) -> DeployFacts:
     """Read the facts from ``labels``; ``image`` (and ``digest``, once pushed) is what the platform pulls."""
     contract = PackageLabels.from_labels(image, labels)
+    inputs_mode, places = input_places(image, contract.extra)
     return DeployFacts(
         image=image, name=dns_name(contract.title or contract.model_name), port=contract.port,
         health_route=contract.readiness.path, score_route=contract.score.path,
         mode=contract.mode, model_dir=contract.model_dir, model_ref=contract.model_ref,
-        model_tree=f"sha256:{contract.model_tree}", digest=digest,
+        model_tree=f"sha256:{contract.model_tree}", digest=digest, run=RunSettings.from_labels(image, contract.extra),
+        mounted_inputs=tuple(places) if inputs_mode == "readonly_mount" else (),
     )  # fmt: skip
 
 
@@ -79,11 +85,14 @@ def deploy_settings(platform: Platform, facts: DeployFacts) -> DeploySettings:
 def app_service(facts: DeployFacts) -> DeploySettings:
     """App settings, health check path and (readonly_mount) a read-only Azure Blob mount, with az commands."""
     settings = {"WEBSITES_PORT": str(facts.port)}
+    probe = facts.run.readiness or facts.run.liveness
+    if probe is not None:  # App Service waits this long for the container to answer (230-1800 s)
+        settings["WEBSITES_CONTAINER_START_TIME_LIMIT"] = str(min(1800, max(230, probe.initial_delay + probe.period * probe.failure_threshold)))
     mount = None
     app = "--resource-group <resource-group> --name <app-name>"
     commands = [
         f"az webapp config container set {app} --container-image-name {shlex.quote(facts.image)}",
-        f"az webapp config appsettings set {app} --settings WEBSITES_PORT={facts.port}",
+        f"az webapp config appsettings set {app} --settings " + " ".join(f"{k}={v}" for k, v in settings.items()),
         f"az webapp config set {app} --generic-configurations "
         + shlex.quote(json.dumps({"healthCheckPath": facts.health_route})),
     ]
@@ -94,6 +103,12 @@ def app_service(facts: DeployFacts) -> DeploySettings:
             f"az webapp config storage-account add {app} --custom-id model --storage-type AzureBlob "
             f"--account-name <storage-account> --share-name <container-with-model-files> --access-key <key> "
             f"--mount-path {shlex.quote(facts.model_dir)}"
+        )
+    for index, place in enumerate(facts.mounted_inputs):
+        commands.append(
+            f"az webapp config storage-account add {app} --custom-id input{index} --storage-type AzureBlob "
+            f"--account-name <storage-account> --share-name <container-with-input-{index}> --access-key <key> "
+            f"--mount-path {shlex.quote(place.path)}"
         )
     data = {"platform": "app-service", "image": facts.image, "app_settings": settings,
             "health_check_path": facts.health_route, "score_path": facts.score_route,
@@ -109,25 +124,37 @@ def _probe(facts: DeployFacts, **timing: int) -> dict:
     return {"httpGet": {"path": facts.health_route, "port": "http"}, **timing}
 
 
+def _probes(facts: DeployFacts) -> dict:
+    """pkgc's probes, or the deployment's timing (Azure ML's probe settings) when it stated one."""
+    live, ready = facts.run.liveness, facts.run.readiness
+    return {
+        "startupProbe": _probe(facts, periodSeconds=2, failureThreshold=90),
+        "readinessProbe": _probe(facts, **ready.kubernetes(False)) if ready else _probe(facts, periodSeconds=5, failureThreshold=3),
+        "livenessProbe": _probe(facts, **live.kubernetes(True)) if live else _probe(facts, periodSeconds=10, failureThreshold=3),
+    }
+
+
 def kubernetes(facts: DeployFacts) -> DeploySettings:
     """A Deployment and a Service; readonly_mount packages get a read-only volume at the model dir."""
     container: dict = {
         "name": facts.name, "image": facts.pinned_image, "imagePullPolicy": "IfNotPresent",
         "ports": [{"name": "http", "containerPort": facts.port}],
-        "startupProbe": _probe(facts, periodSeconds=2, failureThreshold=90),
-        "readinessProbe": _probe(facts, periodSeconds=5, failureThreshold=3),
-        "livenessProbe": _probe(facts, periodSeconds=10, failureThreshold=3),
+        **_probes(facts),
         "securityContext": {"runAsNonRoot": True, "allowPrivilegeEscalation": False},
     }  # fmt: skip
     pod: dict = {"containers": [container]}
     if facts.needs_mount:
         container["volumeMounts"] = [{"name": "model", "mountPath": facts.model_dir, "readOnly": True}]
         pod["volumes"] = [{"name": "model", "persistentVolumeClaim": {"claimName": f"{facts.name}-model", "readOnly": True}}]
+    for index, place in enumerate(facts.mounted_inputs):
+        container.setdefault("volumeMounts", []).append({"name": f"input-{index}", "mountPath": place.path, "readOnly": True})
+        claim = {"claimName": f"{facts.name}-input-{index}", "readOnly": True}
+        pod.setdefault("volumes", []).append({"name": f"input-{index}", "persistentVolumeClaim": claim})
     selector = {"app.kubernetes.io/name": facts.name}
     annotations = {"io.pkgc.model": facts.model_ref, "io.pkgc.model.tree": facts.model_tree, "io.pkgc.model.mode": facts.mode}
     deployment = {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": facts.name, "labels": dict(selector)},
-        "spec": {"replicas": 1, "selector": {"matchLabels": dict(selector)},
+        "spec": {"replicas": facts.run.instance_count or 1, "selector": {"matchLabels": dict(selector)},
                  "template": {"metadata": {"labels": dict(selector), "annotations": annotations}, "spec": pod}},
     }  # fmt: skip
     service = {
