@@ -79,7 +79,7 @@ def _rename_aliases(doc: YamlDocument, collected: Collected) -> dict[KeyPath, Ke
 
 # Keys whose value is a tagged union: pydantic puts the tag after the key in an error's location.
 UNION_KEYS = ("inferencing_server", "model", "environment")
-NESTED_TAGS = {"path": ("str", "InputPathUrl")}  # a plain union below the top: pydantic names the member
+NESTED_TAGS = {"path": ("local", "url")}  # a tagged union below the top level (inputs[i].path)
 
 
 def _location(error: dict) -> tuple:

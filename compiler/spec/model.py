@@ -130,6 +130,10 @@ ModelSource = Annotated[
 ContainerPath = Annotated[str, _rule(values.container_path_problem)]
 
 
+def _input_path_kind(value: object) -> str:
+    return "url" if isinstance(value, (dict, BaseModel)) else "local"
+
+
 class InputPathUrl(_Strict):
     """The SDK's nested form of an input's path; pkgc reads local files and folders only."""
 
@@ -141,7 +145,9 @@ class PackageInput(_Strict):
     """An extra asset the model needs (label map, tokenizer...), placed like the model (Azure SDK ModelPackageInput)."""
 
     type: Literal["uri_file", "uri_folder"]
-    path: Union[HostPath, InputPathUrl]
+    path: Annotated[
+        Union[Annotated[HostPath, Tag("local")], Annotated[InputPathUrl, Tag("url")]], Discriminator(_input_path_kind)
+    ]
     mode: Literal["readonly_mount", "download"] = "readonly_mount"
     mount_path: ContainerPath
 
