@@ -94,6 +94,9 @@ def resolve_registered_model(ref: AssetRef, workspace: Workspace, options: Optio
     tree = source.tree_path(record.tree)
     if not tree.is_dir():
         raise ResolveError(f"model {record.name}:{record.version} is registered but its files are missing ({tree})")
+    if source.root != workspace.root:  # a registry's model: its files also in this workspace, for pkgc run/verify mounts
+        workspace.store_tree(tree / record.root_name)
+        tree = workspace.tree_path(record.tree)
     return ResolvedModel(
         name=record.name,
         version=record.version,
