@@ -147,7 +147,10 @@ def kubernetes(facts: DeployFacts) -> DeploySettings:
         container["volumeMounts"] = [{"name": "model", "mountPath": facts.model_dir, "readOnly": True}]
         pod["volumes"] = [{"name": "model", "persistentVolumeClaim": {"claimName": f"{facts.name}-model", "readOnly": True}}]
     for index, place in enumerate(facts.mounted_inputs):
-        container.setdefault("volumeMounts", []).append({"name": f"input-{index}", "mountPath": place.path, "readOnly": True})
+        mount = {"name": f"input-{index}", "mountPath": place.path, "readOnly": True}
+        if place.type == "uri_file":  # the volume holds the file under its own name
+            mount["subPath"] = place.path.rsplit("/", 1)[-1]
+        container.setdefault("volumeMounts", []).append(mount)
         claim = {"claimName": f"{facts.name}-input-{index}", "readOnly": True}
         pod.setdefault("volumes", []).append({"name": f"input-{index}", "persistentVolumeClaim": claim})
     selector = {"app.kubernetes.io/name": facts.name}

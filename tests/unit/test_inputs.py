@@ -134,3 +134,19 @@ def test_bad_inputs_name_the_key_and_line(project, case):
     line = caught.value.lines()[0]
     where, _, rest = line.partition(": ")
     assert message in rest and where.startswith(f"{project / 'package.yml'}:") and where.rsplit(":", 1)[1].isdigit(), line
+
+
+def test_deploy_settings_mount_the_inputs_read_only(project):
+    from compiler.emit.deploy import app_service, deploy_facts, kubernetes
+
+    _, image = plan(project, "readonly_mount")
+    facts = deploy_facts("img", image.labels)
+    pod = kubernetes(facts).data["objects"][0]["spec"]["template"]["spec"]
+    mounts = pod["containers"][0]["volumeMounts"]
+    assert mounts[1:] == [
+        {"name": "input-0", "mountPath": "/var/azureml-app/inputs/labels.json", "readOnly": True, "subPath": "labels.json"},
+        {"name": "input-1", "mountPath": "/var/azureml-app/inputs/tokenizer", "readOnly": True}]
+    assert [v["persistentVolumeClaim"]["readOnly"] for v in pod["volumes"]] == [True, True, True]
+    assert sum("--custom-id input" in c for c in app_service(facts).data["commands"]) == 2
+    _, copied = plan(project, "copy")
+    assert "volumes" not in kubernetes(deploy_facts("img", copied.labels)).data["objects"][0]["spec"]["template"]["spec"]
