@@ -64,7 +64,8 @@ def _sha256(item: dict) -> str:
 
 def _source_only(requirements: list[str], tmp: Path) -> list[tuple[str, str, SourceDist]]:
     """Which packages would come as source distributions: a resolve for the host, wheels preferred
-    (so a package with wheels of an older version is not counted), sdists allowed."""
+    (so a package with wheels of an older version is not counted), sdists allowed. pip cannot
+    resolve sdists for another platform; the image-platform resolve that follows has the last word."""
     data, _ = _dry_run(requirements, tmp, ["--prefer-binary"])
     found = []
     for item in (data or {}).get("install", []):
