@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/ensure-engine.sh
+# --python-only: just pkgc and its test dependencies (what the unit and golden tests need).
+if [ "${1:-}" != "--python-only" ]; then bash scripts/ensure-engine.sh; fi
 python3 -m pip install --quiet --disable-pip-version-check -e ".[test]" 2>&1 | grep -v -e "is ignored" -e "Running pip as the 'root'" || true
 python3 -c "import compiler, docker, rattler" || { echo "setup: pkgc did not install" >&2; exit 1; }
-pkgc base-image build debian-bookworm
+if [ "${1:-}" != "--python-only" ]; then pkgc base-image build debian-bookworm; fi

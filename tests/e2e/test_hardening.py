@@ -33,7 +33,7 @@ def _image_with_labels(engine, base_image: str, tag: str, labels: dict[str, str]
         info.size = len(dockerfile)
         tar.addfile(info, io.BytesIO(dockerfile))
     context.seek(0)
-    engine.build(context, tag, lambda _line: None)
+    engine.build(context, tag, lambda _line: None, no_cache=True)  # the previous case removed its image
     return tag
 
 
