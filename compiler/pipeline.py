@@ -184,6 +184,7 @@ def run_build(
         "reused": built.reused,
         "size_bytes": built.size,
         "build_seconds": round(built.seconds, 2),
+        **({"deployment": spec_file.deployment.summary()} if spec_file.deployment else {}),
     }
 
 

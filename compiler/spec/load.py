@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from compiler.errors import Collected, SpecError, SpecProblem, excerpt
 from compiler.spec.model import PackageSpec
-from compiler.spec.values import APP_ROOT, ASSET_NAME_RULE, container_path_problem
+from compiler.spec.values import APP_ROOT, ASSET_NAME, ASSET_NAME_RULE, container_path_problem
 from compiler.spec.yamldoc import KeyPath, YamlDocument, load_yaml
 
 if TYPE_CHECKING:
@@ -127,6 +127,8 @@ def load_package_spec(path: Path, target_environment: str | None = None) -> Spec
     """Read and validate package.yml, or an online-deployment YAML read as one (``compiler.spec.deployment``);
     raise SpecError listing every problem found. ``target_environment`` overrides the package's name."""
     path = Path(path)
+    if target_environment is not None and not ASSET_NAME.match(target_environment):
+        raise SpecError(SpecProblem("--target-environment", "", f"'{excerpt(target_environment)}' {ASSET_NAME_RULE}"))
     doc = load_yaml(path, "package spec", max_bytes=SPEC_MAX_BYTES)
     if not isinstance(doc.data, dict):
         raise SpecError(SpecProblem(path, "", "the package spec must be a YAML mapping", doc.line_of(())))
@@ -160,9 +162,7 @@ def _load_deployment(path: Path, doc: YamlDocument, target_environment: str | No
     translated = translate(deployment, doc.data, doc, target_environment)
     try:
         spec = PackageSpec.model_validate(translated.data)
-    except ValidationError as exc:  # only --target-environment can be wrong here: the rest was checked above
-        if target_environment is not None and any(e["loc"][:1] == ("target_environment",) for e in exc.errors()):
-            raise SpecError(SpecProblem("--target-environment", "", f"'{excerpt(target_environment)}' {ASSET_NAME_RULE}")) from None
+    except ValidationError as exc:  # not expected: every value was checked by the deployment's schema
         raise SpecError([_describe(err, doc, translated.key_map) for err in exc.errors()]) from None
     spec_file = SpecFile(path=path.resolve(), spec=spec, doc=doc, deployment=translated.info, key_map=translated.key_map)
     check_files(spec_file)

@@ -151,6 +151,13 @@ class PackageInput(_Strict):
     mode: Literal["readonly_mount", "download"] = "readonly_mount"
     mount_path: ContainerPath
 
+    @field_validator("path", mode="before")
+    @classmethod
+    def _local_only(cls, value: object) -> object:
+        if isinstance(value, dict) and value.get("input_path_type") in ("path_id", "path_version"):
+            raise ValueError("data assets (path_id, path_version) are not in pkgc's workspace: give a local file or folder")
+        return value
+
     @property
     def local_path(self) -> str:
         return self.path if isinstance(self.path, str) else self.path.url.removeprefix("file://")

@@ -108,6 +108,7 @@ def test_deployment_yaml_builds_serves_and_writes_its_deployment(seed_tree, sess
     result = json.loads(proc.stdout)
     assert result["target_environment"] == "pkgc-hf-ep-blue-pkg:1" and result["mode"] == "copy"
     assert result["verify"]["passed"] and result["verify"]["compared"]  # real predictions equal the host's
+    assert result["deployment"]["run_settings"]["request_timeout_ms"] == "5000"
     assert [line for line in proc.stderr.splitlines() if "ignored" in line] == [
         "pkgc warning: deployment.yml: ignored (no meaning for a container image): instance_type, app_insights_enabled"]
     k8s = result["deploy_settings"]["objects"][0]["spec"]

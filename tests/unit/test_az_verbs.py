@@ -60,3 +60,14 @@ def test_model_package_refuses_a_spec_that_names_a_model_too(tmp_path):
     proc = run_pkgc("model", "package", "-n", "sk", "-f", str(spec), env=env)
     assert proc.returncode == 2 and "one of the arguments --version/-v --label/-l is required" in proc.stderr
     assert not (tmp_path / "ws").exists()
+
+
+def test_target_environment_overrides_a_package_specs_name(tmp_path):
+    from compiler.spec import load_package_spec
+
+    spec = tmp_path / "package.yml"
+    spec.write_text((EXAMPLE / "package-moe.yml").read_text().replace("code: src", f"code: {EXAMPLE / 'src'}"))
+    assert load_package_spec(spec).spec.target_environment == "sklearn-regression-online-pkg"
+    assert load_package_spec(spec, "renamed-pkg").spec.target_environment == "renamed-pkg"
+    proc = run_pkgc("build", str(spec), "--emit", "spec", "--target-environment", "../evil")
+    assert proc.returncode == 2 and proc.stderr.startswith("pkgc: error: --target-environment: '../evil' must be 1-64")

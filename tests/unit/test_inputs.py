@@ -120,7 +120,7 @@ BAD = {
                          "  - type: uri_file\n    path: assets/labels.json\n    mount_path: /var/azureml-app/t/l.json\n",
                          "inputs[1].mount_path: must not be inside or above another input"),
     "data asset": ("  - type: uri_folder\n    path:\n      input_path_type: path_id\n      resource_id: azureml:data:1\n"
-                   "    mount_path: /var/azureml-app/t\n", "inputs[0].path.input_path_type"),
+                   "    mount_path: /var/azureml-app/t\n", "inputs[0].path: data assets (path_id, path_version) are not in pkgc's workspace"),
     "bad mode": ("  - type: uri_folder\n    path: assets/tokenizer\n    mode: rw_mount\n    mount_path: /var/azureml-app/t\n",
                  "inputs[0].mode"),
 }  # fmt: skip
