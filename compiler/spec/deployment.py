@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_val
 from compiler.errors import SpecError, excerpt
 from compiler.runsettings import Probe, RunSettings
 from compiler.spec.model import (
-    ENV_VAR_PATTERN, AssetName, ContainerPath, HostPath, InnerPath, Line, ModelSource, Text,
+    ENV_VAR_PATTERN, AssetName, ContainerPath, HostPath, InnerPath, Line, ModelSource, PropertyValue, Text,
 )  # fmt: skip
 from compiler.spec.refs import looks_like_reference
 from compiler.spec.values import ASSET_NAME
@@ -100,7 +100,7 @@ class OnlineDeployment(_Strict):
     type: Literal["managed", "kubernetes"] | None = None
     description: Text | None = None
     tags: dict[Text, Text] = Field(default_factory=dict)
-    properties: dict[Text, Text] = Field(default_factory=dict)
+    properties: dict[Text, PropertyValue] = Field(default_factory=dict)
     id: Text | None = None
     provisioning_state: Text | None = None
     model: ModelSource | None = None

@@ -10,7 +10,7 @@ import re
 from enum import Enum
 from typing import Annotated, Callable, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, field_validator
 
 from compiler.errors import excerpt
 from compiler.spec import values
@@ -42,6 +42,8 @@ Line = Annotated[str, Field(min_length=1, max_length=4096), _rule(values.line_pr
 HostPath = Annotated[str, Field(min_length=1), _rule(values.host_path_problem)]  # a path on this machine
 InnerPath = Annotated[str, Field(min_length=1), _rule(values.inner_path_problem)]  # inside the code folder
 AssetName = Annotated[str, _rule(_asset_name)]  # a name or version used as a path part and an image tag
+# A property value as YAML writes it: ``azureml.unpack: true`` (a boolean) is the text "true".
+PropertyValue = Annotated[Text, BeforeValidator(lambda v: str(v).lower() if isinstance(v, bool) else v)]
 
 
 class _Strict(BaseModel):
@@ -113,7 +115,7 @@ class LocalModel(_Strict):
     version: AssetName | None = None
     type: Literal["custom_model", "mlflow_model"] | None = None
     # Azure ML's model properties; ``azureml.unpack: true`` unpacks a .tar.gz model when it is stored.
-    properties: dict[Text, Text] = Field(default_factory=dict)
+    properties: dict[Text, PropertyValue] = Field(default_factory=dict)
     description: Text | None = None
 
 

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from compiler.errors import SpecError, excerpt
-from compiler.spec.model import AssetName, HostPath, Text
+from compiler.spec.model import AssetName, HostPath, PropertyValue, Text
 from compiler.spec.yamldoc import load_yaml
 
 
@@ -35,7 +35,7 @@ class ModelFile(BaseModel):
     type: Literal["custom_model", "mlflow_model"] | None = None
     description: Text | None = None
     tags: dict[Text, Text] = Field(default_factory=dict)
-    properties: dict[Text, Text] = Field(default_factory=dict)
+    properties: dict[Text, PropertyValue] = Field(default_factory=dict)
     stage: Text | None = None
 
 

@@ -204,3 +204,17 @@ def test_write_deployment_is_checked_before_any_work(tree, tmp_path, monkeypatch
     assert proc.returncode == 2 and "is not an online-deployment YAML" in proc.stderr
     assert not (tmp_path / "ws").exists() and not (tmp_path / "d.yml").exists()
     assert yaml.safe_load(path.read_text())["name"] == "blue"
+
+
+def test_inline_archive_model_is_unpacked(tree, tmp_path):
+    import tarfile
+
+    archive = tree / "multi.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tree / "multi-models-sample" / "models", arcname="models")
+    model = "model:\n  path: ../../multi.tar.gz\n  properties:\n    azureml.unpack: true"
+    spec_file = load_package_spec(deployment(tree, model))
+    assert spec_file.spec.model.properties == {"azureml.unpack": "true"}
+    pkg = resolve_package(spec_file, None, Workspace(tmp_path / "ws"), options(tmp_path))
+    assert pkg.model.root_name == "models" and (pkg.model.tree_path / "models" / "model_2" / "v1" / "sample.pkl").is_file()
+    assert pkg.model.name == "models"
