@@ -253,8 +253,11 @@ def check_model_form(raw: dict, doc: YamlDocument) -> None:
     """``model: {path: azureml:...}`` mixes the two forms: a reference is written ``model: azureml:NAME:VERSION``."""
     model = raw.get("model")
     if isinstance(model, dict) and isinstance(model.get("path"), str) and looks_like_reference(model["path"]):
-        path = Path(model["path"])
-        if model["path"].startswith(("azureml:", "models:/")) or not (doc.path.parent / path).exists():
+        try:
+            exists = (doc.path.parent / model["path"]).exists()
+        except (OSError, ValueError):
+            exists = False
+        if model["path"].startswith(("azureml:", "models:/")) or not exists:
             raise SpecError(doc.problem(("model", "path"),
                                         f"'{excerpt(model['path'], 60)}' is a model reference, not a path: give either "
                                         "'model: <reference>' or 'model: {path: <local file or folder>}', not both"))  # fmt: skip

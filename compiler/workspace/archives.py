@@ -127,7 +127,7 @@ def check_archive(archive: Path, limits: ArchiveLimits = ArchiveLimits()) -> lis
 def _root_folder(members: list[tarfile.TarInfo]) -> str | None:
     """The archive's one top folder, when every member lies in it."""
     names = [posixpath.normpath(m.name) for m in members]
-    tops = {name.split("/", 1)[0] for name in names}
+    tops = {name.split("/", 1)[0] for name in names if name != "."}  # 'tar -C dir .' writes './' first
     if len(tops) != 1:
         return None
     top = tops.pop()

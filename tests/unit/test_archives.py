@@ -54,6 +54,9 @@ def test_members_without_one_top_folder_go_into_a_folder_named_after_the_archive
     archive = make_archive(tmp_path / "m.tgz", [file("a.pkl"), file("sub/b.pkl")])
     with unpacked(archive) as tree:
         assert tree.name == "m" and (tree / "a.pkl").is_file() and (tree / "sub" / "b.pkl").is_file()
+    dotted = make_archive(tmp_path / "dotted.tar.gz", [("./", None, tarfile.DIRTYPE), ("./model", None, tarfile.DIRTYPE), file("./model/a.pkl")])
+    with unpacked(dotted) as tree:  # tar -C dir . : the one top folder is still 'model'
+        assert tree.name == "model" and (tree / "a.pkl").is_file()
     single = make_archive(tmp_path / "one.tar.gz", [file("model.pkl")])
     with unpacked(single) as tree:
         assert tree.name == "one" and (tree / "model.pkl").is_file()
