@@ -30,7 +30,8 @@ def base_image_facts(image: str, engine: Engine | None) -> BaseImageFacts:
     if info is None:
         raise ResolveError(
             f"base image '{image}' is not in the local engine and cannot be pulled from here; "
-            "build one with 'pkgc base-image build debian-bookworm' or load it first"
+            "build one with 'pkgc base-image build debian-bookworm' and pass --base-image pkgc/base-debian-bookworm:latest, "
+            "or load it first"
         )
     stated = BaseImageLabels.from_labels(image, info.labels)
     if stated is not None:
