@@ -1,4 +1,7 @@
-"""Seed 000/001's inputs, built and served by the real engine: two builds, each serving several assertions.
+"""Seed 000/001's inputs, built and served by the real engine (four lean builds sharing one environment layer).
+
+0. Kubernetes deployments with a single local file and a registered multi-model folder (azureml:NAME:3),
+   with an environment reference: served, answers equal to the host's predictions.
 
 1. A managed online-deployment YAML (local multi-model folder, inline environment whose image cannot be
    pulled here -> --base-image, request settings and probes): built, verified against the host's
@@ -86,6 +89,49 @@ def seed_tree(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def sk_env(seed_tree, session_env, base_image) -> str:
+    """The example's conda file as a registered base environment (same lock: the environment layer is shared)."""
+    env_file = seed_tree / "env.yml"
+    env_file.write_text(f"name: sk-env\nimage: {base_image}\nconda_file: {EXAMPLE / 'environment' / 'conda.yaml'}\n")
+    created = run_pkgc("environment", "create", "-f", str(env_file), env=session_env)
+    assert created.returncode == 0, created.stderr
+    return "azureml:sk-env@latest"
+
+
+SHAPES = {  # seed 000: a single local file (directly in AZUREML_MODEL_DIR; both names load it), a registered multi-model folder
+    "single-file": ("model:\n  path: ../../multi-models-sample/models/model_1/v1/sklearn_regression_model.pkl\n",
+                    SCORE_MULTI.replace('os.path.join(root, name, "v1", "sklearn_regression_model.pkl")',
+                                        'os.path.join(os.environ["AZUREML_MODEL_DIR"], "sklearn_regression_model.pkl")')),
+    "registered": ("model: azureml:pkgc-hf-multimodel:3\n", SCORE_MULTI),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_kubernetes_deployment_shapes_serve_the_hosts_predictions(shape, seed_tree, session_env, sk_env, tmp_path):
+    model, score = SHAPES[shape]
+    if shape == "registered":
+        created = run_pkgc("model", "create", "-n", "pkgc-hf-multimodel", "-v", "3", "-p",
+                           str(seed_tree / "multi-models-sample" / "models"), env=session_env)  # fmt: skip
+        assert created.returncode == 0, created.stderr
+    folder = seed_tree / "endpoints" / shape
+    (folder / "code").mkdir(parents=True)
+    (folder / "code" / "score.py").write_text(score)
+    (folder / "deployment.yml").write_text(
+        "$schema: https://azuremlschemas.azureedge.net/latest/kubernetesOnlineDeployment.schema.json\n"
+        f"name: {shape}\nendpoint_name: pkgc-hf-k8s\n{model}environment: {sk_env}\n"
+        "code_configuration:\n  code: code\n  scoring_script: score.py\ninstance_count: 1\n"
+    )
+    expected = tmp_path / "expected.json"
+    expected.write_text(json.dumps({"model_1": host_predictions(), "model_2": host_predictions()}))
+    proc = run_pkgc("build", str(folder / "deployment.yml"), "--json", "--verify", "--request-file",
+                    str(seed_tree / "sample-request.json"), "--expect", str(expected), env=session_env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)
+    assert result["target_environment"] == f"pkgc-hf-k8s-{shape}-pkg:1" and result["verify"]["compared"]
+    assert result["model"] == ("pkgc-hf-multimodel:3" if shape == "registered" else "sklearn_regression_model:1")
+
+
 def test_deployment_yaml_builds_serves_and_writes_its_deployment(seed_tree, session_env, base_image, engine):
     deployment = seed_tree / "endpoints" / "blue" / "deployment.yml"
     deployment.write_text(
@@ -124,7 +170,7 @@ def test_deployment_yaml_builds_serves_and_writes_its_deployment(seed_tree, sess
     assert not {"model", "code_configuration"} & set(out) and out["name"] == "blue"
 
 
-def test_model_package_from_registry_archive_with_a_mounted_input(seed_tree, session_env, base_image, engine, containers, tmp_path):
+def test_model_package_from_registry_archive_with_a_mounted_input(seed_tree, session_env, sk_env, engine, containers):
     project = seed_tree / "packaged"
     (project / "src").mkdir(parents=True)
     (project / "src" / "score.py").write_text(SCORE_SCALED)
@@ -137,9 +183,6 @@ def test_model_package_from_registry_archive_with_a_mounted_input(seed_tree, ses
     created = run_pkgc("--workspace", str(registry), "model", "create", "-n", "sk", "-p", str(archive),
                        "--properties", "azureml.unpack=true", env=session_env)  # fmt: skip
     assert created.returncode == 0 and created.stdout.strip() == "azureml:sk:1", created.stderr
-    env_file = seed_tree / "env.yml"
-    env_file.write_text(f"name: sk-env\nimage: {base_image}\nconda_file: {EXAMPLE / 'environment' / 'conda.yaml'}\n")
-    assert run_pkgc("environment", "create", "-f", str(env_file), env=session_env).returncode == 0
     (project / "pkgc.toml").write_text(f'[registries]\ncorp = "{registry}"\n')
     (project / "package.yml").write_text(
         "$schema: http://azureml/sdk-2-0/ModelVersionPackage.json\n"
