@@ -6,7 +6,8 @@ They travel in the image as ``io.pkgc.run.*`` / ``io.pkgc.probe.*`` labels (read
 - ``request_settings.request_timeout_ms`` -> ``SCORING_TIMEOUT_MS`` (the server's scoring timeout);
 - ``request_settings.max_concurrent_requests_per_instance`` -> ``WORKER_COUNT`` (its gunicorn workers,
   as Azure ML advises: one worker per concurrent request);
-- ``liveness_probe`` / ``readiness_probe`` -> the Kubernetes probes' timing; ``instance_count`` -> replicas.
+- ``liveness_probe`` / ``readiness_probe`` -> the Kubernetes probes' timing; ``instance_count`` -> replicas;
+  ``resources`` (Kubernetes deployments) -> the container's resource requests and limits.
 
 A variable the user sets in ``environment_variables`` wins over the derived one.
 """
@@ -23,6 +24,25 @@ PROBE_LABELS = {"liveness": "io.pkgc.probe.liveness", "readiness": "io.pkgc.prob
 TIMEOUT, CONCURRENCY, INSTANCES = "io.pkgc.run.request_timeout_ms", "io.pkgc.run.max_concurrent_requests", "io.pkgc.run.instance_count"
 LIMITS = {TIMEOUT: 3_600_000, CONCURRENCY: 1000, INSTANCES: 1000}
 NUMBER = re.compile(r"^[0-9]{1,9}$")
+RESOURCE_LABELS = {"requests": "io.pkgc.run.requests", "limits": "io.pkgc.run.limits"}
+RESOURCE_NAMES = ("cpu", "memory", "nvidia.com/gpu")
+QUANTITY = re.compile(r"^[0-9]{1,9}(\.[0-9]{1,6})?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$")  # a Kubernetes quantity
+
+Resources = tuple[tuple[str, str], ...]  # (name, quantity), in RESOURCE_NAMES order
+
+
+def resources_label(resources: Resources) -> str:
+    return ",".join(f"{name}={quantity}" for name, quantity in resources)
+
+
+def resources_from_label(image: str, key: str, text: str) -> Resources:
+    found: dict[str, str] = {}
+    for part in text.split(","):
+        name, _, quantity = part.partition("=")
+        if name not in RESOURCE_NAMES or name in found or not QUANTITY.match(quantity):
+            raise ResolveError(f"image '{excerpt(image)}': label {key}={excerpt(text)!r} is not valid")
+        found[name] = quantity
+    return tuple((name, found[name]) for name in RESOURCE_NAMES if name in found)
 
 
 @dataclass(frozen=True)
@@ -62,6 +82,8 @@ class RunSettings:
     instance_count: int | None = None
     liveness: Probe | None = None
     readiness: Probe | None = None
+    requests: Resources = ()
+    limits: Resources = ()
 
     @property
     def empty(self) -> bool:
@@ -86,6 +108,9 @@ class RunSettings:
             probe = getattr(self, kind)
             if probe is not None:
                 labels[key] = probe.to_label()
+        for kind, key in RESOURCE_LABELS.items():
+            if getattr(self, kind):
+                labels[key] = resources_label(getattr(self, kind))
         return labels
 
     @classmethod
@@ -98,7 +123,13 @@ class RunSettings:
                 raise ResolveError(f"image '{excerpt(image)}': label {key}={excerpt(value)!r} must be a number from 1 to {limit}")
             numbers[key] = int(value) if value is not None else None
         probes = {kind: Probe.from_label(image, key, labels[key]) if key in labels else None for kind, key in PROBE_LABELS.items()}
-        return cls(numbers[TIMEOUT], numbers[CONCURRENCY], numbers[INSTANCES], probes["liveness"], probes["readiness"])
+        resources = {kind: resources_from_label(image, key, labels[key]) if key in labels else () for kind, key in RESOURCE_LABELS.items()}
+        return cls(numbers[TIMEOUT], numbers[CONCURRENCY], numbers[INSTANCES], probes["liveness"], probes["readiness"],
+                   resources["requests"], resources["limits"])  # fmt: skip
+
+    def kubernetes_resources(self) -> dict:
+        """A container's ``resources`` (empty when the deployment stated none)."""
+        return {kind: dict(getattr(self, kind)) for kind in RESOURCE_LABELS if getattr(self, kind)}
 
     def summary(self) -> dict:
         return {key.rsplit(".", 1)[-1]: value for key, value in self.to_labels().items()}

@@ -140,6 +140,7 @@ def kubernetes(facts: DeployFacts) -> DeploySettings:
         "name": facts.name, "image": facts.pinned_image, "imagePullPolicy": "IfNotPresent",
         "ports": [{"name": "http", "containerPort": facts.port}],
         **_probes(facts),
+        **({"resources": facts.run.kubernetes_resources()} if facts.run.kubernetes_resources() else {}),
         "securityContext": {"runAsNonRoot": True, "allowPrivilegeEscalation": False},
     }  # fmt: skip
     pod: dict = {"containers": [container]}

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
 from compiler.errors import SpecError, excerpt
-from compiler.runsettings import Probe, RunSettings
+from compiler.runsettings import QUANTITY, Probe, RunSettings
 from compiler.spec.model import (
     ENV_VAR_PATTERN, AssetName, ContainerPath, HostPath, InnerPath, Line, ModelSource, PropertyValue, Text,
 )  # fmt: skip
@@ -40,7 +40,7 @@ PACKAGE_KEYS = ("inferencing_server", "target_environment", "target_environment_
 DEPLOYMENT_KEYS = ("endpoint_name", "instance_type", "instance_count", "code_configuration", "environment")
 # Deployment-only keys that mean nothing to a container image: accepted, reported once as ignored.
 IGNORED_KEYS = ("instance_type", "app_insights_enabled", "egress_public_network_access", "private_network_connection",
-                "scale_settings", "data_collector", "resources", "properties", "description", "id",
+                "scale_settings", "data_collector", "properties", "description", "id",
                 "provisioning_state", "type")  # fmt: skip
 # Keys the written deployment keeps as they are (the package holds model, code, environment and variables).
 DROPPED_BY_PACKAGE = ("model", "model_mount_path", "code_configuration", "environment", "environment_variables")
@@ -89,6 +89,34 @@ class RequestSettings(_Strict):
     max_queue_wait_ms: int | None = Field(None, ge=0, le=3_600_000)
 
 
+def _quantity(value: str) -> str:
+    if not QUANTITY.match(value):
+        raise ValueError("must be a Kubernetes quantity such as 0.5, 500m or 2Gi")
+    return value
+
+
+Quantity = Annotated[str, AfterValidator(_quantity)]
+
+
+class ResourceSettings(_Strict):
+    """Requests or limits of a Kubernetes deployment (Kubernetes quantities: ``0.5``, ``500m``, ``2Gi``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True, populate_by_name=True)
+
+    cpu: Quantity | None = None
+    memory: Quantity | None = None
+    gpu: Quantity | None = Field(None, alias="nvidia.com/gpu")
+
+    def pairs(self) -> tuple[tuple[str, str], ...]:
+        values = (("cpu", self.cpu), ("memory", self.memory), ("nvidia.com/gpu", self.gpu))
+        return tuple((name, value) for name, value in values if value is not None)
+
+
+class ResourceRequirements(_Strict):
+    requests: ResourceSettings | None = None
+    limits: ResourceSettings | None = None
+
+
 class OnlineDeployment(_Strict):
     """A managed or Kubernetes online deployment (Azure ML CLI v2 YAML)."""
 
@@ -118,7 +146,7 @@ class OnlineDeployment(_Strict):
     liveness_probe: ProbeSettings | None = None
     readiness_probe: ProbeSettings | None = None
     data_collector: dict[Text, Any] | None = None
-    resources: dict[Text, Any] | None = None  # Kubernetes deployments
+    resources: ResourceRequirements | None = None  # Kubernetes deployments
 
     @field_validator("environment_variables")
     @classmethod
@@ -190,6 +218,8 @@ def _run_settings(dep: OnlineDeployment) -> RunSettings:
         instance_count=dep.instance_count,
         liveness=probe(dep.liveness_probe),
         readiness=probe(dep.readiness_probe),
+        requests=dep.resources.requests.pairs() if dep.resources and dep.resources.requests else (),
+        limits=dep.resources.limits.pairs() if dep.resources and dep.resources.limits else (),
     )
 
 

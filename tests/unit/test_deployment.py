@@ -139,7 +139,8 @@ def test_run_settings_become_server_variables_labels_and_kubernetes_probes(tree,
 
 
 @pytest.mark.parametrize("bad", ["io.pkgc.run.instance_count=0", "io.pkgc.run.request_timeout_ms=1e9",
-                                 "io.pkgc.probe.liveness=period=1,period=2", "io.pkgc.probe.readiness=rm -rf=1"])  # fmt: skip
+                                 "io.pkgc.probe.liveness=period=1,period=2", "io.pkgc.probe.readiness=rm -rf=1",
+                                 "io.pkgc.run.requests=cpu=1;rm", "io.pkgc.run.limits=disk=1Gi"])  # fmt: skip
 def test_hostile_run_labels_are_refused(bad):
     key, _, value = bad.partition("=")
     from compiler.errors import ResolveError
@@ -155,8 +156,18 @@ def test_kubernetes_deployment_detected_by_keys_and_named_by_flag(tree, tmp_path
                     "resources:\n  requests:\n    cpu: '0.1'\n    memory: 0.1Gi\nscale_settings:\n  type: default\n")  # fmt: skip
     spec_file = load_package_spec(path)
     assert spec_file.spec.target_environment == "ep-green-pkg"
-    assert spec_file.deployment.ignored == ("scale_settings", "resources", "type")
+    assert spec_file.deployment.ignored == ("scale_settings", "type")
+    run = spec_file.deployment.run_settings
+    assert run.requests == (("cpu", "0.1"), ("memory", "0.1Gi")) and run.limits == ()
+    labels = {"io.pkgc.model.mode": "copy", "io.pkgc.model.dir": "/var/azureml-app/azureml-models/m/1",
+              "io.pkgc.model.tree": "sha256:" + "a" * 64, "io.pkgc.model.name": "m", "io.pkgc.model.version": "1",
+              **run.to_labels()}  # fmt: skip
+    container = kubernetes(deploy_facts("img", labels)).data["objects"][0]["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"] == {"requests": {"cpu": "0.1", "memory": "0.1Gi"}}
     assert load_package_spec(path, "custom-name").spec.target_environment == "custom-name"
+    path.write_text(path.read_text().replace("cpu: '0.1'", "cpu: 1 core"))
+    with pytest.raises(SpecError, match="resources.requests.cpu: must be a Kubernetes quantity"):
+        load_package_spec(path)
 
 
 def test_written_deployment_is_shaped_like_azures(tree):
