@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from compiler.errors import Collected, SpecError, SpecProblem
-from compiler.spec.model import PackageSpec
+from compiler.spec.model import SERVER_TYPES, PackageSpec
 from compiler.spec.yamldoc import KeyPath, YamlDocument, load_yaml
 
 # (parent path, old spelling, canonical spelling)
@@ -57,7 +57,7 @@ def _rename_aliases(doc: YamlDocument, collected: Collected) -> Any:
 
 
 def _describe(error: dict, doc: YamlDocument) -> SpecProblem:
-    loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and part in ("azureml_online", "custom")))
+    loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and part in SERVER_TYPES))
     loc = tuple("$schema" if part == "schema_" else part for part in loc)
     kind = error["type"]
     if kind == "extra_forbidden":
@@ -69,7 +69,7 @@ def _describe(error: dict, doc: YamlDocument) -> SpecProblem:
         message = f"must be one of {error['ctx']['expected_tags']} (got '{error['ctx']['tag']}')"
     elif kind == "union_tag_not_found":
         loc = loc + ("type",)
-        message = "required key is missing (azureml_online or custom)"
+        message = f"required key is missing (one of {', '.join(SERVER_TYPES)})"
     else:
         message = error["msg"].removeprefix("Value error, ")
         if "input" in error and not isinstance(error["input"], (dict, list)):
@@ -104,6 +104,8 @@ def check_files(spec_file: SpecFile) -> None:
     code_dir = (spec_file.base_dir / code.code).resolve()
     if not code_dir.is_dir():
         raise SpecError(spec_file.problem(key + ("code",), f"code folder '{code.code}' not found ({code_dir})"))
+    if code.scoring_script is None:
+        return
     script = (code_dir / code.scoring_script).resolve()
     if not script.is_file():
         raise SpecError(
