@@ -28,7 +28,7 @@ def lock_environment(strategy: EnvironmentStrategy) -> Lock:
         conda_packages = resolve_conda(strategy)
     else:
         conda_packages = []
-    pip_packages = resolve_pip(list(strategy.pip), strategy.python)
+    pip_packages = resolve_pip(list(strategy.pip), strategy.python, strategy.glibc)
     return Lock(
         strategy=strategy.kind,
         python=strategy.python,

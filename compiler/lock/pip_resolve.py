@@ -7,6 +7,7 @@ handled on the host and never seen by the image build.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -15,14 +16,27 @@ from pathlib import Path
 from compiler.errors import LockError
 from compiler.lock.types import LockedPackage, filename_from_url
 
-GLIBC_MINORS = range(28, 16, -1)  # manylinux_2_28 .. manylinux_2_17: Debian 10+/Ubuntu 20.04+
+DEFAULT_GLIBC_MINOR = 28  # manylinux_2_28 .. manylinux_2_17: Debian 10+/Ubuntu 20.04+
+MANYLINUX_RE = re.compile(r"manylinux_2_(\d+)_x86_64")
 
 
-def platform_args(python: str) -> list[str]:
-    """pip options that select wheels for CPython ``python`` on x86_64 Linux."""
+def glibc_minor(glibc: str | None) -> int:
+    """The newest manylinux_2_N tag to accept: the base image's glibc when known and newer, else 2.28."""
+    minor = int(glibc.split(".")[1]) if glibc else DEFAULT_GLIBC_MINOR
+    return max(minor, DEFAULT_GLIBC_MINOR)
+
+
+def newest_manylinux(filenames: list[str]) -> str | None:
+    """The newest glibc the locked wheels need (``2.35``), so fetching accepts what locking chose."""
+    minors = [int(m.group(1)) for name in filenames for m in MANYLINUX_RE.finditer(name)]
+    return f"2.{max(minors)}" if minors else None
+
+
+def platform_args(python: str, glibc: str | None = None) -> list[str]:
+    """pip options that select wheels for CPython ``python`` on x86_64 Linux with ``glibc`` (default 2.28)."""
     nodot = python.replace(".", "")
     args = ["--only-binary=:all:", "--python-version", python, "--implementation", "cp", "--abi", f"cp{nodot}"]
-    for minor in GLIBC_MINORS:
+    for minor in range(glibc_minor(glibc), 16, -1):
         args += ["--platform", f"manylinux_2_{minor}_x86_64"]
     return args + ["--platform", "manylinux2014_x86_64", "--platform", "manylinux2010_x86_64"]
 
@@ -32,7 +46,7 @@ def _tail(text: str, lines: int = 6) -> str:
     return " | ".join(kept[-lines:])
 
 
-def resolve_pip(requirements: list[str], python: str) -> list[LockedPackage]:
+def resolve_pip(requirements: list[str], python: str, glibc: str | None = None) -> list[LockedPackage]:
     """Pin ``requirements`` and all their dependencies to one wheel each, with sha256 hashes."""
     if not requirements:
         return []
@@ -43,7 +57,7 @@ def resolve_pip(requirements: list[str], python: str) -> list[LockedPackage]:
         command = [
             sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
             "--disable-pip-version-check", "--report", str(report), "--target", str(Path(tmp) / "target"),
-            *platform_args(python), "-r", str(req_file),
+            *platform_args(python, glibc), "-r", str(req_file),
         ]  # fmt: skip
         proc = subprocess.run(command, capture_output=True, text=True)
         if proc.returncode != 0 or not report.exists():

@@ -146,3 +146,15 @@ def test_batch_labels_have_no_routes_and_no_deploy_settings():
     assert back.is_job and back.port is None and back.ports == ()
     with pytest.raises(ResolveError, match="is a batch package"):
         deploy_facts("img", labels)
+
+
+def test_manylinux_range_follows_a_stated_glibc():
+    from compiler.lock.pip_resolve import newest_manylinux, platform_args
+
+    default = platform_args("3.11")
+    assert "manylinux_2_28_x86_64" in default and "manylinux_2_29_x86_64" not in default
+    wider = platform_args("3.11", "2.36")
+    assert wider.index("manylinux_2_36_x86_64") < wider.index("manylinux_2_28_x86_64")
+    assert platform_args("3.11", "2.17") == default  # never narrower than the default
+    assert newest_manylinux(["a-1-py3-none-manylinux_2_35_x86_64.whl", "b-1-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"]) == "2.35"
+    assert newest_manylinux(["c-1-py3-none-any.whl"]) is None
