@@ -158,3 +158,16 @@ def test_manylinux_range_follows_a_stated_glibc():
     assert platform_args("3.11", "2.17") == default  # never narrower than the default
     assert newest_manylinux(["a-1-py3-none-manylinux_2_35_x86_64.whl", "b-1-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"]) == "2.35"
     assert newest_manylinux(["c-1-py3-none-any.whl"]) is None
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "img", "--input", "in"], "--input: applies to batch packages only: add --batch"),
+    (["run", "--batch", "img", "--output", "out"], "--input: is required with --batch"),
+    (["run", "--batch", "img", "--input", "i", "--output", "o", "--detach"], "--port, --detach and --name do not apply"),
+    (["run", "--batch", "img", "--input", "i", "--output", "o", "--mini-batch-size", "0"], "is not a number from 1"),
+])  # fmt: skip
+def test_batch_run_flags_are_checked_before_anything_starts(args, message):
+    from tests.conftest import run_pkgc
+
+    proc = run_pkgc(*args)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
