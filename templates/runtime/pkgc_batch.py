@@ -92,6 +92,7 @@ def main(argv: list[str]) -> int:
         print(f"pkgc-batch: scoring script '{script}' (AZUREML_ENTRY_SCRIPT) not found", file=sys.stderr)
         return 2
     files = input_files(args.input)
+    os.environ["AZUREML_BI_OUTPUT_PATH"] = args.output  # as Azure ML sets it, for scripts writing files themselves
     started = time.monotonic()
     try:
         module = load_script(script)

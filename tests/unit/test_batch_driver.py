@@ -18,6 +18,7 @@ import os
 calls = []
 
 def init():
+    assert os.path.isdir(os.environ["AZUREML_BI_OUTPUT_PATH"])  # set by the driver, as Azure ML does
     calls.append("init")
 
 def run(mini_batch):
