@@ -14,7 +14,8 @@ from compiler.deps.types import DepSet, Source
 from compiler.labels import Route
 
 AZUREML_SERVER_PACKAGE = "azureml-inference-server-http"
-AZUREML_SERVER_VERSION = "1.5.1"
+AZUREML_SERVER_VERSION = "1.5.1"  # preferred: the version pkgc's tests build and serve
+AZUREML_SERVER_SUPPORTED = ">=1.3,<2"  # 1.3 moved to pydantic 2 and werkzeug 3; 2.x is a new major
 TRITON_HTTP_PORT = 8000
 
 
@@ -32,6 +33,8 @@ class InferenceServer:
     liveness: Route | None
     command: tuple[str, ...] = ()
     environment: tuple[tuple[str, str], ...] = ()
+    preferred: tuple[str, ...] = ()  # exact pins taken when no other source names the package
+    brought_by: tuple[str, ...] = ()  # packages that bring the server with their own pin
 
     @property
     def default_port(self) -> int | None:
@@ -51,10 +54,12 @@ class InferenceServer:
 
 AZUREML_ONLINE = InferenceServer(
     type="azureml_online",
-    requirements=(f"{AZUREML_SERVER_PACKAGE}=={AZUREML_SERVER_VERSION}",),
+    requirements=(f"{AZUREML_SERVER_PACKAGE}{AZUREML_SERVER_SUPPORTED}",),
     score=Route(5001, "/score"),
     readiness=Route(5001, "/"),
     liveness=Route(5001, "/"),
+    preferred=(f"{AZUREML_SERVER_PACKAGE}=={AZUREML_SERVER_VERSION}",),
+    brought_by=("azureml-defaults",),
 )
 
 AZUREML_BATCH = InferenceServer(type="azureml_batch", requirements=(), score=None, readiness=None, liveness=None)

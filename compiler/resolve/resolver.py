@@ -17,6 +17,7 @@ from compiler.spec.load import SpecFile
 from compiler.resolve.servers import custom_from_spec, triton_from_spec
 from compiler.spec.model import AzureMLBatchServer, CustomOnlineServer, TritonServer
 from compiler.workspace import Workspace
+from compiler.workspace.walk import ContentError, skip_caches, walk
 
 DEFAULT_MLFLOW_BASE_IMAGE = "pkgc/base-debian-bookworm:latest"
 
@@ -98,6 +99,10 @@ def resolve_package(
             directory=(spec_file.base_dir / spec.code_configuration.code).resolve(),
             scoring_script=spec.code_configuration.scoring_script or "",
         )
+        try:  # regular files and folders only, links inside it (compiler/workspace/walk.py): said now, not at build
+            walk(code.directory, ignore=skip_caches)
+        except ContentError as exc:
+            raise SpecError(spec_file.problem(("inferencing_server", "code_configuration", "code"), str(exc))) from None
     model_dir = spec.model_configuration.mount_path or f"{MODELS_ROOT}/{model.name}/{model.version}"
     server = _server(spec_file, model, model_dir)
     mlflow_model = None

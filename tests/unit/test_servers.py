@@ -48,7 +48,7 @@ def test_custom_server_command_routes_and_variables(tmp_path):
 @pytest.mark.parametrize("config, message", [
     ({"entry_script": "python 'app.py", "scoring_route": {"port": 1}, "readiness_route": {"port": 1}},
      "entry_script: cannot be split into a command: No closing quotation"),
-    ({"entry_script": "", "scoring_route": {"port": 1}, "readiness_route": {"port": 1}}, "entry_script: must not be empty"),
+    ({"entry_script": " ", "scoring_route": {"port": 1}, "readiness_route": {"port": 1}}, "entry_script: must not be empty"),
     ({"scoring_route": {"port": 1}, "liveness_route": {"port": 1}}, "a custom server needs entry_script (the start command)"),
     ({"entry_script": "x", "readiness_route": {"port": 1}}, "a custom server needs scoring_route {port, path}"),
 ])  # fmt: skip
@@ -62,7 +62,7 @@ def test_custom_server_refusals(tmp_path, config, message):
 @pytest.mark.parametrize("route, message", [
     ({"path": "/x"}, "scoring_route.port: required key is missing"),
     ({"port": 0}, "must be a port number (1-65535), got 0"),
-    ({"port": 8000, "path": "no-slash"}, "must be an HTTP path starting with '/'"),
+    ({"port": 8000, "path": "no-slash"}, "scoring_route.path: must be a URL path"),
 ])  # fmt: skip
 def test_route_checks_name_the_key_and_line(tmp_path, route, message):
     with pytest.raises(SpecError) as err:

@@ -20,7 +20,7 @@ COPY ["pkgc/conda-lock.yml", "/opt/pkgc/conda-lock.yml"]
 # runtime: the batch driver: init(), run(mini_batch), outputs
 COPY ["pkgc/pkgc_batch.py", "/opt/pkgc/bin/pkgc_batch.py"]
 # code: scoring code changes most: last
-COPY ["code/src", "/var/azureml-app/src"]
+COPY ["code/content", "/var/azureml-app/src"]
 ENV PATH=/opt/pkgc/venv/bin:$PATH \
     AML_APP_ROOT="/var/azureml-app/src" \
     AZUREML_ENTRY_SCRIPT="/var/azureml-app/src/score.py" \
