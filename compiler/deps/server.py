@@ -17,6 +17,8 @@ AZUREML_SERVER_PACKAGE = "azureml-inference-server-http"
 AZUREML_SERVER_VERSION = "1.5.1"  # preferred: the version pkgc's tests build and serve
 AZUREML_SERVER_SUPPORTED = ">=1.3,<2"  # 1.3 moved to pydantic 2 and werkzeug 3; 2.x is a new major
 TRITON_HTTP_PORT = 8000
+TRITON_LAUNCHER = "/opt/pkgc/bin/pkgc-triton"  # templates/runtime/pkgc-triton.sh in the image
+BATCH_DRIVER = "/opt/pkgc/bin/pkgc_batch.py"  # templates/runtime/pkgc_batch.py in the image
 
 
 @dataclass(frozen=True)

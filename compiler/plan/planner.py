@@ -15,6 +15,7 @@ import hashlib
 import re
 
 from compiler import __version__
+from compiler.deps.server import BATCH_DRIVER, TRITON_LAUNCHER
 from compiler.errors import SpecError, SpecProblem
 from compiler.environment.strategy import EnvironmentStrategy
 from compiler.fetch.cache import FetchedFiles, PackageCache
@@ -32,8 +33,6 @@ VENV_PREFIX = f"{PKGC_HOME}/venv"
 CONDA_PREFIX = f"{PKGC_HOME}/env"
 ENTRYPOINT = f"{PKGC_HOME}/bin/pkgc-entrypoint"
 LOCK_IN_IMAGE = f"{PKGC_HOME}/conda-lock.yml"
-BATCH_DRIVER = f"{PKGC_HOME}/bin/pkgc_batch.py"
-TRITON_LAUNCHER = f"{PKGC_HOME}/bin/pkgc-triton"
 # The build context holds user content under pkgc's own names only: the names users chose (model
 # folder, code folder) never reach Dockerfile syntax; only destinations do, quoted by the renderer.
 MODEL_IN_CONTEXT = "model/content"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from compiler.deps.server import InferenceServer, custom_server, triton_routes, triton_server
+from compiler.deps.server import TRITON_LAUNCHER, InferenceServer, custom_server, triton_routes, triton_server
 from compiler.errors import SpecError, SpecProblem
 from compiler.labels import Route
 from compiler.resolve.types import ResolvedModel
@@ -19,7 +19,6 @@ from compiler.spec.load import SpecFile
 from compiler.spec.model import CustomOnlineServer, OnlineInferenceConfiguration, Route as SpecRoute, TritonServer
 
 MODEL_DIR_PLACEHOLDER = "${AZUREML_MODEL_DIR}"
-TRITON_LAUNCHER = "/opt/pkgc/bin/pkgc-triton"
 CONFIG_KEY = ("inferencing_server", "inference_configuration")
 
 
@@ -30,7 +29,7 @@ def _route(route: SpecRoute) -> Route:
 def _command(spec_file: SpecFile, text: str, model_dir: str) -> tuple[str, ...]:
     key = CONFIG_KEY + ("entry_script",)
     try:
-        argv = shlex.split(text.replace(MODEL_DIR_PLACEHOLDER, model_dir))
+        argv = [arg.replace(MODEL_DIR_PLACEHOLDER, model_dir) for arg in shlex.split(text)]  # a space in it stays in one arg
     except ValueError as exc:
         raise SpecError(spec_file.problem(key, f"cannot be split into a command: {exc}")) from None
     if not argv:

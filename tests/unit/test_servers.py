@@ -43,6 +43,9 @@ def test_custom_server_command_routes_and_variables(tmp_path):
     assert server.score == Route(8080, "/v2/models/m/infer")
     assert server.readiness == server.liveness == Route(8081, "/ready")  # liveness defaults to readiness
     assert server.ports == (8080, 8081) and server.requirements == ()
+    sf = spec_file(tmp_path, custom(entry_script="serve --model ${AZUREML_MODEL_DIR}/m.pkl", scoring_route={"port": 1},
+                                    readiness_route={"port": 1}))  # fmt: skip
+    assert custom_from_spec(sf, sf.spec.inferencing_server, "/models/my model/1").command == ("serve", "--model", "/models/my model/1/m.pkl")
 
 
 @pytest.mark.parametrize("config, message", [
