@@ -27,6 +27,7 @@ ROUTE_LABELS = {"readiness": "io.pkgc.route.health", "liveness": "io.pkgc.route.
 MODES = ("copy", "readonly_mount")
 DIGEST_RE = re.compile(r"^sha256:([0-9a-f]{64})$")
 SERVER_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+BATCH_SERVER = "azureml_batch"  # a job: no port, no routes
 
 
 @dataclass(frozen=True)
@@ -51,15 +52,26 @@ class PackageLabels:
     model_tree: str  # 64 hex digits (the workspace's tree id)
     model_dir: str
     server: str
-    score: Route
-    readiness: Route
-    liveness: Route
+    score: Route | None  # None: a batch job (server azureml_batch), which serves no HTTP
+    readiness: Route | None
+    liveness: Route | None
     extra: Mapping[str, str]  # the other io.pkgc.* labels (spec, lock, pkgc version), written as they are
 
     @property
-    def port(self) -> int:
-        """The port the package serves on (its scoring route's)."""
-        return self.score.port
+    def port(self) -> int | None:
+        """The port the package serves on (its scoring route's); None for a batch job."""
+        return self.score.port if self.score else None
+
+    @property
+    def is_job(self) -> bool:
+        """A batch package runs as a job (``pkgc run --batch``), not as a server."""
+        return self.score is None
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        """Every distinct container port of the three routes, the scoring port first."""
+        routes = [r for r in (self.score, self.readiness, self.liveness) if r is not None]
+        return tuple(dict.fromkeys(r.port for r in routes))
 
     @property
     def needs_mount(self) -> bool:
@@ -74,8 +86,12 @@ class PackageLabels:
             TITLE: self.title, DESCRIPTION: self.description, BASE_NAME: self.base_image,
             MODEL_NAME: self.model_name, MODEL_VERSION: self.model_version, MODEL_TYPE: self.model_type,
             MODEL_TREE: f"sha256:{self.model_tree}", MODE: self.mode, MODEL_DIR: self.model_dir,
-            MOUNT: "required-readonly" if self.needs_mount else "none", SERVER: self.server, PORT: str(self.port),
+            MOUNT: "required-readonly" if self.needs_mount else "none", SERVER: self.server,
         }  # fmt: skip
+        if self.score is None:
+            labels.update(self.extra)
+            return labels
+        labels[PORT] = str(self.port)
         for kind, key in ROUTE_LABELS.items():
             route: Route = getattr(self, kind)
             labels[key] = route.path
@@ -91,17 +107,20 @@ class PackageLabels:
             raise ResolveError(f"image '{excerpt(image)}' is not a pkgc package (no io.pkgc.* labels)")
         reader = _Reader(image, labels)
         mode = reader.choice(MODE, MODES)
-        port = reader.port(PORT, "5001")
-        routes = {kind: Route(reader.port(f"{key}.port", str(port)), reader.route(key, default))
-                  for (kind, key), default in zip(ROUTE_LABELS.items(), ("/", "/", "/score"))}  # fmt: skip
+        server = reader.match(SERVER, SERVER_RE, "azureml_online")
+        routes: dict[str, Route | None] = dict.fromkeys(ROUTE_LABELS)
+        if server != BATCH_SERVER:
+            port = reader.port(PORT, "5001")
+            routes = {kind: Route(reader.port(f"{key}.port", str(port)), reader.route(key, default))
+                      for (kind, key), default in zip(ROUTE_LABELS.items(), ("/", "/", "/score"))}  # fmt: skip
         known = {MODE, MODEL_DIR, MODEL_TREE, MODEL_NAME, MODEL_VERSION, MODEL_TYPE, MOUNT, SERVER, PORT}
         known |= set(ROUTE_LABELS.values()) | {f"{k}.port" for k in ROUTE_LABELS.values()}
         return cls(
             title=labels.get(TITLE, ""), description=labels.get(DESCRIPTION, ""), base_image=labels.get(BASE_NAME, ""),
             mode=mode, model_name=reader.name(MODEL_NAME), model_version=reader.name(MODEL_VERSION),
             model_type=labels.get(MODEL_TYPE, "custom_model"), model_tree=reader.digest(MODEL_TREE),
-            model_dir=reader.container_path(MODEL_DIR), server=reader.match(SERVER, SERVER_RE, "azureml_online"),
-            score=Route(port, routes["score"].path), readiness=routes["readiness"], liveness=routes["liveness"],
+            model_dir=reader.container_path(MODEL_DIR), server=server,
+            score=routes["score"], readiness=routes["readiness"], liveness=routes["liveness"],
             extra={k: v for k, v in labels.items() if k.startswith(PREFIX) and k not in known},
         )  # fmt: skip
 

@@ -77,6 +77,7 @@ class BaseImageRecipe:
     config: ImageConfig
     path: Path
     content: str
+    glibc: str = ""  # "2.36": pip may pick manylinux wheels up to this glibc; "" for pkgc's default (2.28)
 
     @property
     def digest(self) -> str:
@@ -212,6 +213,9 @@ def _parse(data: dict[str, Any], path: Path, folder: str) -> BaseImageRecipe:
     if python and not re.fullmatch(r"\d+\.\d+", python):
         r.fail("metadata.python", f"'{python}' is not a major.minor version (or \"\" for conda-provided)")
     cuda = r.string(meta, "cuda", "metadata.", default="")
+    glibc = r.string(meta, "glibc", "metadata.", default="")
+    if glibc and not re.fullmatch(r"2\.\d{1,2}", glibc):
+        r.fail("metadata.glibc", f"'{glibc}' is not a glibc version such as 2.36 (or \"\" for the default)")
     has_conda = r.boolean(meta, "has_conda", "metadata.")
     conda = r.string(meta, "conda", "metadata.", default="")
     if has_conda and not conda:
@@ -244,6 +248,7 @@ def _parse(data: dict[str, Any], path: Path, folder: str) -> BaseImageRecipe:
         config=config,
         path=path.parent,
         content=_canonical(data),
+        glibc=glibc,
     )
 
 

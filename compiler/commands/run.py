@@ -23,6 +23,13 @@ def port_number(text: str) -> int:
     return int(text)
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 1_000_000):
+        raise argparse.ArgumentTypeError(f"'{text[:20]}' is not a number from 1 to 1000000")
+    return int(text)
+
+
 def route_path(text: str) -> str:
     """argparse type: an HTTP path such as /score."""
     if not ROUTE_RE.match(text):
@@ -46,6 +53,12 @@ def register(sub) -> None:
     p.add_argument("--model-path", help="model folder to mount instead of the workspace's copy")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the health route")
     p.add_argument("--json", action="store_true")
+    batch = p.add_argument_group("batch packages (azureml_batch): run as a job")
+    batch.add_argument("--batch", action="store_true", help="run a batch package over --input, writing to --output")
+    batch.add_argument("--input", help="folder of input files (mounted read-only)")
+    batch.add_argument("--output", help="folder for the results (created when missing)")
+    batch.add_argument("--mini-batch-size", type=positive_int, help="files per run() call (default 10)")
+    batch.add_argument("--output-action", choices=("append_row", "summary_only"), help="default append_row")
     p.set_defaults(func=run)
 
     p = sub.add_parser("invoke", help="POST a request file to a running package's /score")
@@ -58,10 +71,37 @@ def register(sub) -> None:
     p.set_defaults(func=invoke)
 
 
-def run(args, options, reporter) -> int:
-    from compiler.runtime.run import start_package, wait_until_ready
+def run_batch_job(args, options, reporter) -> int:
+    """``pkgc run --batch``: the job's log goes to stderr, the summary to stdout."""
+    from compiler.runtime.batch import BatchRequest, run_batch
     from compiler.workspace import Workspace
 
+    missing = [flag for flag in ("input", "output") if not getattr(args, flag)]
+    if missing:
+        raise SpecError(SpecProblem(f"--{missing[0]}", "", "is required with --batch"))
+    if args.port or args.detach or args.name:
+        raise SpecError(SpecProblem("--batch", "", "runs a job to its end: --port, --detach and --name do not apply"))
+    req = BatchRequest(
+        image=args.image, input_dir=Path(args.input), output_dir=Path(args.output), mini_batch_size=args.mini_batch_size,
+        output_action=args.output_action, model_path=Path(args.model_path) if args.model_path else None,
+    )  # fmt: skip
+    reporter.step(f"running batch job {args.image} over {args.input}")
+    result = run_batch(connect_engine(), Workspace(options.workspace), req)
+    for line in result.log.strip().splitlines():
+        reporter.detail(line)
+    print_result(result.as_dict(), args.json, f"batch job done in {result.seconds:.1f} s; output in {result.output_dir}")
+    return 0
+
+
+def run(args, options, reporter) -> int:
+    from compiler.runtime.run import readiness_url, score_url, start_package, wait_until_ready
+    from compiler.workspace import Workspace
+
+    if args.batch:
+        return run_batch_job(args, options, reporter)
+    extra = [flag for flag in ("input", "output", "mini_batch_size", "output_action") if getattr(args, flag)]
+    if extra:
+        raise SpecError(SpecProblem(f"--{extra[0].replace('_', '-')}", "", "applies to batch packages only: add --batch"))
     engine = connect_engine()
     handle, labels = start_package(
         engine, args.image, Workspace(options.workspace), host_port=args.port,
@@ -75,7 +115,8 @@ def run(args, options, reporter) -> int:
         raise
     reporter.step(f"{args.image} answers on {url} after {seconds:.1f} s (container {handle.container_id[:12]})")
     result = {"container": handle.container_id, "url": url, "port": handle.host_port,
-              "score_url": url + labels.score.path, "model_mounted": labels.needs_mount}  # fmt: skip
+              "score_url": score_url(handle, labels), "readiness_url": readiness_url(handle, labels),
+              "ports": {str(k): v for k, v in handle.ports.items()}, "model_mounted": labels.needs_mount}  # fmt: skip
     if args.detach:
         print_result(result, args.json, handle.container_id)
         return 0

@@ -1,7 +1,8 @@
 """``--deploy-settings app-service|kubernetes``: what a platform needs to run a package, from its labels.
 
-Everything comes from the image's ``io.pkgc.*`` labels (port, health and score routes, model mode,
-mount path), so the settings describe the image that was built, not the spec it came from.
+Everything comes from the image's ``io.pkgc.*`` labels (the scoring, readiness and liveness routes
+with their ports, model mode, mount path), so the settings describe the image that was built, not the
+spec it came from. Batch packages (jobs) have no deploy settings.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Literal
 
 import yaml
 
-from compiler.labels import PackageLabels
+from compiler.errors import ResolveError, excerpt
+from compiler.labels import PackageLabels, Route
 from compiler.package_inputs import InputPlace, from_labels as input_places
 from compiler.runsettings import RunSettings
 
@@ -32,6 +34,9 @@ class DeployFacts:
     port: int
     health_route: str
     score_route: str
+    liveness_route: str
+    health_port: int
+    liveness_port: int
     mode: str
     model_dir: str
     model_ref: str
@@ -43,6 +48,15 @@ class DeployFacts:
     @property
     def needs_mount(self) -> bool:
         return self.mode != "copy"
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        """Distinct container ports, the scoring port first."""
+        return tuple(dict.fromkeys((self.port, self.health_port, self.liveness_port)))
+
+    def port_name(self, port: int) -> str:
+        """Kubernetes port name: ``http`` for the scoring port, ``http-<port>`` for the others."""
+        return "http" if port == self.port else f"http-{port}"
 
     @property
     def pinned_image(self) -> str:
@@ -68,10 +82,16 @@ def dns_name(text: str) -> str:
 def deploy_facts(image: str, labels: Mapping[str, str], digest: str | None = None) -> DeployFacts:
     """Read the facts from ``labels``; ``image`` (and ``digest``, once pushed) is what the platform pulls."""
     contract = PackageLabels.from_labels(image, labels)
+    if contract.is_job:
+        raise ResolveError(f"image '{excerpt(image)}' is a batch package ({contract.server}): it runs as a job, "
+                           "so it has no App Service or Kubernetes serving settings")  # fmt: skip
+    readiness: Route = contract.readiness
+    liveness: Route = contract.liveness
     inputs_mode, places = input_places(image, contract.extra)
     return DeployFacts(
-        image=image, name=dns_name(contract.title or contract.model_name), port=contract.port,
-        health_route=contract.readiness.path, score_route=contract.score.path,
+        image=image, name=dns_name(contract.title or contract.model_name), port=contract.score.port,
+        health_route=readiness.path, score_route=contract.score.path, liveness_route=liveness.path,
+        health_port=readiness.port, liveness_port=liveness.port,
         mode=contract.mode, model_dir=contract.model_dir, model_ref=contract.model_ref,
         model_tree=f"sha256:{contract.model_tree}", digest=digest, run=RunSettings.from_labels(image, contract.extra),
         mounted_inputs=tuple(places) if inputs_mode == "readonly_mount" else (),
@@ -115,22 +135,29 @@ def app_service(facts: DeployFacts) -> DeploySettings:
             "model_mount": mount, "commands": commands}  # fmt: skip
     header = [f"# App Service (Linux, custom container) settings for {facts.image}",
               f"# WEBSITES_PORT={facts.port}; health check path {facts.health_route}; score at {facts.score_route}"]  # fmt: skip
+    if facts.health_port != facts.port:
+        note = (f"App Service probes the health check path on WEBSITES_PORT ({facts.port}), but this package's readiness "
+                f"route {facts.health_route} is on port {facts.health_port}, which App Service does not route")  # fmt: skip
+        data["warnings"] = [note]
+        header.append(f"# warning: {note}")
     if mount:
         header.append(f"# the model {facts.model_ref} must be mounted read-only at {facts.model_dir} (Blob mounts are read-only)")
     return DeploySettings("app-service", data, "\n".join(header + commands) + "\n")
 
 
-def _probe(facts: DeployFacts, **timing: int) -> dict:
-    return {"httpGet": {"path": facts.health_route, "port": "http"}, **timing}
+def _probe(facts: DeployFacts, path: str, port: int, **timing: int) -> dict:
+    return {"httpGet": {"path": path, "port": facts.port_name(port)}, **timing}
 
 
 def _probes(facts: DeployFacts) -> dict:
     """pkgc's probes, or the deployment's timing (Azure ML's probe settings) when it stated one."""
     live, ready = facts.run.liveness, facts.run.readiness
     return {
-        "startupProbe": _probe(facts, periodSeconds=2, failureThreshold=90),
-        "readinessProbe": _probe(facts, **ready.kubernetes(False)) if ready else _probe(facts, periodSeconds=5, failureThreshold=3),
-        "livenessProbe": _probe(facts, **live.kubernetes(True)) if live else _probe(facts, periodSeconds=10, failureThreshold=3),
+        "startupProbe": _probe(facts, facts.health_route, facts.health_port, periodSeconds=2, failureThreshold=90),
+        "readinessProbe": _probe(facts, facts.health_route, facts.health_port,
+                                 **(ready.kubernetes(False) if ready else {"periodSeconds": 5, "failureThreshold": 3})),
+        "livenessProbe": _probe(facts, facts.liveness_route, facts.liveness_port,
+                                **(live.kubernetes(True) if live else {"periodSeconds": 10, "failureThreshold": 3})),
     }
 
 
@@ -138,7 +165,7 @@ def kubernetes(facts: DeployFacts) -> DeploySettings:
     """A Deployment and a Service; readonly_mount packages get a read-only volume at the model dir."""
     container: dict = {
         "name": facts.name, "image": facts.pinned_image, "imagePullPolicy": "IfNotPresent",
-        "ports": [{"name": "http", "containerPort": facts.port}],
+        "ports": [{"name": facts.port_name(p), "containerPort": p} for p in facts.ports],
         **_probes(facts),
         **({"resources": facts.run.kubernetes_resources()} if facts.run.kubernetes_resources() else {}),
         "securityContext": {"runAsNonRoot": True, "allowPrivilegeEscalation": False},

@@ -30,10 +30,15 @@ class Mount:
 
 @dataclass(frozen=True)
 class RunHandle:
-    """A started container: its id and the host port its HTTP server is published on."""
+    """A started container: its id, the host port of its first (scoring) port, and every published
+    container port with the host port it is published on."""
 
     container_id: str
     host_port: int
+    ports: dict[int, int] = field(default_factory=dict)
+
+    def host_port_of(self, container_port: int) -> int:
+        return self.ports.get(container_port, self.host_port)
 
 
 class Engine(Protocol):
@@ -54,13 +59,17 @@ class Engine(Protocol):
     def run(
         self,
         image: str,
-        container_port: int,
+        container_ports: tuple[int, ...] | int,
         host_port: int | None,
         mounts: list[Mount],
         env: dict[str, str],
         network: str | None = None,
         name: str | None = None,
+        command: list[str] | None = None,
+        user: str | None = None,
     ) -> RunHandle: ...
+
+    def wait(self, container_id: str, timeout: float | None = None) -> int: ...
 
     def run_command(self, image: str, command: list[str]) -> tuple[int, str]: ...
 

@@ -136,22 +136,33 @@ class DockerEngine:
     def run(
         self,
         image: str,
-        container_port: int,
+        container_ports: tuple[int, ...] | int,
         host_port: int | None,
         mounts: list[Mount],
         env: dict[str, str],
         network: str | None = None,
         name: str | None = None,
+        command: list[str] | None = None,
+        user: str | None = None,
     ) -> RunHandle:
-        ports = {} if network == "none" else {f"{container_port}/tcp": ("127.0.0.1", host_port)}
+        """Start ``image`` with every container port published on loopback: the first on ``host_port``
+        (None: any free port), the others on free ports. ``command`` replaces the image's CMD."""
+        if isinstance(container_ports, int):  # one port, as callers before the port map passed it
+            container_ports = (container_ports,)
+        ports = {}
+        if network != "none":
+            for index, port in enumerate(container_ports):
+                ports[f"{port}/tcp"] = ("127.0.0.1", host_port if index == 0 else None)
         try:
             container = self._client.containers.create(
                 image,
+                command=command,
                 detach=True,
                 name=name,
                 environment=env,
                 ports=ports,
                 network_mode=network,
+                user=user,
                 volumes={str(m.source): {"bind": m.target, "mode": "ro" if m.read_only else "rw"} for m in mounts},
             )
         except docker.errors.ImageNotFound:
@@ -163,13 +174,20 @@ class DockerEngine:
         except docker.errors.APIError as exc:
             container.remove(force=True)  # nothing is left behind in state Created
             raise run_error(exc, image, host_port, name) from None
-        bound = host_port or 0
-        if network != "none":
+        published: dict[int, int] = {}
+        if ports:
             container.reload()
-            binding = (container.attrs["NetworkSettings"]["Ports"] or {}).get(f"{container_port}/tcp")
-            if binding:
-                bound = int(binding[0]["HostPort"])
-        return RunHandle(container_id=container.id, host_port=bound)
+            bindings = container.attrs["NetworkSettings"]["Ports"] or {}
+            for port in container_ports:
+                if bindings.get(f"{port}/tcp"):
+                    published[port] = int(bindings[f"{port}/tcp"][0]["HostPort"])
+        first = published.get(container_ports[0], host_port or 0) if container_ports else 0
+        return RunHandle(container_id=container.id, host_port=first, ports=published)
+
+    def wait(self, container_id: str, timeout: float | None = None) -> int:
+        """Wait for the container to exit; return its exit code."""
+        result = self._client.containers.get(container_id).wait(timeout=timeout)
+        return int(result.get("StatusCode", 1))
 
     def run_command(self, image: str, command: list[str]) -> tuple[int, str]:
         """Run ``command`` in a throw-away container with the network off; return (exit code, output)."""

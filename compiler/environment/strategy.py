@@ -25,6 +25,7 @@ class EnvironmentStrategy:
     pip: tuple[str, ...]
     conda: tuple[str, ...] = ()
     channels: tuple[str, ...] = ()
+    glibc: str | None = None  # the base image's glibc when its recipe states it (see compiler/lock/pip_resolve.py)
 
 
 def _python_matches(specifier: str, python: str) -> bool:
@@ -56,6 +57,7 @@ def choose_strategy(merged: MergedEnvironment, facts: BaseImageFacts, conda_avai
                 f"Python {facts.python} ({facts.how}): a virtual environment with pip packages"
             ),
             pip=pip_lines,
+            glibc=facts.glibc,
         )
     mlflow_python = [r for r in (merged.python.constraints if merged.python else ()) if r.source.kind == "mlflow_model"]
     if mlflow_python and not conda_only and facts.python:
@@ -85,4 +87,5 @@ def choose_strategy(merged: MergedEnvironment, facts: BaseImageFacts, conda_avai
         pip=pip_lines,
         conda=tuple(sorted(conda_lines)),
         channels=merged.channels,
+        glibc=facts.glibc,
     )

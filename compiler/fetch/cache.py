@@ -13,7 +13,7 @@ from pathlib import Path
 
 from compiler.errors import BuildError
 from compiler.fetch.sdist import build_wheel
-from compiler.lock.pip_resolve import platform_args
+from compiler.lock.pip_resolve import newest_manylinux, platform_args
 from compiler.lock.types import Lock, LockedPackage
 from compiler.workspace.trees import file_sha256
 
@@ -66,7 +66,8 @@ def _pip_download(packages: list[LockedPackage], python: str, dest: Path) -> Non
     req.write_text("".join(f"{p.pip_line}\n" for p in packages))
     command = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--require-hashes", "--quiet",
-        "--disable-pip-version-check", "-d", str(dest), *platform_args(python), "-r", str(req),
+        "--disable-pip-version-check", "-d", str(dest),
+        *platform_args(python, newest_manylinux([p.filename for p in packages])), "-r", str(req),
     ]  # fmt: skip
     proc = subprocess.run(command, capture_output=True, text=True)
     if proc.returncode != 0:

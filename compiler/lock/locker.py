@@ -29,7 +29,7 @@ def lock_environment(strategy: EnvironmentStrategy, cache_root: Path | None = No
         conda_packages = resolve_conda(strategy)
     else:
         conda_packages = []
-    pip_packages = resolve_pip(list(strategy.pip), strategy.python, cache_root, log)
+    pip_packages = resolve_pip(list(strategy.pip), strategy.python, cache_root, log, glibc=strategy.glibc)
     return Lock(
         strategy=strategy.kind,
         python=strategy.python,

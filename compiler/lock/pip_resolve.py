@@ -7,6 +7,7 @@ handled on the host and never seen by the image build.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -17,14 +18,27 @@ from compiler.errors import LockError
 from compiler.fetch.sdist import BuiltWheel, build_wheel
 from compiler.lock.types import LockedPackage, SourceDist, filename_from_url
 
-GLIBC_MINORS = range(28, 16, -1)  # manylinux_2_28 .. manylinux_2_17: Debian 10+/Ubuntu 20.04+
+DEFAULT_GLIBC_MINOR = 28  # manylinux_2_28 .. manylinux_2_17: Debian 10+/Ubuntu 20.04+
+MANYLINUX_RE = re.compile(r"manylinux_2_(\d+)_x86_64")
 
 
-def platform_args(python: str) -> list[str]:
-    """pip options that select wheels for CPython ``python`` on x86_64 Linux."""
+def glibc_minor(glibc: str | None) -> int:
+    """The newest manylinux_2_N tag to accept: the base image's glibc when known and newer, else 2.28."""
+    minor = int(glibc.split(".")[1]) if glibc else DEFAULT_GLIBC_MINOR
+    return max(minor, DEFAULT_GLIBC_MINOR)
+
+
+def newest_manylinux(filenames: list[str]) -> str | None:
+    """The newest glibc the locked wheels need (``2.35``), so fetching accepts what locking chose."""
+    minors = [int(m.group(1)) for name in filenames for m in MANYLINUX_RE.finditer(name)]
+    return f"2.{max(minors)}" if minors else None
+
+
+def platform_args(python: str, glibc: str | None = None) -> list[str]:
+    """pip options that select wheels for CPython ``python`` on x86_64 Linux with ``glibc`` (default 2.28)."""
     nodot = python.replace(".", "")
     args = ["--only-binary=:all:", "--python-version", python, "--implementation", "cp", "--abi", f"cp{nodot}"]
-    for minor in GLIBC_MINORS:
+    for minor in range(glibc_minor(glibc), 16, -1):
         args += ["--platform", f"manylinux_2_{minor}_x86_64"]
     return args + ["--platform", "manylinux2014_x86_64", "--platform", "manylinux2010_x86_64"]
 
@@ -77,20 +91,22 @@ def _source_only(requirements: list[str], tmp: Path) -> list[tuple[str, str, Sou
 
 
 def resolve_pip(
-    requirements: list[str], python: str, cache_root: Path | None = None, log=lambda _msg: None
+    requirements: list[str], python: str, cache_root: Path | None = None, log=lambda _msg: None,
+    glibc: str | None = None,
 ) -> list[LockedPackage]:
     """Pin ``requirements`` and all their dependencies to one wheel each, with sha256 hashes.
 
     When wheels alone cannot satisfy them and ``cache_root`` is given, packages published only as
     source distributions are built into pure-Python wheels on the host (compiler/fetch/sdist.py) and
-    offered to the resolver; those lock entries keep the sdist they were built from.
+    offered to the resolver; those lock entries keep the sdist they were built from. ``glibc`` (the
+    base image's, when its recipe states it) widens the manylinux wheels accepted.
     """
     if not requirements:
         return []
     built: dict[str, BuiltWheel] = {}
     with tempfile.TemporaryDirectory(prefix="pkgc-resolve-") as name:
         tmp = Path(name)
-        data, stderr = _dry_run(requirements, tmp, platform_args(python))
+        data, stderr = _dry_run(requirements, tmp, platform_args(python, glibc))
         if data is None and cache_root is not None:
             sources = _source_only(requirements, tmp)
             if sources:
@@ -100,7 +116,7 @@ def resolve_pip(
                     wheel = build_wheel(package, version, sdist, python, cache_root, log)
                     shutil.copyfile(wheel.path, links / wheel.filename)
                     built[wheel.filename] = wheel
-                data, stderr = _dry_run(requirements, tmp, [*platform_args(python), "--find-links", str(links)])
+                data, stderr = _dry_run(requirements, tmp, [*platform_args(python, glibc), "--find-links", str(links)])
         if data is None:
             raise LockError(f"cannot resolve the pip requirements for Python {python}: {_tail(stderr)}")
     packages = []

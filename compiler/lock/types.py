@@ -71,4 +71,6 @@ def inputs_hash(strategy: EnvironmentStrategy) -> str:
         "channels": list(strategy.channels),
         "platform": PLATFORM,
     }
+    if strategy.glibc:  # only when a recipe states it, so every other lock keeps its hash
+        payload["glibc"] = strategy.glibc
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

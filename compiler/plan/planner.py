@@ -15,10 +15,11 @@ import hashlib
 import re
 
 from compiler import __version__
+from compiler.deps.server import BATCH_DRIVER, TRITON_LAUNCHER
 from compiler.errors import SpecError, SpecProblem
 from compiler.environment.strategy import EnvironmentStrategy
 from compiler.fetch.cache import FetchedFiles, PackageCache
-from compiler.labels import PackageLabels, Route
+from compiler.labels import PackageLabels
 from compiler.lock.types import Lock
 from compiler.plan.inputs import deployment_labels, input_copies
 from compiler.package_inputs import PATHS_ENV
@@ -57,7 +58,7 @@ def _environment(
     return conda_environment(lock, fetched, files, CONDA_PREFIX, cache=cache)
 
 
-def _labels(pkg: ResolvedPackage, strategy: EnvironmentStrategy, lock: Lock, port: int) -> dict[str, str]:
+def _labels(pkg: ResolvedPackage, strategy: EnvironmentStrategy, lock: Lock) -> dict[str, str]:
     """OCI and pkgc labels; nothing per-build (no version, no time), so equal inputs give equal images."""
     model, server = pkg.model, pkg.server
     spec_digest = hashlib.sha256(pkg.spec_path.read_bytes()).hexdigest()
@@ -67,8 +68,7 @@ def _labels(pkg: ResolvedPackage, strategy: EnvironmentStrategy, lock: Lock, por
         base_image=pkg.environment.image if pkg.environment else "",
         mode=pkg.mode.value, model_name=model.name, model_version=model.version, model_type=model.type,
         model_tree=model.tree_digest, model_dir=pkg.model_dir, server=server.type,
-        score=Route(port, server.score_route), readiness=Route(port, server.health_route),
-        liveness=Route(port, server.health_route),
+        score=server.score, readiness=server.readiness, liveness=server.liveness,
         extra={
             "io.pkgc.version": __version__,
             "io.pkgc.spec": pkg.spec_path.name,
@@ -81,21 +81,38 @@ def _labels(pkg: ResolvedPackage, strategy: EnvironmentStrategy, lock: Lock, por
     return contract.to_labels()
 
 
-def _env(pkg: ResolvedPackage, port: int) -> dict[str, str]:
+def _env(pkg: ResolvedPackage) -> dict[str, str]:
+    """pkgc's variables, then the server's configuration, then the spec's environment_variables (which win)."""
     env = {
         "AZUREML_MODEL_DIR": pkg.model_dir,
         "PKGC_MODEL_MODE": pkg.mode.value,
         "PKGC_MODEL_REF": f"{pkg.model.name}:{pkg.model.version}",
-        "PKGC_PORT": str(port),
         "PYTHONUNBUFFERED": "1",
     }
+    if pkg.server.type != "azureml_online":  # the entrypoint's default; azureml_online images stay as they were
+        env["PKGC_SERVER"] = pkg.server.type
+    if pkg.server.default_port is not None:
+        env["PKGC_PORT"] = str(pkg.server.default_port)
     if pkg.code is not None:
-        env["AZUREML_ENTRY_SCRIPT"] = pkg.code.container_script
+        if pkg.code.scoring_script:
+            env["AZUREML_ENTRY_SCRIPT"] = pkg.code.container_script
         env["AML_APP_ROOT"] = pkg.code.container_dir
+    env.update(dict(pkg.server.environment))
     env.update(pkg.environment_variables)
     if pkg.inputs and pkg.mode is not ModelMode.COPY:
         env[PATHS_ENV] = ",".join(extra.mount_path for extra in pkg.inputs)
     return env
+
+
+def _server_runtime(pkg: ResolvedPackage) -> list[tuple[ContextFile, Copy]]:
+    """The server's own runtime file, if it has one: the batch driver, or the Triton launcher."""
+    shipped = {"azureml_batch": ("pkgc_batch.py", BATCH_DRIVER, "the batch driver: init(), run(mini_batch), outputs"),
+               "triton": ("pkgc-triton.sh", TRITON_LAUNCHER, "finds tritonserver (NVIDIA's image or the nvidia-pytriton wheel)")}  # fmt: skip
+    if pkg.server.type not in shipped:
+        return []
+    name, dest, why = shipped[pkg.server.type]
+    source = f"pkgc/{name}"
+    return [(ContextFile(source, source=templates_dir() / "runtime" / name, executable=True), Copy("runtime", source, dest, why))]
 
 
 def _unwritable(value: str, path: bool) -> str | None:
@@ -151,6 +168,9 @@ def plan_image(
         Copy("runtime", "pkgc/pkgc-entrypoint", ENTRYPOINT, "start-up checks and the server command"),
         Copy("runtime", lock_file.dest, LOCK_IN_IMAGE, "the lock travels with the package"),
     ]
+    for context_file, copy in _server_runtime(pkg):
+        files.append(context_file)
+        copies.append(copy)
     if pkg.mode is ModelMode.COPY:
         root = pkg.model.root_name
         files.append(ContextFile(MODEL_IN_CONTEXT, source=pkg.model.tree_path / root))
@@ -160,8 +180,7 @@ def plan_image(
         files.append(ContextFile(CODE_IN_CONTEXT, source=pkg.code.directory))
         copies.append(Copy("code", CODE_IN_CONTEXT, pkg.code.container_dir, "scoring code changes most: last"))
     port = pkg.server.default_port
-    custom = pkg.server.type == "custom"
-    env, labels = _env(pkg, port), _labels(pkg, strategy, lock, port)
+    env, labels = _env(pkg), _labels(pkg, strategy, lock)
     _check_dockerfile_values(pkg, env, labels, copies)
     return ImagePlan(
         base_image=pkg.environment.image,
@@ -173,7 +192,8 @@ def plan_image(
         uid=UID,
         workdir=pkg.code.container_dir if pkg.code else "/var/azureml-app",
         port=port,
-        entrypoint=None if custom else (ENTRYPOINT,),
+        entrypoint=(ENTRYPOINT,),
+        command=pkg.server.command,
         path_prefix=f"{environment.prefix}/bin",
         files=tuple(files),
         tag=tag,

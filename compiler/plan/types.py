@@ -53,11 +53,12 @@ class ImagePlan:
     user: str
     uid: int
     workdir: str
-    port: int
+    port: int | None  # the exposed (scoring) port; None for a batch job
     entrypoint: tuple[str, ...] | None
     path_prefix: str | None
     files: tuple[ContextFile, ...] = field(default_factory=tuple)
     tag: str = ""
+    command: tuple[str, ...] = ()  # the CMD (a custom or Triton server's start command); empty: none
 
     def layer_summary(self) -> list[str]:
         """A readable listing of the layer order (``--emit plan``, golden tests)."""
@@ -68,7 +69,10 @@ class ImagePlan:
         for copy in self.copies:
             origin = f"--from={copy.from_stage} " if copy.from_stage else ""
             lines.append(f"{copy.kind:<10} COPY {origin}{copy.src} {copy.dest}    # {copy.why}")
-        lines.append(f"runtime    USER {self.user} ({self.uid}), WORKDIR {self.workdir}, port {self.port}")
+        port = f"port {self.port}" if self.port else "no port (a batch job)"
+        lines.append(f"runtime    USER {self.user} ({self.uid}), WORKDIR {self.workdir}, {port}")
+        if self.command:
+            lines.append(f"runtime    CMD {list(self.command)}")
         for key in sorted(self.env):
             lines.append(f"env        {key}={self.env[key]}")
         for key in sorted(self.labels):

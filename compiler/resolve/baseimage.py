@@ -23,7 +23,8 @@ def base_image_facts(image: str, engine: Engine | None) -> BaseImageFacts:
 
     recipe = metadata_for_image(image)
     if recipe is not None:
-        return BaseImageFacts(image, recipe.python or None, bool(recipe.has_conda), f"recipe '{recipe.name}'")
+        return BaseImageFacts(image, recipe.python or None, bool(recipe.has_conda), f"recipe '{recipe.name}'",
+                              recipe.glibc or None)  # fmt: skip
     if engine is None:
         return BaseImageFacts(image, None, False, "unknown (no engine to inspect it)")
     info = engine.image_info(image)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from compiler.deps.server import AZUREML_ONLINE, InferenceServer, custom_server
+from compiler.deps.server import AZUREML_BATCH, AZUREML_ONLINE, InferenceServer
 from compiler.errors import ResolveError, SpecError, SpecProblem
 from compiler.options import Options
 from compiler.resolve.environments import resolve_environment
@@ -15,27 +15,23 @@ from compiler.mlflow.mlmodel import MLflowModel, read_mlflow_model
 from compiler.mlflow.scoring import generate_scoring
 from compiler.resolve.types import MODELS_ROOT, ResolvedCode, ResolvedEnvironment, ResolvedModel, ResolvedPackage
 from compiler.spec.load import SpecFile
-from compiler.spec.model import CustomOnlineServer
+from compiler.resolve.servers import custom_from_spec, triton_from_spec
+from compiler.spec.model import AzureMLBatchServer, CustomOnlineServer, TritonServer
 from compiler.workspace import Workspace
 from compiler.workspace.walk import ContentError, skip_caches, walk
 
 DEFAULT_MLFLOW_BASE_IMAGE = "pkgc/base-debian-bookworm:latest"
 
 
-def _server(spec_file: SpecFile) -> InferenceServer:
+def _server(spec_file: SpecFile, model: ResolvedModel, model_dir: str) -> InferenceServer:
+    """The inference server the spec names, its routes and start command checked (see compiler/resolve/servers.py)."""
     server = spec_file.spec.inferencing_server
     if isinstance(server, CustomOnlineServer):
-        config = server.inference_configuration
-        scoring = config.scoring_route if config and config.scoring_route else None
-        liveness = config.liveness_route if config and config.liveness_route else None
-        if scoring is None:
-            raise SpecError(
-                spec_file.problem(
-                    ("inferencing_server", "inference_configuration"),
-                    "a custom server needs inference_configuration.scoring_route (port and path)",
-                )
-            )
-        return custom_server(scoring.port, liveness.path if liveness else "/", scoring.path)
+        return custom_from_spec(spec_file, server, model_dir)
+    if isinstance(server, TritonServer):
+        return triton_from_spec(spec_file, server, model, model_dir)
+    if isinstance(server, AzureMLBatchServer):
+        return AZUREML_BATCH
     return AZUREML_ONLINE
 
 
@@ -106,19 +102,19 @@ def resolve_package(
     if spec.code_configuration is not None:
         code = ResolvedCode(
             directory=(spec_file.base_dir / spec.code_configuration.code).resolve(),
-            scoring_script=spec.code_configuration.scoring_script,
+            scoring_script=spec.code_configuration.scoring_script or "",
         )
         try:  # regular files and folders only, links inside it (compiler/workspace/walk.py): said now, not at build
             walk(code.directory, ignore=skip_caches)
         except ContentError as exc:
             raise SpecError(spec_file.problem(("inferencing_server", "code_configuration", "code"), str(exc))) from None
-    server = _server(spec_file)
+    model_dir = spec.model_configuration.mount_path or f"{MODELS_ROOT}/{model.name}/{model.version}"
+    server = _server(spec_file, model, model_dir)
     mlflow_model = None
     if model.is_mlflow:
         mlflow_model, environment, code = _mlflow_defaults(model, environment, code, options, base_image, server)
     elif base_image and environment:
         environment = replace(environment, image=base_image)
-    model_dir = spec.model_configuration.mount_path or f"{MODELS_ROOT}/{model.name}/{model.version}"
     return ResolvedPackage(
         spec_path=spec_file.path,
         target_name=spec.target_environment,

@@ -39,6 +39,7 @@ class BaseImageFacts:
     python: str | None
     has_conda: bool
     how: str  # where the facts came from: recipe, image label, probe
+    glibc: str | None = None  # from the recipe, when it states one: widens the manylinux wheels pip may pick
 
 
 @dataclass(frozen=True)

@@ -61,16 +61,30 @@ def start_package(
     network: str | None = None,
 ) -> tuple[RunHandle, PackageLabels]:
     labels = package_labels(engine, image)
+    if labels.is_job:
+        raise ResolveError(
+            f"image '{excerpt(image)}' is a batch package ({labels.server}): it serves no HTTP; "
+            "run it as a job with 'pkgc run --batch IMAGE --input DIR --output DIR'"
+        )
     mounts = model_mount(labels, workspace, model_path) if mount_model else []
     if mount_model:
         mounts += input_mounts(image, labels, workspace)
-    handle = engine.run(image, labels.port, host_port, mounts, env or {}, network=network, name=name)
+    handle = engine.run(image, labels.ports, host_port, mounts, env or {}, network=network, name=name)
     return handle, labels
+
+
+def readiness_url(handle: RunHandle, labels: PackageLabels) -> str:
+    """The readiness route on the host port its container port is published on."""
+    return f"http://127.0.0.1:{handle.host_port_of(labels.readiness.port)}{labels.readiness.path}"
+
+
+def score_url(handle: RunHandle, labels: PackageLabels) -> str:
+    return f"http://127.0.0.1:{handle.host_port_of(labels.score.port)}{labels.score.path}"
 
 
 def wait_until_ready(engine: Engine, handle: RunHandle, labels: PackageLabels, timeout: float) -> float:
     """Wait for the health route; on failure the error carries the container's last log lines."""
-    url = f"http://127.0.0.1:{handle.host_port}{labels.readiness.path}"
+    url = readiness_url(handle, labels)
     try:
         return wait_ready(url, timeout, lambda: engine.container_running(handle.container_id))
     except VerifyError as exc:

@@ -17,7 +17,7 @@ from pathlib import Path
 from compiler.engines.base import Engine
 from compiler.errors import PkgcError, VerifyError
 from compiler.runtime.http import request
-from compiler.runtime.run import start_package, wait_until_ready
+from compiler.runtime.run import score_url, start_package, wait_until_ready
 from compiler.workspace import Workspace
 
 LOG_LINES = 6
@@ -119,7 +119,7 @@ def verify_package(engine: Engine, workspace: Workspace, req: VerifyRequest) -> 
         if req.body is None:
             return VerifyResult(req.image, url, labels.needs_mount and req.mount_model, ready, False, None, None, False, None)
         started = time.monotonic()
-        response = request(url + labels.score.path, data=req.body, timeout=req.timeout)
+        response = request(score_url(handle, labels), data=req.body, timeout=req.timeout)
         seconds = time.monotonic() - started
         if response.status != 200:
             excerpt = response.body.decode("utf-8", "replace").strip().replace("\n", " ")[:200]

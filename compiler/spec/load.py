@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from compiler.errors import Collected, SpecError, SpecProblem, excerpt
-from compiler.spec.model import PackageSpec
+from compiler.spec.model import SERVER_TYPES, PackageSpec
 from compiler.spec.values import APP_ROOT, ASSET_NAME, ASSET_NAME_RULE, container_path_problem
 from compiler.spec.yamldoc import KeyPath, YamlDocument, load_yaml
 
@@ -111,7 +111,7 @@ def _describe(error: dict, doc: YamlDocument, renamed: dict[KeyPath, KeyPath]) -
         message = f"must be one of {error['ctx']['expected_tags']} (got '{excerpt(error['ctx']['tag'])}')"
     elif kind == "union_tag_not_found":
         loc = loc + ("type",)
-        message = "required key is missing (azureml_online or custom)"
+        message = f"required key is missing (one of {', '.join(SERVER_TYPES)})"
     else:
         message = error["msg"].removeprefix("Value error, ")
         if "input" in error and not isinstance(error["input"], (dict, list)):
@@ -182,16 +182,8 @@ def check_files(spec_file: SpecFile) -> None:
         raise SpecError(spec_file.problem(key + ("code",), found))
     if code_dir == Path(code_dir.anchor):
         raise SpecError(spec_file.problem(key + ("code",), "the code folder must not be the filesystem root"))
-    script = _resolved(spec_file, key + ("scoring_script",), code_dir / code.scoring_script)
-    if not _exists(spec_file, key + ("scoring_script",), script, Path.is_file):
-        raise SpecError(
-            spec_file.problem(
-                key + ("scoring_script",),
-                f"scoring script '{excerpt(code.scoring_script)}' not found in '{excerpt(code.code)}'",
-            )
-        )
-    if code_dir not in script.parents:
-        raise SpecError(spec_file.problem(key + ("scoring_script",), "scoring script must be inside the code folder"))
+    if code.scoring_script is not None:  # a custom server's own folder need not hold one
+        _check_script(spec_file, key, code_dir, code.code, code.scoring_script)
     mount_path = spec_file.spec.model_configuration.mount_path
     container_code_dir = f"{APP_ROOT}/{code_dir.name}"
     if mount_path is not None and (problem := container_path_problem(mount_path, container_code_dir)):
@@ -202,6 +194,19 @@ def check_files(spec_file: SpecFile) -> None:
     if mount_path is None and code_dir.name == "azureml-models":
         clash = f"a code folder named 'azureml-models' would hold the models ({APP_ROOT}/azureml-models)"
         raise SpecError(spec_file.problem(key + ("code",), clash))
+
+
+def _check_script(spec_file: SpecFile, key: KeyPath, code_dir: Path, code: str, scoring_script: str) -> None:
+    script = _resolved(spec_file, key + ("scoring_script",), code_dir / scoring_script)
+    if not _exists(spec_file, key + ("scoring_script",), script, Path.is_file):
+        raise SpecError(
+            spec_file.problem(
+                key + ("scoring_script",),
+                f"scoring script '{excerpt(scoring_script)}' not found in '{excerpt(code)}'",
+            )
+        )
+    if code_dir not in script.parents:
+        raise SpecError(spec_file.problem(key + ("scoring_script",), "scoring script must be inside the code folder"))
 
 
 def _resolved(spec_file: SpecFile, key: KeyPath, path: Path) -> Path:

@@ -72,19 +72,46 @@ class CodeConfiguration(_Strict):
     scoring_script: InnerPath
 
 
+class ServerCodeConfiguration(_Strict):
+    """A custom server's own files (settings, handlers): a folder, and optionally a script in it."""
+
+    code: HostPath
+    scoring_script: InnerPath | None = None
+
+
 class Route(_Strict):
-    port: int = Field(ge=1, le=65535)
+    """An HTTP route of a custom server: a container port (required) and a path."""
+
+    port: int
     path: Annotated[str, _rule(_route)] = "/"
+
+    @field_validator("port")
+    @classmethod
+    def _port(cls, value: int) -> int:
+        if not 1 <= value <= 65535:
+            raise ValueError(f"must be a port number (1-65535), got {value}")
+        return value
 
 
 class OnlineInferenceConfiguration(_Strict):
-    """Routes of a custom online server (TensorFlow Serving, TorchServe, ...)."""
+    """How a custom (or Triton) server is started and probed.
+
+    ``entry_script`` is the start command, split like a shell word list (shlex) but run without a
+    shell, from the code folder; ``configuration`` holds its environment variables."""
 
     liveness_route: Route | None = None
     readiness_route: Route | None = None
     scoring_route: Route | None = None
     entry_script: Line | None = None  # a command in the server image, not a file here
     configuration: dict[Text, Text] = Field(default_factory=dict)
+
+    @field_validator("configuration")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not ENV_VAR_PATTERN.match(key):
+                raise ValueError(f"'{excerpt(key)}' is not a valid environment variable name")
+        return value
 
 
 class AzureMLOnlineServer(_Strict):
@@ -95,10 +122,28 @@ class AzureMLOnlineServer(_Strict):
 class CustomOnlineServer(_Strict):
     type: Literal["custom"]
     inference_configuration: OnlineInferenceConfiguration | None = None
-    code_configuration: CodeConfiguration | None = None
+    code_configuration: ServerCodeConfiguration | None = None
 
 
-InferencingServer = Annotated[Union[AzureMLOnlineServer, CustomOnlineServer], Field(discriminator="type")]
+class TritonServer(_Strict):
+    """NVIDIA Triton: the model folder is a Triton model repository; routes default to Triton's."""
+
+    type: Literal["triton"]
+    inference_configuration: OnlineInferenceConfiguration | None = None
+    code_configuration: ServerCodeConfiguration | None = None
+
+
+class AzureMLBatchServer(_Strict):
+    """An Azure ML batch deployment's scoring script (init() and run(mini_batch)), run as a job."""
+
+    type: Literal["azureml_batch"]
+    code_configuration: CodeConfiguration
+
+
+SERVER_TYPES = ("azureml_online", "custom", "triton", "azureml_batch")
+InferencingServer = Annotated[
+    Union[AzureMLOnlineServer, CustomOnlineServer, TritonServer, AzureMLBatchServer], Field(discriminator="type")
+]
 
 
 class ModelConfiguration(_Strict):
@@ -190,7 +235,7 @@ class PackageSpec(_Strict):
         return value
 
     @property
-    def code_configuration(self) -> CodeConfiguration | None:
+    def code_configuration(self) -> CodeConfiguration | ServerCodeConfiguration | None:
         return self.inferencing_server.code_configuration
 
     @property

@@ -37,7 +37,7 @@ class PackageInfo(_Record):
     model_tree: str
     model_dir: str
     spec: str
-    port: int
+    port: int | None = None  # None: a batch package (a job)
     lock: str | None = None  # blob digest of the lock file the image was built from
 
 

@@ -1,9 +1,12 @@
 #!/bin/sh
-# pkgc runtime entrypoint: check the model is where the package expects it, pick the port, start
-# the Azure ML inference server. Any arguments replace the server command (for debugging).
+# pkgc runtime entrypoint: check the model is where the package expects it, then start the server.
+#   azureml_online  Azure ML's inference server; any arguments replace it (for debugging)
+#   custom, triton  the arguments: the server's start command (the image's CMD), from the working folder
+#   azureml_batch   pkgc's batch driver with the arguments (--input DIR --output DIR ...)
 set -eu
 
-if [ "$#" -gt 0 ]; then
+server="${PKGC_SERVER:-azureml_online}"
+if [ "$server" = "azureml_online" ] && [ "$#" -gt 0 ]; then
     exec "$@"
 fi
 
@@ -30,6 +33,17 @@ if [ -n "${PKGC_INPUT_PATHS:-}" ]; then
     set +f
 fi
 
-# App Service sets WEBSITES_PORT, many platforms set PORT; otherwise the package's own port.
-port="${WEBSITES_PORT:-${PORT:-${PKGC_PORT:-5001}}}"
-exec azmlinfsrv --entry_script "$AZUREML_ENTRY_SCRIPT" --model_dir "$AZUREML_MODEL_DIR" --port "$port"
+case "$server" in
+    azureml_online)
+        # App Service sets WEBSITES_PORT, many platforms set PORT; otherwise the package's own port.
+        port="${WEBSITES_PORT:-${PORT:-${PKGC_PORT:-5001}}}"
+        exec azmlinfsrv --entry_script "$AZUREML_ENTRY_SCRIPT" --model_dir "$AZUREML_MODEL_DIR" --port "$port" ;;
+    azureml_batch)
+        exec python /opt/pkgc/bin/pkgc_batch.py "$@" ;;
+    *)
+        if [ "$#" -eq 0 ]; then
+            echo "pkgc: no server command: this $server package was built without one" >&2
+            exit 78
+        fi
+        exec "$@" ;;
+esac

@@ -5,11 +5,13 @@ Regenerate with ``pytest tests/golden --update-golden`` and review the diff.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from compiler.deps.server import AZUREML_ONLINE
+from compiler.deps.server import AZUREML_BATCH, AZUREML_ONLINE, InferenceServer, custom_server, triton_routes, triton_server
+from compiler.labels import Route
 from compiler.environment.strategy import EnvironmentStrategy
 from compiler.errors import SpecError
 from compiler.fetch.cache import FetchedFiles
@@ -23,7 +25,23 @@ from compiler.spec.model import ModelMode
 HERE = Path(__file__).parent
 
 
-def make_package(tmp_path: Path, mode: ModelMode, env_vars: dict | None = None) -> ResolvedPackage:
+MODEL_DIR = "/var/azureml-app/azureml-models/sklearn-regression/3"
+SERVERS: dict[str, InferenceServer] = {
+    "azureml_online": AZUREML_ONLINE,
+    "custom": custom_server(
+        Route(8080, "/v2/models/m/infer"), Route(8080, "/v2/models/m/ready"), Route(8081, "/live"),
+        ("mlserver", "start", "."), {"MLSERVER_MODEL_URI": f"{MODEL_DIR}/model/m.pkl"},
+    ),
+    "triton": triton_server(
+        *triton_routes("linear"), ("/opt/pkgc/bin/pkgc-triton", f"--model-repository={MODEL_DIR}/model", "--http-port=8000"), {},
+    ),
+    "azureml_batch": AZUREML_BATCH,
+}
+
+
+def make_package(
+    tmp_path: Path, mode: ModelMode, env_vars: dict | None = None, server: InferenceServer = AZUREML_ONLINE
+) -> ResolvedPackage:
     (tmp_path / "src").mkdir(exist_ok=True)
     (tmp_path / "src" / "score.py").write_text("def init(): pass\n")
     spec = tmp_path / "package.yml"
@@ -35,20 +53,20 @@ def make_package(tmp_path: Path, mode: ModelMode, env_vars: dict | None = None) 
         mode=mode,
         model=ResolvedModel("sklearn-regression", "3", "custom_model", "ab" * 32, tmp_path / "tree", "model", "azureml:sklearn-regression:3"),
         environment=ResolvedEnvironment("env", "1", "pkgc/base-debian-bookworm:latest", None, "conda file"),
-        server=AZUREML_ONLINE,
-        code=ResolvedCode(tmp_path / "src", "score.py"),
-        model_dir="/var/azureml-app/azureml-models/sklearn-regression/3",
+        server=server,
+        code=None if server.type == "triton" else ResolvedCode(tmp_path / "src", "" if server.type == "custom" else "score.py"),
+        model_dir=MODEL_DIR,
         environment_variables=env_vars or {"WORKER_COUNT": "2"},
     )
 
 
-def make_plan(tmp_path: Path, mode: ModelMode, env_vars: dict | None = None):
+def make_plan(tmp_path: Path, mode: ModelMode, env_vars: dict | None = None, server: InferenceServer = AZUREML_ONLINE):
     wheel = LockedPackage("joblib", "1.6.0", "pip", "https://files/joblib-1.6.0-py3-none-any.whl", "joblib-1.6.0-py3-none-any.whl", "cd" * 32)
     lock = Lock("venv", "3.11", "ef" * 32, (wheel,))
     strategy = EnvironmentStrategy("venv", "3.11", "test", ("joblib==1.6.0",))
     fetched = FetchedFiles({wheel.sha256: tmp_path / wheel.filename})
     lock_file = ContextFile("pkgc/conda-lock.yml", data=b"version: 1\n")
-    return plan_image(make_package(tmp_path, mode, env_vars), strategy, lock, lock_file, fetched, "pkgc/golden-pkg:1")
+    return plan_image(make_package(tmp_path, mode, env_vars, server), strategy, lock, lock_file, fetched, "pkgc/golden-pkg:1")
 
 
 def check(name: str, text: str, update: bool) -> None:
@@ -64,6 +82,23 @@ def test_dockerfile_and_plan(tmp_path, mode, update_golden):
     plan = make_plan(tmp_path, mode)
     check(f"{mode.value}.Dockerfile", render_dockerfile(plan), update_golden)
     check(f"{mode.value}.plan.txt", "\n".join(plan.layer_summary()) + "\n", update_golden)
+
+
+@pytest.mark.parametrize("server", ["custom", "triton", "azureml_batch"])
+def test_each_server_type(tmp_path, server, update_golden):
+    """custom and triton: the start command as CMD, the scoring port exposed, all three routes labelled;
+    azureml_batch: the batch driver shipped, no port, no routes."""
+    plan = make_plan(tmp_path, ModelMode.READONLY_MOUNT, server=SERVERS[server])
+    text = render_dockerfile(plan)
+    check(f"{server}.Dockerfile", text, update_golden)
+    check(f"{server}.plan.txt", "\n".join(plan.layer_summary()) + "\n", update_golden)
+    assert 'ENTRYPOINT ["/opt/pkgc/bin/pkgc-entrypoint"]' in text
+    if server == "azureml_batch":
+        assert "EXPOSE" not in text and "io.pkgc.route" not in text and "io.pkgc.port" not in text
+        assert "/opt/pkgc/bin/pkgc_batch.py" in text
+    else:
+        assert f"EXPOSE {SERVERS[server].score.port}\n" in text
+        assert f"CMD {json.dumps(list(SERVERS[server].command))}" in text
 
 
 def test_layer_order_is_environment_model_code(tmp_path):

@@ -24,7 +24,7 @@ from compiler.resources import base_images_dir
 
 
 def test_shipped_recipes_load() -> None:
-    assert recipe_names() == ["azureml-ubuntu", "debian-bookworm", "python-slim"]
+    assert recipe_names() == ["azureml-ubuntu", "debian-bookworm", "debian-bookworm-pytriton", "python-slim", "triton-server"]
     assert [r.name for r in list_recipes()] == recipe_names()
 
 
@@ -49,6 +49,15 @@ def test_registry_recipes_metadata() -> None:
     assert azure.image == "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
     assert (azure.python, azure.has_conda, azure.conda) == ("", True, "/opt/miniconda/bin/conda")
     assert azure.distro == "ubuntu-22.04"
+
+
+def test_triton_recipes_metadata() -> None:
+    pytriton = load_recipe("debian-bookworm-pytriton")
+    assert (pytriton.kind, pytriton.python, pytriton.glibc) == ("mmdebstrap", "3.11", "2.36")
+    assert "libpython3.11" in pytriton.bootstrap.packages
+    nvidia = load_recipe("triton-server")
+    assert (nvidia.kind, nvidia.image, nvidia.python, nvidia.glibc) == ("registry", "nvcr.io/nvidia/tritonserver:24.09-py3", "3.10", "2.35")
+    assert load_recipe("debian-bookworm").glibc == ""  # pkgc's default manylinux range (up to 2.28)
 
 
 def test_unknown_name_lists_known_ones() -> None:

@@ -8,6 +8,7 @@ from compiler.deps.server_pin import describe_server, server_depset
 from compiler.deps.specs import parse_conda, parse_pip
 from compiler.deps.types import DepSet, Source
 from compiler.errors import MergeError
+from compiler.labels import Route
 
 USER = Source("conda_file", "conda file 'conda.yaml' of environment env:1")
 SERVER = "azureml-inference-server-http"
@@ -83,6 +84,6 @@ def test_azureml_defaults_and_an_explicit_server_pin_keep_the_range():
 
 
 def test_a_custom_server_injects_nothing():
-    server = custom_server(8080, "/health", "/predict")
+    server = custom_server(Route(8080, "/predict"), Route(8080, "/health"), Route(8080, "/health"), ("serve",), {})
     assert server_depset(server, [user("joblib")]).requirements == ()
     assert describe_server(server, merge([user("joblib")])) is None
