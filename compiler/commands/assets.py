@@ -38,6 +38,8 @@ def register(sub) -> None:
                            help="model properties, e.g. azureml.unpack=true to unpack an archive")  # fmt: skip
             c.set_defaults(func=model_create)
         else:
+            c.add_argument("--image", "-i", help="the base image (with --name, instead of --file)")
+            c.add_argument("--conda-file", help="a conda file (with --image)")
             c.set_defaults(func=environment_create)
         c.add_argument("--json", action="store_true")
         c = group.add_parser("list", help=f"list {asset} versions")
@@ -99,9 +101,17 @@ def environment_create(args, options, reporter) -> int:
     from compiler.workspace import Workspace
     from compiler.workspace.envfile import create_environment_from_file
 
-    if not args.file:
-        raise SpecError(SpecProblem("pkgc environment create", "", "--file/-f ENVIRONMENT.yml is required"))
-    record = create_environment_from_file(Path(args.file), Workspace(options.workspace), args.name, args.version)
+    workspace = Workspace(options.workspace)
+    if args.file and (args.image or args.conda_file):
+        raise SpecError(SpecProblem("pkgc environment create", "", "give --file, or --name with --image [--conda-file], not both"))
+    if args.file:
+        record = create_environment_from_file(Path(args.file), workspace, args.name, args.version)
+    elif args.name and args.image:
+        from compiler.workspace.envfile import create_environment_from_flags
+
+        record = create_environment_from_flags(args.name, args.image, args.conda_file, args.version, workspace)
+    else:
+        raise SpecError(SpecProblem("pkgc environment create", "", "--file/-f ENVIRONMENT.yml (or --name and --image) is required"))
     print_result(record.model_dump(), args.json, f"azureml:{record.name}:{record.version}")
     return 0
 

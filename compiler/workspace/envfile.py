@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from compiler.deps.conda_file import parse_conda_file
 from compiler.errors import SpecError, excerpt
 from compiler.spec.model import AssetName, HostPath, Line, Text
-from compiler.spec.yamldoc import load_yaml
+from compiler.spec.yamldoc import YamlDocument, load_yaml
 from compiler.workspace.records import EnvironmentRecord
 from compiler.workspace.store import Workspace
 
@@ -34,6 +34,22 @@ def create_environment_from_file(
     doc = load_yaml(path, "environment file")
     if not isinstance(doc.data, dict):
         raise SpecError(doc.problem((), "an environment file must be a YAML mapping"))
+    return register_environment(doc, path.parent, workspace, name, version)
+
+
+def create_environment_from_flags(
+    name: str, image: str, conda_file: str | None, version: str | None, workspace: Workspace
+) -> EnvironmentRecord:
+    """``az ml environment create -n N --image I [--conda-file F]``: the same checks, errors named by flag."""
+    data = {"name": name, "image": image, **({"conda_file": conda_file} if conda_file else {})}
+    doc = YamlDocument(Path("pkgc environment create"), data, {})
+    return register_environment(doc, Path.cwd(), workspace, None, version)
+
+
+def register_environment(
+    doc: YamlDocument, base_dir: Path, workspace: Workspace, name: str | None, version: str | None
+) -> EnvironmentRecord:
+    """Validate an environment document and its conda file (relative to ``base_dir``), then register it."""
     data = dict(doc.data)
     data.update({k: v for k, v in (("name", name), ("version", version)) if v is not None})
     try:
@@ -50,7 +66,7 @@ def create_environment_from_file(
         raise SpecError(problems) from None
     conda_digest = conda_name = None
     if env.conda_file:
-        conda_path = (path.parent / env.conda_file).resolve()
+        conda_path = (base_dir / env.conda_file).resolve()
         if not conda_path.is_file():
             raise SpecError(doc.problem(("conda_file",), f"conda file '{excerpt(env.conda_file)}' not found ({excerpt(str(conda_path))})"))
         parse_conda_file(conda_path, f"conda file {conda_path.name}")

@@ -48,6 +48,13 @@ def test_az_spellings_for_create(tmp_path):
     env_file = EXAMPLE / "environment" / "sklearn-regression-env.yml"
     proc = run_pkgc("environment", "create", "-f", str(env_file), "-n", "renamed", "-v", "9", env=env)
     assert proc.returncode == 0 and proc.stdout.strip() == "azureml:renamed:9", proc.stderr
+    conda = EXAMPLE / "environment" / "conda.yaml"
+    proc = run_pkgc("environment", "create", "-n", "flags", "--image", "pkgc/base-debian-bookworm:latest", "--conda-file", str(conda), env=env)
+    assert proc.returncode == 0 and proc.stdout.strip() == "azureml:flags:1", proc.stderr
+    proc = run_pkgc("environment", "create", "-n", "flags", "--image", "img", "--conda-file", "missing.yml", env=env)
+    assert proc.returncode == 2 and "conda_file: conda file 'missing.yml' not found" in proc.stderr
+    proc = run_pkgc("environment", "create", "-n", "flags", env=env)
+    assert proc.returncode == 2 and "(or --name and --image) is required" in proc.stderr
 
 
 def test_model_package_refuses_a_spec_that_names_a_model_too(tmp_path):
