@@ -229,3 +229,33 @@ def test_inline_archive_model_is_unpacked(tree, tmp_path):
     pkg = resolve_package(spec_file, None, Workspace(tmp_path / "ws"), options(tmp_path))
     assert pkg.model.root_name == "models" and (pkg.model.tree_path / "models" / "model_2" / "v1" / "sample.pkl").is_file()
     assert pkg.model.name == "models"
+
+
+SEED_000 = """$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json 
+name: blue 
+endpoint_name: my-endpoint 
+model: {model}
+code_configuration: 
+  code: ../../model-1/onlinescoring/ 
+  scoring_script: score.py 
+environment:  
+  conda_file: ../../model-1/environment/conda.yml 
+  image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04:latest 
+instance_type: Standard_DS3_v2 
+instance_count: 1 
+"""  # seed 000's three YAMLs as written there, trailing spaces and all
+
+
+@pytest.mark.parametrize("model", [
+    "\n  path: /Downloads/multi-models-sample/models/model_1/v1/sample_m1.pkl ",
+    "\n  path: /Downloads/multi-models-sample/models/ ",
+    "azureml:local-multimodel:3 ",
+])  # fmt: skip
+def test_seed_000_yamls_load_as_written(tree, model):
+    path = tree / "endpoints" / "blue" / "deployment.yml"
+    path.write_text(SEED_000.format(model=model))
+    spec_file = load_package_spec(path)
+    assert spec_file.spec.target_environment == "my-endpoint-blue-pkg"
+    assert spec_file.deployment.inline_environment.conda_file == tree / "model-1" / "environment" / "conda.yml"
+    assert spec_file.deployment.ignored == ("instance_type",)
+    assert spec_file.spec.model == model.strip() or spec_file.spec.model.path == model.split("path: ")[1].strip()
