@@ -3,7 +3,8 @@
 They travel in the image as ``io.pkgc.run.*`` / ``io.pkgc.probe.*`` labels (read back, checked, by
 ``--deploy-settings``) and, where the Azure ML inference server reads them, as environment variables:
 
-- ``request_settings.request_timeout_ms`` -> ``SCORING_TIMEOUT_MS`` (the server's scoring timeout);
+- ``request_settings.request_timeout_ms`` -> ``SCORING_TIMEOUT_MS`` (the server's scoring timeout; beyond
+  the 300 s its gunicorn gives a worker, ``WORKER_TIMEOUT`` too);
 - ``request_settings.max_concurrent_requests_per_instance`` -> ``WORKER_COUNT`` (its gunicorn workers,
   as Azure ML advises: one worker per concurrent request);
 - ``liveness_probe`` / ``readiness_probe`` -> the Kubernetes probes' timing; ``instance_count`` -> replicas;
@@ -24,6 +25,7 @@ PROBE_LABELS = {"liveness": "io.pkgc.probe.liveness", "readiness": "io.pkgc.prob
 TIMEOUT, CONCURRENCY, INSTANCES = "io.pkgc.run.request_timeout_ms", "io.pkgc.run.max_concurrent_requests", "io.pkgc.run.instance_count"
 LIMITS = {TIMEOUT: 3_600_000, CONCURRENCY: 1000, INSTANCES: 1000}
 NUMBER = re.compile(r"^[0-9]{1,9}$")
+GUNICORN_TIMEOUT_S = 300  # azureml-inference-server-http's default WORKER_TIMEOUT
 RESOURCE_LABELS = {"requests": "io.pkgc.run.requests", "limits": "io.pkgc.run.limits"}
 RESOURCE_NAMES = ("cpu", "memory", "nvidia.com/gpu")
 QUANTITY = re.compile(r"^[0-9]{1,9}(\.[0-9]{1,6})?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$")  # a Kubernetes quantity
@@ -94,6 +96,8 @@ class RunSettings:
         env = {}
         if self.request_timeout_ms is not None:
             env["SCORING_TIMEOUT_MS"] = str(self.request_timeout_ms)
+            if self.request_timeout_ms > GUNICORN_TIMEOUT_S * 1000:  # gunicorn would end the worker first
+                env["WORKER_TIMEOUT"] = str(-(-self.request_timeout_ms // 1000) + 1)
         if self.max_concurrent_requests is not None:
             env["WORKER_COUNT"] = str(self.max_concurrent_requests)
         return env

@@ -129,6 +129,7 @@ def test_run_settings_become_server_variables_labels_and_kubernetes_probes(tree,
               "io.pkgc.model.tree": "sha256:" + "a" * 64, "io.pkgc.model.name": "m", "io.pkgc.model.version": "1",
               "org.opencontainers.image.title": "my-endpoint-blue-pkg", **run.to_labels()}  # fmt: skip
     assert RunSettings.from_labels("img", labels) == run
+    assert RunSettings(request_timeout_ms=600_000).environment() == {"SCORING_TIMEOUT_MS": "600000", "WORKER_TIMEOUT": "601"}
     k8s = kubernetes(deploy_facts("img", labels)).data["objects"][0]
     assert k8s["spec"]["replicas"] == 1
     container = k8s["spec"]["template"]["spec"]["containers"][0]
