@@ -48,15 +48,10 @@ def register(sub) -> None:
         c = group.add_parser("show", help=f"show one {asset} version")
         c.add_argument("ref", help="NAME:VERSION, NAME@latest, azureml:... or a long id")
         c.set_defaults(func=show, asset=asset)
-    from compiler.commands import package
+        if asset == "model":
+            from compiler.commands import package
 
-    package.register(group_of(sub, "model"))
-
-
-def group_of(sub, name: str):
-    """The subcommand group of ``pkgc NAME`` (to add verbs from other modules)."""
-    parser = sub.choices[name]
-    return next(a for a in parser._actions if a.dest == "action")
+            package.register(group)  # pkgc model package (az ml model package)
 
 
 def schema(args, options, reporter) -> int:
