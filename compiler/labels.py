@@ -22,6 +22,7 @@ MOUNT, SERVER, PORT = "io.pkgc.model.mount", "io.pkgc.server", "io.pkgc.port"
 TITLE, DESCRIPTION, BASE_NAME = (
     "org.opencontainers.image.title", "org.opencontainers.image.description", "org.opencontainers.image.base.name",
 )  # fmt: skip
+SBOM_DIGEST = "io.pkgc.sbom.digest"  # sha256 of /opt/pkgc/sbom.cdx.json (an ``extra`` label)
 ROUTE_LABELS = {"readiness": "io.pkgc.route.health", "liveness": "io.pkgc.route.liveness", "score": "io.pkgc.route.score"}
 
 MODES = ("copy", "readonly_mount")

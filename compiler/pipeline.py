@@ -23,12 +23,14 @@ from compiler.errors import ResolveError
 from compiler.fetch.cache import PackageCache, fetch_lock
 from compiler.mlflow.deps import mlflow_depsets
 from compiler.lock.locker import load_or_lock
+from compiler.lock.lockfile import read_lock
 from compiler.options import Options
 from compiler.plan import ContextFile, ImagePlan, plan_image
 from compiler.render import render_dockerfile
 from compiler.reporter import Reporter
 from compiler.resolve import ResolvedPackage, resolve_package
 from compiler.resolve.baseimage import base_image_facts
+from compiler.sbom.collect import sbom_context_file
 from compiler.spec import load_package_spec
 from compiler.workspace import EnvironmentRecord, Workspace
 from compiler.workspace.records import PackageInfo
@@ -153,7 +155,8 @@ def run_build(
     try:
         tag = f"{image_repository(pkg.target_name)}:{version}"
         lock_file = ContextFile("pkgc/conda-lock.yml", source=lock_path)
-        plan = plan_image(pkg, strategy, locked.lock, lock_file, fetched, tag, cache)
+        sbom_file = sbom_context_file(pkg, read_lock(lock_path), engine)  # from the lock as shipped
+        plan = plan_image(pkg, strategy, locked.lock, lock_file, fetched, tag, cache, sbom_file=sbom_file)
         if request.emit == "plan":
             return "\n".join(plan.layer_summary()) + "\n"
         if request.emit == "dockerfile":

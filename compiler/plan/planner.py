@@ -19,13 +19,14 @@ from compiler.deps.server import BATCH_DRIVER, TRITON_LAUNCHER
 from compiler.errors import SpecError, SpecProblem
 from compiler.environment.strategy import EnvironmentStrategy
 from compiler.fetch.cache import FetchedFiles, PackageCache
-from compiler.labels import PackageLabels
+from compiler.labels import SBOM_DIGEST, PackageLabels
 from compiler.lock.types import Lock
 from compiler.plan.inputs import deployment_labels, input_copies
 from compiler.package_inputs import PATHS_ENV
 from compiler.plan.types import ContextFile, Copy, EnvironmentBuild, ImagePlan
 from compiler.resolve.types import ResolvedPackage
 from compiler.resources import templates_dir
+from compiler.sbom.types import SBOM_IN_IMAGE
 from compiler.spec.model import ModelMode
 from compiler.workspace.walk import shown
 
@@ -58,7 +59,7 @@ def _environment(
     return conda_environment(lock, fetched, files, CONDA_PREFIX, cache=cache)
 
 
-def _labels(pkg: ResolvedPackage, strategy: EnvironmentStrategy, lock: Lock) -> dict[str, str]:
+def _labels(pkg: ResolvedPackage, strategy: EnvironmentStrategy, lock: Lock, sbom: ContextFile | None = None) -> dict[str, str]:
     """OCI and pkgc labels; nothing per-build (no version, no time), so equal inputs give equal images."""
     model, server = pkg.model, pkg.server
     spec_digest = hashlib.sha256(pkg.spec_path.read_bytes()).hexdigest()
@@ -76,6 +77,7 @@ def _labels(pkg: ResolvedPackage, strategy: EnvironmentStrategy, lock: Lock) -> 
             "io.pkgc.environment.strategy": strategy.kind,
             "io.pkgc.lock.inputs": lock.inputs_hash,
             **deployment_labels(pkg),
+            **({SBOM_DIGEST: f"sha256:{hashlib.sha256(sbom.data).hexdigest()}"} if sbom and sbom.data is not None else {}),
         },
     )  # fmt: skip
     return contract.to_labels()
@@ -156,8 +158,10 @@ def plan_image(
     fetched: FetchedFiles,
     tag: str,
     cache: PackageCache | None = None,
+    sbom_file: ContextFile | None = None,
 ) -> ImagePlan:
-    """Turn the resolved, locked package into an ImagePlan; ``tag`` is the image reference to build."""
+    """Turn the resolved, locked package into an ImagePlan; ``tag`` is the image reference to build;
+    ``sbom_file`` (the CycloneDX SBOM, given as data) ships beside the lock and is labelled with its digest."""
     if pkg.environment is None:
         raise ValueError("a package needs a base image (MLflow packages get a generated one before planning)")
     environment, files = _environment(strategy, lock, fetched, cache)
@@ -168,6 +172,9 @@ def plan_image(
         Copy("runtime", "pkgc/pkgc-entrypoint", ENTRYPOINT, "start-up checks and the server command"),
         Copy("runtime", lock_file.dest, LOCK_IN_IMAGE, "the lock travels with the package"),
     ]
+    if sbom_file is not None:
+        files.append(sbom_file)
+        copies.append(Copy("runtime", sbom_file.dest, SBOM_IN_IMAGE, "the SBOM, generated from the lock"))
     for context_file, copy in _server_runtime(pkg):
         files.append(context_file)
         copies.append(copy)
@@ -180,7 +187,7 @@ def plan_image(
         files.append(ContextFile(CODE_IN_CONTEXT, source=pkg.code.directory))
         copies.append(Copy("code", CODE_IN_CONTEXT, pkg.code.container_dir, "scoring code changes most: last"))
     port = pkg.server.default_port
-    env, labels = _env(pkg), _labels(pkg, strategy, lock)
+    env, labels = _env(pkg), _labels(pkg, strategy, lock, sbom_file)
     _check_dockerfile_values(pkg, env, labels, copies)
     return ImagePlan(
         base_image=pkg.environment.image,
