@@ -199,6 +199,37 @@ class DockerEngine:
         finally:
             container.remove(force=True)
 
+    def read_file(self, image: str, path: str, limit: int) -> bytes | None:
+        """The bytes of the regular file ``path`` in ``image`` (None: no such file), read from a created,
+        never started, container (no shell needed in the image); at most ``limit`` bytes."""
+        import io
+        import tarfile
+
+        try:
+            container = self._client.containers.create(image, command=["/"], entrypoint=[], network_mode="none")
+        except docker.errors.ImageNotFound:
+            raise ResolveError(f"image '{excerpt(image)}' is not in the local engine") from None
+        try:
+            # stat first (HEAD): a folder's or a large file's archive is never streamed
+            head = self._api.head(self._api._url("/containers/{0}/archive", container.id), params={"path": path})
+            if head.status_code == 404:
+                return None
+            head.raise_for_status()
+            stat = docker.utils.decode_json_header(head.headers.get("X-Docker-Container-Path-Stat", "")) or {}
+            if int(stat.get("mode", 0)) & (1 << 31 | 1 << 27):  # Go's ModeDir, ModeSymlink: not a regular file
+                return None
+            if not 0 <= int(stat.get("size", 0)) <= limit:
+                raise ResolveError(f"image '{excerpt(image)}': {path} is larger than {limit} bytes")
+            stream, _ = container.get_archive(path)
+            data = b"".join(stream)
+        finally:
+            container.remove(force=True)
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            member = tar.next()
+            if member is None or not member.isfile():
+                return None
+            return tar.extractfile(member).read(limit + 1)[:limit]
+
     def logs(self, container_id: str) -> str:
         return self._client.containers.get(container_id).logs().decode("utf-8", "replace")
 

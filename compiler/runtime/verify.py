@@ -56,12 +56,13 @@ class VerifyResult:
     score_seconds: float | None
     compared: bool
     response: object | None
+    sbom: dict | None = None  # the SBOM check: digest, packages, matches_lock
 
     def as_dict(self) -> dict:
         return {"passed": True, "image": self.image, "model_mounted": self.model_mounted,
                 "ready_seconds": round(self.ready_seconds, 2), "scored": self.scored, "status": self.status,
                 "score_seconds": None if self.score_seconds is None else round(self.score_seconds, 3),
-                "compared": self.compared, "response": self.response}  # fmt: skip
+                "compared": self.compared, "response": self.response, "sbom": self.sbom}  # fmt: skip
 
 
 def first_difference(actual: object, expected: object, rel_tol: float, abs_tol: float, path: str = "$") -> str | None:
@@ -103,8 +104,21 @@ def log_tail(engine: Engine, container_id: str) -> str:
     return (f"raised {raised}; " if raised else "") + f"container log: {tail or '(empty)'}"
 
 
+def _check_sbom(engine: Engine, image: str) -> dict | None:
+    """The SBOM step, for pkgc packages (anything else is refused by start_package, with its reason)."""
+    from compiler.labels import MODE
+    from compiler.sbom.image_check import check_image_sbom
+
+    info = engine.image_info(image)
+    if info is None or MODE not in info.labels:
+        return None
+    return check_image_sbom(engine, image, info.labels).as_dict()
+
+
 def verify_package(engine: Engine, workspace: Workspace, req: VerifyRequest) -> VerifyResult:
-    """Run the smoke test; raise VerifyError (exit 4) with the reason, always removing the container."""
+    """Check the image's SBOM against its lock, then run the smoke test; raise VerifyError (exit 4)
+    with the reason, always removing the container."""
+    sbom = _check_sbom(engine, req.image)
     handle, labels = start_package(engine, req.image, workspace, model_path=req.model_path, mount_model=req.mount_model)
     try:
         try:
@@ -117,7 +131,7 @@ def verify_package(engine: Engine, workspace: Workspace, req: VerifyRequest) -> 
             raise VerifyError(f"{req.image}: the package exited with code {code} before {labels.readiness.path} answered; {where}") from None
         url = f"http://127.0.0.1:{handle.host_port}"
         if req.body is None:
-            return VerifyResult(req.image, url, labels.needs_mount and req.mount_model, ready, False, None, None, False, None)
+            return VerifyResult(req.image, url, labels.needs_mount and req.mount_model, ready, False, None, None, False, None, sbom)
         started = time.monotonic()
         response = request(score_url(handle, labels), data=req.body, timeout=req.timeout)
         seconds = time.monotonic() - started
@@ -135,7 +149,7 @@ def verify_package(engine: Engine, workspace: Workspace, req: VerifyRequest) -> 
             if diff:
                 raise VerifyError(f"{req.image}: the response differs from {exp.source} at {diff}")
         return VerifyResult(req.image, url, labels.needs_mount and req.mount_model, ready, True, response.status,
-                            seconds, req.expected is not None, answer)  # fmt: skip
+                            seconds, req.expected is not None, answer, sbom)  # fmt: skip
     except PkgcError:
         raise
     except OSError as exc:
