@@ -53,7 +53,8 @@ def verify_request(image: str, args) -> VerifyRequest:
 def describe(result: dict) -> str:
     scored = f", POST answered {result['status']} in {result['score_seconds']} s" if result["scored"] else ""
     compared = ", response as expected" if result["compared"] else ""
-    return f"verified {result['image']}: ready in {result['ready_seconds']} s{scored}{compared}"
+    sbom = f", SBOM matches the lock ({result['sbom']['packages']} packages)" if result.get("sbom") else ""
+    return f"verified {result['image']}: {sbom[2:] + ', ' if sbom else ''}ready in {result['ready_seconds']} s{scored}{compared}"
 
 
 def run(args, options, reporter) -> int:

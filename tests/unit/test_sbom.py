@@ -126,11 +126,16 @@ def test_the_check_names_every_difference():
     rehashed = LockedPackage(**{**PYTHON.__dict__, "sha256": "99" * 32})
     assert compare(generate_sbom(inputs(lock=Lock("conda", "3.11", "", (rehashed, NUMPY, SKLEARN)))), LOCK).problems == (
         f"conda python: SBOM 3.11.9 sha256:{'99' * 6}, lock 3.11.9 sha256:{'44' * 6}",)
+    document = json.loads(generate_sbom(inputs()))
+    document["components"].append({**components(document)["pip:numpy@2.4.6"], "bom-ref": "again"})
+    assert compare(json.dumps(document).encode(), LOCK).problems == ("pip numpy is in the SBOM more than once",)
 
 
 @pytest.mark.parametrize(("data", "why"), [
-    (b"\xff\xfe", "not UTF-8"), (b"[]", "not a JSON object"), (b'{"specVersion": "1.2"}', "expected CycloneDX 1.5 or 1.6"),
-    (b'{"bomFormat": "CycloneDX", "specVersion": "1.6", "components": 3}', "is not valid CycloneDX 1.6"),
+    (b"\xff\xfe", "not UTF-8"), (b"{", "not JSON"), (b"[]", "not a JSON object"),
+    (b'{"bomFormat": "CycloneDX", "specVersion": "1.2"}', "is not a CycloneDX 1.5 or 1.6 BOM"),
+    (b'{"bomFormat": "CycloneDX", "specVersion": "1.6", "components": 3}', "'components' that is not a list"),
+    (b'{"bomFormat": "CycloneDX", "specVersion": "1.6", "components": [{"name": 1}]}', "not well-formed"),
 ])  # fmt: skip
 def test_an_sbom_that_is_not_cyclonedx_is_one_problem(data, why):
     problems = compare(data, LOCK).problems
