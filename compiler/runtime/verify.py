@@ -104,23 +104,14 @@ def log_tail(engine: Engine, container_id: str) -> str:
     return (f"raised {raised}; " if raised else "") + f"container log: {tail or '(empty)'}"
 
 
-def _check_sbom(engine: Engine, image: str) -> dict | None:
-    """The SBOM step, for pkgc packages (anything else is refused by start_package, with its reason)."""
-    from compiler.labels import MODE
+def verify_package(engine: Engine, workspace: Workspace, req: VerifyRequest) -> VerifyResult:
+    """Start the package, check its SBOM against its lock, run the smoke test; raise VerifyError
+    (exit 4) with the reason, always removing the container."""
     from compiler.sbom.image_check import check_image_sbom
 
-    info = engine.image_info(image)
-    if info is None or MODE not in info.labels:
-        return None
-    return check_image_sbom(engine, image, info.labels).as_dict()
-
-
-def verify_package(engine: Engine, workspace: Workspace, req: VerifyRequest) -> VerifyResult:
-    """Check the image's SBOM against its lock, then run the smoke test; raise VerifyError (exit 4)
-    with the reason, always removing the container."""
-    sbom = _check_sbom(engine, req.image)
     handle, labels = start_package(engine, req.image, workspace, model_path=req.model_path, mount_model=req.mount_model)
-    try:
+    try:  # the labels and the model mount are checked (exit 2) before the SBOM (exit 4) while the server starts
+        sbom = check_image_sbom(engine, req.image, labels.extra).as_dict()
         try:
             ready = wait_until_ready(engine, handle, labels, req.timeout)
         except VerifyError as exc:
