@@ -30,6 +30,7 @@ from compiler.render import render_dockerfile
 from compiler.reporter import Reporter
 from compiler.resolve import ResolvedPackage, resolve_package
 from compiler.resolve.baseimage import base_image_facts
+from compiler.labels import SBOM_DIGEST
 from compiler.sbom.collect import sbom_context_file
 from compiler.spec import load_package_spec
 from compiler.workspace import EnvironmentRecord, Workspace
@@ -184,6 +185,7 @@ def run_build(
         "port": plan.port,
         "content_tag": built.content_tag,
         "content_hash": built.content_hash,
+        "sbom_digest": plan.labels.get(SBOM_DIGEST),
         "reused": built.reused,
         "size_bytes": built.size,
         "build_seconds": round(built.seconds, 2),

@@ -49,7 +49,7 @@ def _tampered(engine, base: str, sbom: bytes, tag: str, label: str | None) -> st
 
 def test_pkgc_sbom_prints_the_labelled_sbom_of_the_lock(copy_package, sbom, engine, example_copy, tmp_path):
     labels = engine.image_info(copy_package["image"]).labels
-    assert labels["io.pkgc.sbom.digest"] == "sha256:" + hashlib.sha256(sbom).hexdigest()
+    assert labels["io.pkgc.sbom.digest"] == "sha256:" + hashlib.sha256(sbom).hexdigest() == copy_package["sbom_digest"]
     document = json.loads(sbom)
     assert document["bomFormat"] == "CycloneDX" and document["specVersion"] == "1.6"
     lock = read_lock(example_copy / "package-azure-app.conda-lock.yml")
