@@ -18,7 +18,7 @@ from compiler.deps.merge import merge
 from compiler.deps.types import DepSet, MergedEnvironment
 from compiler.engines.base import Engine
 from compiler.environment.strategy import EnvironmentStrategy, choose_strategy
-from compiler.errors import ResolveError
+from compiler.errors import EngineUnavailable, ResolveError, SpecError, SpecProblem
 from compiler.fetch.cache import PackageCache, fetch_lock
 from compiler.mlflow.deps import mlflow_depsets
 from compiler.lock.locker import load_or_lock
@@ -33,6 +33,7 @@ from compiler.workspace import EnvironmentRecord, Workspace
 from compiler.workspace.records import PackageInfo
 
 Emit = Literal["spec", "deps", "lock", "plan", "dockerfile"]
+Builder = Literal["auto", "oci", "docker"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class BuildRequest:
     no_cache: bool = False
     base_image: str | None = None
     python_version: str | None = None
+    builder: Builder = "auto"
 
 
 def lock_path_for(spec_path: Path, explicit: Path | None) -> Path:
@@ -116,12 +118,20 @@ def run_build(
             f"recorded in MLflow model {pkg.model.name}:{pkg.model.version}; the model may not load"
         )
     merged = merge(collect_depsets(pkg, request.python_version))
-    engine = connect()
+    engine = connect() if request.builder == "docker" else _engine_if_any(connect)
     facts = base_image_facts(pkg.environment.image, engine)
+    if engine is None and facts.python is None:
+        from compiler.oci.facts import stored_base_facts
+
+        facts = stored_base_facts(pkg.environment.image, options.cache_dir) or facts
     strategy = choose_strategy(merged, facts, conda_available=_conda_path_available())
+    builder = choose_builder(request, strategy)
+    if builder == "docker" and engine is None:
+        engine = connect()  # raises: the docker back end needs the engine
     if request.emit == "deps":
         return describe_merged(merged, strategy)
     reporter.step(f"environment strategy: {strategy.kind}: {strategy.reason}")
+    reporter.step(f"builder: {builder}" + ("" if engine is not None else " (no engine answers: the image goes to the OCI store)"))
     lock_path = lock_path_for(spec_file.path, request.lock_path)
     locked = load_or_lock(strategy, lock_path, request.relock, [spec_file.path.name])
     reporter.step(f"lock {locked.status}: {lock_path} ({len(locked.lock.packages)} packages)")
@@ -148,7 +158,15 @@ def run_build(
             return "\n".join(plan.layer_summary()) + "\n"
         if request.emit == "dockerfile":
             return render_dockerfile(plan, request.template)
-        built = build_image(plan, engine, reporter, request.template, request.no_cache)
+        if builder == "oci":
+            from compiler.oci.builder import build_oci_image
+            from compiler.oci.layers import LayerOptions
+            from compiler.oci.store import OciStore
+
+            layer_options = LayerOptions(epoch=options.source_date_epoch, python=strategy.python)
+            built = build_oci_image(plan, OciStore.in_cache(options.cache_dir), engine, layer_options, reporter)
+        else:
+            built = build_image(plan, engine, reporter, request.template, request.no_cache)
         lock_blob = workspace.store_blob(lock_path.read_bytes())
         record = _record(pkg, plan, built.image, built.image_id, version, workspace, lock_blob)
     finally:
@@ -174,7 +192,31 @@ def run_build(
         "reused": built.reused,
         "size_bytes": built.size,
         "build_seconds": round(built.seconds, 2),
+        "builder": builder,
+        **({"manifest_digest": built.manifest_digest, "loaded": built.loaded} if builder == "oci" else {}),
     }
+
+
+def choose_builder(request: BuildRequest, strategy: EnvironmentStrategy) -> Literal["oci", "docker"]:
+    """``oci`` whenever the image can be assembled without running code in it (the venv strategy,
+    no user template); ``docker`` otherwise. An explicit ``oci`` that cannot work is bad input."""
+    why_not = None
+    if strategy.kind != "venv":
+        why_not = f"the {strategy.kind} strategy runs its installer inside the image"
+    elif request.template is not None:
+        why_not = "a user --template may run steps inside the image"
+    if request.builder == "oci" and why_not:
+        raise SpecError(SpecProblem("--builder", "", f"oci cannot build this package: {why_not}; use --builder docker"))
+    if request.builder == "auto":
+        return "docker" if why_not else "oci"
+    return request.builder
+
+
+def _engine_if_any(connect: Callable[[], Engine]) -> Engine | None:
+    try:
+        return connect()
+    except EngineUnavailable:
+        return None
 
 
 def _conda_path_available() -> bool:

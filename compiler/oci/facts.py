@@ -1,0 +1,24 @@
+"""Base-image facts with no engine: the ``io.pkgc.base.*`` labels of the image in pkgc's OCI store
+(or of an ``oci:``/``oci-archive:`` reference, imported into the store to read them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from compiler.errors import BuildError
+from compiler.oci.base import resolve_base
+from compiler.oci.store import OciStore
+from compiler.resolve.baseimage import CONDA_LABEL, PYTHON_LABEL
+from compiler.resolve.types import BaseImageFacts
+
+
+def stored_base_facts(image: str, cache_dir: Path) -> BaseImageFacts | None:
+    """Facts from the stored image's labels; None when the store does not hold ``image``."""
+    try:
+        base = resolve_base(image, OciStore.in_cache(cache_dir), None, lambda _msg: None)
+    except BuildError:
+        return None
+    labels = base.labels
+    if PYTHON_LABEL not in labels:
+        return None
+    return BaseImageFacts(image, labels[PYTHON_LABEL] or None, labels.get(CONDA_LABEL) == "true", f"labels in pkgc's OCI store ({base.source})")
