@@ -163,7 +163,7 @@ def run_build(
             from compiler.oci.layers import LayerOptions
             from compiler.oci.store import OciStore
 
-            layer_options = LayerOptions(epoch=options.source_date_epoch, python=strategy.python)
+            layer_options = LayerOptions(epoch=options.source_date_epoch, python=strategy.python, reuse=not request.no_cache)
             built = build_oci_image(plan, OciStore.in_cache(options.cache_dir), engine, layer_options, reporter)
         else:
             built = build_image(plan, engine, reporter, request.template, request.no_cache)

@@ -32,6 +32,7 @@ class LayerOptions:
     epoch: int  # mtime of every entry (SOURCE_DATE_EPOCH or 0)
     python: str  # the image's Python major.minor
     bytecode: bool = True
+    reuse: bool = True  # reuse a cached environment layer (--no-cache: assemble it again)
 
 
 def user_layer(plan: ImagePlan, scan: BaseScan, store: OciStore, epoch: int) -> BuiltLayer:
@@ -69,11 +70,12 @@ def environment_layer(plan: ImagePlan, scan: BaseScan, store: OciStore, options:
     target = VenvTarget(env.prefix, options.python, home)
     key = hashlib.sha256(json.dumps([LAYER_FORMAT, requirements.decode(), [f.dest for f in wheels], asdict(target),
                                      options.bytecode, options.epoch]).encode()).hexdigest()  # fmt: skip
-    cached = _cached_layer(store, key)
+    cached = _cached_layer(store, key) if options.reuse else None
     why = "the locked environment; changes only with the lock"
     if cached is not None:
         log(f"environment layer reused ({cached.size / 1e6:.0f} MB, {cached.digest[:19]})")
         return BuiltLayer("environment", why, cached)
+    store.root.mkdir(parents=True, exist_ok=True)  # staging beside the blobs: one file system, no copy across
     with tempfile.TemporaryDirectory(prefix="pkgc-venv-", dir=store.root) as staging:
         started = time.monotonic()
         root = assemble_venv([f.source for f in wheels if f.source is not None], target, Path(staging))
