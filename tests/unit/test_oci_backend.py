@@ -254,3 +254,28 @@ def test_source_date_epoch_is_read_once_and_checked():
     assert load_options(environ={}).source_date_epoch == 0
     with pytest.raises(SpecError, match="SOURCE_DATE_EPOCH"):
         load_options(environ={"SOURCE_DATE_EPOCH": "yesterday"})
+
+
+def test_base_image_build_without_engine_lands_in_the_store_with_its_facts(tmp_path):
+    """What ``pkgc base-image build`` does with no engine once mmdebstrap made the rootfs tar."""
+    from compiler.baseimages.recipes import load_recipe
+    from compiler.oci.baseimage import store_rootfs
+    from compiler.oci.facts import stored_base_facts
+
+    rootfs = tmp_path / "rootfs.tar"
+    with tarfile.open(rootfs, "w") as tar:
+        data = b"root:x:0:0:root:/root:/bin/bash\n"
+        info = tarfile.TarInfo("etc/passwd")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    recipe = load_recipe("debian-bookworm")
+    store = OciStore.in_cache(tmp_path / "cache")
+    digest = store_rootfs(recipe, rootfs, store)
+    assert store.find(recipe.image_ref)["digest"] == store.find(recipe.latest_ref)["digest"] == digest
+    config = store.read_json(store.read_json(digest)["config"]["digest"])
+    assert config["rootfs"]["diff_ids"] == ["sha256:" + hashlib.sha256(rootfs.read_bytes()).hexdigest()]
+    assert config["config"]["Cmd"] == ["python3"] and "LANG=C.UTF-8" in config["config"]["Env"]
+    assert store_rootfs(recipe, rootfs, store) == digest  # reproducible
+    facts = stored_base_facts(recipe.latest_ref, tmp_path / "cache")
+    assert facts is not None and facts.python == "3.11" and not facts.has_conda and "OCI store" in facts.how
+    assert stored_base_facts("pkgc/pkgc-hd-unknown:1", tmp_path / "cache") is None
