@@ -65,6 +65,14 @@ def fresh_cache(work: Path, name: str) -> Path:
     return cache
 
 
+def remove_images(engine: DockerEngine, repositories: list[str]) -> None:
+    """Every tag of the bench's own repositories, so no run reuses an image of an earlier one."""
+    for repository in repositories:
+        for image in engine._api.images(name=repository):
+            for tag in image.get("RepoTags") or []:
+                engine.remove_image(tag)
+
+
 def median(values: list[float]) -> float:
     return sorted(values)[len(values) // 2]
 
@@ -84,6 +92,8 @@ def main() -> None:
     for name in ("oci", "docker", "noengine"):
         specs[name] = example / f"package-{name}.yml"
         specs[name].write_text(source.replace("sklearn-regression-docker-pkg", f"{args.prefix}-{name}"))
+    repositories = [f"pkgc/{args.prefix}-{name}" for name in specs]
+    remove_images(engine, repositories)
     pkgc(env, "base-image", "build", "debian-bookworm")
     model1 = pkgc(env, "model", "create", "--name", "bench-model", "--path", str(example / "model")).strip()
     pkgc(env, "environment", "create", "--file", str(example / "environment" / "sklearn-regression-env.yml"))
@@ -134,6 +144,7 @@ def main() -> None:
     for key, value in figures.items():
         print(f"{key:<{width}}  {value}")
     print(f"(written to {result})")
+    remove_images(engine, repositories)
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -104,6 +104,8 @@ def run(args, options, reporter) -> int:
         base_image=args.base_image, python_version=args.python_version, builder=args.builder,
     )  # fmt: skip
     engine = _OneEngine()
+    if after.verify is not None and not args.emit:
+        engine()  # verifying runs the image: with no engine, fail before any build work (exit 5)
     result = run_build(request, options, engine, reporter)
     if isinstance(result, str):
         sys.stdout.write(result)

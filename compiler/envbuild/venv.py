@@ -7,6 +7,8 @@ the base's ``python3`` as ``python3 -m venv`` would."""
 
 from __future__ import annotations
 
+import zipfile
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,8 +47,8 @@ def _scheme(target: VenvTarget, name: str) -> dict[str, str]:
     }
 
 
-def assemble_venv(wheels: list[Path], target: VenvTarget, staging: Path) -> Path:
-    """Install ``wheels`` (in the order given) under ``staging``; return the venv's staging folder."""
+def assemble_venv(wheels: list[Path], target: VenvTarget, staging: Path, workers: int = 1) -> Path:
+    """Install ``wheels`` under ``staging`` (``workers`` processes); return the venv's staging folder."""
     root = staging / target.prefix.lstrip("/")
     (root / "bin").mkdir(parents=True, exist_ok=True)
     (root / "include").mkdir(exist_ok=True)
@@ -62,14 +64,45 @@ def assemble_venv(wheels: list[Path], target: VenvTarget, staging: Path) -> Path
         f"executable = {target.python_home.rstrip('/')}/python{target.python}\n"
         f"command = {base_python} -m venv {target.prefix}\n"
     )
-    for wheel in wheels:
-        name = wheel.name.split("-", 1)[0]
-        destination = SchemeDictionaryDestination(
-            _scheme(target, name), interpreter=target.interpreter, script_kind="posix", destdir=str(staging)
-        )
-        try:
-            with WheelFile.open(wheel) as source:
-                install(source, destination, additional_metadata={"INSTALLER": b"pkgc\n"})
-        except Exception as exc:  # installer raises InvalidWheelSource, FileExistsError, zip errors
-            raise BuildError(f"installing {wheel.name} into the environment failed: {exc}") from None
+    check_no_shared_files(wheels)
+    jobs = [(wheel, target, staging) for wheel in wheels]
+    if workers > 1 and len(wheels) > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            failures = [f for f in pool.map(_install_one, jobs) if f]
+    else:
+        failures = [f for f in map(_install_one, jobs) if f]
+    if failures:
+        raise BuildError(failures[0])
     return root
+
+
+def _install_one(job: tuple[Path, VenvTarget, Path]) -> str | None:
+    """Install one wheel; the error message, or None (wheels share no file, so any order is the same)."""
+    wheel, target, staging = job
+    name = wheel.name.split("-", 1)[0]
+    destination = SchemeDictionaryDestination(
+        _scheme(target, name), interpreter=target.interpreter, script_kind="posix", destdir=str(staging)
+    )
+    try:
+        with WheelFile.open(wheel) as source:
+            install(source, destination, additional_metadata={"INSTALLER": b"pkgc\n"})
+    except Exception as exc:  # installer raises InvalidWheelSource, FileExistsError, zip errors
+        return f"installing {wheel.name} into the environment failed: {exc}"
+    return None
+
+
+def check_no_shared_files(wheels: list[Path]) -> None:
+    """Two wheels installing the same file would make the result depend on install order (pip lets
+    the last one win silently): refuse it, naming both."""
+    owners: dict[str, str] = {}
+    for wheel in wheels:
+        try:
+            with zipfile.ZipFile(wheel) as zf:
+                names = [n for n in zf.namelist() if not n.endswith("/") and ".dist-info/" not in n and ".data/" not in n]
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise BuildError(f"{wheel}: not a readable wheel ({exc})") from None
+        for name in names:
+            if name in owners:
+                raise BuildError(f"wheels {owners[name]} and {wheel.name} both install {name}; the environment "
+                                 "would depend on install order")  # fmt: skip
+            owners[name] = wheel.name

@@ -7,6 +7,8 @@ with no engine (the layer tars are the same bytes)."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import tarfile
 import tempfile
@@ -95,9 +97,8 @@ def resolve_base(reference: str, store: OciStore, engine: Engine | None, log) ->
     )
 
 
-def _compress_into(store: OciStore, stream: IO[bytes]) -> LayerBlob:
-    import hashlib
-
+def compress_layer(store: OciStore, stream: IO[bytes]) -> LayerBlob:
+    """Store the layer tar read from ``stream`` gzip-compressed (pkgc's deterministic gzip)."""
     writer, diff, deflate = store.blobs.writer(), hashlib.sha256(), compressor()
     try:
         while block := stream.read(1 << 20):
@@ -146,7 +147,7 @@ def import_docker_archive(chunks: Iterator[bytes], store: OciStore) -> Blob:
                 if member.size <= SMALL and not member.name.endswith("layer.tar"):
                     small[member.name] = fh.read()
                 else:
-                    layers[member.name] = _compress_into(store, fh)
+                    layers[member.name] = compress_layer(store, fh)
     if "manifest.json" not in small:
         raise BuildError("the engine's image archive has no manifest.json")
     entry = json.loads(small["manifest.json"])[0]
@@ -155,9 +156,7 @@ def import_docker_archive(chunks: Iterator[bytes], store: OciStore) -> Blob:
     for name in entry["Layers"]:
         name = _follow(name, links)
         if name not in layers:  # a small layer kept in memory
-            import io
-
-            layers[name] = _compress_into(store, io.BytesIO(small[name]))
+            layers[name] = compress_layer(store, io.BytesIO(small[name]))
         descriptors.append(layers[name].descriptor())
     config = store.blobs.put(config_bytes)
     manifest = {"schemaVersion": 2, "mediaType": MANIFEST,

@@ -12,7 +12,7 @@ from compiler.baseimages.build import BaseImageResult, image_labels
 from compiler.baseimages.recipes import BaseImageRecipe, load_recipe
 from compiler.engines.base import LogSink
 from compiler.errors import BuildError
-from compiler.oci.base import _compress_into
+from compiler.oci.base import compress_layer
 from compiler.oci.config import timestamp
 from compiler.oci.store import CONFIG, MANIFEST, OciStore
 
@@ -32,7 +32,7 @@ def rootfs_config(recipe: BaseImageRecipe, diff_id: str) -> dict:
 def store_rootfs(recipe: BaseImageRecipe, rootfs: Path, store: OciStore) -> str:
     """Write ``rootfs`` (a tar) as the recipe's image; return its manifest digest."""
     with open(rootfs, "rb") as fh:
-        layer = _compress_into(store, fh)
+        layer = compress_layer(store, fh)
     config = store.put_json(rootfs_config(recipe, layer.diff_id))
     manifest = store.put_json({"schemaVersion": 2, "mediaType": MANIFEST,
                                "config": {"mediaType": CONFIG, "digest": config.digest, "size": config.size},

@@ -279,3 +279,13 @@ def test_base_image_build_without_engine_lands_in_the_store_with_its_facts(tmp_p
     facts = stored_base_facts(recipe.latest_ref, tmp_path / "cache")
     assert facts is not None and facts.python == "3.11" and not facts.has_conda and "OCI store" in facts.how
     assert stored_base_facts("pkgc/pkgc-hd-unknown:1", tmp_path / "cache") is None
+
+
+def test_two_wheels_installing_one_file_are_refused(tmp_path):
+    from compiler.envbuild.venv import VenvTarget, assemble_venv
+
+    first = make_wheel(tmp_path)
+    (tmp_path / "other").mkdir()
+    second = make_wheel(tmp_path / "other").rename(tmp_path / "other" / "pkgc_hd_demo_copy-1.0-py3-none-any.whl")
+    with pytest.raises(BuildError, match="both install pkgc_hd_demo/__init__.py"):
+        assemble_venv([first, second], VenvTarget(PREFIX, "3.11", "/usr/bin"), tmp_path / "staging", workers=2)
