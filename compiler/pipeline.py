@@ -119,13 +119,9 @@ def run_build(
         )
     merged = merge(collect_depsets(pkg, request.python_version))
     engine = connect() if request.builder == "docker" else _engine_if_any(connect)
-    facts = base_image_facts(pkg.environment.image, engine)
-    if engine is None and facts.python is None:
-        from compiler.oci.facts import stored_base_facts
-
-        facts = stored_base_facts(pkg.environment.image, options.cache_dir) or facts
+    facts = _base_facts(pkg.environment.image, engine, options)
     strategy = choose_strategy(merged, facts, conda_available=_conda_path_available())
-    builder = choose_builder(request, strategy)
+    builder = choose_builder(request, strategy, pkg.environment.image)
     if builder == "docker" and engine is None:
         engine = connect()  # raises: the docker back end needs the engine
     if request.emit == "deps":
@@ -197,9 +193,27 @@ def run_build(
     }
 
 
-def choose_builder(request: BuildRequest, strategy: EnvironmentStrategy) -> Literal["oci", "docker"]:
+def _base_facts(image: str, engine: Engine | None, options: Options):
+    """Recipe, engine labels or probe; with no engine, or for an ``oci:``/``oci-archive:`` base,
+    the labels of the image in pkgc's OCI store."""
+    from compiler.oci.base import split_oci_reference
+    from compiler.oci.facts import stored_base_facts
+
+    if split_oci_reference(image) is not None:
+        return stored_base_facts(image, options.cache_dir, required=True) or base_image_facts(image, None)
+    facts = base_image_facts(image, engine)
+    if engine is None and facts.python is None:
+        facts = stored_base_facts(image, options.cache_dir) or facts
+    return facts
+
+
+def choose_builder(request: BuildRequest, strategy: EnvironmentStrategy, base_image: str = "") -> Literal["oci", "docker"]:
     """``oci`` whenever the image can be assembled without running code in it (the venv strategy,
-    no user template); ``docker`` otherwise. An explicit ``oci`` that cannot work is bad input."""
+    no user template); ``docker`` otherwise. An explicit choice that cannot work is bad input."""
+    from compiler.oci.base import split_oci_reference
+
+    if request.builder == "docker" and split_oci_reference(base_image) is not None:
+        raise SpecError(SpecProblem("--builder", "", f"docker cannot build on {base_image}; use --builder oci"))
     why_not = None
     if strategy.kind != "venv":
         why_not = f"the {strategy.kind} strategy runs its installer inside the image"

@@ -5,18 +5,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from compiler.errors import BuildError
+from compiler.errors import BuildError, ResolveError
 from compiler.oci.base import resolve_base
 from compiler.oci.store import OciStore
 from compiler.resolve.baseimage import CONDA_LABEL, PYTHON_LABEL
 from compiler.resolve.types import BaseImageFacts
 
 
-def stored_base_facts(image: str, cache_dir: Path) -> BaseImageFacts | None:
-    """Facts from the stored image's labels; None when the store does not hold ``image``."""
+def stored_base_facts(image: str, cache_dir: Path, required: bool = False) -> BaseImageFacts | None:
+    """Facts from the stored image's labels; None when the store does not hold ``image`` (or, when
+    ``required``, as for an ``oci:`` reference the user named, a ResolveError saying why)."""
     try:
         base = resolve_base(image, OciStore.in_cache(cache_dir), None, lambda _msg: None)
-    except BuildError:
+    except BuildError as exc:
+        if required:
+            raise ResolveError(str(exc)) from None
         return None
     labels = base.labels
     if PYTHON_LABEL not in labels:

@@ -30,6 +30,8 @@ def _engine_layers(engine: Engine, refs: list[str]) -> list[tuple[str, ...]]:
     found = []
     api = getattr(engine, "_api", None)
     for ref in refs:
+        if ref.startswith(("oci:", "oci-archive:")):
+            continue  # not an engine reference
         info = engine.image_info(ref)
         if info is not None:
             found.append(info.layers)

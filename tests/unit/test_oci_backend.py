@@ -289,3 +289,18 @@ def test_two_wheels_installing_one_file_are_refused(tmp_path):
     second = make_wheel(tmp_path / "other").rename(tmp_path / "other" / "pkgc_hd_demo_copy-1.0-py3-none-any.whl")
     with pytest.raises(BuildError, match="both install pkgc_hd_demo/__init__.py"):
         assemble_venv([first, second], VenvTarget(PREFIX, "3.11", "/usr/bin"), tmp_path / "staging", workers=2)
+
+
+def test_an_unreadable_oci_base_is_bad_input(built, tmp_path):
+    from compiler.errors import ResolveError
+    from compiler.oci.facts import stored_base_facts
+
+    with pytest.raises(ResolveError, match="cannot read the OCI image oci:.*index.json"):
+        stored_base_facts(f"oci:{tmp_path / 'none'}", tmp_path, required=True)
+    layout = tmp_path / "layout"
+    image, store = built
+    write_layout(store, StoredImage.read(store, image.manifest_digest), layout, "1")
+    with pytest.raises(ResolveError, match="no image tagged 'other'"):
+        stored_base_facts(f"oci:{layout}:other", tmp_path, required=True)
+    facts = stored_base_facts(f"oci:{layout}:1", tmp_path, required=True)  # a built image carries its base's labels
+    assert facts is not None and facts.python == "3.11"
