@@ -64,7 +64,7 @@ def build_oci_image(
     image_id, loaded, reused = config.digest, False, False
     if engine is not None:
         reused = engine.image_info(config.digest) is not None
-        image_id = load_into_engine(engine, store, stored, [plan.tag, content_tag], plan.base_image)
+        image_id = load_into_engine(engine, store, stored, [plan.tag, content_tag], plan.base_image, reporter.detail)
         info = engine.image_info(image_id)
         size, loaded = (info.size if info else size), True
     return OciBuiltImage(

@@ -23,7 +23,7 @@ from compiler.oci.scan import BaseScan
 from compiler.oci.store import OciStore
 from compiler.plan.types import Copy, ImagePlan
 
-LAYER_FORMAT = 1  # bump when the environment layer's content rules change (invalidates its cache)
+LAYER_FORMAT = 2  # bump when the environment layer's content rules change (invalidates its cache)
 Log = Callable[[str], None]
 
 

@@ -7,6 +7,7 @@ in the archive but not sent, so a model-only rebuild sends only its small layers
 from __future__ import annotations
 
 import tempfile
+import time
 
 from compiler.engines.base import Engine
 from compiler.errors import BuildError
@@ -44,10 +45,15 @@ def _engine_layers(engine: Engine, refs: list[str]) -> list[tuple[str, ...]]:
     return found
 
 
-def load_into_engine(engine: Engine, store: OciStore, image: StoredImage, tags: list[str], base_ref: str) -> str:
+def load_into_engine(
+    engine: Engine, store: OciStore, image: StoredImage, tags: list[str], base_ref: str, log=lambda _msg: None
+) -> str:
     """Load ``image`` tagged ``tags``; return the engine's image id."""
     existing = engine.image_info(image.config_digest)
-    if existing is None:
+    if existing is not None:
+        log(f"the engine already holds {image.config_digest[:19]}: tagged only")
+    else:
+        started = time.monotonic()
         diff_ids = store.read_json(image.config_digest)["rootfs"]["diff_ids"]
         skip = _held_prefix(diff_ids, _engine_layers(engine, [base_ref, tags[0]]))
         api = getattr(engine, "_api", None)
@@ -64,6 +70,8 @@ def load_into_engine(engine: Engine, store: OciStore, image: StoredImage, tags: 
                 raise
             except Exception as exc:  # SDK APIError and friends: one line
                 raise BuildError(f"the engine refused the image: {getattr(exc, 'explanation', None) or exc}") from None
+        sent = len(image.layer_digests) - len(skip)
+        log(f"loaded into the engine in {time.monotonic() - started:.1f} s ({sent} of {len(image.layer_digests)} layers sent)")
     for tag in tags:
         engine.tag(image.config_digest, tag)
     info = engine.image_info(image.config_digest)

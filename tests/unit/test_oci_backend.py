@@ -38,6 +38,7 @@ def make_wheel(folder: Path) -> Path:
     """A real (tiny) wheel with a module and a console script."""
     files = {
         "pkgc_hd_demo/__init__.py": b"def main():\n    print('hello from pkgc_hd_demo')\n",
+        "pkgc_hd_demo/tests/test_demo.py": b"def test_main():\n    pass\n",
         "pkgc_hd_demo-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: pkgc-hd-demo\nVersion: 1.0\n",
         "pkgc_hd_demo-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
         "pkgc_hd_demo-1.0.dist-info/entry_points.txt": b"[console_scripts]\npkgc-hd-demo = pkgc_hd_demo:main\n",
@@ -182,6 +183,7 @@ def test_environment_is_a_venv_for_the_image_python(built):
     pyc = env[f"{SITE.lstrip('/')}/pkgc_hd_demo/__pycache__/__init__.cpython-311.pyc"][1]
     assert pyc[:4] == importlib.util.MAGIC_NUMBER and int.from_bytes(pyc[4:8], "little") == 0b01  # hash-based, unchecked
     assert f"{SITE}/pkgc_hd_demo/__init__.py".encode() in pyc  # tracebacks name the in-image path
+    assert f"{SITE.lstrip('/')}/pkgc_hd_demo/tests/test_demo.py" in env and not any("tests/__pycache__" in n for n in env)
 
 
 def test_config_mirrors_the_dockerfile_back_end(built):
