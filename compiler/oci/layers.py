@@ -16,7 +16,7 @@ from typing import Callable
 
 from compiler.envbuild.bytecode import compile_site_packages
 from compiler.envbuild.venv import VenvTarget, assemble_venv
-from compiler.errors import BuildError
+from compiler.errors import BuildError, SpecError, SpecProblem
 from compiler.oci.config import BuiltLayer
 from compiler.oci.layer import Entry, LayerBlob, folder_entries, write_layer
 from compiler.oci.scan import BaseScan
@@ -124,8 +124,9 @@ def copy_entries(plan: ImagePlan, copy: Copy) -> list[Entry]:
         assert item.source is not None
         try:
             found = folder_entries(item.source, dest)
-        except ValueError as exc:
-            raise BuildError(str(exc)) from None
+        except ValueError as exc:  # a symbolic link in the user's model or code folder: bad input
+            path, _, why = str(exc).partition(": ")
+            raise SpecError(SpecProblem(path, "", why)) from None
         if item.executable:
             found = [Entry(e.path, e.kind, 0o755 if e.kind == "file" else e.mode, e.source, e.data) for e in found]
         entries.extend(found)

@@ -306,3 +306,13 @@ def test_an_unreadable_oci_base_is_bad_input(built, tmp_path):
         stored_base_facts(f"oci:{layout}:other", tmp_path, required=True)
     facts = stored_base_facts(f"oci:{layout}:1", tmp_path, required=True)  # a built image carries its base's labels
     assert facts is not None and facts.python == "3.11"
+
+
+def test_a_symbolic_link_in_the_code_folder_is_bad_input(tmp_path):
+    from compiler.errors import SpecError
+
+    plan = make_plan(make_base(tmp_path / "base"), make_wheel(tmp_path), tmp_path / "inputs")
+    (tmp_path / "inputs" / "src" / "secrets").symlink_to("/etc/shadow")
+    with pytest.raises(SpecError, match=r"src/secrets: symbolic links are not copied into packages") as caught:
+        build_oci_image(plan, OciStore(tmp_path / "store"), None, LayerOptions(0, "3.11"), Reporter(quiet=True))
+    assert caught.value.exit_code == 2
