@@ -14,7 +14,7 @@ from pathlib import Path
 from compiler import __version__
 from compiler.commands import assets, baseimage, build, lock, run, verify
 from compiler.errors import PkgcError
-from compiler.options import load_options
+from compiler.options import config_dir_for, load_options
 from compiler.reporter import Reporter
 
 COMMAND_MODULES = (build, lock, assets, baseimage, run, verify)
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     reporter = Reporter(quiet=args.quiet)
     try:
-        spec_dir = Path(args.spec).resolve().parent if getattr(args, "spec", None) else Path.cwd()
+        spec_dir = config_dir_for(args.spec) if getattr(args, "spec", None) else Path.cwd()
         options = load_options(args.workspace, spec_dir)
         return args.func(args, options, reporter)
     except PkgcError as exc:

@@ -6,6 +6,7 @@ Exit codes (documented in README): 2 bad input (spec, reference, merge conflict,
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,7 +118,14 @@ class Collected:
             raise SpecError(self.problems)
 
 
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")  # and undecodable bytes (surrogates)
+
+
 def excerpt(value: object, limit: int = 100) -> str:
-    """``value`` as text for an error line: at most ``limit`` characters, the cut marked with '...'."""
+    """``value`` as text for an error line: at most ``limit`` characters, the cut marked with '...',
+    control characters (newline, NUL, ...) and undecodable file-name bytes escaped as in Python, so the
+    line stays one printable line."""
     text = value if isinstance(value, str) else repr(value)
+    text = text[: limit * 4]  # escaping only lengthens; no need to look further
+    text = _UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1], text)
     return text if len(text) <= limit else text[: limit - 3] + "..."

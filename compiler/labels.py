@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from collections.abc import Mapping
 
 from compiler.errors import ResolveError, excerpt
+from compiler.spec.values import ASSET_NAME, ROUTE as ROUTE_RE, container_path_problem  # one rule for spec and labels
 
 PREFIX = "io.pkgc."
 MODE, MODEL_DIR, MODEL_TREE = "io.pkgc.model.mode", "io.pkgc.model.dir", "io.pkgc.model.tree"
@@ -25,31 +26,7 @@ ROUTE_LABELS = {"readiness": "io.pkgc.route.health", "liveness": "io.pkgc.route.
 
 MODES = ("copy", "readonly_mount")
 DIGEST_RE = re.compile(r"^sha256:([0-9a-f]{64})$")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-ROUTE_RE = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]{0,255}$")
 SERVER_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-# Folders a model must never be mounted over (or under): the system's and pkgc's own.
-RESERVED_DIRS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/opt/pkgc", "/proc",
-                 "/root", "/run", "/sbin", "/sys", "/tmp", "/usr")  # fmt: skip
-
-
-def container_path_problem(path: str) -> str | None:
-    """Why ``path`` cannot be where a model is mounted or copied in a container, or None when it can."""
-    if not path.startswith("/"):
-        return "must be an absolute path inside the container"
-    if any(ord(c) < 32 or ord(c) == 127 for c in path):
-        return "must not hold control characters (newline, NUL, ...)"
-    parts = path.split("/")[1:]
-    if any(part in ("", ".", "..") for part in parts) or path == "/":
-        return "must be a normalised absolute path (no '..', '.', '//' or trailing '/') and not '/'"
-    if len(path) > 1024:
-        return "is longer than 1024 characters"
-    for reserved in RESERVED_DIRS:
-        if path == reserved or path.startswith(reserved + "/"):
-            return f"must not be inside the system folder {reserved}"
-    if path in ("/var", "/home", "/opt", "/srv", "/mnt", "/var/azureml-app"):
-        return f"must not be {path} itself (name a folder below it)"
-    return None
 
 
 @dataclass(frozen=True)
@@ -157,7 +134,7 @@ class _Reader:
         return value
 
     def name(self, key: str) -> str:
-        return self.match(key, NAME_RE)
+        return self.match(key, ASSET_NAME)
 
     def digest(self, key: str) -> str:
         value = self._get(key, None)
@@ -181,3 +158,28 @@ class _Reader:
         if problem:
             raise self._fail(key, value, problem)
         return value
+
+
+BASE_PREFIX = "io.pkgc.base."
+BASE_PYTHON, BASE_CONDA = "io.pkgc.base.python", "io.pkgc.base.conda"
+PYTHON_RE = re.compile(r"^[23]\.[0-9]{1,2}$")
+
+
+@dataclass(frozen=True)
+class BaseImageLabels:
+    """What a base image built by ``pkgc base-image build`` states: its Python (major.minor) and conda."""
+
+    python: str | None  # None: the Python comes from a conda environment
+    has_conda: bool
+
+    @classmethod
+    def from_labels(cls, image: str, labels: Mapping[str, str]) -> "BaseImageLabels | None":
+        """The checked facts, or None when the image carries no pkgc base labels."""
+        if BASE_PYTHON not in labels:
+            return None
+        reader = _Reader(image, labels)
+        python = labels[BASE_PYTHON]
+        if python and not PYTHON_RE.match(python):
+            raise reader._fail(BASE_PYTHON, python, "must be a Python version X.Y (or empty)")
+        conda = reader.choice(BASE_CONDA, ("true", "false")) if BASE_CONDA in labels else "false"
+        return cls(python or None, conda == "true")

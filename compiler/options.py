@@ -1,16 +1,26 @@
-"""The one place that reads the process environment and config files into typed options."""
+"""The one place that reads the process environment and config files into typed options.
+
+Config files (``pkgc.toml``, or ``[tool.pkgc]`` in ``pyproject.toml``, beside the spec) are input like
+a spec: a problem is one line naming the file, the line and the key. Paths in them (``workspace``,
+each registry) expand ``~`` and are relative to the file's folder.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import tomli
 
+from compiler.errors import SpecError, SpecProblem, excerpt
+
 DEFAULT_WORKSPACE = Path.home() / ".pkgc" / "workspace"
 DEFAULT_CACHE = Path.home() / ".cache" / "pkgc"
+CONFIG_MAX_BYTES = 1024 * 1024
+CONFIG_KEYS = ("workspace", "registries", "mlflow_base_image")
 
 
 @dataclass(frozen=True)
@@ -26,16 +36,110 @@ class Options:
     source_date_epoch: int = 0  # SOURCE_DATE_EPOCH: the time of every file and history entry the OCI back end writes
 
 
-def _read_config(start: Path) -> dict:
+@dataclass(frozen=True)
+class Config:
+    """The pkgc section of one config file, checked; paths already made absolute."""
+
+    workspace: Path | None = None
+    registries: dict[str, Path] = field(default_factory=dict)
+    mlflow_base_image: str | None = None
+
+
+class _ConfigFile:
+    """One config file's text and table, for checks that name the key and its line."""
+
+    def __init__(self, path: Path, text: str, section: str):
+        self.path, self.text, self.section = path, text, section
+
+    def problem(self, key: str, message: str) -> SpecError:
+        full = ".".join(part for part in (self.section, key) if part)
+        return SpecError(SpecProblem(self.path, excerpt(full, 80), message, self._line_of(full) if full else None))
+
+    def _line_of(self, key: str) -> int | None:
+        """Best effort: the line that writes ``key`` (``key =`` or a ``[...key]`` table header)."""
+        last = re.escape(key.rsplit(".", 1)[-1])
+        pattern = re.compile(rf"^\s*(\[[^\]]*\b{last}\s*\]|[\"']?{last}[\"']?\s*=)", re.MULTILINE)
+        found = pattern.search(self.text)
+        return self.text.count("\n", 0, found.start()) + 1 if found else None
+
+    def path_value(self, key: str, value: Any) -> Path:
+        if not isinstance(value, str) or not value:
+            raise self.problem(key, f"must be a folder path as a string (got {_shown(value)})")
+        if "\x00" in value or len(value.encode("utf-8", "surrogateescape")) > 4096:
+            raise self.problem(key, f"is not a usable path (got '{excerpt(value)}')")
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.path.parent / path
+
+
+def _shown(value: Any) -> str:
+    return f"'{excerpt(value)}'" if isinstance(value, str) else excerpt(value)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(CONFIG_MAX_BYTES + 1)
+    except OSError as exc:
+        raise SpecError(SpecProblem(path, "", f"cannot read the config file: {exc.strerror or exc}")) from None
+    if len(data) > CONFIG_MAX_BYTES:
+        raise SpecError(SpecProblem(path, "", f"the config file is larger than {CONFIG_MAX_BYTES // 1024} KiB"))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        message = f"is not valid UTF-8 (byte 0x{data[exc.start]:02x}): save it as UTF-8"
+        raise SpecError(SpecProblem(path, "", message, line)) from None
+
+
+def _parse(path: Path) -> tuple[str, dict]:
+    text = _read_text(path)
+    try:
+        return text, tomli.loads(text)
+    except tomli.TOMLDecodeError as exc:
+        reason = getattr(exc, "msg", None) or str(exc).split(" (at ")[0]
+        line = getattr(exc, "lineno", None)
+        raise SpecError(SpecProblem(path, "", f"invalid TOML: {excerpt(reason, 120)}", line)) from None
+
+
+def _check(file: _ConfigFile, data: Any) -> Config:
+    if not isinstance(data, dict):
+        raise file.problem("", "must be a table")
+    for key in data:
+        if key not in CONFIG_KEYS:
+            raise file.problem(key, f"unknown key (known: {', '.join(CONFIG_KEYS)})")
+    workspace = file.path_value("workspace", data["workspace"]) if "workspace" in data else None
+    registries = data.get("registries", {})
+    if not isinstance(registries, dict):
+        raise file.problem("registries", 'must be a table of NAME = "/path/to/registry" entries')
+    paths = {str(name): file.path_value(f"registries.{name}", value) for name, value in registries.items()}
+    image = data.get("mlflow_base_image")
+    if image is not None and (not isinstance(image, str) or not image or any(ord(c) < 32 for c in image)):
+        raise file.problem("mlflow_base_image", f"must be an image name as a string (got {_shown(image)})")
+    return Config(workspace=workspace, registries=paths, mlflow_base_image=image)
+
+
+def read_config(start: Path) -> Config:
     """``pkgc.toml`` or ``pyproject.toml [tool.pkgc]`` in ``start`` (the spec's folder)."""
     for candidate in (start / "pkgc.toml", start / "pyproject.toml"):
-        if candidate.is_file():
-            with open(candidate, "rb") as fh:
-                data = tomli.load(fh)
-            section = data if candidate.name == "pkgc.toml" else data.get("tool", {}).get("pkgc")
-            if section is not None:
-                return section
-    return {}
+        if not candidate.is_file():
+            continue
+        text, data = _parse(candidate)
+        if candidate.name == "pkgc.toml":
+            return _check(_ConfigFile(candidate, text, ""), data)
+        tool = data.get("tool", {})
+        if not isinstance(tool, dict):
+            raise _ConfigFile(candidate, text, "").problem("tool", "must be a table")
+        if "pkgc" in tool:
+            return _check(_ConfigFile(candidate, text, "tool.pkgc"), tool["pkgc"])
+    return Config()
+
+
+def config_dir_for(spec: str) -> Path:
+    """The folder whose config applies to ``spec``: the real spec file's (links followed when they can be)."""
+    try:
+        return Path(spec).resolve().parent
+    except (OSError, RuntimeError):  # a link loop: reading the spec will say so, naming it
+        return Path(os.path.abspath(spec)).parent
 
 
 def load_options(
@@ -43,15 +147,14 @@ def load_options(
 ) -> Options:
     """Build Options from CLI values, then the environment, then config files, then defaults."""
     env = os.environ if environ is None else environ
-    config = _read_config(config_dir) if config_dir else {}
-    root = workspace or env.get("PKGC_WORKSPACE") or config.get("workspace")
-    registries = {name: Path(path) for name, path in (config.get("registries") or {}).items()}
+    config = read_config(config_dir) if config_dir else Config()
+    root = workspace or env.get("PKGC_WORKSPACE")
     return Options(
-        workspace=Path(root).expanduser() if root else DEFAULT_WORKSPACE,
+        workspace=Path(root).expanduser() if root else config.workspace or DEFAULT_WORKSPACE,
         cache_dir=Path(env.get("PKGC_CACHE_DIR") or DEFAULT_CACHE).expanduser(),
-        registries=registries,
+        registries=config.registries,
         mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI"),
-        mlflow_base_image=config.get("mlflow_base_image"),
+        mlflow_base_image=config.mlflow_base_image,
         docker_host=env.get("DOCKER_HOST") or None,
         source_date_epoch=_epoch(env.get("SOURCE_DATE_EPOCH")),
     )
@@ -62,7 +165,5 @@ def _epoch(text: str | None) -> int:
     if not text:
         return 0
     if not text.strip().isdigit():
-        from compiler.errors import SpecError, SpecProblem
-
         raise SpecError(SpecProblem("SOURCE_DATE_EPOCH", "", f"'{text}' is not a number of seconds since 1970"))
     return int(text)

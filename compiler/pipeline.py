@@ -15,6 +15,7 @@ from typing import Callable, Literal
 from compiler.build import build_image
 from compiler.deps.conda_file import parse_conda_file
 from compiler.deps.merge import merge
+from compiler.deps.server_pin import describe_server, server_depset
 from compiler.deps.types import DepSet, MergedEnvironment
 from compiler.engines.base import Engine
 from compiler.environment.strategy import EnvironmentStrategy, choose_strategy
@@ -64,7 +65,7 @@ def collect_depsets(pkg: ResolvedPackage, python_override: str | None = None) ->
     if pkg.mlflow is not None:
         label = f"{pkg.model.name}:{pkg.model.version}"
         depsets.extend(mlflow_depsets(pkg.mlflow, label, python_override))
-    depsets.append(pkg.server.depset())
+    depsets.append(server_depset(pkg.server, depsets))
     return depsets
 
 
@@ -118,6 +119,7 @@ def run_build(
             f"recorded in MLflow model {pkg.model.name}:{pkg.model.version}; the model may not load"
         )
     merged = merge(collect_depsets(pkg, request.python_version))
+    server_note = describe_server(pkg.server, merged)
     engine = connect() if request.builder == "docker" else _engine_if_any(connect)
     facts = _base_facts(pkg.environment.image, engine, options)
     strategy = choose_strategy(merged, facts, conda_available=_conda_path_available())
@@ -125,11 +127,14 @@ def run_build(
     if builder == "docker" and engine is None:
         engine = connect()  # raises: the docker back end needs the engine
     if request.emit == "deps":
-        return describe_merged(merged, strategy)
+        return describe_merged(merged, strategy) + (f"{server_note}\n" if server_note else "")
+    if server_note:
+        reporter.step(server_note)
     reporter.step(f"environment strategy: {strategy.kind}: {strategy.reason}")
     reporter.step(f"builder: {builder}" + ("" if engine is not None else " (no engine answers: the image goes to the OCI store)"))
     lock_path = lock_path_for(spec_file.path, request.lock_path)
-    locked = load_or_lock(strategy, lock_path, request.relock, [spec_file.path.name])
+    cache = PackageCache(options.cache_dir)
+    locked = load_or_lock(strategy, lock_path, request.relock, [spec_file.path.name], cache.cache_root, reporter.detail)
     reporter.step(f"lock {locked.status}: {lock_path} ({len(locked.lock.packages)} packages)")
     if request.emit == "lock":
         return {
@@ -139,7 +144,6 @@ def run_build(
             "python": strategy.python,
             "packages": [f"{p.manager}:{p.name}=={p.version}" for p in locked.lock.packages],
         }
-    cache = PackageCache(options.cache_dir)
     fetched = fetch_lock(locked.lock, cache, reporter.detail)
     emit_only = request.emit in ("plan", "dockerfile")
     if emit_only:

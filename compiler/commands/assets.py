@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from compiler.commands import print_result
-from compiler.errors import ResolveError
+from compiler.errors import ResolveError, excerpt
 
 
 def register(sub) -> None:
@@ -42,13 +42,19 @@ def schema(args, options, reporter) -> int:
 
 
 def model_create(args, options, reporter) -> int:
+    from compiler.resolve.models import check_utf8, store_failure
     from compiler.workspace import Workspace
 
     path = Path(args.path)
-    model_type = args.type or ("mlflow_model" if (path / "MLmodel").is_file() else "custom_model")
-    if model_type == "mlflow_model" and not (path / "MLmodel").is_file():
-        raise ResolveError(f"--type mlflow_model: {path} has no MLmodel file at its root")
-    record = Workspace(options.workspace).create_model(args.name, path, model_type, args.version, args.description or "")
+    check_utf8(path.absolute(), "--path")
+    try:
+        has_mlmodel = (path / "MLmodel").is_file()
+        model_type = args.type or ("mlflow_model" if has_mlmodel else "custom_model")
+        if model_type == "mlflow_model" and not has_mlmodel:
+            raise ResolveError(f"--type mlflow_model: {excerpt(args.path)} has no MLmodel file at its root")
+        record = Workspace(options.workspace).create_model(args.name, path, model_type, args.version, args.description or "")
+    except (ValueError, OSError, RuntimeError) as exc:  # the path is the user's: a link loop, a bad name, unreadable
+        raise ResolveError(f"--path '{excerpt(args.path)}': {store_failure(exc)}") from None
     print_result(record.model_dump(), args.json, f"azureml:{record.name}:{record.version}")
     return 0
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.errors import BuildError
+from compiler.fetch.sdist import build_wheel
 from compiler.lock.pip_resolve import platform_args
 from compiler.lock.types import Lock, LockedPackage
 from compiler.workspace.trees import file_sha256
@@ -29,6 +30,7 @@ class FetchedFiles:
 
 class PackageCache:
     def __init__(self, root: Path):
+        self.cache_root = root  # also holds built/<sdist sha256>/ (compiler/fetch/sdist.py)
         self.root = root / "files"
 
     def path_for(self, package: LockedPackage) -> Path:
@@ -72,6 +74,18 @@ def _pip_download(packages: list[LockedPackage], python: str, dest: Path) -> Non
         raise BuildError(f"cannot fetch locked pip packages: {tail}")
 
 
+def _rebuilt(package: LockedPackage, python: str, cache: PackageCache, log) -> Path:
+    """A locked wheel pkgc built from a source distribution: built again (once, in the cache) when
+    missing; the rebuild must give the very bytes the lock pinned."""
+    wheel = build_wheel(package.name, package.version, package.sdist, python, cache.cache_root, log)
+    if wheel.sha256 != package.sha256 or wheel.filename != package.filename:
+        raise BuildError(
+            f"the wheel built from {package.sdist.filename} is {wheel.filename} with sha256 {wheel.sha256}, "
+            f"the lock pinned {package.filename} with sha256 {package.sha256}; re-lock with 'pkgc build --relock'"
+        )
+    return cache.add(wheel.path, package)
+
+
 def fetch_lock(lock: Lock, cache: PackageCache, log=lambda _msg: None) -> FetchedFiles:
     """Make sure every package of ``lock`` is in the cache with the right hash."""
     files: dict[str, Path] = {}
@@ -80,6 +94,8 @@ def fetch_lock(lock: Lock, cache: PackageCache, log=lambda _msg: None) -> Fetche
         path = cache.verified(package)
         if path is not None:
             files[package.sha256] = path
+        elif package.sdist is not None:
+            files[package.sha256] = _rebuilt(package, lock.python, cache, log)
         elif package.manager == "pip":
             missing_pip.append(package)
         else:

@@ -20,15 +20,16 @@ class LockResult:
     status: Literal["reused", "created", "relocked"]
 
 
-def lock_environment(strategy: EnvironmentStrategy) -> Lock:
-    """Resolve every package of ``strategy`` to one file with a hash."""
+def lock_environment(strategy: EnvironmentStrategy, cache_root: Path | None = None, log=lambda _msg: None) -> Lock:
+    """Resolve every package of ``strategy`` to one file with a hash; with ``cache_root`` (the pkgc
+    cache), packages published only as source distributions are built into wheels there."""
     if strategy.kind == "conda":
         from compiler.lock.conda_resolve import resolve_conda
 
         conda_packages = resolve_conda(strategy)
     else:
         conda_packages = []
-    pip_packages = resolve_pip(list(strategy.pip), strategy.python)
+    pip_packages = resolve_pip(list(strategy.pip), strategy.python, cache_root, log)
     return Lock(
         strategy=strategy.kind,
         python=strategy.python,
@@ -47,13 +48,20 @@ def check_lock_matches(lock: Lock, strategy: EnvironmentStrategy, path: Path) ->
         )
 
 
-def load_or_lock(strategy: EnvironmentStrategy, path: Path, relock: bool, sources: list[str]) -> LockResult:
+def load_or_lock(
+    strategy: EnvironmentStrategy,
+    path: Path,
+    relock: bool,
+    sources: list[str],
+    cache_root: Path | None = None,
+    log=lambda _msg: None,
+) -> LockResult:
     """Reuse the lock at ``path`` unless ``relock``; a stale lock is an error, a missing one is made."""
     if path.exists() and not relock:
         lock = read_lock(path)
         check_lock_matches(lock, strategy, path)
         return LockResult(lock, path, "reused")
     status = "relocked" if path.exists() else "created"
-    lock = lock_environment(strategy)
+    lock = lock_environment(strategy, cache_root, log)
     write_lock(lock, path, sources)
     return LockResult(lock, path, status)

@@ -3,16 +3,53 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 from conda_lock.lockfile import parse_conda_lock_file, write_conda_lock_file
 from conda_lock.lockfile.v2prelim.models import HashModel, LockedDependency, Lockfile, LockMeta
 
 from compiler.errors import LockError
-from compiler.lock.types import PLATFORM, Lock, LockedPackage, filename_from_url
+from compiler.lock.types import PLATFORM, Lock, LockedPackage, SourceDist, filename_from_url
 
 _META = "pkgc."
+_BUILT = f"{_META}built-wheel."  # custom_metadata key per package built from a source distribution
+
+
+def _entry_file(p: LockedPackage) -> tuple[str, str]:
+    """(url, sha256) of a package's lock entry: for a wheel pkgc built, its source distribution, so
+    conda-lock's own reader and installer see a real, hash-checked file."""
+    return (p.sdist.url, p.sdist.sha256) if p.sdist else (p.url, p.sha256)
+
+
+def _built_wheels(lock: Lock) -> dict[str, str]:
+    return {f"{_BUILT}{p.name}": f"{p.filename} sha256:{p.sha256}" for p in lock.packages if p.sdist}
+
+
+def _from_entry(p, built: dict[str, str], path: Path) -> LockedPackage:
+    wheel = built.get(p.name) if p.manager == "pip" else None
+    sdist = None
+    filename, sha256 = filename_from_url(p.url), p.hash.sha256 or ""
+    if wheel is not None:
+        parts = wheel.split(" sha256:")
+        if len(parts) != 2 or not parts[0].endswith(".whl") or "/" in parts[0] or len(parts[1]) != 64:
+            raise LockError(
+                f"{path}: metadata.custom_metadata.{_BUILT}{p.name}: expected '<wheel file> sha256:<64 hex>', "
+                f"got '{wheel[:100]}'"
+            )
+        sdist = SourceDist(p.url, filename, sha256)
+        filename, sha256 = parts
+    return LockedPackage(
+        name=p.name,
+        version=p.version,
+        manager=p.manager,
+        url=p.url,
+        filename=filename,
+        sha256=sha256,
+        md5=p.hash.md5,
+        build=p.build,
+        sdist=sdist,
+    )
 
 
 def to_conda_lock(lock: Lock, sources: list[str]) -> Lockfile:
@@ -23,8 +60,8 @@ def to_conda_lock(lock: Lock, sources: list[str]) -> Lockfile:
             manager=p.manager,
             platform=PLATFORM,
             dependencies={},
-            url=p.url,
-            hash=HashModel(sha256=p.sha256, md5=p.md5),
+            url=_entry_file(p)[0],
+            hash=HashModel(sha256=_entry_file(p)[1], md5=p.md5),
             build=p.build,
             categories={"main"},
         )
@@ -35,7 +72,7 @@ def to_conda_lock(lock: Lock, sources: list[str]) -> Lockfile:
         channels=list(lock.channels),
         platforms=[PLATFORM],
         sources=sources,
-        custom_metadata={f"{_META}strategy": lock.strategy, f"{_META}python": lock.python},
+        custom_metadata={f"{_META}strategy": lock.strategy, f"{_META}python": lock.python, **_built_wheels(lock)},
     )
     return Lockfile(package=packages, metadata=meta)
 
@@ -43,8 +80,8 @@ def to_conda_lock(lock: Lock, sources: list[str]) -> Lockfile:
 def write_lock(lock: Lock, path: Path, sources: list[str]) -> None:
     """Write atomically: a half-written lock file never replaces a good one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
+    # conda-lock creates the file itself: mode 0666 less the umask, like any new file (not mkstemp's 0600)
+    tmp = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(8)}"
     try:
         write_conda_lock_file(to_conda_lock(lock, sources), Path(tmp), metadata_choices=set(), include_help_text=False)
         os.replace(tmp, path)
@@ -64,20 +101,8 @@ def read_lock(path: Path) -> Lock:
     strategy = custom.get(f"{_META}strategy")
     if strategy not in ("venv", "conda"):
         raise LockError(f"{path}: metadata.custom_metadata.{_META}strategy is missing; re-lock with 'pkgc lock'")
-    packages = tuple(
-        LockedPackage(
-            name=p.name,
-            version=p.version,
-            manager=p.manager,
-            url=p.url,
-            filename=filename_from_url(p.url),
-            sha256=p.hash.sha256 or "",
-            md5=p.hash.md5,
-            build=p.build,
-        )
-        for p in lockfile.package
-        if p.platform == PLATFORM
-    )
+    built = {k.removeprefix(_BUILT): v for k, v in custom.items() if k.startswith(_BUILT)}
+    packages = tuple(_from_entry(p, built, path) for p in lockfile.package if p.platform == PLATFORM)
     return Lock(
         strategy=strategy,
         python=custom.get(f"{_META}python", ""),

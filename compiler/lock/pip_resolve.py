@@ -7,13 +7,15 @@ handled on the host and never seen by the image build.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from compiler.errors import LockError
-from compiler.lock.types import LockedPackage, filename_from_url
+from compiler.fetch.sdist import BuiltWheel, build_wheel
+from compiler.lock.types import LockedPackage, SourceDist, filename_from_url
 
 GLIBC_MINORS = range(28, 16, -1)  # manylinux_2_28 .. manylinux_2_17: Debian 10+/Ubuntu 20.04+
 
@@ -32,40 +34,88 @@ def _tail(text: str, lines: int = 6) -> str:
     return " | ".join(kept[-lines:])
 
 
-def resolve_pip(requirements: list[str], python: str) -> list[LockedPackage]:
-    """Pin ``requirements`` and all their dependencies to one wheel each, with sha256 hashes."""
+def _dry_run(requirements: list[str], tmp: Path, args: list[str]) -> tuple[dict | None, str]:
+    """pip's resolver, installing nothing: (its report, or None on failure; its stderr)."""
+    req_file = tmp / "requirements.in"
+    req_file.write_text("\n".join(requirements) + "\n")
+    report = tmp / "report.json"
+    report.unlink(missing_ok=True)
+    command = [
+        sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
+        "--disable-pip-version-check", "--report", str(report), "--target", str(tmp / "target"),
+        *args, "-r", str(req_file),
+    ]  # fmt: skip
+    proc = subprocess.run(command, capture_output=True, text=True)
+    if proc.returncode != 0 or not report.exists():
+        return None, proc.stderr
+    return json.loads(report.read_text()), proc.stderr
+
+
+def _sha256(item: dict) -> str:
+    info = item["download_info"]
+    archive = info.get("archive_info") or {}
+    sha256 = (archive.get("hashes") or {}).get("sha256")
+    if not sha256 and str(archive.get("hash", "")).startswith("sha256="):
+        sha256 = archive["hash"].split("=", 1)[1]
+    if not sha256:
+        raise LockError(f"pip reported no sha256 for {info['url']}")
+    return sha256
+
+
+def _source_only(requirements: list[str], tmp: Path) -> list[tuple[str, str, SourceDist]]:
+    """Which packages would come as source distributions: a resolve for the host, wheels preferred
+    (so a package with wheels of an older version is not counted), sdists allowed. pip cannot
+    resolve sdists for another platform; the image-platform resolve that follows has the last word."""
+    data, _ = _dry_run(requirements, tmp, ["--prefer-binary"])
+    found = []
+    for item in (data or {}).get("install", []):
+        url = item["download_info"]["url"]
+        if not filename_from_url(url).endswith(".whl"):
+            sdist = SourceDist(url, filename_from_url(url), _sha256(item))
+            found.append((item["metadata"]["name"], item["metadata"]["version"], sdist))
+    return found
+
+
+def resolve_pip(
+    requirements: list[str], python: str, cache_root: Path | None = None, log=lambda _msg: None
+) -> list[LockedPackage]:
+    """Pin ``requirements`` and all their dependencies to one wheel each, with sha256 hashes.
+
+    When wheels alone cannot satisfy them and ``cache_root`` is given, packages published only as
+    source distributions are built into pure-Python wheels on the host (compiler/fetch/sdist.py) and
+    offered to the resolver; those lock entries keep the sdist they were built from.
+    """
     if not requirements:
         return []
-    with tempfile.TemporaryDirectory(prefix="pkgc-resolve-") as tmp:
-        req_file = Path(tmp) / "requirements.in"
-        req_file.write_text("\n".join(requirements) + "\n")
-        report = Path(tmp) / "report.json"
-        command = [
-            sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
-            "--disable-pip-version-check", "--report", str(report), "--target", str(Path(tmp) / "target"),
-            *platform_args(python), "-r", str(req_file),
-        ]  # fmt: skip
-        proc = subprocess.run(command, capture_output=True, text=True)
-        if proc.returncode != 0 or not report.exists():
-            raise LockError(f"cannot resolve the pip requirements for Python {python}: {_tail(proc.stderr)}")
-        data = json.loads(report.read_text())
+    built: dict[str, BuiltWheel] = {}
+    with tempfile.TemporaryDirectory(prefix="pkgc-resolve-") as name:
+        tmp = Path(name)
+        data, stderr = _dry_run(requirements, tmp, platform_args(python))
+        if data is None and cache_root is not None:
+            sources = _source_only(requirements, tmp)
+            if sources:
+                links = tmp / "built"
+                links.mkdir()
+                for package, version, sdist in sources:
+                    wheel = build_wheel(package, version, sdist, python, cache_root, log)
+                    shutil.copyfile(wheel.path, links / wheel.filename)
+                    built[wheel.filename] = wheel
+                data, stderr = _dry_run(requirements, tmp, [*platform_args(python), "--find-links", str(links)])
+        if data is None:
+            raise LockError(f"cannot resolve the pip requirements for Python {python}: {_tail(stderr)}")
     packages = []
     for item in data.get("install", []):
-        info = item["download_info"]
-        archive = info.get("archive_info") or {}
-        sha256 = (archive.get("hashes") or {}).get("sha256")
-        if not sha256 and str(archive.get("hash", "")).startswith("sha256="):
-            sha256 = archive["hash"].split("=", 1)[1]
-        if not sha256:
-            raise LockError(f"pip reported no sha256 for {info['url']}")
+        url = item["download_info"]["url"]
+        wheel = built.get(filename_from_url(url)) if url.startswith("file:") else None
         packages.append(
             LockedPackage(
                 name=item["metadata"]["name"],
                 version=item["metadata"]["version"],
                 manager="pip",
-                url=info["url"],
-                filename=filename_from_url(info["url"]),
-                sha256=sha256,
+                url=wheel.sdist.url if wheel else url,
+                filename=filename_from_url(url),
+                sha256=wheel.sha256 if wheel else _sha256(item),
+                sdist=wheel.sdist if wheel else None,
             )
         )
     return sorted(packages, key=lambda p: p.name.lower())

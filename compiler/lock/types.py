@@ -15,7 +15,19 @@ PLATFORM = "linux-64"
 
 
 @dataclass(frozen=True)
+class SourceDist:
+    """The source distribution a locked wheel was built from on the host (no wheel was published)."""
+
+    url: str
+    filename: str
+    sha256: str
+
+
+@dataclass(frozen=True)
 class LockedPackage:
+    """One package pinned to the one file the image installs (``filename``, ``sha256``); for a wheel
+    pkgc built from a source distribution, ``sdist`` says which (``url`` is then the sdist's)."""
+
     name: str
     version: str
     manager: Literal["conda", "pip"]
@@ -24,6 +36,7 @@ class LockedPackage:
     sha256: str
     md5: str | None = None
     build: str | None = None
+    sdist: SourceDist | None = None
 
     @property
     def pip_line(self) -> str:

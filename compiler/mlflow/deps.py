@@ -14,6 +14,7 @@ from compiler.deps.specs import RequirementSyntaxError, parse_conda, parse_pip
 from compiler.deps.types import DepSet, Requirement, Source
 from compiler.errors import SpecError, SpecProblem
 from compiler.mlflow.mlmodel import MLflowModel
+from compiler.spec.yamldoc import read_text
 
 # mlflow-skinny has pyfunc and every flavour's loader; the full mlflow adds the tracking server,
 # UI, and their dependencies, none of which serving needs. pyfunc itself needs pandas and numpy.
@@ -22,7 +23,7 @@ SERVING_EXTRAS = ("pandas", "numpy")
 
 def _requirements_file(model: MLflowModel, source: Source) -> list[Requirement]:
     reqs = []
-    for number, line in enumerate(model.requirements.read_text().splitlines(), start=1):
+    for number, line in enumerate(read_text(model.requirements, "requirements.txt").splitlines(), start=1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue

@@ -8,7 +8,7 @@ from pathlib import Path
 from compiler.errors import BuildError, ResolveError
 from compiler.oci.base import resolve_base
 from compiler.oci.store import OciStore
-from compiler.resolve.baseimage import CONDA_LABEL, PYTHON_LABEL
+from compiler.labels import BaseImageLabels
 from compiler.resolve.types import BaseImageFacts
 
 
@@ -21,7 +21,7 @@ def stored_base_facts(image: str, cache_dir: Path, required: bool = False) -> Ba
         if required:
             raise ResolveError(str(exc)) from None
         return None
-    labels = base.labels
-    if PYTHON_LABEL not in labels:
+    stated = BaseImageLabels.from_labels(image, base.labels)  # untrusted: checked by the label contract
+    if stated is None:
         return None
-    return BaseImageFacts(image, labels[PYTHON_LABEL] or None, labels.get(CONDA_LABEL) == "true", f"labels in pkgc's OCI store ({base.source})")
+    return BaseImageFacts(image, stated.python, stated.has_conda, f"labels in pkgc's OCI store ({base.source})")

@@ -16,10 +16,10 @@ from typing import Iterable, Literal
 
 from compiler.oci.blobs import BlobStore
 from compiler.oci.compress import compressor
+from compiler.workspace.walk import open_exact
 
 GZIP_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 TAR_LAYER = "application/vnd.oci.image.layer.v1.tar"
-IGNORED = {"__pycache__", ".git", ".ipynb_checkpoints", ".DS_Store"}  # as the Docker context skips
 
 
 @dataclass(frozen=True)
@@ -49,47 +49,23 @@ class LayerBlob:
         return {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
 
 
-def folder_entries(source: Path, dest: str, *, symlinks: bool = False, uid: int = 0, gid: int = 0) -> list[Entry]:
-    """Entries for the file or folder ``source`` placed at ``dest``; caches and .pyc files are skipped.
-
-    Symbolic links are kept (``symlinks``) or refused: a package never follows a link off its tree."""
+def staging_entries(source: Path, dest: str) -> list[Entry]:
+    """Entries for a folder pkgc assembled itself (the venv staging), placed at ``dest``: everything
+    in it, links kept as links. User content (model, code) goes through ``compiler.workspace.walk``."""
     dest = dest.strip("/")
-    if source.is_symlink() and not symlinks:
-        raise ValueError(f"{source}: symbolic links are not copied into packages")
-    if not source.is_dir():
-        return [_file_entry(source, dest, uid, gid, symlinks)]
-    entries = [Entry(dest, "dir", 0o755, uid=uid, gid=gid)]
+    entries = [Entry(dest, "dir", 0o755)]
     for dirpath, dirnames, filenames in os.walk(source):
         rel = Path(dirpath).relative_to(source)
-        kept = []
-        for d in sorted(dirnames):
-            path = Path(dirpath) / d
-            if d in IGNORED and not symlinks:
-                continue
+        for name in sorted(dirnames) + sorted(filenames):
+            path = Path(dirpath) / name
+            target = (Path(dest) / rel / name).as_posix()
             if path.is_symlink():
-                entries.append(_file_entry(path, _join(dest, rel, d), uid, gid, symlinks))
-                continue
-            kept.append(d)
-            entries.append(Entry(_join(dest, rel, d), "dir", 0o755, uid=uid, gid=gid))
-        dirnames[:] = kept
-        for f in sorted(filenames):
-            if not symlinks and (f in IGNORED or f.endswith(".pyc")):
-                continue
-            entries.append(_file_entry(Path(dirpath) / f, _join(dest, rel, f), uid, gid, symlinks))
+                entries.append(Entry(target, "symlink", 0o777, target=os.readlink(path)))
+            elif path.is_dir():
+                entries.append(Entry(target, "dir", 0o755))
+            else:
+                entries.append(Entry(target, "file", 0o755 if path.stat().st_mode & 0o100 else 0o644, source=path))
     return entries
-
-
-def _join(dest: str, rel: Path, name: str) -> str:
-    return (Path(dest) / rel / name).as_posix()
-
-
-def _file_entry(path: Path, dest: str, uid: int, gid: int, symlinks: bool) -> Entry:
-    if path.is_symlink():
-        if not symlinks:
-            raise ValueError(f"{path}: symbolic links are not copied into packages")
-        return Entry(dest, "symlink", 0o777, target=os.readlink(path), uid=uid, gid=gid)
-    executable = bool(path.stat().st_mode & 0o100)
-    return Entry(dest, "file", 0o755 if executable else 0o644, source=path, uid=uid, gid=gid)
 
 
 def normalise(entries: Iterable[Entry]) -> list[Entry]:
@@ -131,8 +107,8 @@ def _tarinfo(entry: Entry, mtime: int) -> tarfile.TarInfo:
         info.type = tarfile.DIRTYPE
     elif entry.kind == "symlink":
         info.type, info.linkname = tarfile.SYMTYPE, entry.target
-    else:
-        info.size = len(entry.data) if entry.data is not None else entry.source.stat().st_size  # type: ignore[union-attr]
+    elif entry.data is not None:
+        info.size = len(entry.data)
     return info
 
 
@@ -148,9 +124,10 @@ def write_layer(entries: Iterable[Entry], store: BlobStore, mtime: int = 0, comp
                     tar.addfile(info)
                 elif entry.data is not None:
                     tar.addfile(info, io.BytesIO(entry.data))
-                else:
-                    with open(entry.source, "rb") as fh:  # type: ignore[arg-type]
-                        tar.addfile(info, fh)
+                else:  # exactly the bytes it had when opened: a file changing under the build is refused
+                    with open_exact(entry.source) as reader:  # type: ignore[arg-type]
+                        info.size = reader.size
+                        tar.addfile(info, reader)
         sink.finish()
     except BaseException:
         writer.abort()

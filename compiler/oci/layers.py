@@ -16,12 +16,13 @@ from typing import Callable
 
 from compiler.envbuild.bytecode import compile_site_packages
 from compiler.envbuild.venv import VenvTarget, assemble_venv
-from compiler.errors import BuildError, SpecError, SpecProblem
+from compiler.errors import BuildError
 from compiler.oci.config import BuiltLayer
-from compiler.oci.layer import Entry, LayerBlob, folder_entries, write_layer
+from compiler.oci.layer import Entry, LayerBlob, staging_entries, write_layer
 from compiler.oci.scan import BaseScan
 from compiler.oci.store import OciStore
 from compiler.plan.types import Copy, ImagePlan
+from compiler.workspace.walk import skip_caches, walk
 
 LAYER_FORMAT = 2  # bump when the environment layer's content rules change (invalidates its cache)
 Log = Callable[[str], None]
@@ -86,7 +87,7 @@ def environment_layer(plan: ImagePlan, scan: BaseScan, store: OciStore, options:
             result = compile_site_packages(site, target.site_packages, options.python, workers=2)
             log(f"{result.note} in {time.monotonic() - started:.1f} s")
         started = time.monotonic()
-        blob = write_layer(folder_entries(root, env.prefix, symlinks=True), store.blobs, options.epoch)
+        blob = write_layer(staging_entries(root, env.prefix), store.blobs, options.epoch)
         log(f"environment layer {blob.size / 1e6:.0f} MB written in {time.monotonic() - started:.1f} s")
     _remember_layer(store, key, blob)
     return BuiltLayer("environment", why, blob)
@@ -112,7 +113,9 @@ def _remember_layer(store: OciStore, key: str, blob: LayerBlob) -> None:
 
 
 def copy_entries(plan: ImagePlan, copy: Copy) -> list[Entry]:
-    """The entries one COPY of context files puts at its destination."""
+    """The entries one COPY of context files puts at its destination; folders are read through the
+    same walker as the Docker context (regular files and folders only, links inside the tree
+    dereferenced, caches skipped), so both back ends package the same content."""
     entries: list[Entry] = []
     for item in plan.files:
         if item.dest != copy.src and not item.dest.startswith(copy.src + "/"):
@@ -122,14 +125,12 @@ def copy_entries(plan: ImagePlan, copy: Copy) -> list[Entry]:
             entries.append(Entry(dest, "file", 0o755 if item.executable else 0o644, data=item.data))
             continue
         assert item.source is not None
-        try:
-            found = folder_entries(item.source, dest)
-        except ValueError as exc:  # a symbolic link in the user's model or code folder: bad input
-            path, _, why = str(exc).partition(": ")
-            raise SpecError(SpecProblem(path, "", why)) from None
-        if item.executable:
-            found = [Entry(e.path, e.kind, 0o755 if e.kind == "file" else e.mode, e.source, e.data) for e in found]
-        entries.extend(found)
+        for found in walk(item.source, ignore=skip_caches):
+            path = f"{dest}/{found.rel}" if found.rel else dest
+            if found.is_dir:
+                entries.append(Entry(path, "dir", 0o755))
+            else:
+                entries.append(Entry(path, "file", 0o755 if item.executable or found.executable else 0o644, source=found.path))
     if not entries:
         raise BuildError(f"the plan copies {copy.src} but has no such context file")
     return entries

@@ -12,8 +12,10 @@ Layer order (most stable first, so a change rebuilds only what follows it):
 from __future__ import annotations
 
 import hashlib
+import re
 
 from compiler import __version__
+from compiler.errors import SpecError, SpecProblem
 from compiler.environment.strategy import EnvironmentStrategy
 from compiler.fetch.cache import FetchedFiles, PackageCache
 from compiler.labels import PackageLabels, Route
@@ -22,6 +24,7 @@ from compiler.plan.types import ContextFile, Copy, EnvironmentBuild, ImagePlan
 from compiler.resolve.types import ResolvedPackage
 from compiler.resources import templates_dir
 from compiler.spec.model import ModelMode
+from compiler.workspace.walk import shown
 
 USER, UID = "pkgc", 10001
 PKGC_HOME = "/opt/pkgc"
@@ -29,6 +32,12 @@ VENV_PREFIX = f"{PKGC_HOME}/venv"
 CONDA_PREFIX = f"{PKGC_HOME}/env"
 ENTRYPOINT = f"{PKGC_HOME}/bin/pkgc-entrypoint"
 LOCK_IN_IMAGE = f"{PKGC_HOME}/conda-lock.yml"
+# The build context holds user content under pkgc's own names only: the names users chose (model
+# folder, code folder) never reach Dockerfile syntax; only destinations do, quoted by the renderer.
+MODEL_IN_CONTEXT = "model/content"
+CODE_IN_CONTEXT = "code/content"
+CONTROL = re.compile("[\x00-\x1f\x7f]")
+IMAGE_REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,511}$")  # written unquoted after FROM
 
 
 def _environment(
@@ -84,6 +93,39 @@ def _env(pkg: ResolvedPackage, port: int) -> dict[str, str]:
     return env
 
 
+def _unwritable(value: str, path: bool) -> str | None:
+    """Why ``value`` cannot be written into a Dockerfile and read back as it is, or None."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid UTF-8"
+    if "\n" in value or "\0" in value:
+        return "holds a newline or NUL, which no Dockerfile line can carry"
+    if path and CONTROL.search(value):
+        return "holds control characters, which a path in the image must not"
+    return None
+
+
+def _check_dockerfile_values(pkg: ResolvedPackage, env: dict[str, str], labels: dict[str, str], copies: list[Copy]) -> None:
+    """Refuse what the builder could not read back byte for byte (the renderer quotes the rest)."""
+    image = pkg.environment.image if pkg.environment else ""
+    if not IMAGE_REFERENCE.match(image):
+        why = "is not an image reference (letters, digits and . _ / : @ - only)"
+        raise SpecError(SpecProblem(pkg.spec_path, "base_environment_source (image)", f"'{shown(image)}' {why}"))
+    checks: list[tuple[str, str, bool]] = [(f"environment_variables.{k}", v, False) for k, v in pkg.environment_variables.items()]
+    checks.append(("model", pkg.model.root_name, True))
+    if pkg.code is not None:
+        checks.append(("inferencing_server.code_configuration.code", pkg.code.directory.name, True))
+    checks.append(("model_configuration.mount_path (or the model's name and version)", pkg.model_dir, True))
+    checks += [(f"(image path {copy.kind})", copy.dest, True) for copy in copies]
+    checks += [(f"(environment variable {k})", v, False) for k, v in env.items()]
+    checks += [(f"(label {k})", v, False) for k, v in labels.items()]
+    for key, value, is_path in checks:
+        why = _unwritable(value, is_path)
+        if why:
+            raise SpecError(SpecProblem(pkg.spec_path, key, f"'{shown(value)}' {why}"))
+
+
 def plan_image(
     pkg: ResolvedPackage,
     strategy: EnvironmentStrategy,
@@ -106,19 +148,21 @@ def plan_image(
     ]
     if pkg.mode is ModelMode.COPY:
         root = pkg.model.root_name
-        files.append(ContextFile(f"model/{root}", source=pkg.model.tree_path / root))
-        copies.append(Copy("model", f"model/{root}", f"{pkg.model_dir}/{root}", "model files; before code, which changes more often"))
+        files.append(ContextFile(MODEL_IN_CONTEXT, source=pkg.model.tree_path / root))
+        copies.append(Copy("model", MODEL_IN_CONTEXT, f"{pkg.model_dir}/{root}", "model files; before code, which changes more often"))
     if pkg.code is not None:
-        files.append(ContextFile(f"code/{pkg.code.directory.name}", source=pkg.code.directory))
-        copies.append(Copy("code", f"code/{pkg.code.directory.name}", pkg.code.container_dir, "scoring code changes most: last"))
+        files.append(ContextFile(CODE_IN_CONTEXT, source=pkg.code.directory))
+        copies.append(Copy("code", CODE_IN_CONTEXT, pkg.code.container_dir, "scoring code changes most: last"))
     port = pkg.server.default_port
     custom = pkg.server.type == "custom"
+    env, labels = _env(pkg, port), _labels(pkg, strategy, lock, port)
+    _check_dockerfile_values(pkg, env, labels, copies)
     return ImagePlan(
         base_image=pkg.environment.image,
         environment=environment,
         copies=tuple(copies),
-        env=_env(pkg, port),
-        labels=_labels(pkg, strategy, lock, port),
+        env=env,
+        labels=labels,
         user=USER,
         uid=UID,
         workdir=pkg.code.container_dir if pkg.code else "/var/azureml-app",

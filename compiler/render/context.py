@@ -1,20 +1,27 @@
 """Write the build context as a normalised tar: sorted entries, fixed owner and mtime, fixed modes.
 
 The same inputs give the same bytes, so the engine's layer cache and the image digests are stable.
+Folders are read through ``compiler.workspace.walk`` (regular files and folders only; links inside a
+tree become what they point to); names inside them travel as tar entries, byte for byte.
 """
 
 from __future__ import annotations
 
 import io
-import os
-import stat
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from compiler.plan.types import ContextFile
+from compiler.workspace.walk import open_exact, skip_caches, walk
 
-IGNORED = {"__pycache__", ".git", ".ipynb_checkpoints", ".DS_Store"}
+
+@dataclass(frozen=True)
+class _Member:
+    path: Path | None = None  # a regular file to read
+    data: bytes | None = None  # or bytes given by the plan
+    executable: bool = False  # neither: a folder
 
 
 def _info(name: str, size: int, mode: int, kind: bytes = tarfile.REGTYPE) -> tarfile.TarInfo:
@@ -24,48 +31,34 @@ def _info(name: str, size: int, mode: int, kind: bytes = tarfile.REGTYPE) -> tar
     return info
 
 
-def _walk(source: Path, dest: str) -> list[tuple[str, Path]]:
-    """(archive name, file) for ``source`` (file or folder), sorted, ignoring caches."""
-    if source.is_file():
-        return [(dest, source)]
-    entries = [(dest, source)]
-    for dirpath, dirnames, filenames in os.walk(source):
-        dirnames[:] = sorted(d for d in dirnames if d not in IGNORED)
-        rel = Path(dirpath).relative_to(source)
-        for d in dirnames:
-            entries.append(((Path(dest) / rel / d).as_posix(), Path(dirpath) / d))
-        for f in sorted(filenames):
-            if f in IGNORED or f.endswith(".pyc"):
-                continue
-            path = Path(dirpath) / f
-            if path.is_symlink():
-                raise ValueError(f"{path}: symbolic links are not copied into packages")
-            entries.append(((Path(dest) / rel / f).as_posix(), path))
-    return entries
+def _members(files: tuple[ContextFile, ...]) -> dict[str, _Member]:
+    members: dict[str, _Member] = {}
+    for item in files:
+        if item.data is not None:
+            members[item.dest] = _Member(data=item.data, executable=item.executable)
+            continue
+        assert item.source is not None
+        for entry in walk(item.source, ignore=skip_caches):
+            name = f"{item.dest}/{entry.rel}" if entry.rel else item.dest
+            members[name] = _Member() if entry.is_dir else _Member(entry.path, None, item.executable or entry.executable)
+    return members
 
 
 def write_context(dockerfile: str, files: tuple[ContextFile, ...], out: BinaryIO) -> None:
     """Write Dockerfile + ``files`` as a tar to ``out`` (a file opened for binary writing)."""
-    members: dict[str, tuple[Path | None, bytes | None, bool]] = {"Dockerfile": (None, dockerfile.encode(), False)}
-    for item in files:
-        if item.data is not None:
-            members[item.dest] = (None, item.data, item.executable)
-            continue
-        assert item.source is not None
-        for name, path in _walk(item.source, item.dest):
-            members[name] = (path, None, item.executable)
+    members = {"Dockerfile": _Member(data=dockerfile.encode())} | _members(files)
     directories: set[str] = set()
     for name in members:
         parts = name.split("/")[:-1]
         directories.update("/".join(parts[: i + 1]) for i in range(len(parts)))
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name in sorted(directories | set(members)):
-            path, data, executable = members.get(name, (None, None, False))
-            if path is not None and path.is_dir() or (path is None and data is None):
-                tar.addfile(_info(name, 0, 0o755, tarfile.DIRTYPE))
-            elif data is not None:
-                tar.addfile(_info(name, len(data), 0o755 if executable else 0o644), io.BytesIO(data))
+            member = members.get(name, _Member())
+            mode = 0o755 if member.executable else 0o644
+            if member.data is not None:
+                tar.addfile(_info(name, len(member.data), mode), io.BytesIO(member.data))
+            elif member.path is not None:
+                with open_exact(member.path) as reader:
+                    tar.addfile(_info(name, reader.size, mode), reader)
             else:
-                exec_bit = executable or bool(path.stat().st_mode & stat.S_IXUSR)
-                with open(path, "rb") as fh:
-                    tar.addfile(_info(name, path.stat().st_size, 0o755 if exec_bit else 0o644), fh)
+                tar.addfile(_info(name, 0, 0o755, tarfile.DIRTYPE))

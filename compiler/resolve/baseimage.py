@@ -6,10 +6,9 @@ import re
 
 from compiler.engines.base import Engine
 from compiler.errors import ResolveError
+from compiler.labels import BaseImageLabels
 from compiler.resolve.types import BaseImageFacts
 
-PYTHON_LABEL = "io.pkgc.base.python"
-CONDA_LABEL = "io.pkgc.base.conda"
 _PROBE = [
     "sh",
     "-c",
@@ -33,9 +32,9 @@ def base_image_facts(image: str, engine: Engine | None) -> BaseImageFacts:
             f"base image '{image}' is not in the local engine and cannot be pulled from here; "
             "build one with 'pkgc base-image build debian-bookworm' or load it first"
         )
-    if PYTHON_LABEL in info.labels:
-        has_conda = info.labels.get(CONDA_LABEL, "false") == "true"
-        return BaseImageFacts(image, info.labels[PYTHON_LABEL] or None, has_conda, "image labels")
+    stated = BaseImageLabels.from_labels(image, info.labels)
+    if stated is not None:
+        return BaseImageFacts(image, stated.python, stated.has_conda, "image labels")
     code, output = engine.run_command(image, _PROBE)
     match = re.search(r"^(\d+\.\d+)\s*$", output, re.MULTILINE)
     return BaseImageFacts(image, match.group(1) if match and code == 0 else None, False, "probe")

@@ -36,7 +36,8 @@ def resolve_mlflow_model(ref: AssetRef, workspace: Workspace, options: Options) 
     except MlflowException as exc:
         first = str(exc.message).splitlines()[0]
         raise ResolveError(f"'{ref}' not found in the MLflow registry at {uri}: {first}") from None
-    root_name = re.sub(r"[^A-Za-z0-9._-]", "-", ref.name)
+    # MLflow names may hold spaces and more: the package's name is an asset name (path part, tag, label)
+    root_name = re.sub(r"[^A-Za-z0-9._-]", "-", ref.name).strip("-.")[:64] or "model"
     with tempfile.TemporaryDirectory(prefix="pkgc-mlflow-") as tmp:
         target = Path(tmp) / root_name
         target.mkdir()
@@ -50,7 +51,7 @@ def resolve_mlflow_model(ref: AssetRef, workspace: Workspace, options: Options) 
             raise ResolveError(f"'{ref}' in {uri} has no MLmodel file at its root: not an MLflow model")
         digest = workspace.store_tree(target)
     return ResolvedModel(
-        name=ref.name,
+        name=root_name,
         version=str(version.version),
         type="mlflow_model",
         tree_digest=digest,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from compiler.errors import ResolveError
+from compiler.errors import ResolveError, excerpt
 from compiler.options import Options
 from compiler.resolve.types import ResolvedModel
 from compiler.spec.model import LocalModel
@@ -19,11 +19,24 @@ def workspace_for(ref: AssetRef, workspace: Workspace, options: Options) -> Work
         return workspace
     path = options.registries.get(ref.registry)
     if path is None:
+        shown = excerpt(ref.registry, 60)
         raise ResolveError(
-            f"registry '{ref.registry}' is not configured: add it under [registries] in pkgc.toml "
-            f"(or [tool.pkgc.registries] in pyproject.toml), e.g. {ref.registry} = \"/path/to/registry\""
+            f"registry '{shown}' is not configured: add it under [registries] in pkgc.toml "
+            f"(or [tool.pkgc.registries] in pyproject.toml), e.g. {shown} = \"/path/to/registry\""
         )
     return Workspace(path)
+
+
+def store_failure(exc: Exception) -> str:
+    """Why a model's files could not be stored, as one line (the path named by the caller)."""
+    if isinstance(exc, UnicodeError):
+        return "a file name is not valid UTF-8; rename it"
+    if isinstance(exc, RuntimeError):
+        return "a loop of symbolic links"
+    if isinstance(exc, OSError):
+        where = f" ({excerpt(str(exc.filename))})" if exc.filename else ""
+        return f"{exc.strerror or type(exc).__name__}{where}"
+    return excerpt(str(exc), 200)
 
 
 def is_mlflow_tree(tree_path: Path, root_name: str) -> bool:
@@ -35,15 +48,31 @@ def _anonymous_name(path: Path) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "-", stem).strip("-.") or "model"
 
 
+def check_utf8(path: Path, label: str) -> None:
+    """Records and labels hold the path as text: a name that is not UTF-8 is refused before any write."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ResolveError(f"{label} '{excerpt(str(path))}': the name is not valid UTF-8; rename it") from None
+
+
+def _path_exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # a name too long for the filesystem, a folder that cannot be read: not a path here
+        return False
+
+
 def resolve_local_model(model: LocalModel, base_dir: Path, workspace: Workspace) -> ResolvedModel:
     """Store a local file or folder content-addressed in the workspace and describe it."""
-    path = (base_dir / model.path).resolve()
-    if not path.exists():
-        raise ResolveError(f"model path '{model.path}' does not exist ({path})")
     try:
+        path = (base_dir / model.path).resolve()
+        check_utf8(path, "model path")
+        if not path.exists():
+            raise ResolveError(f"model path '{excerpt(model.path)}' does not exist ({excerpt(str(path))})")
         digest = workspace.store_tree(path)
-    except ValueError as exc:
-        raise ResolveError(str(exc)) from None
+    except (ValueError, OSError, RuntimeError) as exc:  # a link loop, an unreadable or special file, a bad name
+        raise ResolveError(f"model path '{excerpt(model.path)}': {store_failure(exc)}") from None
     tree = workspace.tree_path(digest)
     detected = "mlflow_model" if is_mlflow_tree(tree, path.name) else "custom_model"
     return ResolvedModel(
@@ -80,10 +109,10 @@ def resolve_model(
     """Resolve ``model`` as written in package.yml or on the command line (relative to ``base_dir``)."""
     if isinstance(model, LocalModel):
         return resolve_local_model(model, base_dir, workspace)
-    if (base_dir / model).exists() and not model.startswith(("azureml:", "models:/")):
+    if _path_exists(base_dir / model) and not model.startswith(("azureml:", "models:/")):
         return resolve_local_model(LocalModel(path=model), base_dir, workspace)
     if not looks_like_reference(model):
-        raise ResolveError(f"model '{model}' is neither an existing path nor a model reference")
+        raise ResolveError(f"model '{excerpt(model)}' is neither an existing path nor a model reference")
     try:
         ref = parse_ref(model, "models")
     except RefSyntaxError as exc:

@@ -16,6 +16,7 @@ from compiler.resolve.types import MODELS_ROOT, ResolvedCode, ResolvedEnvironmen
 from compiler.spec.load import SpecFile
 from compiler.spec.model import CustomOnlineServer
 from compiler.workspace import Workspace
+from compiler.workspace.walk import ContentError, skip_caches, walk
 
 DEFAULT_MLFLOW_BASE_IMAGE = "pkgc/base-debian-bookworm:latest"
 
@@ -102,6 +103,10 @@ def resolve_package(
             directory=(spec_file.base_dir / spec.code_configuration.code).resolve(),
             scoring_script=spec.code_configuration.scoring_script,
         )
+        try:  # regular files and folders only, links inside it (compiler/workspace/walk.py): said now, not at build
+            walk(code.directory, ignore=skip_caches)
+        except ContentError as exc:
+            raise SpecError(spec_file.problem(("inferencing_server", "code_configuration", "code"), str(exc))) from None
     server = _server(spec_file)
     mlflow_model = None
     if model.is_mlflow:

@@ -5,15 +5,19 @@ All problems found are reported together, each naming the file, the key path and
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from compiler.errors import Collected, SpecError, SpecProblem
+from compiler.errors import Collected, SpecError, SpecProblem, excerpt
 from compiler.spec.model import PackageSpec
+from compiler.spec.values import APP_ROOT, container_path_problem
 from compiler.spec.yamldoc import KeyPath, YamlDocument, load_yaml
+
+SPEC_MAX_BYTES = 1024 * 1024
 
 # (parent path, old spelling, canonical spelling)
 ALIASES: tuple[tuple[KeyPath, str, str], ...] = (
@@ -38,7 +42,9 @@ class SpecFile:
         return self.doc.problem(key, message)
 
 
-def _rename_aliases(doc: YamlDocument, collected: Collected) -> Any:
+def _rename_aliases(doc: YamlDocument, collected: Collected) -> dict[KeyPath, KeyPath]:
+    """Give old spellings their canonical names in ``doc.data``; return canonical path -> path as written."""
+    renamed: dict[KeyPath, KeyPath] = {}
     data = doc.data
     for parent_path, old, new in ALIASES:
         parent: Any = data
@@ -53,12 +59,30 @@ def _rename_aliases(doc: YamlDocument, collected: Collected) -> Any:
             continue
         parent[new] = parent.pop(old)
         doc.lines.setdefault(parent_path + (new,), doc.lines.get(parent_path + (old,), 0))
-    return data
+        renamed[parent_path + (new,)] = parent_path + (old,)
+    return renamed
 
 
-def _describe(error: dict, doc: YamlDocument) -> SpecProblem:
-    loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and part in ("azureml_online", "custom")))
-    loc = tuple("$schema" if part == "schema_" else part for part in loc)
+# Keys whose value is a tagged union: pydantic puts the tag after the key in an error's location.
+UNION_KEYS = ("inferencing_server", "model")
+
+
+def _location(error: dict) -> tuple:
+    loc = list(error["loc"])
+    if len(loc) > 1 and loc[0] in UNION_KEYS and error["type"] not in ("union_tag_invalid", "union_tag_not_found"):
+        del loc[1]
+    if loc and loc[0] == "schema_":
+        loc[0] = "$schema"
+    if len(loc) > 2 and loc[-1] == "[key]":  # a bad key of a mapping (tags, environment_variables)
+        loc.pop()
+    return tuple(loc)
+
+
+def _describe(error: dict, doc: YamlDocument, renamed: dict[KeyPath, KeyPath]) -> SpecProblem:
+    loc = _location(error)
+    for canonical, written in renamed.items():  # name the key as the user wrote it
+        if loc[: len(canonical)] == canonical:
+            loc = written + loc[len(canonical) :]
     kind = error["type"]
     if kind == "extra_forbidden":
         message = "unknown key"
@@ -66,50 +90,83 @@ def _describe(error: dict, doc: YamlDocument) -> SpecProblem:
         message = "required key is missing"
     elif kind == "union_tag_invalid":
         loc = loc + ("type",)
-        message = f"must be one of {error['ctx']['expected_tags']} (got '{error['ctx']['tag']}')"
+        message = f"must be one of {error['ctx']['expected_tags']} (got '{excerpt(error['ctx']['tag'])}')"
     elif kind == "union_tag_not_found":
         loc = loc + ("type",)
         message = "required key is missing (azureml_online or custom)"
     else:
         message = error["msg"].removeprefix("Value error, ")
         if "input" in error and not isinstance(error["input"], (dict, list)):
-            message += f" (got {error['input']!r})"
+            value = error["input"]
+            if isinstance(value, datetime.date):
+                message += f" (got {value.isoformat()}, which YAML reads as a date: quote it)"
+            else:
+                message += f" (got '{excerpt(value, 80)}')" if isinstance(value, str) else f" (got {excerpt(value, 80)})"
     return doc.problem(loc, message)
 
 
 def load_package_spec(path: Path) -> SpecFile:
     """Read and validate package.yml; raise SpecError listing every problem found."""
     path = Path(path)
-    doc = load_yaml(path, "package spec")
+    doc = load_yaml(path, "package spec", max_bytes=SPEC_MAX_BYTES)
     if not isinstance(doc.data, dict):
         raise SpecError(SpecProblem(path, "", "the package spec must be a YAML mapping", doc.line_of(())))
     collected = Collected()
-    data = _rename_aliases(doc, collected)
+    renamed = _rename_aliases(doc, collected)
     collected.raise_if_any()
     try:
-        spec = PackageSpec.model_validate(data)
+        spec = PackageSpec.model_validate(doc.data)
     except ValidationError as exc:
-        raise SpecError([_describe(err, doc) for err in exc.errors()]) from None
+        raise SpecError([_describe(err, doc, renamed) for err in exc.errors()]) from None
     spec_file = SpecFile(path=path.resolve(), spec=spec, doc=doc)
     check_files(spec_file)
     return spec_file
 
 
 def check_files(spec_file: SpecFile) -> None:
-    """The code folder and the scoring script must exist (paths are relative to package.yml)."""
+    """The code folder and the scoring script must exist (paths are relative to package.yml), the
+    script inside the folder; the model's place in the container must not be the code's."""
     code = spec_file.spec.code_configuration
     if code is None:
         return
     key = ("inferencing_server", "code_configuration")
-    code_dir = (spec_file.base_dir / code.code).resolve()
-    if not code_dir.is_dir():
-        raise SpecError(spec_file.problem(key + ("code",), f"code folder '{code.code}' not found ({code_dir})"))
-    script = (code_dir / code.scoring_script).resolve()
-    if not script.is_file():
+    code_dir = _resolved(spec_file, key + ("code",), spec_file.base_dir / code.code)
+    if not _exists(spec_file, key + ("code",), code_dir, Path.is_dir):
+        found = f"code folder '{excerpt(code.code)}' not found ({excerpt(str(code_dir))})"
+        raise SpecError(spec_file.problem(key + ("code",), found))
+    if code_dir == Path(code_dir.anchor):
+        raise SpecError(spec_file.problem(key + ("code",), "the code folder must not be the filesystem root"))
+    script = _resolved(spec_file, key + ("scoring_script",), code_dir / code.scoring_script)
+    if not _exists(spec_file, key + ("scoring_script",), script, Path.is_file):
         raise SpecError(
             spec_file.problem(
-                key + ("scoring_script",), f"scoring script '{code.scoring_script}' not found in '{code.code}'"
+                key + ("scoring_script",),
+                f"scoring script '{excerpt(code.scoring_script)}' not found in '{excerpt(code.code)}'",
             )
         )
     if code_dir not in script.parents:
         raise SpecError(spec_file.problem(key + ("scoring_script",), "scoring script must be inside the code folder"))
+    mount_path = spec_file.spec.model_configuration.mount_path
+    container_code_dir = f"{APP_ROOT}/{code_dir.name}"
+    if mount_path is not None and (problem := container_path_problem(mount_path, container_code_dir)):
+        raise SpecError(spec_file.problem(("model_configuration", "mount_path"), problem))
+    if mount_path is None and code_dir.name == "azureml-models":
+        clash = f"a code folder named 'azureml-models' would hold the models ({APP_ROOT}/azureml-models)"
+        raise SpecError(spec_file.problem(key + ("code",), clash))
+
+
+def _resolved(spec_file: SpecFile, key: KeyPath, path: Path) -> Path:
+    """``path`` with links followed; a link loop is the user's problem, named at ``key``."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+        reason = getattr(exc, "strerror", None) or "a loop of symbolic links"
+        raise SpecError(spec_file.problem(key, f"cannot follow '{excerpt(str(path))}': {reason}")) from None
+
+
+def _exists(spec_file: SpecFile, key: KeyPath, path: Path, test) -> bool:
+    """``test(path)`` (Path.is_dir, Path.is_file); a path that cannot be looked at is named at ``key``."""
+    try:
+        return test(path)
+    except OSError as exc:
+        raise SpecError(spec_file.problem(key, f"cannot read '{excerpt(str(path))}': {exc.strerror or exc}")) from None

@@ -8,12 +8,40 @@ from __future__ import annotations
 
 import re
 from enum import Enum
-from typing import Annotated, Literal, Union
+from typing import Annotated, Callable, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+from compiler.errors import excerpt
+from compiler.spec import values
+
 ENV_VAR_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _rule(problem: Callable[[str], str | None]) -> AfterValidator:
+    """A pydantic validator from one of ``values``' rules (the reason becomes the error message)."""
+
+    def check(value: str) -> str:
+        if reason := problem(value):
+            raise ValueError(reason)
+        return value
+
+    return AfterValidator(check)
+
+
+def _asset_name(value: str) -> str | None:
+    return None if values.ASSET_NAME.match(value) else values.ASSET_NAME_RULE
+
+
+def _route(value: str) -> str | None:
+    return None if values.ROUTE.match(value) else "must be a URL path: '/' then letters, digits and URL punctuation"
+
+
+Text = Annotated[str, _rule(values.text_problem)]  # free text: no NUL
+Line = Annotated[str, Field(min_length=1, max_length=4096), _rule(values.line_problem)]  # a reference, one line
+HostPath = Annotated[str, Field(min_length=1), _rule(values.host_path_problem)]  # a path on this machine
+InnerPath = Annotated[str, Field(min_length=1), _rule(values.inner_path_problem)]  # inside the code folder
+AssetName = Annotated[str, _rule(_asset_name)]  # a name or version used as a path part and an image tag
 
 
 class _Strict(BaseModel):
@@ -34,17 +62,17 @@ class ModelMode(str, Enum):
 
 class BaseEnvironmentSource(_Strict):
     type: Literal["environment_asset"] = "environment_asset"
-    resource_id: str = Field(min_length=1)
+    resource_id: Line
 
 
 class CodeConfiguration(_Strict):
-    code: str = Field(min_length=1)
-    scoring_script: str = Field(min_length=1)
+    code: HostPath
+    scoring_script: InnerPath
 
 
 class Route(_Strict):
     port: int = Field(ge=1, le=65535)
-    path: str = "/"
+    path: Annotated[str, _rule(_route)] = "/"
 
 
 class OnlineInferenceConfiguration(_Strict):
@@ -53,8 +81,8 @@ class OnlineInferenceConfiguration(_Strict):
     liveness_route: Route | None = None
     readiness_route: Route | None = None
     scoring_route: Route | None = None
-    entry_script: str | None = None
-    configuration: dict[str, str] = Field(default_factory=dict)
+    entry_script: Line | None = None  # a command in the server image, not a file here
+    configuration: dict[Text, Text] = Field(default_factory=dict)
 
 
 class AzureMLOnlineServer(_Strict):
@@ -73,55 +101,50 @@ InferencingServer = Annotated[Union[AzureMLOnlineServer, CustomOnlineServer], Fi
 
 class ModelConfiguration(_Strict):
     mode: ModelMode = ModelMode.READONLY_MOUNT
-    mount_path: str | None = None
-
-    @field_validator("mount_path")
-    @classmethod
-    def _absolute(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("/"):
-            raise ValueError("must be an absolute path inside the container")
-        return value
+    # Where the model sits in the container; the code folder is checked once it is known (load.py).
+    mount_path: Annotated[str, _rule(values.container_path_problem)] | None = None
 
 
 class LocalModel(_Strict):
     """A model given by path (relative to package.yml), optionally named and typed."""
 
-    path: str = Field(min_length=1)
-    name: str | None = None
-    version: str | None = None
+    path: HostPath
+    name: AssetName | None = None
+    version: AssetName | None = None
     type: Literal["custom_model", "mlflow_model"] | None = None
+
+
+def _model_kind(value: object) -> str:
+    return "local" if isinstance(value, (dict, LocalModel)) else "reference"
+
+
+# A reference or path (text), or {path, name, version, type}; the tag only picks which one is checked.
+ModelSource = Annotated[
+    Union[Annotated[HostPath, Tag("reference")], Annotated[LocalModel, Tag("local")]], Discriminator(_model_kind)
+]
 
 
 class PackageSpec(_Strict):
     """A validated ModelVersionPackage document (canonical key names)."""
 
-    schema_: str | None = Field(default=None, alias="$schema")
-    target_environment: str
-    target_environment_version: str | None = None
+    schema_: Text | None = Field(default=None, alias="$schema")
+    target_environment: AssetName
+    target_environment_version: AssetName | None = None
     base_environment_source: BaseEnvironmentSource | None = None
     inferencing_server: InferencingServer
     model_configuration: ModelConfiguration = Field(default_factory=ModelConfiguration)
-    model: str | LocalModel | None = None
-    tags: dict[str, str] = Field(default_factory=dict)
-    environment_variables: dict[str, str] = Field(default_factory=dict)
+    model: ModelSource | None = None
+    tags: dict[Text, Text] = Field(default_factory=dict)
+    environment_variables: dict[str, Text] = Field(default_factory=dict)
 
     model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True, populate_by_name=True)
-
-    @field_validator("target_environment")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not NAME_PATTERN.match(value):
-            raise ValueError(
-                "must start with a letter or digit and hold only letters, digits, '.', '_' and '-' (at most 128)"
-            )
-        return value
 
     @field_validator("environment_variables")
     @classmethod
     def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
         for key in value:
             if not ENV_VAR_PATTERN.match(key):
-                raise ValueError(f"'{key}' is not a valid environment variable name")
+                raise ValueError(f"'{excerpt(key)}' is not a valid environment variable name")
         return value
 
     @property

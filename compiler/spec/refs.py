@@ -13,17 +13,25 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from compiler.errors import excerpt
+
 AssetKind = Literal["models", "environments"]
 
-_SHORT = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?::(?P<version>[A-Za-z0-9._-]+)|@(?P<label>[A-Za-z0-9._-]+))$")
+# Names, versions and labels become path parts in a workspace: the workspace's own rule (at most 64).
+_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+_SHORT = re.compile(rf"^(?P<name>{_NAME})(?::(?P<version>{_NAME})|@(?P<label>{_NAME}))$")
 _LONG = re.compile(
     r"(?:^azureml:/|^)/(?:subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.MachineLearningServices/)?"
     r"(?:(?P<scope>workspaces|registries)/(?P<scope_name>[^/]+)/)"
-    r"(?P<kind>models|environments)/(?P<name>[^/]+)"
-    r"(?:/versions/(?P<version>[^/]+)|/labels/(?P<label>[^/]+))?/?$",
+    rf"(?P<kind>models|environments)/(?P<name>{_NAME})"
+    rf"(?:/versions/(?P<version>{_NAME})|/labels/(?P<label>{_NAME}))?/?$",
     re.IGNORECASE,
 )
-_MLFLOW = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/@]+)|@(?P<alias>[^/@]+))$")
+# MLflow allows more in a registered model's name; never a control character or a bare '.'/'..'.
+_MLFLOW = re.compile(
+    r"^models:/(?!\.\.?[/@])(?P<name>[^/@\x00-\x1f\x7f]{1,255})"
+    r"(?:/(?P<version>[0-9]{1,18})|@(?P<alias>[A-Za-z0-9._-]{1,255}))$"
+)
 
 
 class RefSyntaxError(ValueError):
@@ -60,6 +68,7 @@ def looks_like_reference(text: str) -> bool:
 def parse_ref(text: str, kind: AssetKind) -> AssetRef:
     """Parse ``text`` as a reference to an asset of ``kind``; raise RefSyntaxError when it is none."""
     text = text.strip()
+    shown = excerpt(text, 60)
     if kind == "models" and (m := _MLFLOW.match(text)):
         return AssetRef(kind, m["name"], version=m["version"], label=m["alias"], mlflow=True)
     short = text[len("azureml:"):] if text.startswith("azureml:") and not text.startswith("azureml://") else text
@@ -67,13 +76,14 @@ def parse_ref(text: str, kind: AssetKind) -> AssetRef:
         return AssetRef(kind, m["name"], version=m["version"], label=m["label"])
     if m := _LONG.match(text):
         if m["kind"].lower() != kind:
-            raise RefSyntaxError(f"'{text}' refers to {m['kind'].lower()}, expected {kind}")
+            raise RefSyntaxError(f"'{shown}' refers to {m['kind'].lower()}, expected {kind}")
         if not (m["version"] or m["label"]):
-            raise RefSyntaxError(f"'{text}' names no version: end it with /versions/N or /labels/latest")
+            raise RefSyntaxError(f"'{shown}' names no version: end it with /versions/N or /labels/latest")
         registry = m["scope_name"] if m["scope"].lower() == "registries" else None
         workspace = m["scope_name"] if m["scope"].lower() == "workspaces" else None
         return AssetRef(kind, m["name"], m["version"], m["label"], registry=registry, workspace=workspace)
+    article = "an" if kind == "environments" else "a"
     raise RefSyntaxError(
-        f"'{text}' is not {'an' if kind == 'environments' else 'a'} {kind[:-1]} reference: use azureml:NAME:VERSION, azureml:NAME@latest "
+        f"'{shown}' is not {article} {kind[:-1]} reference: use azureml:NAME:VERSION, azureml:NAME@latest "
         "or a long azureml://registries/... id"
     )

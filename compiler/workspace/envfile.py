@@ -7,7 +7,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from compiler.deps.conda_file import parse_conda_file
-from compiler.errors import SpecError
+from compiler.errors import SpecError, excerpt
+from compiler.spec.model import AssetName, HostPath, Line, Text
 from compiler.spec.yamldoc import load_yaml
 from compiler.workspace.records import EnvironmentRecord
 from compiler.workspace.store import Workspace
@@ -17,12 +18,12 @@ class EnvironmentFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True, populate_by_name=True)
 
     schema_: str | None = Field(default=None, alias="$schema")
-    name: str = Field(min_length=1)
-    version: str | None = None
-    image: str = Field(min_length=1)
-    conda_file: str | None = None
-    description: str = ""
-    tags: dict[str, str] = Field(default_factory=dict)
+    name: AssetName
+    version: AssetName | None = None
+    image: Line
+    conda_file: HostPath | None = None
+    description: Text = ""
+    tags: dict[Text, Text] = Field(default_factory=dict)
 
 
 def create_environment_from_file(path: Path, workspace: Workspace) -> EnvironmentRecord:
@@ -37,13 +38,16 @@ def create_environment_from_file(path: Path, workspace: Workspace) -> Environmen
         for err in exc.errors():
             loc = tuple("$schema" if p == "schema_" else p for p in err["loc"])
             message = {"extra_forbidden": "unknown key", "missing": "required key is missing"}.get(err["type"], err["msg"])
+            message = message.removeprefix("Value error, ")
+            if "input" in err and not isinstance(err["input"], (dict, list)):
+                message += f" (got {excerpt(err['input'])!r})"
             problems.append(doc.problem(loc, message))
         raise SpecError(problems) from None
     conda_digest = conda_name = None
     if env.conda_file:
         conda_path = (path.parent / env.conda_file).resolve()
         if not conda_path.is_file():
-            raise SpecError(doc.problem(("conda_file",), f"conda file '{env.conda_file}' not found ({conda_path})"))
+            raise SpecError(doc.problem(("conda_file",), f"conda file '{excerpt(env.conda_file)}' not found ({excerpt(str(conda_path))})"))
         parse_conda_file(conda_path, f"conda file {conda_path.name}")
         conda_digest = workspace.store_blob(conda_path.read_bytes())
         conda_name = conda_path.name

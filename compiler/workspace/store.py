@@ -13,21 +13,20 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import fcntl
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Iterator, TypeVar
 
 from pydantic import BaseModel
 
-from compiler.errors import ResolveError
+from compiler.errors import ResolveError, excerpt
+from compiler.spec.values import ASSET_NAME
 from compiler.workspace import reservations
 from compiler.workspace.records import EnvironmentRecord, ModelRecord
-from compiler.workspace.trees import store_blob, store_tree
+from compiler.workspace.trees import store_blob, store_tree, write_file_atomic
 
 R = TypeVar("R", bound=BaseModel)
-VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+VERSION_PATTERN = ASSET_NAME  # one rule for names and versions, in specs and here
 TREE_ID = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -58,10 +57,7 @@ class Workspace:
 
     def _write_record(self, path: Path, record: BaseModel) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".staging-", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(record.model_dump_json(indent=2) + "\n")
-        os.replace(tmp, path)
+        write_file_atomic(path, (record.model_dump_json(indent=2) + "\n").encode("utf-8"))
 
     def _versions(self, kind: str, name: str) -> list[str]:
         folder = self.root / kind / name
@@ -83,6 +79,8 @@ class Workspace:
         singular = kind[:-1]
         if label is not None and label != "latest":
             raise ResolveError(f"{singular} label '@{label}' is not supported: use @latest or :VERSION")
+        if not VERSION_PATTERN.match(name) or (version is not None and not VERSION_PATTERN.match(version)):
+            raise ResolveError(f"'{excerpt(name)}:{excerpt(version or '')}' is not a valid {singular} name and version")
         versions = self._versions(kind, name)
         if not versions:
             raise ResolveError(f"{singular} '{name}' is not registered in workspace {self.root}")
@@ -96,10 +94,10 @@ class Workspace:
 
     def _check_new(self, kind: str, name: str, version: str | None) -> None:
         if not VERSION_PATTERN.match(name):
-            raise ResolveError(f"invalid {kind[:-1]} name '{name}'")
+            raise ResolveError(f"invalid {kind[:-1]} name '{excerpt(name)}'")
         if version is not None:
             if not VERSION_PATTERN.match(version):
-                raise ResolveError(f"invalid version '{version}'")
+                raise ResolveError(f"invalid version '{excerpt(version)}'")
             if (self.root / kind / name / f"{version}.json").exists():
                 raise ResolveError(f"{kind[:-1]} {name}:{version} already exists; versions are immutable")
 
@@ -129,7 +127,7 @@ class Workspace:
     ) -> ModelRecord:
         """Register the file or folder ``path`` as a new version of model ``name``."""
         if not path.exists():
-            raise ResolveError(f"model path {path} does not exist")
+            raise ResolveError(f"model path {excerpt(str(path))} does not exist")
         self._check_new("models", name, version)
         digest = self.store_tree(path)
         with self._locked():

@@ -1,15 +1,29 @@
-"""Content-addressed, immutable file trees (model versions) and blobs (conda files, locks)."""
+"""Content-addressed, immutable file trees (model versions) and blobs (conda files, locks).
+
+Trees are read through ``compiler.workspace.walk``: regular files and folders only, links inside the
+tree stored as what they point to (see that module for the policy). A tree is copied into a staging
+folder and renamed into place; a staging folder whose writer is gone (killed) is removed by the next
+``store_tree``.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
-import shutil
-import stat
-import tempfile
+import secrets
+import time
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
+from typing import Iterator
+
+from compiler.workspace.walk import ContentError, Entry, open_exact, shown, walk
 
 CHUNK = 1 << 20
+STAGING = ".staging-"  # trees/.staging-<id>/ is being written by whoever holds trees/.staging-<id>.lock
+LOCK_SUFFIX = ".lock"
+LOCK_INIT = ".lockinit-"  # a lock file before it is named: created, locked, then renamed
+LOCK_INIT_GRACE = 60.0  # seconds an unlocked, unnamed lock file may be in the making
 
 
 def file_digest(path: Path, algorithm: str = "sha256") -> str:
@@ -25,39 +39,168 @@ def file_sha256(path: Path) -> str:
     return file_digest(path, "sha256")
 
 
-def iter_files(root: Path) -> list[Path]:
-    """Every regular file below ``root`` (or ``root`` itself), sorted, links refused."""
-    if root.is_file():
-        return [root]
-    files = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            if path.is_symlink():
-                raise ValueError(f"symbolic link {path} cannot be part of a model")
-            files.append(path)
-    return files
+def _root_name(source: Path) -> str:
+    if source.name in ("", ".", ".."):
+        raise ContentError(f"{shown(source)}: name the file or folder itself (its name is part of the model)")
+    return source.name
+
+
+def _digest_line(rel: str, executable: bool, content_sha256: str) -> bytes:
+    return os.fsencode(rel) + f"\0{int(executable)}\0{content_sha256}\n".encode()
+
+
+def _rel(root_name: str, entry: Entry) -> str:
+    return f"{root_name}/{entry.rel}" if entry.rel else root_name
+
+
+def _hash_content(entry: Entry, out: Path | None = None) -> str:
+    """sha256 of a regular file read exactly once; written to ``out`` as it is read when given."""
+    digest = hashlib.sha256()
+    with open_exact(entry.path) as reader:
+        with open(out, "xb") if out is not None else nullcontext() as sink:
+            while block := reader.read(CHUNK):
+                digest.update(block)
+                if sink is not None:
+                    sink.write(block)
+    return digest.hexdigest()
 
 
 def tree_digest(source: Path) -> str:
     """sha256 over (relative path, executable bit, content hash) of every file, with the root's name."""
+    name = _root_name(source)
     digest = hashlib.sha256()
-    base = source.parent
-    for path in iter_files(source):
-        rel = path.relative_to(base).as_posix()
-        executable = bool(path.stat().st_mode & stat.S_IXUSR)
-        digest.update(f"{rel}\0{int(executable)}\0{file_sha256(path)}\n".encode())
+    for entry in walk(source):
+        if not entry.is_dir:
+            digest.update(_digest_line(_rel(name, entry), entry.executable, _hash_content(entry)))
     return digest.hexdigest()
 
 
-def _freeze(root: Path) -> None:
-    """Make a stored tree read-only: files 0444 (0555 when executable), folders 0555."""
-    for dirpath, dirnames, filenames in os.walk(root, topdown=False):
-        for name in filenames:
-            path = Path(dirpath) / name
-            path.chmod(0o555 if path.stat().st_mode & stat.S_IXUSR else 0o444)
-        Path(dirpath).chmod(0o555)
+def _freeze(target: Path, entries: list[Entry]) -> None:
+    """Make a stored tree read-only: files 0444 (0555 when executable), folders 0555 (innermost first)."""
+    for entry in reversed(entries):
+        path = target / entry.rel if entry.rel else target
+        path.chmod(0o555 if entry.is_dir or entry.executable else 0o444)
+
+
+def _remove(path: Path) -> None:
+    """Remove a (possibly frozen) staging folder, best effort; with a stack, not recursion (depth is the user's)."""
+    if not path.is_dir() or path.is_symlink():
+        return
+    folders, stack = [], [str(path)]
+    while stack:
+        folder = stack.pop()
+        try:
+            os.chmod(folder, 0o755)
+            children = list(os.scandir(folder))
+        except OSError:
+            continue
+        folders.append(folder)
+        for child in children:
+            if child.is_dir(follow_symlinks=False):
+                stack.append(child.path)
+            else:
+                with suppress(OSError):
+                    os.unlink(child.path)
+    for folder in reversed(folders):
+        with suppress(OSError):
+            os.rmdir(folder)
+
+
+def _try_lock(path: Path) -> int | None:
+    """An fd holding ``path``'s lock when nobody else holds it (its writer is gone), else None."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:  # gone, or not ours to open: not ours to clean either
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def clean_stale_staging(trees_dir: Path) -> list[str]:
+    """Remove staging folders (and their lock files) whose writer is gone; return their names.
+
+    A live writer holds an flock on ``.staging-<id>.lock`` for as long as ``.staging-<id>/`` exists;
+    a staging folder without a lock file (left by older pkgc versions) is stale too."""
+    removed: list[str] = []
+    try:
+        paths = sorted(trees_dir.iterdir())
+    except OSError:
+        return removed
+    for path in paths:
+        name = path.name
+        if name.startswith(LOCK_INIT):
+            fd = _try_lock(path)
+            if fd is not None:
+                if time.time() - os.fstat(fd).st_mtime > LOCK_INIT_GRACE:
+                    with suppress(OSError):
+                        path.unlink()
+                os.close(fd)
+            continue
+        if not name.startswith(STAGING) or name.endswith(LOCK_SUFFIX):
+            continue
+        lock = trees_dir / (name + LOCK_SUFFIX)
+        fd = _try_lock(lock)
+        if fd is None and lock.exists():
+            continue  # a live writer holds it
+        try:
+            _remove(path)
+            with suppress(OSError):
+                lock.unlink()
+            removed.append(name)
+        finally:
+            if fd is not None:
+                os.close(fd)
+    for lock in trees_dir.glob(f"{STAGING}*{LOCK_SUFFIX}"):  # a writer killed after its rename
+        if not (trees_dir / lock.name[: -len(LOCK_SUFFIX)]).exists():
+            fd = _try_lock(lock)
+            if fd is not None:
+                with suppress(OSError):
+                    lock.unlink()
+                os.close(fd)
+    return removed
+
+
+@contextmanager
+def _staging(trees_dir: Path) -> Iterator[Path]:
+    """A new staging folder, locked for as long as the block runs; removed unless renamed away."""
+    ident = f"{os.getpid()}-{secrets.token_hex(8)}"
+    init = trees_dir / f"{LOCK_INIT}{ident}"
+    fd = os.open(init, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        lock = trees_dir / f"{STAGING}{ident}{LOCK_SUFFIX}"
+        os.rename(init, lock)  # visible only once locked
+        staging = trees_dir / f"{STAGING}{ident}"
+        staging.mkdir()
+        try:
+            yield staging
+        finally:
+            _remove(staging)
+            lock.unlink(missing_ok=True)
+    finally:
+        init.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def _copy(source: Path, target: Path) -> tuple[str, list[Entry]]:
+    """Copy the walked ``source`` to ``target``; return the digest of what was copied, and its entries."""
+    name = target.name
+    digest = hashlib.sha256()
+    entries = walk(source)
+    try:
+        for entry in entries:
+            out = target / entry.rel if entry.rel else target
+            if entry.is_dir:
+                out.mkdir()
+            else:
+                digest.update(_digest_line(_rel(name, entry), entry.executable, _hash_content(entry, out)))
+    except OSError as exc:  # a path too long for the workspace's folder, a full disk
+        raise ContentError(f"{shown(source)}: cannot be stored in the workspace ({exc.strerror})") from None
+    return digest.hexdigest(), entries
 
 
 def store_tree(source: Path, trees_dir: Path) -> str:
@@ -67,26 +210,31 @@ def store_tree(source: Path, trees_dir: Path) -> str:
     if final.exists():
         return digest
     trees_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=trees_dir))
-    try:
-        target = staging / source.name
-        if source.is_file():
-            shutil.copy2(source, target)
-        else:
-            shutil.copytree(source, target, symlinks=False)
-        if tree_digest(target) != digest:
-            raise ValueError(f"{source} changed while it was being stored")
-        _freeze(staging)
+    clean_stale_staging(trees_dir)
+    with _staging(trees_dir) as staging:
+        copied, entries = _copy(source, staging / source.name)
+        if copied != digest:
+            raise ContentError(f"{shown(source)}: changed while it was being stored; try again once it holds still")
+        _freeze(staging / source.name, entries)
+        staging.chmod(0o555)
         try:
             os.rename(staging, final)
         except OSError:
             if not final.exists():
                 raise
-    finally:
-        if staging.exists():
-            staging.chmod(0o755)
-            shutil.rmtree(staging, ignore_errors=True)
     return digest
+
+
+def write_file_atomic(path: Path, data: bytes) -> None:
+    """Write ``path`` all at once: a new file (mode 0666 less the umask, like any new file) renamed into place."""
+    tmp = path.parent / f"{STAGING}{os.getpid()}-{secrets.token_hex(8)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def store_blob(data: bytes, blobs_dir: Path) -> str:
@@ -94,8 +242,5 @@ def store_blob(data: bytes, blobs_dir: Path) -> str:
     final = blobs_dir / digest
     if not final.exists():
         blobs_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".staging-", dir=blobs_dir)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, final)
+        write_file_atomic(final, data)
     return digest

@@ -3,8 +3,13 @@
 init() loads the model once with mlflow.pyfunc from AZUREML_MODEL_DIR. run() accepts the request
 shapes of Azure ML MLflow deployments ({"input_data": {"columns", "index", "data"}} and a plain
 list of rows: the answer is a JSON list) and MLflow's own (dataframe_split, dataframe_records,
-instances, inputs: the answer is {"predictions": ...}). The model signature, when there is one,
-is enforced: a wrong column or type is a 400 answer naming the problem.
+instances, inputs: the answer is {"predictions": ...}).
+
+As MLflow's scoring server does, every shape is read with the model's input schema: JSON values are
+cast to the signature's column types before the signature is enforced, so a client may send a number
+for a string column, "1.5" for a double, 0/1 or "true"/"false" for a boolean. Unlike pandas' astype,
+a cast never loses information (1.5 is not a long, "false" is not true); a value that cannot be
+converted is a 400 naming the column, the value, the row and the type.
 """
 
 import json
@@ -16,10 +21,16 @@ import pandas
 from azureml_inference_server_http.api.aml_response import AMLResponse
 from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import load_model
-from mlflow.pyfunc.scoring_server import infer_and_parse_data
+from mlflow.pyfunc.scoring_server import parse_tf_serving_input
+from mlflow.types import DataType
+from mlflow.utils.proto_json_utils import dataframe_from_parsed_json
 
 MLFLOW_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 model = None
+
+
+class BadRequest(ValueError):
+    """A request that cannot be read with the model's signature: answered 400 with its message."""
 
 
 def _model_path():
@@ -35,25 +46,201 @@ def init():
     logging.info("MLflow model loaded (signature: %s)", model.metadata.signature is not None)
 
 
-def _columns():
-    signature = model.metadata.get_input_schema()
-    if signature is None or not signature.has_input_names():
+# --- casting JSON values to the signature's types ---------------------------------------------
+
+_BOUNDS = {"long": (-(2**63), 2**63 - 1), "integer": (-(2**31), 2**31 - 1)}
+_BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
+
+
+def _number(value):
+    if isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return int(text)
+        except ValueError:
+            try:
+                return float(text)
+            except ValueError:
+                raise ValueError("is not a number") from None
+    raise ValueError("is not a number")
+
+
+def _whole(value, kind):
+    number = _number(value)
+    if isinstance(number, float):
+        if not number.is_integer():
+            raise ValueError("is not a whole number")
+        number = int(number)
+    low, high = _BOUNDS[kind]
+    if not low <= number <= high:
+        raise ValueError(f"is out of the {kind} range")
+    return int(number)
+
+
+def _real(value, kind):
+    return float(_number(value))
+
+
+def _boolean(value, kind):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _BOOLEANS:
+        return _BOOLEANS[value.strip().lower()]
+    raise ValueError("is not a boolean (true/false, 0/1)")
+
+
+def _string(value, kind):
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bool, int, float)):
+        return str(value)
+    raise ValueError("is not a string")
+
+
+# kind -> (element cast, numpy dtype, pandas.api.types.infer_dtype results that need no element cast)
+CASTS = {
+    "long": (_whole, "int64", ("integer",)),
+    "integer": (_whole, "int32", ("integer",)),
+    "double": (_real, "float64", ("floating", "integer", "mixed-integer-float")),
+    "float": (_real, "float32", ("floating", "integer", "mixed-integer-float")),
+    "boolean": (_boolean, "bool", ("boolean",)),
+    "string": (_string, object, ("string",)),
+}
+
+
+def _missing(value):
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _shown(value):
+    return json.dumps(value) if not (isinstance(value, float) and value != value) else "null"
+
+
+def _vectorised(series, kind, dtype, ready):
+    """The column in one conversion when its values already have a compatible type, else None."""
+    inferred = pandas.api.types.infer_dtype(series, skipna=False)
+    try:
+        if inferred in ready and (kind not in _BOUNDS or series.between(*_BOUNDS[kind]).all()):
+            return series.astype(dtype)
+        if inferred == "string" and kind in ("double", "float"):
+            return pandas.to_numeric(series).astype(dtype)  # numbers sent as strings, parsed in C
+    except (ValueError, TypeError, OverflowError):
+        return None  # the element-wise cast says which value is wrong
+    return None
+
+
+def _cast_column(series, name, kind, required):
+    """The column cast to ``kind``; None when it already has exactly that type (the usual case)."""
+    cast, dtype, ready = CASTS[kind]
+    if dtype is not object and series.dtype == numpy.dtype(dtype):
         return None
-    return signature.input_names()
+    fast = _vectorised(series, kind, dtype, ready)
+    if fast is not None:
+        return fast
+    values = series.tolist()
+    if any(_missing(v) for v in values):
+        if kind in ("double", "float"):
+            values = [float("nan") if _missing(v) else v for v in values]  # null is NaN, as in MLflow
+        elif required:
+            row = series.index[next(i for i, v in enumerate(values) if _missing(v))]
+            raise BadRequest(f"column '{name}' expects {kind}: null (row {row}) for a required column")
+        else:
+            return None  # an optional column with missing values: left to MLflow's enforcement
+    out = []
+    for position, value in enumerate(values):
+        try:
+            out.append(value if kind in ("double", "float") and _missing(value) else cast(value, kind))
+        except ValueError as exc:
+            row = series.index[position]
+            raise BadRequest(f"column '{name}' expects {kind}: {_shown(value)} (row {row}) {exc}") from None
+    return pandas.Series(out, index=series.index, dtype=dtype, name=series.name)
 
 
-def _azure_frame(payload):
+def _typed_columns(schema):
+    """{name: (kind, required)} of the signature's named columns of a scalar type castable here."""
+    if schema is None or not schema.has_input_names() or schema.is_tensor_spec():
+        return {}
+    return {
+        spec.name: (spec.type.name, spec.required)
+        for spec in schema.inputs
+        if isinstance(spec.type, DataType) and spec.type.name in CASTS
+    }
+
+
+def _scalar_columns(schema):
+    """True when every input of the signature is a named column of a castable scalar type."""
+    columns = _typed_columns(schema)
+    return bool(columns) and len(columns) == len(schema.inputs)
+
+
+def cast_to_signature(frame, schema):
+    """``frame`` with each typed signature column cast losslessly (BadRequest naming what is wrong)."""
+    for name, (kind, required) in _typed_columns(schema).items():
+        cast = _cast_column(frame[name], name, kind, required) if name in frame.columns else None
+        if cast is not None:
+            frame[name] = cast
+    return frame
+
+
+# --- reading every request shape ---------------------------------------------------------------
+
+
+def _schema():
+    return model.metadata.get_input_schema()
+
+
+def _column_names(schema):
+    return schema.input_names() if schema is not None and schema.has_input_names() else None
+
+
+def _azure_frame(payload, schema):
     """Azure ML shapes: {"input_data": {"columns", "index", "data"}} or a plain list of rows."""
     data = payload["input_data"] if isinstance(payload, dict) else payload
     if isinstance(data, dict) and "data" in data:
-        return pandas.DataFrame(data["data"], columns=data.get("columns") or _columns(), index=data.get("index"))
+        return pandas.DataFrame(data["data"], columns=data.get("columns") or _column_names(schema), index=data.get("index"))
     if isinstance(data, dict):
         return pandas.DataFrame(data)
     if data and isinstance(data[0], dict):
         return pandas.DataFrame.from_records(data)
     if data and isinstance(data[0], list):
-        return pandas.DataFrame(data, columns=_columns())
+        return pandas.DataFrame(data, columns=_column_names(schema))
     return pandas.DataFrame({"input": data})
+
+
+def _tabular_tf_input(payload, key, schema):
+    """``instances``/``inputs`` holding rows or columns of a signature of named scalar columns."""
+    data = payload[key]
+    if not _scalar_columns(schema) or set(payload) - {key}:
+        return None
+    if isinstance(data, list) and data and all(isinstance(row, dict) for row in data):
+        return pandas.DataFrame.from_records(data)
+    if key == "inputs" and isinstance(data, dict) and data and all(isinstance(v, list) for v in data.values()):
+        return pandas.DataFrame(data)
+    return None
+
+
+def parse_request(payload):
+    """(model input, whether the request used MLflow's shapes) for any accepted request shape."""
+    schema = _schema()
+    if isinstance(payload, dict) and any(key in payload for key in MLFLOW_KEYS):
+        keys = [key for key in MLFLOW_KEYS if key in payload]
+        if len(keys) != 1:
+            raise BadRequest(f"use exactly one of {', '.join(MLFLOW_KEYS)}; the request has {', '.join(keys)}")
+        key = keys[0]
+        if key in ("dataframe_split", "dataframe_records"):
+            frame = dataframe_from_parsed_json(payload[key], pandas_orient=key.removeprefix("dataframe_"))
+            return cast_to_signature(frame, schema), True
+        frame = _tabular_tf_input(payload, key, schema)
+        if frame is not None:
+            return cast_to_signature(frame, schema), True
+        return parse_tf_serving_input({key: payload[key]}, schema=schema), True
+    if isinstance(payload, list) or (isinstance(payload, dict) and "input_data" in payload):
+        return cast_to_signature(_azure_frame(payload, schema), schema), False
+    raise BadRequest("expected input_data, a list of rows, or one of " + ", ".join(MLFLOW_KEYS))
 
 
 def _jsonable(predictions):
@@ -73,17 +260,13 @@ def run(raw_data):
         payload = json.loads(raw_data)
     except ValueError as exc:
         return _error(f"the request is not JSON: {exc}")
-    mlflow_shape = isinstance(payload, dict) and any(key in payload for key in MLFLOW_KEYS)
     try:
-        if mlflow_shape:
-            data = infer_and_parse_data(payload, model.metadata.get_input_schema())
-        elif isinstance(payload, list) or (isinstance(payload, dict) and "input_data" in payload):
-            data = _azure_frame(payload)
-        else:
-            return _error("expected input_data, a list of rows, or one of " + ", ".join(MLFLOW_KEYS))
+        data, mlflow_shape = parse_request(payload)
         predictions = _jsonable(model.predict(data))
     except MlflowException as exc:
         return _error(exc.message)
+    except BadRequest as exc:
+        return _error(str(exc))
     except (ValueError, KeyError, TypeError) as exc:
         return _error(f"{type(exc).__name__}: {exc}")
     return {"predictions": predictions} if mlflow_shape else predictions

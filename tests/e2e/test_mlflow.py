@@ -107,7 +107,16 @@ def test_signature_is_enforced_with_a_400(offline_container):
     status, body = exec_post(offline_container, {"input_data": {"columns": ["age", "sex"], "data": [[0.1, 0.2]]}})
     assert status == 400 and "bmi" in body["error"]
     status, body = exec_post(offline_container, {"dataframe_split": {"columns": list(ROWS.columns), "data": [["x"] * 10]}})
-    assert status == 400
+    assert (status, body) == (400, {"error": "column 'age' expects double: \"x\" (row 0) is not a number"})
+
+
+def test_json_values_are_cast_to_the_signature_types(offline_container, registry):
+    """Numbers sent as strings, as MLflow's own scoring server accepts them, in every shape."""
+    expected = registry["models"]["diabetes-sig"].predict(ROWS).tolist()
+    columns, rows = list(ROWS.columns), [[str(v) for v in row] for row in ROWS.values.tolist()]
+    assert exec_post(offline_container, {"input_data": {"columns": columns, "data": rows}}) == (200, pytest.approx(expected, rel=1e-12))
+    status, body = exec_post(offline_container, {"dataframe_split": {"columns": columns, "data": rows}})
+    assert status == 200 and body["predictions"] == pytest.approx(expected, rel=1e-12)
 
 
 def test_swagger_reflects_the_signature(offline_container):

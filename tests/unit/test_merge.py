@@ -6,6 +6,7 @@ from compiler.deps.conda_file import parse_conda_document
 from compiler.deps.merge import merge
 from compiler.deps.satisfiable import satisfiable
 from compiler.deps.server import AZUREML_ONLINE
+from compiler.deps.server_pin import server_depset
 from compiler.deps.specs import parse_conda, parse_pip
 from compiler.deps.types import DepSet, Source
 from compiler.errors import MergeError, SpecError
@@ -48,10 +49,14 @@ def test_constraints_are_combined_not_overwritten():
 
 def test_conflict_names_both_sources_and_constraints():
     with pytest.raises(MergeError) as err:
-        merge([depset(A, "azureml-inference-server-http==1.4.0"), AZUREML_ONLINE.depset()])
+        user = depset(A, "azureml-inference-server-http==0.8.4")
+        merge([user, server_depset(AZUREML_ONLINE, [user])])
     (line,) = err.value.lines()
-    assert "'azureml-inference-server-http==1.4.0' from conda file of env:1" in line
-    assert "'azureml-inference-server-http==1.5.1' from inference server 'azureml_online'" in line
+    assert "'azureml-inference-server-http==0.8.4' from conda file of env:1" in line
+    assert (
+        "'azureml-inference-server-http>=1.3,<2' from inference server 'azureml_online' "
+        "(pkgc supports azureml-inference-server-http>=1.3,<2; tested 1.5.1)" in line
+    )
 
 
 def test_conda_and_pip_constraints_on_one_package_must_agree():

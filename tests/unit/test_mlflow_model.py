@@ -69,3 +69,27 @@ def test_generated_scoring_is_deterministic(saved):
     model = read_mlflow_model(saved)
     assert generated_files(model, "model") == generated_files(model, "model")
     assert b'"model_subdir": "model"' in generated_files(model, "model")["pkgc_mlflow.json"]
+
+
+@pytest.mark.parametrize(
+    "mlmodel, extra, words",
+    [
+        ("    env:\n      conda: ../../../etc/passwd\n", {}, "env.conda: '../../../etc/passwd' leaves the model folder"),
+        ("    env: /etc/hostname\n", {}, "leaves the model folder"),
+        ("    env: [1, 2]\n", {}, "must be a file name or a mapping"),
+        ("    python_version: '3.11; rm -rf /'\n", {}, "is not a Python version"),
+        ("    env: {virtualenv: python_env.yaml}\n", {"python_env.yaml": b"python: [3]\n"}, "is not a Python version"),
+        ("    env: {virtualenv: python_env.yaml}\n", {"python_env.yaml": b"python: 3.11.7\n", "requirements.txt": b"\xff\xfe\x00"}, "requirements.txt"),
+    ],
+)
+def test_hostile_mlflow_models_are_one_clear_line(tmp_path, mlmodel, extra, words):
+    """A model folder is untrusted input: what its MLmodel names stays inside it and is checked."""
+    from compiler.errors import SpecError
+
+    (tmp_path / "MLmodel").write_text("flavors:\n  python_function:\n    loader_module: m\n" + mlmodel)
+    for name, data in extra.items():
+        (tmp_path / name).write_bytes(data)
+    with pytest.raises(SpecError) as caught:
+        model = read_mlflow_model(tmp_path)
+        mlflow_depsets(model, "m:1")
+    assert words in str(caught.value)

@@ -308,11 +308,18 @@ def test_an_unreadable_oci_base_is_bad_input(built, tmp_path):
     assert facts is not None and facts.python == "3.11"
 
 
-def test_a_symbolic_link_in_the_code_folder_is_bad_input(tmp_path):
-    from compiler.errors import SpecError
+def test_code_folder_links_follow_the_shared_walker(tmp_path):
+    """Links inside the tree are packaged as what they point to; a link leaving it is bad input."""
+    from compiler.errors import ResolveError
 
     plan = make_plan(make_base(tmp_path / "base"), make_wheel(tmp_path), tmp_path / "inputs")
+    (tmp_path / "inputs" / "src" / "alias.py").symlink_to("score.py")
+    store = OciStore(tmp_path / "store")
+    built = build_oci_image(plan, store, None, LayerOptions(0, "3.11"), Reporter(quiet=True))
+    code = layer_members(store, store.read_json(built.manifest_digest)["layers"][-1])
+    alias = code["var/azureml-app/src/alias.py"]
+    assert alias[0].isfile() and alias[1] == code["var/azureml-app/src/score.py"][1]
     (tmp_path / "inputs" / "src" / "secrets").symlink_to("/etc/shadow")
-    with pytest.raises(SpecError, match=r"src/secrets: symbolic links are not copied into packages") as caught:
-        build_oci_image(plan, OciStore(tmp_path / "store"), None, LayerOptions(0, "3.11"), Reporter(quiet=True))
+    with pytest.raises(ResolveError, match=r"src/secrets") as caught:
+        build_oci_image(plan, store, None, LayerOptions(0, "3.11"), Reporter(quiet=True))
     assert caught.value.exit_code == 2

@@ -131,3 +131,113 @@ inferencing_server:
     spec = load_package_spec(write(tmp_path, text, code=False)).spec
     assert spec.inferencing_server.type == "custom"
     assert spec.inferencing_server.inference_configuration.scoring_route.port == 8501
+
+
+# -- values that become names and paths in the image are checked at load time (issue 8) ------------
+def first_error(tmp_path: Path, text: str) -> str:
+    path = write(tmp_path, text)
+    with pytest.raises(SpecError) as err:
+        load_package_spec(path)
+    return err.value.lines()[0].removeprefix(str(path))
+
+
+@pytest.mark.parametrize("version", ["..", ".", "../x", "a/b", "-1", "1 2", "x" * 65, "v\u00e9", '"a\\0b"'])
+def test_target_environment_version_must_be_tag_and_path_safe(tmp_path, version):
+    line = first_error(tmp_path, NEW_STYLE.replace("target_environment_version: 3", f"target_environment_version: {version}"))
+    assert line.startswith(":5: target_environment_version: must be 1-64 letters, digits")
+
+
+@pytest.mark.parametrize(
+    "mount_path, why",
+    [
+        ("/", "must not be '/'"),
+        ("models", "must be an absolute path"),
+        ("/etc", "inside or above /etc"),
+        ("/usr/local/models", "inside or above /usr"),
+        ("/opt/pkgc/models", "inside or above /opt/pkgc"),
+        ("/opt", "inside or above /opt/pkgc"),
+        ("/var/lib/models", "inside the system folder /var"),
+        ("/var/azureml-app", "must not be /var/azureml-app itself"),
+        ("/var/azureml-app/src", "inside or above the code folder /var/azureml-app/src"),
+        ("/var/azureml-app/src/model", "inside or above the code folder"),
+        ("/models/../etc", "normalised"),
+        ("/models/", "normalised"),
+        ('"/models\\nx"', "control characters"),
+        ('"/models\\0"', "control characters"),
+        ("/" + "m" * 300, "path part longer than 255"),
+        ("/models:ro", "must not hold ':' or ','"),
+    ],
+)
+def test_mount_path_is_refused(tmp_path, mount_path, why):
+    line = first_error(tmp_path, NEW_STYLE.replace("mode: copy\n", f"mode: copy\n    mount_path: {mount_path}\n"))
+    assert line.startswith(":13: model_configuration.mount_path: ") and why in line
+
+
+@pytest.mark.parametrize("mount_path", ["/var/azureml-app/models", "/models", "/mnt/models/m1", "/modèles"])
+def test_mount_path_accepted(tmp_path, mount_path):
+    spec = load_package_spec(write(tmp_path, NEW_STYLE.replace("mode: copy\n", f"mode: copy\n    mount_path: {mount_path}\n"))).spec
+    assert spec.model_configuration.mount_path == mount_path
+
+
+@pytest.mark.parametrize("key", ["name", "version"])
+@pytest.mark.parametrize("value", ["../../x", "..", "a/b", "", "x" * 65])
+def test_local_model_name_and_version_are_path_safe(tmp_path, key, value):
+    (tmp_path / "weights.pkl").write_bytes(b"w")
+    line = first_error(tmp_path, OLD_STYLE + f"model: {{path: weights.pkl, {key}: '{value}'}}\n")
+    assert line.startswith(f":11: model.{key}: must be 1-64 letters, digits")
+
+
+@pytest.mark.parametrize(
+    "field, value, why",
+    [
+        ("scoring_script", "/etc/passwd", "must be a path relative to the code folder"),
+        ("scoring_script", "../package.yml", "must not leave the code folder"),
+        ("scoring_script", '"score.py\\0"', "control characters"),
+        ("code", '"src\\n"', "control characters"),
+        ("code", "/", "must not be the filesystem root"),
+        ("code", "a" * 300, "path part longer than 255 bytes"),
+    ],
+)
+def test_code_and_script_paths(tmp_path, field, value, why):
+    text = NEW_STYLE.replace("code: src", f"code: {value}") if field == "code" else NEW_STYLE.replace("scoring_script: score.py", f"scoring_script: {value}")
+    line = first_error(tmp_path, text)
+    assert f"inferencing_server.code_configuration.{field}: " in line and why in line
+
+
+@pytest.mark.parametrize("key", ["tags", "environment_variables"])
+def test_nul_in_values_is_refused_and_everything_else_kept(tmp_path, key):
+    name = "team" if key == "tags" else "A"
+    line = first_error(tmp_path, OLD_STYLE + f'{key}: {{{name}: "x\\0y"}}\n')
+    assert line == f":11: {key}.{name}: must not hold a NUL character (got 'x\\x00y')"
+    spec = load_package_spec(write(tmp_path, OLD_STYLE + f'{key}: {{{name}: "é\\nline two $HOME \\\\"}}\n')).spec
+    assert getattr(spec, key) == {name: "é\nline two $HOME \\"}
+
+
+def test_quoted_values_are_cut_to_100_characters(tmp_path):
+    line = first_error(tmp_path, OLD_STYLE.replace("sklearn-regression-online-pkg", "x" * 1_000_000))
+    assert line.startswith(":5: target_environment_name: must be 1-64") and len(line) < 250
+    assert line.endswith("xxx...')")
+
+
+def test_a_date_where_text_is_expected_says_to_quote_it(tmp_path):
+    line = first_error(tmp_path, NEW_STYLE.replace("target_environment_version: 3", "target_environment_version: 2024-01-02"))
+    assert line == ":5: target_environment_version: Input should be a valid string (got 2024-01-02, which YAML reads as a date: quote it)"
+
+
+def test_code_folder_link_loop_is_a_clear_line(tmp_path):
+    (tmp_path / "loop").symlink_to("loop")
+    line = first_error(tmp_path, NEW_STYLE.replace("code: src", "code: loop"))
+    assert line.startswith(":9: inferencing_server.code_configuration.code: cannot follow")
+
+
+def test_the_spec_accepts_no_model_place_that_pkgc_run_would_refuse():
+    """The image label io.pkgc.model.dir is read back with compiler/labels.py's rule: at least as strict here."""
+    from compiler import labels
+    from compiler.spec.values import container_path_problem
+
+    candidates = ["/", "/etc", "/opt", "/opt/x", "/opt/pkgc/x", "/var", "/var/x", "/var/azureml-app", "/home", "/srv",
+                  "/mnt", "/tmp/x", "/lib64/x", "/models", "/mnt/m", "/var/azureml-app/m", "/m\n", "/a/../b", "/ü [x] $H",
+                  "/m:ro", "/a,b", "/" + "x" * 2000]  # fmt: skip
+    for path in candidates:
+        if container_path_problem(path) is None:
+            assert labels.container_path_problem(path) is None, path

@@ -68,3 +68,12 @@ def test_environment_file_errors(tmp_path):
     with pytest.raises(SpecError) as err:
         create_environment_from_file(env_file, Workspace(tmp_path / "ws"))
     assert f"{env_file}:4: build: unknown key" in err.value.lines()
+
+
+def test_names_and_versions_never_leave_the_workspace(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    (tmp_path / "1.json").write_text("{}")
+    for name, version in (("..", "1"), ("m", "../1"), ("a/b", None)):
+        with pytest.raises(ResolveError, match="not a valid model name"):
+            ws.get_model(name, version)
+    assert ws.stored_tree("../" + "a" * 61) is None and ws.stored_tree("/etc") is None

@@ -18,9 +18,9 @@ COPY ["pkgc/pkgc-entrypoint", "/opt/pkgc/bin/pkgc-entrypoint"]
 # runtime: the lock travels with the package
 COPY ["pkgc/conda-lock.yml", "/opt/pkgc/conda-lock.yml"]
 # model: model files; before code, which changes more often
-COPY ["model/model", "/var/azureml-app/azureml-models/sklearn-regression/3/model"]
+COPY ["model/content", "/var/azureml-app/azureml-models/sklearn-regression/3/model"]
 # code: scoring code changes most: last
-COPY ["code/src", "/var/azureml-app/src"]
+COPY ["code/content", "/var/azureml-app/src"]
 ENV PATH=/opt/pkgc/venv/bin:$PATH \
     AML_APP_ROOT="/var/azureml-app/src" \
     AZUREML_ENTRY_SCRIPT="/var/azureml-app/src/score.py" \

@@ -18,7 +18,7 @@ COPY ["pkgc/pkgc-entrypoint", "/opt/pkgc/bin/pkgc-entrypoint"]
 # runtime: the lock travels with the package
 COPY ["pkgc/conda-lock.yml", "/opt/pkgc/conda-lock.yml"]
 # code: scoring code changes most: last
-COPY ["code/src", "/var/azureml-app/src"]
+COPY ["code/content", "/var/azureml-app/src"]
 ENV PATH=/opt/pkgc/venv/bin:$PATH \
     AML_APP_ROOT="/var/azureml-app/src" \
     AZUREML_ENTRY_SCRIPT="/var/azureml-app/src/score.py" \
