@@ -11,6 +11,7 @@ import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from installer import install
 from installer.destinations import SchemeDictionaryDestination
@@ -47,7 +48,9 @@ def _scheme(target: VenvTarget, name: str) -> dict[str, str]:
     }
 
 
-def assemble_venv(wheels: list[Path], target: VenvTarget, staging: Path, workers: int = 1) -> Path:
+def assemble_venv(
+    wheels: list[Path], target: VenvTarget, staging: Path, workers: int = 1, log: Callable[[str], None] = lambda _msg: None
+) -> Path:
     """Install ``wheels`` under ``staging`` (``workers`` processes); return the venv's staging folder."""
     root = staging / target.prefix.lstrip("/")
     (root / "bin").mkdir(parents=True, exist_ok=True)
@@ -64,45 +67,71 @@ def assemble_venv(wheels: list[Path], target: VenvTarget, staging: Path, workers
         f"executable = {target.python_home.rstrip('/')}/python{target.python}\n"
         f"command = {base_python} -m venv {target.prefix}\n"
     )
-    check_no_shared_files(wheels)
-    jobs = [(wheel, target, staging) for wheel in wheels]
-    if workers > 1 and len(wheels) > 1:
+    groups = install_groups(wheels, log)
+    jobs = [(group, target, staging) for group in groups]
+    if workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(workers) as pool:
-            failures = [f for f in pool.map(_install_one, jobs) if f]
+            failures = [f for f in pool.map(_install_group, jobs) if f]
     else:
-        failures = [f for f in map(_install_one, jobs) if f]
+        failures = [f for f in map(_install_group, jobs) if f]
     if failures:
         raise BuildError(failures[0])
     return root
 
 
-def _install_one(job: tuple[Path, VenvTarget, Path]) -> str | None:
-    """Install one wheel; the error message, or None (wheels share no file, so any order is the same)."""
-    wheel, target, staging = job
-    name = wheel.name.split("-", 1)[0]
-    destination = SchemeDictionaryDestination(
-        _scheme(target, name), interpreter=target.interpreter, script_kind="posix", destdir=str(staging)
-    )
-    try:
-        with WheelFile.open(wheel) as source:
-            install(source, destination, additional_metadata={"INSTALLER": b"pkgc\n"})
-    except Exception as exc:  # installer raises InvalidWheelSource, FileExistsError, zip errors
-        return f"installing {wheel.name} into the environment failed: {exc}"
+def _install_group(job: tuple[list[Path], VenvTarget, Path]) -> str | None:
+    """Install wheels that share files one after the other, in lock order; the error message, or None."""
+    wheels, target, staging = job
+    for wheel in wheels:
+        name = wheel.name.split("-", 1)[0]
+        destination = SchemeDictionaryDestination(
+            _scheme(target, name), interpreter=target.interpreter, script_kind="posix", destdir=str(staging),
+            overwrite_existing=len(wheels) > 1,
+        )  # fmt: skip
+        try:
+            with WheelFile.open(wheel) as source:
+                install(source, destination, additional_metadata={"INSTALLER": b"pkgc\n"})
+        except Exception as exc:  # installer raises InvalidWheelSource, FileExistsError, zip errors
+            return f"installing {wheel.name} into the environment failed: {exc}"
     return None
 
 
-def check_no_shared_files(wheels: list[Path]) -> None:
-    """Two wheels installing the same file would make the result depend on install order (pip lets
-    the last one win silently): refuse it, naming both."""
-    owners: dict[str, str] = {}
-    for wheel in wheels:
+def install_groups(wheels: list[Path], log: Callable[[str], None] = lambda _msg: None) -> list[list[Path]]:
+    """Wheels in groups that share no file with another group, so groups install in parallel.
+
+    Wheels sharing a file (pkgutil-style namespace ``__init__.py`` files: opencensus and its
+    extensions ship the same line, some with CRLF) go in one group, installed one after the other in
+    lock order, so the later one's file is kept whatever the parallelism (pip also keeps the last)."""
+    owners: dict[str, tuple[int, bytes]] = {}
+    parent = list(range(len(wheels)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for index, wheel in enumerate(wheels):
         try:
             with zipfile.ZipFile(wheel) as zf:
-                names = [n for n in zf.namelist() if not n.endswith("/") and ".dist-info/" not in n and ".data/" not in n]
+                for info in zf.infolist():
+                    name = info.filename
+                    if name.endswith("/") or ".dist-info/" in name or ".data/" in name:
+                        continue
+                    if name not in owners:
+                        owners[name] = (index, b"")
+                        continue
+                    first, content = owners[name]
+                    with zipfile.ZipFile(wheels[first]) as other:
+                        content = content or other.read(name)
+                    if zf.read(name) != content:
+                        log(f"wheels {wheels[first].name} and {wheel.name} both install {name} with different bytes; "
+                            f"{wheel.name}'s is kept (the later in lock order, as pip would)")  # fmt: skip
+                    owners[name] = (first, content)
+                    parent[root(index)] = root(first)
         except (OSError, zipfile.BadZipFile) as exc:
             raise BuildError(f"{wheel}: not a readable wheel ({exc})") from None
-        for name in names:
-            if name in owners:
-                raise BuildError(f"wheels {owners[name]} and {wheel.name} both install {name}; the environment "
-                                 "would depend on install order")  # fmt: skip
-            owners[name] = wheel.name
+    groups: dict[int, list[Path]] = {}
+    for index, wheel in enumerate(wheels):
+        groups.setdefault(root(index), []).append(wheel)
+    return list(groups.values())

@@ -79,7 +79,7 @@ def environment_layer(plan: ImagePlan, scan: BaseScan, store: OciStore, options:
     store.root.mkdir(parents=True, exist_ok=True)  # staging beside the blobs: one file system, no copy across
     with tempfile.TemporaryDirectory(prefix="pkgc-venv-", dir=store.root) as staging:
         started = time.monotonic()
-        root = assemble_venv([f.source for f in wheels if f.source is not None], target, Path(staging), workers=2)
+        root = assemble_venv([f.source for f in wheels if f.source is not None], target, Path(staging), workers=2, log=log)
         log(f"installed {len(wheels)} wheels into {env.prefix} on the host in {time.monotonic() - started:.1f} s")
         if options.bytecode:
             started = time.monotonic()

@@ -34,21 +34,24 @@ SITE = f"{PREFIX}/lib/python3.11/site-packages"
 MODEL_DIR = "/var/azureml-app/azureml-models/m/1"
 
 
-def make_wheel(folder: Path) -> Path:
-    """A real (tiny) wheel with a module and a console script."""
+def make_wheel(folder: Path, dist: str = "pkgc_hd_demo", init: bytes = b"def main():\n    print('hello')\n") -> Path:
+    """A real (tiny) wheel of distribution ``dist`` holding the module pkgc_hd_demo (and, for the
+    default distribution, a console script)."""
+    info = f"{dist}-1.0.dist-info"
     files = {
-        "pkgc_hd_demo/__init__.py": b"def main():\n    print('hello from pkgc_hd_demo')\n",
+        "pkgc_hd_demo/__init__.py": init,
         "pkgc_hd_demo/tests/test_demo.py": b"def test_main():\n    pass\n",
-        "pkgc_hd_demo-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: pkgc-hd-demo\nVersion: 1.0\n",
-        "pkgc_hd_demo-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-        "pkgc_hd_demo-1.0.dist-info/entry_points.txt": b"[console_scripts]\npkgc-hd-demo = pkgc_hd_demo:main\n",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n".encode(),
+        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
+    if dist == "pkgc_hd_demo":
+        files[f"{info}/entry_points.txt"] = b"[console_scripts]\npkgc-hd-demo = pkgc_hd_demo:main\n"
     record = ""
     for name, data in files.items():
         digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
         record += f"{name},sha256={digest},{len(data)}\n"
-    files["pkgc_hd_demo-1.0.dist-info/RECORD"] = (record + "pkgc_hd_demo-1.0.dist-info/RECORD,,\n").encode()
-    path = folder / "pkgc_hd_demo-1.0-py3-none-any.whl"
+    files[f"{info}/RECORD"] = (record + f"{info}/RECORD,,\n").encode()
+    path = folder / f"{dist}-1.0-py3-none-any.whl"
     with zipfile.ZipFile(path, "w") as zf:
         for name, data in files.items():
             zf.writestr(name, data)
@@ -283,14 +286,21 @@ def test_base_image_build_without_engine_lands_in_the_store_with_its_facts(tmp_p
     assert stored_base_facts("pkgc/pkgc-hd-unknown:1", tmp_path / "cache") is None
 
 
-def test_two_wheels_installing_one_file_are_refused(tmp_path):
+def test_wheels_sharing_a_file_install_in_lock_order(tmp_path):
+    """Namespace ``__init__.py`` files shared by several wheels: the later wheel's bytes are kept,
+    whatever the parallelism, and a difference is noted."""
     from compiler.envbuild.venv import VenvTarget, assemble_venv
 
     first = make_wheel(tmp_path)
-    (tmp_path / "other").mkdir()
-    second = make_wheel(tmp_path / "other").rename(tmp_path / "other" / "pkgc_hd_demo_copy-1.0-py3-none-any.whl")
-    with pytest.raises(BuildError, match="both install pkgc_hd_demo/__init__.py"):
-        assemble_venv([first, second], VenvTarget(PREFIX, "3.11", "/usr/bin"), tmp_path / "staging", workers=2)
+    same = make_wheel(tmp_path, "pkgc_hd_same")
+    other = make_wheel(tmp_path, "pkgc_hd_zother", init=b"CHANGED = True\r\n")
+    notes: list[str] = []
+    target = VenvTarget(PREFIX, "3.11", "/usr/bin")
+    root = assemble_venv([first, same, other], target, tmp_path / "one", workers=2, log=notes.append)
+    site = root / "lib/python3.11/site-packages"
+    assert (site / "pkgc_hd_demo/__init__.py").read_bytes() == b"CHANGED = True\r\n"
+    assert (site / "pkgc_hd_same-1.0.dist-info/RECORD").is_file() and (site / "pkgc_hd_zother-1.0.dist-info/RECORD").is_file()
+    assert len(notes) == 1 and "pkgc_hd_zother-1.0-py3-none-any.whl's is kept" in notes[0]
 
 
 def test_an_unreadable_oci_base_is_bad_input(built, tmp_path):
