@@ -33,6 +33,7 @@ class Options:
     mlflow_tracking_uri: str | None = None
     mlflow_base_image: str | None = None
     docker_host: str | None = None  # DOCKER_HOST, for tools (skopeo) that do not read it themselves
+    source_date_epoch: int = 0  # SOURCE_DATE_EPOCH: the time of every file and history entry the OCI back end writes
 
 
 @dataclass(frozen=True)
@@ -155,4 +156,14 @@ def load_options(
         mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI"),
         mlflow_base_image=config.mlflow_base_image,
         docker_host=env.get("DOCKER_HOST") or None,
+        source_date_epoch=_epoch(env.get("SOURCE_DATE_EPOCH")),
     )
+
+
+def _epoch(text: str | None) -> int:
+    """SOURCE_DATE_EPOCH as reproducible-builds.org defines it: a non-negative integer; unset: 0."""
+    if not text:
+        return 0
+    if not text.strip().isdigit():
+        raise SpecError(SpecProblem("SOURCE_DATE_EPOCH", "", f"'{text}' is not a number of seconds since 1970"))
+    return int(text)

@@ -19,7 +19,7 @@ from compiler.deps.server_pin import describe_server, server_depset
 from compiler.deps.types import DepSet, MergedEnvironment
 from compiler.engines.base import Engine
 from compiler.environment.strategy import EnvironmentStrategy, choose_strategy
-from compiler.errors import ResolveError
+from compiler.errors import EngineUnavailable, ResolveError, SpecError, SpecProblem
 from compiler.fetch.cache import PackageCache, fetch_lock
 from compiler.mlflow.deps import mlflow_depsets
 from compiler.lock.locker import load_or_lock
@@ -37,6 +37,7 @@ from compiler.workspace import EnvironmentRecord, Workspace
 from compiler.workspace.records import PackageInfo
 
 Emit = Literal["spec", "deps", "lock", "plan", "dockerfile"]
+Builder = Literal["auto", "oci", "docker"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class BuildRequest:
     base_image: str | None = None
     python_version: str | None = None
     target_environment: str | None = None  # overrides the spec's name (a deployment's <endpoint>-<name>-pkg)
+    builder: Builder = "auto"
 
 
 def lock_path_for(spec_path: Path, explicit: Path | None) -> Path:
@@ -127,14 +129,18 @@ def run_build(
         )
     merged = merge(collect_depsets(pkg, request.python_version))
     server_note = describe_server(pkg.server, merged)
-    engine = connect()
-    facts = base_image_facts(pkg.environment.image, engine)
+    engine = connect() if request.builder == "docker" else _engine_if_any(connect)
+    facts = _base_facts(pkg.environment.image, engine, options)
     strategy = choose_strategy(merged, facts, conda_available=_conda_path_available())
+    builder = choose_builder(request, strategy, pkg.environment.image)
+    if builder == "docker" and engine is None:
+        engine = connect()  # raises: the docker back end needs the engine
     if request.emit == "deps":
         return describe_merged(merged, strategy) + (f"{server_note}\n" if server_note else "")
     if server_note:
         reporter.step(server_note)
     reporter.step(f"environment strategy: {strategy.kind}: {strategy.reason}")
+    reporter.step(f"builder: {builder}" + ("" if engine is not None else " (no engine answers: the image goes to the OCI store)"))
     lock_path = lock_path_for(spec_file.path, request.lock_path)
     cache = PackageCache(options.cache_dir)
     locked = load_or_lock(strategy, lock_path, request.relock, [spec_file.path.name], cache.cache_root, reporter.detail)
@@ -162,7 +168,15 @@ def run_build(
             return "\n".join(plan.layer_summary()) + "\n"
         if request.emit == "dockerfile":
             return render_dockerfile(plan, request.template)
-        built = build_image(plan, engine, reporter, request.template, request.no_cache)
+        if builder == "oci":
+            from compiler.oci.builder import build_oci_image
+            from compiler.oci.layers import LayerOptions
+            from compiler.oci.store import OciStore
+
+            layer_options = LayerOptions(epoch=options.source_date_epoch, python=strategy.python, reuse=not request.no_cache)
+            built = build_oci_image(plan, OciStore.in_cache(options.cache_dir), engine, layer_options, reporter)
+        else:
+            built = build_image(plan, engine, reporter, request.template, request.no_cache)
         lock_blob = workspace.store_blob(lock_path.read_bytes())
         record = _record(pkg, plan, built.image, built.image_id, version, workspace, lock_blob)
     finally:
@@ -189,8 +203,50 @@ def run_build(
         "reused": built.reused,
         "size_bytes": built.size,
         "build_seconds": round(built.seconds, 2),
+        "builder": builder,
+        **({"manifest_digest": built.manifest_digest, "loaded": built.loaded} if builder == "oci" else {}),
         **({"deployment": spec_file.deployment.summary()} if spec_file.deployment else {}),
     }
+
+
+def _base_facts(image: str, engine: Engine | None, options: Options):
+    """Recipe, engine labels or probe; with no engine, or for an ``oci:``/``oci-archive:`` base,
+    the labels of the image in pkgc's OCI store."""
+    from compiler.oci.base import split_oci_reference
+    from compiler.oci.facts import stored_base_facts
+
+    if split_oci_reference(image) is not None:
+        return stored_base_facts(image, options.cache_dir, required=True) or base_image_facts(image, None)
+    facts = base_image_facts(image, engine)
+    if engine is None and facts.python is None:
+        facts = stored_base_facts(image, options.cache_dir) or facts
+    return facts
+
+
+def choose_builder(request: BuildRequest, strategy: EnvironmentStrategy, base_image: str = "") -> Literal["oci", "docker"]:
+    """``oci`` whenever the image can be assembled without running code in it (the venv strategy,
+    no user template); ``docker`` otherwise. An explicit choice that cannot work is bad input."""
+    from compiler.oci.base import split_oci_reference
+
+    if request.builder == "docker" and split_oci_reference(base_image) is not None:
+        raise SpecError(SpecProblem("--builder", "", f"docker cannot build on {base_image}; use --builder oci"))
+    why_not = None
+    if strategy.kind != "venv":
+        why_not = f"the {strategy.kind} strategy runs its installer inside the image"
+    elif request.template is not None:
+        why_not = "a user --template may run steps inside the image"
+    if request.builder == "oci" and why_not:
+        raise SpecError(SpecProblem("--builder", "", f"oci cannot build this package: {why_not}; use --builder docker"))
+    if request.builder == "auto":
+        return "docker" if why_not else "oci"
+    return request.builder
+
+
+def _engine_if_any(connect: Callable[[], Engine]) -> Engine | None:
+    try:
+        return connect()
+    except EngineUnavailable:
+        return None
 
 
 def _conda_path_available() -> bool:

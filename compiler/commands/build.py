@@ -35,6 +35,9 @@ def register(sub) -> None:
     p.add_argument("--relock", action="store_true", help="resolve again even when a lock file exists")
     p.add_argument("--lock-file", help="lock file (default: <spec>.conda-lock.yml beside the spec)")
     p.add_argument("--template", help="a Dockerfile template extending pkgc's Dockerfile.j2")
+    p.add_argument("--builder", choices=["auto", "oci", "docker"], default="auto",
+                   help="oci: write the image directly (no engine needed); docker: build the Dockerfile in the engine; "
+                        "auto (default): oci for venv packages without --template, else docker")  # fmt: skip
     p.add_argument("--no-cache", action="store_true", help="rebuild every layer; never reuse an existing image")
     p.add_argument("--base-image", help="replace the base image (or an MLflow package's default one)")
     p.add_argument("--python-version", help="override the Python an MLflow model records (X.Y)")
@@ -112,18 +115,20 @@ def run(args, options, reporter) -> int:
         spec_path=Path(args.spec), model=args.model, emit=args.emit, relock=args.relock,
         lock_path=Path(args.lock_file) if args.lock_file else None,
         template=Path(args.template) if args.template else None, no_cache=args.no_cache,
-        base_image=args.base_image, python_version=args.python_version,
+        base_image=args.base_image, python_version=args.python_version, builder=getattr(args, "builder", None) or "auto",
         target_environment=getattr(args, "target_environment", None),
     )  # fmt: skip
     write_to = _write_deployment_target(args)
     engine = _OneEngine()
+    if after.verify is not None and not args.emit:
+        engine()  # verifying runs the image: with no engine, fail before any build work (exit 5)
     result = run_build(request, options, engine, reporter)
     if isinstance(result, str):
         sys.stdout.write(result)
         return 0
     settings_text = None
     try:
-        settings_text = _after(result, after, engine(), options, reporter)
+        settings_text = _after(result, after, engine, options, reporter)
     except VerifyError as exc:
         result["verify"] = {"passed": False, "reason": str(exc)}
         if args.json:
@@ -141,37 +146,59 @@ def run(args, options, reporter) -> int:
     return 0
 
 
-def _after(result: dict, after: AfterBuild, engine: Engine, options, reporter) -> str | None:
-    """Verify, publish and describe the built image; fills ``result``; returns the settings text."""
+def _after(result: dict, after: AfterBuild, engine: _OneEngine, options, reporter) -> str | None:
+    """Verify, publish and describe the built image; fills ``result``; returns the settings text.
+
+    The engine is connected only for what needs it: an OCI-built image is published from pkgc's store."""
     image = result["image"]
     if after.verify is not None:
         from compiler.runtime.verify import verify_package
         from compiler.workspace import Workspace
 
         reporter.step(f"verifying {image}")
-        verified = verify_package(engine, Workspace(options.workspace), dataclasses.replace(after.verify, image=image))
+        verified = verify_package(engine(), Workspace(options.workspace), dataclasses.replace(after.verify, image=image))
         result["verify"] = verified.as_dict()
         reporter.step(describe(result["verify"]))
     digest = None
     if after.outputs or after.push:
-        digest = _publish(result, after, engine, reporter, options.docker_host)
+        digest = _publish(result, after, engine, reporter, options)
     if after.deploy is None:
         return None
     from compiler.emit.deploy import deploy_facts, deploy_settings
 
-    info = engine.image_info(image)
+    labels = _stored_labels(result, options) if result.get("builder") == "oci" else (engine().image_info(image) or _NoInfo).labels
     pulled = result["push"]["reference"] if after.push else image
-    settings = deploy_settings(after.deploy, deploy_facts(pulled, info.labels if info else {}, digest if after.push else None))
+    settings = deploy_settings(after.deploy, deploy_facts(pulled, labels, digest if after.push else None))
     result["deploy_settings"] = settings.data
     return settings.text
 
 
-def _publish(result: dict, after: AfterBuild, engine: Engine, reporter, daemon_host: str | None) -> str:
+class _NoInfo:
+    labels: dict = {}
+
+
+def _stored_labels(result: dict, options) -> dict:
+    """The labels of an OCI-built image, read from its config in pkgc's store."""
+    from compiler.oci.store import OciStore
+
+    store = OciStore.in_cache(options.cache_dir)
+    config = store.read_json(store.read_json(result["manifest_digest"])["config"]["digest"])
+    return dict((config.get("config") or {}).get("Labels") or {})
+
+
+def _publish(result: dict, after: AfterBuild, engine: _OneEngine, reporter, options) -> str:
     from compiler.emit.publish import PublishRequest, publish
 
-    if engine.name != "docker":
-        raise BuildError(f"--output/--push read the image from a Docker engine, not {engine.name}")
-    published = publish(PublishRequest(result["image"], after.outputs, after.push, daemon_host), reporter.detail)
+    request = PublishRequest(result["image"], after.outputs, after.push, options.docker_host)
+    if result.get("builder") == "oci":
+        from compiler.oci.publish import publish_stored
+        from compiler.oci.store import OciStore
+
+        published = publish_stored(OciStore.in_cache(options.cache_dir), result["manifest_digest"], request, reporter.detail)
+    else:
+        if engine().name != "docker":
+            raise BuildError(f"--output/--push read the image from a Docker engine, not {engine().name}")
+        published = publish(request, reporter.detail)
     for out in published.outputs:
         reporter.step(f"wrote {out.kind}:{out.path}:{out.tag} ({out.size_bytes / 1e6:.0f} MB, {out.digest[:19]}) in {out.seconds:.1f} s")
     result["outputs"] = [out.as_dict() for out in published.outputs]

@@ -88,6 +88,8 @@ def push_image(staged: StagedImage, target: PushTarget, log: LogSink) -> PushRes
     """Copy the staged layout to ``target``; the digest is the one skopeo wrote for the pushed manifest."""
     reference = target.reference(target.tag or staged.tag)
     tls_verify = not target.loopback
-    options = [] if tls_verify else ["--dest-tls-verify=false"]
+    # --preserve-digests: the registry gets the very manifest built (skopeo would otherwise compress
+    # the OCI back end's uncompressed model layer and push another digest)
+    options = ["--preserve-digests"] + ([] if tls_verify else ["--dest-tls-verify=false"])
     copied = skopeo_copy(staged.reference, f"docker://{reference}", log, options)
     return PushResult(reference, copied.digest, tls_verify, copied.seconds)

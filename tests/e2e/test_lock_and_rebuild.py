@@ -97,4 +97,6 @@ def test_model_change_touches_only_the_model_layer_and_later(private_example, re
     assert len(before) == len(after)
     changed = [i for i, (a, b) in enumerate(zip(before, after)) if a != b]
     model_layer = len(before) - 2  # ... environment, entrypoint, lock, model, code
-    assert changed == list(range(model_layer, len(after)))  # the model layer and what follows it, nothing before
+    # The model layer changes and nothing before it; the Docker back end also changes the code layer
+    # (its parent folder's build-time mtime), the OCI back end keeps it (fixed times).
+    assert changed[:1] == [model_layer] and set(changed) <= set(range(model_layer, len(after)))

@@ -84,8 +84,10 @@ def test_oci_layout_is_valid_from_index_to_every_blob(published, out_dir):
     diff_ids = config["rootfs"]["diff_ids"]
     assert len(diff_ids) == len(manifest["layers"]) > 0
     for layer, diff_id in zip(manifest["layers"], diff_ids):
-        assert layer["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip"
-        assert sha256(gzip.decompress(blob(layout, layer))) == diff_id
+        compressed = layer["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip"
+        assert compressed or layer["mediaType"] == "application/vnd.oci.image.layer.v1.tar"  # the OCI back end's model layer
+        data = blob(layout, layer)
+        assert sha256(gzip.decompress(data) if compressed else data) == diff_id
 
 
 def test_oci_archive_is_read_by_skopeo_and_the_engine_runs_it(published, out_dir, engine, containers, example_copy):

@@ -1,0 +1,137 @@
+"""Assemble the image's virtual environment on the host, rooted at its in-image prefix.
+
+The locked, hash-checked wheels from the package cache are installed with pypa's ``installer``
+(the library pip itself builds on) into a staging folder as if it were ``/``: scripts point at the
+in-image interpreter, ``pyvenv.cfg`` names the base image's Python, and ``bin/python`` links to
+the base's ``python3`` as ``python3 -m venv`` would."""
+
+from __future__ import annotations
+
+import zipfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from installer import install
+from installer.destinations import SchemeDictionaryDestination
+from installer.sources import WheelFile
+
+from compiler.errors import BuildError
+
+
+@dataclass(frozen=True)
+class VenvTarget:
+    """Where the venv lives in the image and which Python it runs on there."""
+
+    prefix: str  # /opt/pkgc/venv
+    python: str  # major.minor of the base image's interpreter
+    python_home: str  # folder of the base's python3 (pyvenv.cfg 'home'), e.g. /usr/bin
+    python_version: str = ""  # full version when known, for pyvenv.cfg
+
+    @property
+    def site_packages(self) -> str:
+        return f"{self.prefix}/lib/python{self.python}/site-packages"
+
+    @property
+    def interpreter(self) -> str:
+        return f"{self.prefix}/bin/python"
+
+
+def _scheme(target: VenvTarget, name: str) -> dict[str, str]:
+    return {
+        "purelib": target.site_packages,
+        "platlib": target.site_packages,
+        "scripts": f"{target.prefix}/bin",
+        "data": target.prefix,
+        "headers": f"{target.prefix}/include/site/python{target.python}/{name}",
+    }
+
+
+def assemble_venv(
+    wheels: list[Path], target: VenvTarget, staging: Path, workers: int = 1, log: Callable[[str], None] = lambda _msg: None
+) -> Path:
+    """Install ``wheels`` under ``staging`` (``workers`` processes); return the venv's staging folder."""
+    root = staging / target.prefix.lstrip("/")
+    (root / "bin").mkdir(parents=True, exist_ok=True)
+    (root / "include").mkdir(exist_ok=True)
+    Path(staging / target.site_packages.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    (root / "lib64").symlink_to("lib")
+    base_python = f"{target.python_home.rstrip('/')}/python3"
+    (root / "bin" / "python").symlink_to(base_python)
+    (root / "bin" / "python3").symlink_to("python")
+    (root / "bin" / f"python{target.python}").symlink_to("python")
+    version = target.python_version or target.python
+    (root / "pyvenv.cfg").write_text(
+        f"home = {target.python_home}\ninclude-system-site-packages = false\nversion = {version}\n"
+        f"executable = {target.python_home.rstrip('/')}/python{target.python}\n"
+        f"command = {base_python} -m venv {target.prefix}\n"
+    )
+    groups = install_groups(wheels, log)
+    jobs = [(group, target, staging) for group in groups]
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            failures = [f for f in pool.map(_install_group, jobs) if f]
+    else:
+        failures = [f for f in map(_install_group, jobs) if f]
+    if failures:
+        raise BuildError(failures[0])
+    return root
+
+
+def _install_group(job: tuple[list[Path], VenvTarget, Path]) -> str | None:
+    """Install wheels that share files one after the other, in lock order; the error message, or None."""
+    wheels, target, staging = job
+    for wheel in wheels:
+        name = wheel.name.split("-", 1)[0]
+        destination = SchemeDictionaryDestination(
+            _scheme(target, name), interpreter=target.interpreter, script_kind="posix", destdir=str(staging),
+            overwrite_existing=len(wheels) > 1,
+        )  # fmt: skip
+        try:
+            with WheelFile.open(wheel) as source:
+                install(source, destination, additional_metadata={"INSTALLER": b"pkgc\n"})
+        except Exception as exc:  # installer raises InvalidWheelSource, FileExistsError, zip errors
+            return f"installing {wheel.name} into the environment failed: {exc}"
+    return None
+
+
+def install_groups(wheels: list[Path], log: Callable[[str], None] = lambda _msg: None) -> list[list[Path]]:
+    """Wheels in groups that share no file with another group, so groups install in parallel.
+
+    Wheels sharing a file (pkgutil-style namespace ``__init__.py`` files: opencensus and its
+    extensions ship the same line, some with CRLF) go in one group, installed one after the other in
+    lock order, so the later one's file is kept whatever the parallelism (pip also keeps the last)."""
+    owners: dict[str, tuple[int, bytes]] = {}
+    parent = list(range(len(wheels)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for index, wheel in enumerate(wheels):
+        try:
+            with zipfile.ZipFile(wheel) as zf:
+                for info in zf.infolist():
+                    name = info.filename
+                    if name.endswith("/") or ".dist-info/" in name or ".data/" in name:
+                        continue
+                    if name not in owners:
+                        owners[name] = (index, b"")
+                        continue
+                    first, content = owners[name]
+                    with zipfile.ZipFile(wheels[first]) as other:
+                        content = content or other.read(name)
+                    if zf.read(name) != content:
+                        log(f"wheels {wheels[first].name} and {wheel.name} both install {name} with different bytes; "
+                            f"{wheel.name}'s is kept (the later in lock order, as pip would)")  # fmt: skip
+                    owners[name] = (first, content)
+                    parent[root(index)] = root(first)
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise BuildError(f"{wheel}: not a readable wheel ({exc})") from None
+    groups: dict[int, list[Path]] = {}
+    for index, wheel in enumerate(wheels):
+        groups.setdefault(root(index), []).append(wheel)
+    return list(groups.values())

@@ -1,0 +1,74 @@
+"""Stage build, OCI back end: the plan's image written directly as OCI blobs, no daemon needed.
+
+base (by digest) -> user, environment, runtime, model, code layers -> config -> manifest, all in
+pkgc's OCI store; then loaded into the engine when one answers. The manifest digest names the
+image: same plan, same lock, same model and code give the same digest, with or without an engine."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from compiler.engines.base import Engine
+from compiler.oci.base import resolve_base
+from compiler.oci.config import BuiltLayer, image_config, image_manifest
+from compiler.oci.layers import LayerOptions, copied_layers, environment_layer, user_layer
+from compiler.oci.load import load_into_engine
+from compiler.oci.outputs import StoredImage
+from compiler.oci.scan import scan_base
+from compiler.oci.store import OciStore
+from compiler.plan.types import ImagePlan
+from compiler.reporter import Reporter
+
+
+@dataclass(frozen=True)
+class OciBuiltImage:
+    """What the OCI back end built: the stored image, and where it went."""
+
+    image: str  # plan.tag
+    content_tag: str
+    manifest_digest: str
+    config_digest: str
+    image_id: str  # the engine's id after loading (the config digest), else the config digest
+    loaded: bool
+    reused: bool  # the engine already held this exact image
+    size: int  # uncompressed size as the engine reports it, else the sum of the blobs
+    seconds: float
+    layers: tuple[BuiltLayer, ...]
+    base_digest: str
+
+    @property
+    def content_hash(self) -> str:
+        return self.manifest_digest.split(":", 1)[1]
+
+
+def build_oci_image(
+    plan: ImagePlan, store: OciStore, engine: Engine | None, options: LayerOptions, reporter: Reporter
+) -> OciBuiltImage:
+    started = time.monotonic()
+    base = resolve_base(plan.base_image, store, engine, reporter.detail)
+    reporter.detail(f"base {plan.base_image} = {base.manifest_digest[:19]} (from the {base.source})")
+    scan = scan_base(store, base)
+    layers = [user_layer(plan, scan, store, options.epoch)]
+    layers.append(environment_layer(plan, scan, store, options, reporter.detail))
+    layers.extend(copied_layers(plan, store, options.epoch))
+    config = store.put_json(image_config(plan, base, layers, options.epoch))
+    manifest = store.put_json(image_manifest(config.digest, config.size, base, layers))
+    repository = plan.tag.rpartition(":")[0]
+    content_tag = f"{repository}:sha256-{manifest.digest.split(':', 1)[1][:24]}"
+    store.name([plan.tag, content_tag], manifest)
+    for layer in layers:
+        reporter.detail(f"{layer.kind:<11} {layer.blob.size / 1e6:8.1f} MB  {layer.blob.digest[:19]}  {layer.why}")
+    stored = StoredImage.read(store, manifest.digest)
+    size = sum(store.blobs.path(d).stat().st_size for d in stored.blobs)
+    image_id, loaded, reused = config.digest, False, False
+    if engine is not None:
+        reused = engine.image_info(config.digest) is not None
+        image_id = load_into_engine(engine, store, stored, [plan.tag, content_tag], plan.base_image, reporter.detail)
+        info = engine.image_info(image_id)
+        size, loaded = (info.size if info else size), True
+    return OciBuiltImage(
+        image=plan.tag, content_tag=content_tag, manifest_digest=manifest.digest, config_digest=config.digest,
+        image_id=image_id, loaded=loaded, reused=reused, size=size, seconds=time.monotonic() - started,
+        layers=tuple(layers), base_digest=base.manifest_digest,
+    )  # fmt: skip

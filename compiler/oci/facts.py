@@ -1,0 +1,27 @@
+"""Base-image facts with no engine: the ``io.pkgc.base.*`` labels of the image in pkgc's OCI store
+(or of an ``oci:``/``oci-archive:`` reference, imported into the store to read them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from compiler.errors import BuildError, ResolveError
+from compiler.oci.base import resolve_base
+from compiler.oci.store import OciStore
+from compiler.labels import BaseImageLabels
+from compiler.resolve.types import BaseImageFacts
+
+
+def stored_base_facts(image: str, cache_dir: Path, required: bool = False) -> BaseImageFacts | None:
+    """Facts from the stored image's labels; None when the store does not hold ``image`` (or, when
+    ``required``, as for an ``oci:`` reference the user named, a ResolveError saying why)."""
+    try:
+        base = resolve_base(image, OciStore.in_cache(cache_dir), None, lambda _msg: None)
+    except BuildError as exc:
+        if required:
+            raise ResolveError(str(exc)) from None
+        return None
+    stated = BaseImageLabels.from_labels(image, base.labels)  # untrusted: checked by the label contract
+    if stated is None:
+        return None
+    return BaseImageFacts(image, stated.python, stated.has_conda, f"labels in pkgc's OCI store ({base.source})")

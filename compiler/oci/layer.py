@@ -1,0 +1,136 @@
+"""Normalised layer tars: sorted entries, parents included, fixed mtime, owner and modes, no xattrs.
+
+A layer is written once into the blob store, gzip-compressed (``compress.py``) or stored as a plain
+tar (model weights, where compression buys nothing); its diff_id (the tar's sha256) is computed on
+the way, so a layer is read from disk exactly once."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Literal
+
+from compiler.oci.blobs import BlobStore
+from compiler.oci.compress import compressor
+from compiler.workspace.walk import open_exact
+
+GZIP_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+TAR_LAYER = "application/vnd.oci.image.layer.v1.tar"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file system entry of a layer, at ``path`` in the image (no leading '/')."""
+
+    path: str
+    kind: Literal["file", "dir", "symlink"]
+    mode: int = 0o644
+    source: Path | None = None  # file content from the host
+    data: bytes | None = None  # or given
+    target: str = ""  # symlink target
+    uid: int = 0
+    gid: int = 0
+
+
+@dataclass(frozen=True)
+class LayerBlob:
+    """A written layer: its blob digest and size, its diff_id and media type."""
+
+    digest: str
+    size: int
+    diff_id: str
+    media_type: str
+
+    def descriptor(self) -> dict:
+        return {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
+
+
+def staging_entries(source: Path, dest: str) -> list[Entry]:
+    """Entries for a folder pkgc assembled itself (the venv staging), placed at ``dest``: everything
+    in it, links kept as links. User content (model, code) goes through ``compiler.workspace.walk``."""
+    dest = dest.strip("/")
+    entries = [Entry(dest, "dir", 0o755)]
+    for dirpath, dirnames, filenames in os.walk(source):
+        rel = Path(dirpath).relative_to(source)
+        for name in sorted(dirnames) + sorted(filenames):
+            path = Path(dirpath) / name
+            target = (Path(dest) / rel / name).as_posix()
+            if path.is_symlink():
+                entries.append(Entry(target, "symlink", 0o777, target=os.readlink(path)))
+            elif path.is_dir():
+                entries.append(Entry(target, "dir", 0o755))
+            else:
+                entries.append(Entry(target, "file", 0o755 if path.stat().st_mode & 0o100 else 0o644, source=path))
+    return entries
+
+
+def normalise(entries: Iterable[Entry]) -> list[Entry]:
+    """Sorted by path, every parent folder present (root-owned, 0755), one entry per path."""
+    by_path: dict[str, Entry] = {}
+    for entry in entries:
+        path = entry.path.strip("/")
+        if not path or ".." in path.split("/"):
+            raise ValueError(f"layer entry outside the image root: {entry.path!r}")
+        by_path[path] = entry if entry.path == path else Entry(**{**entry.__dict__, "path": path})
+    for path in list(by_path):
+        parts = path.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            by_path.setdefault("/".join(parts[:i]), Entry("/".join(parts[:i]), "dir", 0o755))
+    return [by_path[p] for p in sorted(by_path)]
+
+
+class _Sink:
+    """Receives the tar stream: hashes it (diff_id), compresses it (or not) into a blob writer."""
+
+    def __init__(self, writer, compress: bool):
+        self.writer, self.diff = writer, hashlib.sha256()
+        self.compressor = compressor() if compress else None
+
+    def write(self, data: bytes) -> int:
+        self.diff.update(data)
+        self.writer.write(self.compressor.compress(data) if self.compressor else data)
+        return len(data)
+
+    def finish(self) -> None:
+        if self.compressor:
+            self.writer.write(self.compressor.flush())
+
+
+def _tarinfo(entry: Entry, mtime: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(entry.path)
+    info.mode, info.uid, info.gid, info.uname, info.gname, info.mtime = entry.mode, entry.uid, entry.gid, "", "", mtime
+    if entry.kind == "dir":
+        info.type = tarfile.DIRTYPE
+    elif entry.kind == "symlink":
+        info.type, info.linkname = tarfile.SYMTYPE, entry.target
+    elif entry.data is not None:
+        info.size = len(entry.data)
+    return info
+
+
+def write_layer(entries: Iterable[Entry], store: BlobStore, mtime: int = 0, compress: bool = True) -> LayerBlob:
+    """Write ``entries`` as one normalised layer into ``store``."""
+    writer = store.writer()
+    sink = _Sink(writer, compress)
+    try:
+        with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+            for entry in normalise(entries):
+                info = _tarinfo(entry, mtime)
+                if entry.kind != "file":
+                    tar.addfile(info)
+                elif entry.data is not None:
+                    tar.addfile(info, io.BytesIO(entry.data))
+                else:  # exactly the bytes it had when opened: a file changing under the build is refused
+                    with open_exact(entry.source) as reader:  # type: ignore[arg-type]
+                        info.size = reader.size
+                        tar.addfile(info, reader)
+        sink.finish()
+    except BaseException:
+        writer.abort()
+        raise
+    blob = writer.commit()
+    return LayerBlob(blob.digest, blob.size, "sha256:" + sink.diff.hexdigest(), GZIP_LAYER if compress else TAR_LAYER)

@@ -1,0 +1,80 @@
+"""Load an OCI-built image into the Docker engine (``docker load`` of a docker-archive written from
+the store's blobs); the engine's image id is then the config digest.
+
+Layers whose chain the engine already holds (the base, an earlier build's environment) are named
+in the archive but not sent, so a model-only rebuild sends only its small layers."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+
+from compiler.engines.base import Engine
+from compiler.errors import BuildError
+from compiler.oci.outputs import StoredImage, write_docker_archive
+from compiler.oci.store import OciStore
+
+
+def _held_prefix(diff_ids: list[str], candidates: list[tuple[str, ...]]) -> set[str]:
+    """The longest prefix of ``diff_ids`` that one of the engine's images has as its own prefix."""
+    best = 0
+    for layers in candidates:
+        n = 0
+        while n < min(len(layers), len(diff_ids)) and layers[n] == diff_ids[n]:
+            n += 1
+        best = max(best, n)
+    return set(diff_ids[:best])
+
+
+def _engine_layers(engine: Engine, refs: list[str]) -> list[tuple[str, ...]]:
+    """Layer lists of the engine's images named ``refs`` and of the other tags of their repositories."""
+    found = []
+    api = getattr(engine, "_api", None)
+    for ref in refs:
+        if ref.startswith(("oci:", "oci-archive:")):
+            continue  # not an engine reference
+        info = engine.image_info(ref)
+        if info is not None:
+            found.append(info.layers)
+        if api is not None:
+            repository = ref.rpartition(":")[0] or ref
+            for image in api.images(name=repository)[:8]:
+                other = engine.image_info(image["Id"])
+                if other is not None:
+                    found.append(other.layers)
+    return found
+
+
+def load_into_engine(
+    engine: Engine, store: OciStore, image: StoredImage, tags: list[str], base_ref: str, log=lambda _msg: None
+) -> str:
+    """Load ``image`` tagged ``tags``; return the engine's image id."""
+    existing = engine.image_info(image.config_digest)
+    if existing is not None:
+        log(f"the engine already holds {image.config_digest[:19]}: tagged only")
+    else:
+        started = time.monotonic()
+        diff_ids = store.read_json(image.config_digest)["rootfs"]["diff_ids"]
+        skip = _held_prefix(diff_ids, _engine_layers(engine, [base_ref, tags[0]]))
+        api = getattr(engine, "_api", None)
+        if api is None:
+            raise BuildError(f"loading an OCI-built image needs a Docker engine, not {engine.name}")
+        with tempfile.TemporaryFile(prefix="pkgc-load-") as archive:
+            write_docker_archive(store, image, tags, archive, skip)
+            archive.seek(0)
+            try:
+                for message in api.load_image(archive):
+                    if "error" in message:
+                        raise BuildError(f"the engine refused the image: {message['error']}")
+            except BuildError:
+                raise
+            except Exception as exc:  # SDK APIError and friends: one line
+                raise BuildError(f"the engine refused the image: {getattr(exc, 'explanation', None) or exc}") from None
+        sent = len(image.layer_digests) - len(skip)
+        log(f"loaded into the engine in {time.monotonic() - started:.1f} s ({sent} of {len(image.layer_digests)} layers sent)")
+    for tag in tags:
+        engine.tag(image.config_digest, tag)
+    info = engine.image_info(image.config_digest)
+    if info is None:
+        raise BuildError(f"the engine reports no image {image.config_digest} after loading it")
+    return info.id

@@ -1,0 +1,136 @@
+"""Every output of an OCI-built image comes from the same blobs in pkgc's store: an ``oci:DIR``
+layout, an ``oci-archive:FILE``, or a ``docker-archive`` stream for ``docker load``.
+
+Outputs are written completely under a temporary name and renamed into place (compiler.emit.oci's
+``PreparedOutput``/``commit_output``), so a failure leaves nothing half-written."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from compiler.emit.oci import EmittedOutput, OutputTarget, PreparedOutput
+from compiler.errors import BuildError
+from compiler.oci.store import INDEX, LAYOUT, MANIFEST, REF_NAME, OciStore, canonical_json
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """A built image in the store: its manifest digest and the blobs it needs."""
+
+    manifest_digest: str
+    manifest_size: int
+    config_digest: str
+    layer_digests: tuple[str, ...]
+
+    @classmethod
+    def read(cls, store: OciStore, manifest_digest: str) -> "StoredImage":
+        manifest = store.read_json(manifest_digest)
+        size = store.blobs.path(manifest_digest).stat().st_size
+        return cls(manifest_digest, size, manifest["config"]["digest"], tuple(l["digest"] for l in manifest["layers"]))
+
+    @property
+    def blobs(self) -> list[str]:
+        return [self.manifest_digest, self.config_digest, *dict.fromkeys(self.layer_digests)]
+
+
+def _place(source: Path, target: Path) -> None:
+    """Hard-link a blob when the store shares the file system, else copy it."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def write_layout(store: OciStore, image: StoredImage, folder: Path, tag: str) -> int:
+    """Write an OCI image layout holding ``image`` as ``tag``; return its size in bytes."""
+    blobs = folder / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    size = 0
+    for digest in image.blobs:
+        source = store.blobs.path(digest)
+        _place(source, blobs / digest.split(":", 1)[1])
+        size += source.stat().st_size
+    (folder / "oci-layout").write_bytes(canonical_json(LAYOUT))
+    index = {"schemaVersion": 2, "mediaType": INDEX, "manifests": [
+        {"mediaType": MANIFEST, "digest": image.manifest_digest, "size": image.manifest_size,
+         "annotations": {REF_NAME: tag}}]}  # fmt: skip
+    (folder / "index.json").write_bytes(canonical_json(index))
+    return size
+
+
+def _tar_info(name: str, size: int, directory: bool = False) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime, info.uid, info.gid = size, 0o755 if directory else 0o644, 0, 0, 0
+    info.type = tarfile.DIRTYPE if directory else tarfile.REGTYPE
+    return info
+
+
+def write_archive(store: OciStore, image: StoredImage, path: Path, tag: str) -> int:
+    """Write an ``oci-archive`` (a tar of the layout, entries sorted, fixed times)."""
+    index = {"schemaVersion": 2, "mediaType": INDEX, "manifests": [
+        {"mediaType": MANIFEST, "digest": image.manifest_digest, "size": image.manifest_size,
+         "annotations": {REF_NAME: tag}}]}  # fmt: skip
+    small = {"index.json": canonical_json(index), "oci-layout": canonical_json(LAYOUT)}
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(_tar_info("blobs", 0, True))
+        tar.addfile(_tar_info("blobs/sha256", 0, True))
+        for digest in sorted(image.blobs):
+            source = store.blobs.path(digest)
+            with open(source, "rb") as fh:
+                tar.addfile(_tar_info(f"blobs/sha256/{digest.split(':', 1)[1]}", source.stat().st_size), fh)
+        for name in sorted(small):
+            tar.addfile(_tar_info(name, len(small[name])), io.BytesIO(small[name]))
+    return path.stat().st_size
+
+
+def prepare(store: OciStore, image: StoredImage, target: OutputTarget, default_tag: str) -> PreparedOutput:
+    """Write one ``--output`` beside its target, ready to be renamed into place."""
+    started = time.monotonic()
+    tag = target.tag or default_tag
+    try:
+        target.path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{target.path.name}.pkgc-", dir=target.path.parent))
+    except OSError as exc:
+        raise BuildError(f"cannot write {target.path}: {exc.strerror or exc}") from None
+    try:
+        if target.kind == "oci":
+            written = scratch / "layout"
+            size = write_layout(store, image, written, tag)
+        else:
+            written = scratch / "image.tar"
+            size = write_archive(store, image, written, tag)
+    except OSError as exc:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise BuildError(f"cannot write {target.path}: {exc.strerror or exc}") from None
+    emitted = EmittedOutput(target.kind, target.path, tag, image.manifest_digest, size, time.monotonic() - started)
+    return PreparedOutput(emitted, written, scratch)
+
+
+def write_docker_archive(store: OciStore, image: StoredImage, tags: list[str], out, skip: set[str] = frozenset()) -> None:
+    """A ``docker load`` archive of ``image`` (layers stay gzip-compressed; the engine inflates them).
+
+    Layers in ``skip`` (diff_ids whose chain the engine already holds) are named but not sent: the
+    engine reuses a layer chain it has without opening its file."""
+    config = store.read_json(image.config_digest)
+    diff_ids = config["rootfs"]["diff_ids"]
+    names = [f"{d.split(':', 1)[1]}.tar" for d in image.layer_digests]
+    manifest = [{"Config": f"{image.config_digest.split(':', 1)[1]}.json", "RepoTags": tags, "Layers": names}]
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+        for name, digest, diff_id in zip(names, image.layer_digests, diff_ids):
+            if diff_id in skip:
+                continue
+            source = store.blobs.path(digest)
+            with open(source, "rb") as fh:
+                tar.addfile(_tar_info(name, source.stat().st_size), fh)
+        config_bytes = store.blobs.path(image.config_digest).read_bytes()
+        tar.addfile(_tar_info(manifest[0]["Config"], len(config_bytes)), io.BytesIO(config_bytes))
+        data = json.dumps(manifest).encode()
+        tar.addfile(_tar_info("manifest.json", len(data)), io.BytesIO(data))

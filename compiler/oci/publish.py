@@ -1,0 +1,39 @@
+"""Publish an OCI-built image from pkgc's store: every ``--output`` written from the stored blobs
+(no engine, no recompression), a push through skopeo from a layout of the same blobs; all carry the
+build's manifest digest. Outputs are renamed into place only once everything succeeded."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from compiler.emit.oci import PreparedOutput, StagedImage, commit_output, default_tag, discard_output
+from compiler.emit.publish import PublishRequest, PublishResult
+from compiler.emit.registry import push_image
+from compiler.emit.skopeo import LogSink
+from compiler.oci import outputs
+from compiler.oci.store import OciStore
+
+
+def publish_stored(store: OciStore, manifest_digest: str, request: PublishRequest, log: LogSink) -> PublishResult:
+    image = outputs.StoredImage.read(store, manifest_digest)
+    tag = default_tag(request.image)
+    prepared: list[PreparedOutput] = []
+    scratch = Path(tempfile.mkdtemp(prefix="pkgc-stage-", dir=store.root))
+    try:
+        for target in request.outputs:
+            prepared.append(outputs.prepare(store, image, target, tag))
+        pushed = None
+        if request.push is not None:
+            started = time.monotonic()
+            outputs.write_layout(store, image, scratch / "layout", tag)
+            staged = StagedImage(request.image, scratch / "layout", tag, manifest_digest, time.monotonic() - started)
+            pushed = push_image(staged, request.push, log)
+        written = tuple(commit_output(p) for p in prepared)
+    finally:
+        for p in prepared:
+            discard_output(p)
+        shutil.rmtree(scratch, ignore_errors=True)
+    return PublishResult(manifest_digest, 0.0, written, pushed)

@@ -1,0 +1,94 @@
+"""pkgc's local OCI store: one OCI image layout under the cache folder (``<cache>/oci``).
+
+Base images (imported from the engine, an ``oci:``/``oci-archive:`` reference, or written by
+``pkgc base-image build``) and built images live here by digest, named in ``index.json`` by
+``org.opencontainers.image.ref.name``; every output and the engine load read their blobs from here.
+Index updates hold a file lock and are written atomically, so concurrent builds may share a store."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from compiler.oci.blobs import Blob, BlobStore
+
+REF_NAME = "org.opencontainers.image.ref.name"
+ENGINE_ID = "io.pkgc.engine.image-id"
+MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+INDEX = "application/vnd.oci.image.index.v1+json"
+CONFIG = "application/vnd.oci.image.config.v1+json"
+LAYOUT = {"imageLayoutVersion": "1.0.0"}
+
+
+def canonical_json(value: object) -> bytes:
+    """The one JSON encoding pkgc writes (sorted keys, compact), so equal content has one digest."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class OciStore:
+    def __init__(self, root: Path):
+        self.root = root
+        self.blobs = BlobStore(root / "blobs" / "sha256")
+
+    @classmethod
+    def in_cache(cls, cache_dir: Path) -> "OciStore":
+        return cls(cache_dir / "oci")
+
+    def put_json(self, value: object) -> Blob:
+        return self.blobs.put(canonical_json(value))
+
+    def read_json(self, digest: str) -> dict:
+        return json.loads(self.blobs.read(digest))
+
+    def _index(self) -> dict:
+        path = self.root / "index.json"
+        if not path.is_file():
+            return {"schemaVersion": 2, "mediaType": INDEX, "manifests": []}
+        return json.loads(path.read_text())
+
+    def entries(self) -> list[dict]:
+        return list(self._index().get("manifests", []))
+
+    def find(self, ref: str) -> dict | None:
+        """The index entry named ``ref`` (a manifest descriptor), or None."""
+        return next((m for m in self.entries() if (m.get("annotations") or {}).get(REF_NAME) == ref), None)
+
+    def find_engine_image(self, image_id: str) -> dict | None:
+        """The entry imported from an engine image with this id, if its blobs are all still here."""
+        for m in self.entries():
+            if (m.get("annotations") or {}).get(ENGINE_ID) == image_id and self.blobs.has(m["digest"]):
+                return m
+        return None
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".index.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def name(self, refs: list[str], manifest: Blob, annotations: dict[str, str] | None = None) -> None:
+        """Point each of ``refs`` at ``manifest`` (replacing what they named before)."""
+        with self._locked():
+            layout = self.root / "oci-layout"
+            if not layout.is_file():
+                _atomic_write(layout, canonical_json(LAYOUT))
+            index = self._index()
+            kept = [m for m in index["manifests"] if (m.get("annotations") or {}).get(REF_NAME) not in refs]
+            for ref in refs:
+                kept.append({"mediaType": MANIFEST, "digest": manifest.digest, "size": manifest.size,
+                             "annotations": {**(annotations or {}), REF_NAME: ref}})  # fmt: skip
+            index["manifests"] = sorted(kept, key=lambda m: m["annotations"][REF_NAME])
+            _atomic_write(self.root / "index.json", json.dumps(index, indent=1, sort_keys=True).encode())
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)

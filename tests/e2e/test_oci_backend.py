@@ -1,0 +1,106 @@
+"""The OCI back end against the real engine: the session's packages are OCI-built (the default for
+venv packages); the Dockerfile back end builds the same plan and serves the same predictions; with
+no engine at all, two builds from fresh workspaces and empty OCI stores give one manifest digest,
+and the layout they write loads into the engine (through skopeo) and serves."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from compiler.options import load_options
+from compiler.runtime.http import request
+from tests.conftest import run_pkgc
+from tests.e2e.conftest import free_port
+from tests.e2e.test_example_package import host_predictions, serve
+
+pytestmark = pytest.mark.engine
+NOWHERE = "unix:///nonexistent/docker.sock"
+
+
+def score(engine, containers, image: str, example: Path) -> list[float]:
+    port = free_port()
+    serve(engine, containers, image, port)
+    response = request(f"http://127.0.0.1:{port}/score", data=(example / "sample-request.json").read_bytes())
+    assert response.status == 200
+    return response.json()
+
+
+def test_docker_back_end_builds_the_same_plan_and_serves_the_same_predictions(
+    copy_package, registered, session_env, example_copy, engine, containers, tmp_path
+):
+    assert copy_package["builder"] == "oci" and copy_package["loaded"] is True
+    spec = tmp_path / "package-azure-app.yml"  # its own target name: no other test tags this image
+    spec.write_text((example_copy / "package-azure-app.yml").read_text()
+                    .replace("sklearn-regression-docker-pkg", "oci-vs-docker-pkg")
+                    .replace("code: src", f"code: {example_copy / 'src'}"))  # fmt: skip
+    shutil.copy(example_copy / "package-azure-app.conda-lock.yml", tmp_path / "package-azure-app.conda-lock.yml")
+    proc = run_pkgc("build", str(spec), "--model", registered["model"], "--builder", "docker", "--json", env=session_env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    docker_built = json.loads(proc.stdout)
+    assert docker_built["builder"] == "docker" and "manifest_digest" not in docker_built
+    oci_info, docker_info = engine.image_info(copy_package["image"]), engine.image_info(docker_built["image"])
+    changed = {k for k in oci_info.labels if oci_info.labels[k] != docker_info.labels.get(k)}
+    assert changed == {"org.opencontainers.image.title", "io.pkgc.spec.digest"}  # the renamed target; the rest is the plan's
+    assert set(oci_info.env) == set(docker_info.env)
+    expected = host_predictions(example_copy)
+    assert score(engine, containers, docker_built["image"], example_copy) == pytest.approx(expected, rel=1e-12)
+    assert score(engine, containers, copy_package["image"], example_copy) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.fixture(scope="module")
+def base_layout(base_image, tmp_path_factory) -> str:
+    """The offline base image as an OCI layout (written by skopeo from the engine): the only base a
+    build with no engine and an empty store can find."""
+    layout = tmp_path_factory.mktemp("base") / "layout"
+    subprocess.run(["skopeo", "copy", "--quiet", f"docker-daemon:{base_image}", f"oci:{layout}:base"], check=True, capture_output=True)
+    return f"oci:{layout}:base"
+
+
+def no_engine_build(root: Path, example_copy: Path, base: str, spec_name: str = "package-azure-app.yml") -> dict:
+    """One build from scratch: a fresh workspace, an empty OCI store (the package files hard-linked
+    from the warm shared cache), no engine."""
+    project = root / "project"
+    if not project.exists():
+        shutil.copytree(example_copy, project)
+    cache = root / "cache"
+    if not cache.exists():
+        shutil.copytree(load_options().cache_dir / "files", cache / "files", copy_function=os.link)
+    env = {**os.environ, "PKGC_WORKSPACE": str(root / "workspace"), "PKGC_CACHE_DIR": str(cache), "DOCKER_HOST": NOWHERE}
+    model = run_pkgc("-q", "model", "create", "--name", "sklearn-regression", "--path", str(project / "model"), env=env)
+    assert model.returncode == 0, model.stderr
+    environment = run_pkgc("-q", "environment", "create", "--file", str(project / "environment" / "sklearn-regression-env.yml"), env=env)
+    assert environment.returncode == 0, environment.stderr
+    out = root / f"out-{Path(spec_name).stem}"
+    proc = run_pkgc("build", str(project / spec_name), "--model", model.stdout.strip(), "--base-image", base,
+                    "--output", f"oci:{out}", "--json", env=env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "no engine answers" in proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_no_engine_builds_are_reproducible_and_their_layout_serves(
+    copy_package, base_layout, example_copy, engine, containers, tmp_path
+):
+    first = no_engine_build(tmp_path / "first", example_copy, base_layout)
+    second = no_engine_build(tmp_path / "second", example_copy, base_layout)
+    assert first["builder"] == "oci" and first["loaded"] is False
+    assert first["manifest_digest"] == second["manifest_digest"] == first["outputs"][0]["digest"]
+    readonly = no_engine_build(tmp_path / "first", example_copy, base_layout, "package-moe.yml")
+    assert readonly["mode"] == "readonly_mount" and readonly["outputs"][0]["digest"] == readonly["manifest_digest"]
+    out = tmp_path / "first" / "out-package-azure-app"
+    ref = "pkgc-e2e/oci-no-engine:1"
+    subprocess.run(["skopeo", "copy", "--quiet", f"oci:{out}:{first['outputs'][0]['tag']}", f"docker-daemon:{ref}"],
+                   check=True, capture_output=True)  # fmt: skip
+    try:
+        assert score(engine, containers, ref, example_copy) == pytest.approx(host_predictions(example_copy), rel=1e-12)
+    finally:
+        for container in containers:
+            engine.stop(container)
+        containers.clear()
+        engine.remove_image(ref)
