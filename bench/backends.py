@@ -28,34 +28,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench import build, pkgc  # noqa: E402
+from bench import build, first_score, pkgc  # noqa: E402
 from compiler.engines import DockerEngine  # noqa: E402
 from compiler.options import load_options  # noqa: E402
 from compiler.runtime.http import request  # noqa: E402
 
 NOWHERE = "unix:///nonexistent/docker.sock"
-
-
-def first_score(engine: DockerEngine, image: str, body: bytes, env: dict[str, str]) -> float:
-    """Seconds from `docker run` to the first 200 on POST /score."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    started = time.monotonic()
-    handle = engine.run(image, 5001, port, [], env)
-    try:
-        while time.monotonic() - started < 120:
-            try:
-                if request(f"http://127.0.0.1:{port}/score", data=body, timeout=2).status == 200:
-                    return time.monotonic() - started
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise SystemExit("the package never answered /score")
-    finally:
-        engine.stop(handle.container_id)
 
 
 def fresh_cache(work: Path, name: str) -> Path:

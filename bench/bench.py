@@ -50,7 +50,7 @@ def layers_changed(engine: DockerEngine, before: str, after: str) -> int:
     return len(new) - shared
 
 
-def first_score(engine: DockerEngine, image: str, body: bytes) -> float:
+def first_score(engine: DockerEngine, image: str, body: bytes, env: dict[str, str] | None = None) -> float:
     """Seconds from `docker run` to the first 200 on POST /score."""
     import socket
 
@@ -58,7 +58,7 @@ def first_score(engine: DockerEngine, image: str, body: bytes) -> float:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     started = time.monotonic()
-    handle = engine.run(image, 5001, port, [], {})
+    handle = engine.run(image, 5001, port, [], env or {})
     try:
         while time.monotonic() - started < 120:
             try:

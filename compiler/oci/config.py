@@ -49,11 +49,15 @@ def image_config(plan: ImagePlan, base: BaseImage, layers: list[BuiltLayer], epo
         "User": f"{plan.uid}:{plan.uid}",
         "Env": _env(list(base_config.get("Env") or []), plan),
         "WorkingDir": plan.workdir,
-        "ExposedPorts": {**(base_config.get("ExposedPorts") or {}), f"{plan.port}/tcp": {}},
         "Labels": {**(base_config.get("Labels") or {}), **plan.labels},
     }
-    if plan.entrypoint:
+    ports = {**(base_config.get("ExposedPorts") or {}), **({f"{plan.port}/tcp": {}} if plan.port else {})}
+    if ports:  # a batch job exposes nothing
+        config["ExposedPorts"] = ports
+    if plan.entrypoint:  # as the Dockerfile back end writes it: ENTRYPOINT, then CMD (the server's command)
         config["Entrypoint"] = list(plan.entrypoint)
+        if plan.command:
+            config["Cmd"] = list(plan.command)
     else:
         for key in ("Entrypoint", "Cmd"):
             if base_config.get(key):

@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from compiler.errors import SpecError, excerpt
 from compiler.runsettings import QUANTITY, Probe, RunSettings
 from compiler.spec.model import (
-    ENV_VAR_PATTERN, AssetName, ContainerPath, HostPath, InnerPath, Line, ModelSource, PropertyValue, Text,
+    AssetName, EnvVars, ContainerPath, HostPath, InnerPath, Line, ModelSource, PropertyValue, Text,
 )  # fmt: skip
 from compiler.spec.refs import looks_like_reference
 from compiler.spec.values import ASSET_NAME
@@ -135,7 +135,7 @@ class OnlineDeployment(_Strict):
     model_mount_path: ContainerPath | None = None
     code_configuration: DeploymentCode | None = None
     environment: EnvironmentSource | None = None
-    environment_variables: dict[str, Text] = Field(default_factory=dict)
+    environment_variables: EnvVars = Field(default_factory=dict)
     instance_type: Text | None = None
     instance_count: int | None = Field(None, ge=1, le=1000)
     app_insights_enabled: bool | None = None
@@ -147,14 +147,6 @@ class OnlineDeployment(_Strict):
     readiness_probe: ProbeSettings | None = None
     data_collector: dict[Text, Any] | None = None
     resources: ResourceRequirements | None = None  # Kubernetes deployments
-
-    @field_validator("environment_variables")
-    @classmethod
-    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
-        for key in value:
-            if not ENV_VAR_PATTERN.match(key):
-                raise ValueError(f"'{excerpt(key)}' is not a valid environment variable name")
-        return value
 
 
 @dataclass(frozen=True)

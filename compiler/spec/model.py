@@ -39,6 +39,14 @@ def _route(value: str) -> str | None:
 
 Text = Annotated[str, _rule(values.text_problem)]  # free text: no NUL
 Line = Annotated[str, Field(min_length=1, max_length=4096), _rule(values.line_problem)]  # a reference, one line
+def _env_names(value: dict[str, str]) -> dict[str, str]:
+    for key in value:
+        if not ENV_VAR_PATTERN.match(key):
+            raise ValueError(f"'{excerpt(key)}' is not a valid environment variable name")
+    return value
+
+
+EnvVars = Annotated[dict[str, Text], AfterValidator(_env_names)]  # names as a shell and an engine take them
 HostPath = Annotated[str, Field(min_length=1), _rule(values.host_path_problem)]  # a path on this machine
 InnerPath = Annotated[str, Field(min_length=1), _rule(values.inner_path_problem)]  # inside the code folder
 AssetName = Annotated[str, _rule(_asset_name)]  # a name or version used as a path part and an image tag
@@ -103,15 +111,7 @@ class OnlineInferenceConfiguration(_Strict):
     readiness_route: Route | None = None
     scoring_route: Route | None = None
     entry_script: Line | None = None  # a command in the server image, not a file here
-    configuration: dict[Text, Text] = Field(default_factory=dict)
-
-    @field_validator("configuration")
-    @classmethod
-    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
-        for key in value:
-            if not ENV_VAR_PATTERN.match(key):
-                raise ValueError(f"'{excerpt(key)}' is not a valid environment variable name")
-        return value
+    configuration: EnvVars = Field(default_factory=dict)
 
 
 class AzureMLOnlineServer(_Strict):
@@ -221,18 +221,10 @@ class PackageSpec(_Strict):
     model_configuration: ModelConfiguration = Field(default_factory=ModelConfiguration)
     model: ModelSource | None = None
     tags: dict[Text, Text] = Field(default_factory=dict)
-    environment_variables: dict[str, Text] = Field(default_factory=dict)
+    environment_variables: EnvVars = Field(default_factory=dict)
     inputs: list[PackageInput] = Field(default_factory=list, max_length=32)
 
     model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True, populate_by_name=True)
-
-    @field_validator("environment_variables")
-    @classmethod
-    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
-        for key in value:
-            if not ENV_VAR_PATTERN.match(key):
-                raise ValueError(f"'{excerpt(key)}' is not a valid environment variable name")
-        return value
 
     @property
     def code_configuration(self) -> CodeConfiguration | ServerCodeConfiguration | None:
