@@ -1,4 +1,4 @@
-"""The layers pkgc adds on the base, in the plan's order: user, environment, runtime, model, code.
+"""The layers pkgc adds on the base, in the plan's order: user, environment, runtime, model, inputs, code, sbom.
 
 Each comes from the ImagePlan: the user from its uid (appended to the base's passwd/group), the
 environment assembled on the host (cached by the lock's content), the others from the plan's
@@ -137,7 +137,7 @@ def copy_entries(plan: ImagePlan, copy: Copy) -> list[Entry]:
 
 
 def copied_layers(plan: ImagePlan, store: OciStore, epoch: int) -> list[BuiltLayer]:
-    """One layer per kind of the plan's context copies (runtime, model, code), in the plan's order."""
+    """One layer per kind of the plan's context copies (runtime, model, inputs, code, sbom), in the plan's order."""
     kinds: dict[str, list[Copy]] = {}
     for copy in plan.copies:
         if copy.from_stage is None:

@@ -5,8 +5,9 @@ Layer order (most stable first, so a change rebuilds only what follows it):
   2. environment             changes when the lock changes
   3. runtime (entrypoint, lock file)   changes with pkgc or the lock
   4. model (copy mode only)  changes with the model version; large, so before the small code layer
-  5. code                    changes most often; last of the file layers
-  6. ENV / LABEL / USER      metadata only, no layer content: last
+  5. code                    changes most often; last of the content layers
+  6. sbom                    the CycloneDX SBOM (names lock, model and code digests): changes with any of them
+  7. ENV / LABEL / USER      metadata only, no layer content: last
 """
 
 from __future__ import annotations
@@ -161,7 +162,7 @@ def plan_image(
     sbom_file: ContextFile | None = None,
 ) -> ImagePlan:
     """Turn the resolved, locked package into an ImagePlan; ``tag`` is the image reference to build;
-    ``sbom_file`` (the CycloneDX SBOM, given as data) ships beside the lock and is labelled with its digest."""
+    ``sbom_file`` (the CycloneDX SBOM, given as data) ships in the last layer, labelled with its digest."""
     if pkg.environment is None:
         raise ValueError("a package needs a base image (MLflow packages get a generated one before planning)")
     environment, files = _environment(strategy, lock, fetched, cache)
@@ -172,9 +173,6 @@ def plan_image(
         Copy("runtime", "pkgc/pkgc-entrypoint", ENTRYPOINT, "start-up checks and the server command"),
         Copy("runtime", lock_file.dest, LOCK_IN_IMAGE, "the lock travels with the package"),
     ]
-    if sbom_file is not None:
-        files.append(sbom_file)
-        copies.append(Copy("runtime", sbom_file.dest, SBOM_IN_IMAGE, "the SBOM, generated from the lock"))
     for context_file, copy in _server_runtime(pkg):
         files.append(context_file)
         copies.append(copy)
@@ -185,7 +183,10 @@ def plan_image(
         copies += input_copies(pkg, files)
     if pkg.code is not None:
         files.append(ContextFile(CODE_IN_CONTEXT, source=pkg.code.directory))
-        copies.append(Copy("code", CODE_IN_CONTEXT, pkg.code.container_dir, "scoring code changes most: last"))
+        copies.append(Copy("code", CODE_IN_CONTEXT, pkg.code.container_dir, "scoring code changes most: last of the content"))
+    if sbom_file is not None:
+        files.append(sbom_file)
+        copies.append(Copy("sbom", sbom_file.dest, SBOM_IN_IMAGE, "the SBOM names the lock, model and code: it changes with any of them, so last"))
     port = pkg.server.default_port
     env, labels = _env(pkg), _labels(pkg, strategy, lock, sbom_file)
     _check_dockerfile_values(pkg, env, labels, copies)

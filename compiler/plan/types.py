@@ -21,7 +21,7 @@ class ContextFile:
 class Copy:
     """One COPY layer of the final stage, with the reason it sits where it does."""
 
-    kind: Literal["environment", "runtime", "model", "inputs", "code"]
+    kind: Literal["environment", "runtime", "model", "inputs", "code", "sbom"]
     src: str
     dest: str
     why: str

@@ -96,7 +96,8 @@ def test_model_change_touches_only_the_model_layer_and_later(private_example, re
     after = build(created.stdout.strip())
     assert len(before) == len(after)
     changed = [i for i, (a, b) in enumerate(zip(before, after)) if a != b]
-    model_layer = len(before) - 2  # ... environment, entrypoint, lock, model, code
-    # The model layer changes and nothing before it; the Docker back end also changes the code layer
-    # (its parent folder's build-time mtime), the OCI back end keeps it (fixed times).
+    model_layer = len(before) - 3  # ... environment, entrypoint, lock, model, code, sbom
+    # The model layer changes and nothing before it; so does the SBOM (it names the model's digest); the
+    # Docker back end also changes the code layer (its parent folder's build-time mtime), the OCI back
+    # end keeps it (fixed times).
     assert changed[:1] == [model_layer] and set(changed) <= set(range(model_layer, len(after)))

@@ -46,7 +46,8 @@ def test_docker_back_end_builds_the_same_plan_and_serves_the_same_predictions(
     assert docker_built["builder"] == "docker" and "manifest_digest" not in docker_built
     oci_info, docker_info = engine.image_info(copy_package["image"]), engine.image_info(docker_built["image"])
     changed = {k for k in oci_info.labels if oci_info.labels[k] != docker_info.labels.get(k)}
-    assert changed == {"org.opencontainers.image.title", "io.pkgc.spec.digest"}  # the renamed target; the rest is the plan's
+    # the renamed target (the SBOM names the package too); the rest is the plan's
+    assert changed == {"org.opencontainers.image.title", "io.pkgc.spec.digest", "io.pkgc.sbom.digest"}
     assert set(oci_info.env) == set(docker_info.env)
     expected = host_predictions(example_copy)
     assert score(engine, containers, docker_built["image"], example_copy) == pytest.approx(expected, rel=1e-12)

@@ -19,7 +19,7 @@ COPY ["pkgc/pkgc-entrypoint", "/opt/pkgc/bin/pkgc-entrypoint"]
 COPY ["pkgc/conda-lock.yml", "/opt/pkgc/conda-lock.yml"]
 # runtime: the batch driver: init(), run(mini_batch), outputs
 COPY ["pkgc/pkgc_batch.py", "/opt/pkgc/bin/pkgc_batch.py"]
-# code: scoring code changes most: last
+# code: scoring code changes most: last of the content
 COPY ["code/content", "/var/azureml-app/src"]
 ENV PATH=/opt/pkgc/venv/bin:$PATH \
     AML_APP_ROOT="/var/azureml-app/src" \

@@ -19,7 +19,7 @@ COPY ["pkgc/pkgc-entrypoint", "/opt/pkgc/bin/pkgc-entrypoint"]
 COPY ["pkgc/conda-lock.yml", "/opt/pkgc/conda-lock.yml"]
 # model: model files; before code, which changes more often
 COPY ["model/content", "/var/azureml-app/azureml-models/sklearn-regression/3/model"]
-# code: scoring code changes most: last
+# code: scoring code changes most: last of the content
 COPY ["code/content", "/var/azureml-app/src"]
 ENV PATH=/opt/pkgc/venv/bin:$PATH \
     AML_APP_ROOT="/var/azureml-app/src" \

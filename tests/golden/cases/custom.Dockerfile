@@ -17,7 +17,7 @@ COPY --from=environment ["/opt/pkgc/venv", "/opt/pkgc/venv"]
 COPY ["pkgc/pkgc-entrypoint", "/opt/pkgc/bin/pkgc-entrypoint"]
 # runtime: the lock travels with the package
 COPY ["pkgc/conda-lock.yml", "/opt/pkgc/conda-lock.yml"]
-# code: scoring code changes most: last
+# code: scoring code changes most: last of the content
 COPY ["code/content", "/var/azureml-app/src"]
 ENV PATH=/opt/pkgc/venv/bin:$PATH \
     AML_APP_ROOT="/var/azureml-app/src" \

@@ -23,7 +23,7 @@ COPY ["model/content", "/var/azureml-app/azureml-models/sklearn-regression/3/mod
 COPY ["inputs/0/content", "/var/azureml-app/inputs/labels.json"]
 # inputs: an input the model needs; after the model, before code
 COPY ["inputs/1/content", "/var/azureml-app/inputs/tokenizer"]
-# code: scoring code changes most: last
+# code: scoring code changes most: last of the content
 COPY ["code/content", "/var/azureml-app/src"]
 ENV PATH=/opt/pkgc/venv/bin:$PATH \
     AML_APP_ROOT="/var/azureml-app/src" \
