@@ -16,22 +16,19 @@ Usage: python3 bench/backends.py [--runs N] [--prefix NAME]   (images are named 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench import build, first_score, pkgc  # noqa: E402
+from bench import build, first_score, pkgc, report  # noqa: E402
 from compiler.engines import DockerEngine  # noqa: E402
 from compiler.options import load_options  # noqa: E402
-from compiler.runtime.http import request  # noqa: E402
 
 NOWHERE = "unix:///nonexistent/docker.sock"
 
@@ -113,15 +110,7 @@ def main() -> None:
         for name, (image, run_env) in variants.items():
             times[name].append(first_score(engine, image, body, run_env))
     figures.update({name: median(values) for name, values in times.items()})
-    figures = {k: round(v, 2) if isinstance(v, float) else v for k, v in figures.items()}
-
-    result = ROOT / "bench" / "results" / time.strftime("backends-%Y%m%dT%H%M%S.json")
-    result.parent.mkdir(parents=True, exist_ok=True)
-    result.write_text(json.dumps(figures, indent=2) + "\n")
-    width = max(len(k) for k in figures)
-    for key, value in figures.items():
-        print(f"{key:<{width}}  {value}")
-    print(f"(written to {result})")
+    report(figures, "backends-")
     remove_images(engine, repositories)
     shutil.rmtree(work, ignore_errors=True)
 

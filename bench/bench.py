@@ -72,6 +72,19 @@ def first_score(engine: DockerEngine, image: str, body: bytes, env: dict[str, st
         engine.stop(handle.container_id)
 
 
+def report(figures: dict, prefix: str) -> Path:
+    """Round, write ``bench/results/<prefix><time>.json`` and print the figures as a table."""
+    figures = {k: round(v, 2) if isinstance(v, float) else v for k, v in figures.items()}
+    out = ROOT / "bench" / "results" / time.strftime(f"{prefix}%Y%m%dT%H%M%S.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2) + "\n")
+    width = max(len(k) for k in figures)
+    for key, value in figures.items():
+        print(f"{key:<{width}}  {value}")
+    print(f"(written to {out})")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3, help="runs of the start-up measurement")
@@ -113,15 +126,7 @@ def main() -> None:
     body = (example / "sample-request.json").read_bytes()
     runs = sorted(first_score(engine, after_code["image"], body) for _ in range(args.runs))
     figures["run_to_first_score_s_median"] = round(runs[len(runs) // 2], 2)
-    figures = {k: round(v, 2) if isinstance(v, float) else v for k, v in figures.items()}
-
-    out = ROOT / "bench" / "results" / time.strftime("%Y%m%dT%H%M%S.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(figures, indent=2) + "\n")
-    width = max(len(k) for k in figures)
-    for key, value in figures.items():
-        print(f"{key:<{width}}  {value}")
-    print(f"(written to {out})")
+    report(figures, "")
     shutil.rmtree(work, ignore_errors=True)
 
 
