@@ -1,4 +1,4 @@
-"""Stage build: render the plan, write the normalised context, have the engine build it (network off).
+"""Stage build, Dockerfile back end: render the plan, write the normalised context, have the engine build it (network off).
 
 The image is content-addressed: the hash of the context bytes and the base image's id names it
 (``<repo>:sha256-<hash>``), so the same spec, lock, model and code reuse the image already built,
@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
+from compiler.built import BuiltImage
 from compiler.engines.base import Engine
 from compiler.errors import BuildError
 from compiler.plan.types import ImagePlan
@@ -20,18 +20,6 @@ from compiler.render import render_dockerfile, write_context
 from compiler.reporter import Reporter
 
 CHUNK = 1 << 20
-
-
-@dataclass(frozen=True)
-class BuiltImage:
-    image: str
-    image_id: str
-    content_tag: str
-    content_hash: str
-    reused: bool
-    size: int
-    seconds: float
-    context_bytes: int
 
 
 def _hash_file(fh, base_image_id: str) -> str:
@@ -50,10 +38,10 @@ def build_image(
 
     ``no_cache`` builds every layer again and never reuses an existing image."""
     dockerfile = render_dockerfile(plan, template)
-    base = engine.image_info(plan.base_image)
+    base = engine.image_info(plan.base.reference)
     if base is None:
         raise BuildError(
-            f"base image {plan.base_image} is not in the engine; build it with 'pkgc base-image build' or load it"
+            f"base image {plan.base.reference} is not in the engine; build it with 'pkgc base-image build' or load it"
         )
     started = time.monotonic()
     repository = plan.tag.rpartition(":")[0]
@@ -72,6 +60,7 @@ def build_image(
     engine.tag(image_id, plan.tag)
     info = engine.image_info(image_id)
     return BuiltImage(
+        builder="docker",
         image=plan.tag,
         image_id=image_id,
         content_tag=content_tag,
@@ -79,5 +68,4 @@ def build_image(
         reused=existing is not None,
         size=info.size if info else 0,
         seconds=time.monotonic() - started,
-        context_bytes=size,
     )

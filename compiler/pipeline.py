@@ -1,6 +1,6 @@
-"""Run the compiler's stages in order; ``emit`` stops after a stage and returns its IR as text.
-
-spec -> resolve -> deps/merge -> strategy -> lock -> fetch -> plan -> render -> build -> record
+"""Run the compiler's stages in order: ``compile()`` (spec -> resolve -> deps/merge -> strategy ->
+lock -> fetch -> base -> plan), ``build(plan, backend)`` -> BuiltImage, then the record; ``ship()``
+(compiler/ship.py) verifies and publishes. ``emit`` stops after a stage and returns its IR as text.
 """
 
 from __future__ import annotations
@@ -8,35 +8,38 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal
 
 from compiler.build import build_image
+from compiler.built import BuiltImage
 from compiler.deps.conda_file import parse_conda_file
 from compiler.deps.merge import merge
 from compiler.deps.server_pin import describe_server, server_depset
 from compiler.deps.types import DepSet, MergedEnvironment
 from compiler.engines.base import Engine
 from compiler.environment.strategy import EnvironmentStrategy, choose_strategy
-from compiler.errors import EngineUnavailable, ResolveError, SpecError, SpecProblem
+from compiler.errors import BuildError, EngineUnavailable, ResolveError, SpecError, SpecProblem
 from compiler.fetch.cache import PackageCache, fetch_lock
-from compiler.mlflow.deps import mlflow_depsets
-from compiler.lock.locker import load_or_lock
+from compiler.fetch.conda_inputs import prepare_conda_inputs
+from compiler.lock.locker import LockResult, load_or_lock
 from compiler.lock.lockfile import read_lock
+from compiler.mlflow.deps import mlflow_depsets
 from compiler.options import Options
 from compiler.plan import ContextFile, ImagePlan, plan_image
 from compiler.render import render_dockerfile
 from compiler.reporter import Reporter
 from compiler.resolve import ResolvedPackage, resolve_package
 from compiler.resolve.baseimage import base_image_facts
-from compiler.labels import SBOM_DIGEST
+from compiler.result import BuildResult
 from compiler.sbom.collect import sbom_context_file
 from compiler.spec import load_package_spec
+from compiler.spec.load import SpecFile
 from compiler.workspace import EnvironmentRecord, Workspace
 from compiler.workspace.records import PackageInfo
 
-Emit = Literal["spec", "deps", "lock", "plan", "dockerfile"]
+Emit = Literal["spec", "deps", "plan", "dockerfile"]
 Builder = Literal["auto", "oci", "docker"]
 
 
@@ -103,24 +106,48 @@ def _reserve_version(pkg: ResolvedPackage, workspace: Workspace) -> str:
         raise ResolveError(f"{pkg.spec_path}: target_environment_version: {exc}") from None
 
 
-def run_build(
-    request: BuildRequest,
-    options: Options,
-    connect: Callable[[], Engine],
-    reporter: Reporter,
-) -> dict | str:
-    """Compile ``request.spec_path``; return the JSON result, or the text of the stage ``emit`` names."""
+@dataclass(frozen=True)
+class Resolved:
+    """The resolve stage's output: the package, its merged dependencies, how to build it."""
+
+    spec_file: SpecFile
+    package: ResolvedPackage
+    merged: MergedEnvironment
+    server_note: str | None
+    strategy: EnvironmentStrategy
+    builder: Literal["oci", "docker"]
+    engine: Engine | None
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """``compile()``'s output: everything up to the plan, which both back ends build."""
+
+    resolved: Resolved
+    locked: LockResult
+    plan: ImagePlan
+    version: str  # the target environment version the image is tagged with
+    reserved: bool  # the version is reserved in the workspace until the build is recorded
+
+
+def load_spec(request: BuildRequest, reporter: Reporter) -> SpecFile:
     spec_file = load_package_spec(request.spec_path, request.target_environment)
     if spec_file.deployment is not None and spec_file.deployment.ignored:
         reporter.warn(f"{spec_file.path.name}: ignored (no meaning for a container image): {', '.join(spec_file.deployment.ignored)}")
-    if request.emit == "spec":
-        emitted = spec_file.spec.model_dump(mode="json", by_alias=True)
-        if spec_file.deployment is not None:
-            emitted["x-pkgc-deployment"] = spec_file.deployment.summary()
-        return json.dumps(emitted, indent=2) + "\n"
-    workspace = Workspace(options.workspace)
+    return spec_file
+
+
+def emit_spec(spec_file: SpecFile) -> str:
+    emitted = spec_file.spec.model_dump(mode="json", by_alias=True)
+    if spec_file.deployment is not None:
+        emitted["x-pkgc-deployment"] = spec_file.deployment.summary()
+    return json.dumps(emitted, indent=2) + "\n"
+
+
+def resolve(spec_file: SpecFile, request: BuildRequest, options: Options, connect: Callable[[], Engine], reporter: Reporter) -> Resolved:
+    """spec -> model, base environment, server -> merged dependencies -> environment strategy and back end."""
     reporter.step(f"resolving {spec_file.path.name}")
-    pkg = resolve_package(spec_file, request.model, workspace, options, request.base_image)
+    pkg = resolve_package(spec_file, request.model, Workspace(options.workspace), options, request.base_image)
     reporter.detail(f"model {pkg.model.name}:{pkg.model.version} ({pkg.model.type}) from {pkg.model.reference}")
     if pkg.mlflow is not None and request.python_version and request.python_version != pkg.mlflow.python_minor:
         reporter.warn(
@@ -128,85 +155,134 @@ def run_build(
             f"recorded in MLflow model {pkg.model.name}:{pkg.model.version}; the model may not load"
         )
     merged = merge(collect_depsets(pkg, request.python_version))
-    server_note = describe_server(pkg.server, merged)
     engine = connect() if request.builder == "docker" else _engine_if_any(connect)
     facts = _base_facts(pkg.environment.image, engine, options)
     strategy = choose_strategy(merged, facts, conda_available=_conda_path_available())
     builder = choose_builder(request, strategy, pkg.environment.image)
     if builder == "docker" and engine is None:
         engine = connect()  # raises: the docker back end needs the engine
-    if request.emit == "deps":
-        return describe_merged(merged, strategy) + (f"{server_note}\n" if server_note else "")
-    if server_note:
-        reporter.step(server_note)
-    reporter.step(f"environment strategy: {strategy.kind}: {strategy.reason}")
-    reporter.step(f"builder: {builder}" + ("" if engine is not None else " (no engine answers: the image goes to the OCI store)"))
-    lock_path = lock_path_for(spec_file.path, request.lock_path)
-    cache = PackageCache(options.cache_dir)
-    locked = load_or_lock(strategy, lock_path, request.relock, [spec_file.path.name], cache.cache_root, reporter.detail)
+    return Resolved(spec_file, pkg, merged, describe_server(pkg.server, merged), strategy, builder, engine)
+
+
+def lock(resolved: Resolved, request: BuildRequest, options: Options, reporter: Reporter) -> LockResult:
+    """The lock stage: reuse the lock beside the spec, or resolve the merged environment and write it."""
+    lock_path = lock_path_for(resolved.spec_file.path, request.lock_path)
+    cache_root = PackageCache(options.cache_dir).cache_root
+    locked = load_or_lock(resolved.strategy, lock_path, request.relock, [resolved.spec_file.path.name], cache_root, reporter.detail)
     reporter.step(f"lock {locked.status}: {lock_path} ({len(locked.lock.packages)} packages)")
-    if request.emit == "lock":
-        return {
-            "lock_file": str(lock_path),
-            "lock_status": locked.status,
-            "environment_strategy": strategy.kind,
-            "python": strategy.python,
-            "packages": [f"{p.manager}:{p.name}=={p.version}" for p in locked.lock.packages],
-        }
+    return locked
+
+
+def lock_package(request: BuildRequest, options: Options, connect: Callable[[], Engine], reporter: Reporter) -> dict:
+    """``pkgc lock``: spec -> resolve -> lock, and what the lock holds."""
+    resolved = resolve(load_spec(request, reporter), request, options, connect, reporter)
+    locked = lock(resolved, request, options, reporter)
+    return {
+        "lock_file": str(locked.path),
+        "lock_status": locked.status,
+        "environment_strategy": resolved.strategy.kind,
+        "python": resolved.strategy.python,
+        "packages": [f"{p.manager}:{p.name}=={p.version}" for p in locked.lock.packages],
+    }
+
+
+def compile_package(
+    request: BuildRequest, options: Options, connect: Callable[[], Engine], reporter: Reporter, reserve: bool = True
+) -> Compiled | str:
+    """spec -> resolve -> merge -> lock -> fetch -> base -> plan; the text of ``request.emit`` when it
+    names a stage before the plan. ``reserve`` takes the target version atomically (a build does;
+    ``--emit`` only looks)."""
+    spec_file = load_spec(request, reporter)
+    if request.emit == "spec":
+        return emit_spec(spec_file)
+    resolved = resolve(spec_file, request, options, connect, reporter)
+    if request.emit == "deps":
+        return describe_merged(resolved.merged, resolved.strategy) + (f"{resolved.server_note}\n" if resolved.server_note else "")
+    pkg, strategy, engine = resolved.package, resolved.strategy, resolved.engine
+    if resolved.server_note:
+        reporter.step(resolved.server_note)
+    reporter.step(f"environment strategy: {strategy.kind}: {strategy.reason}")
+    reporter.step(f"builder: {resolved.builder}" + ("" if engine is not None else " (no engine answers: the image goes to the OCI store)"))
+    locked = lock(resolved, request, options, reporter)
+    cache = PackageCache(options.cache_dir)
     fetched = fetch_lock(locked.lock, cache, reporter.detail)
-    emit_only = request.emit in ("plan", "dockerfile")
-    if emit_only:
-        version = _provisional_version(pkg, workspace)
-    else:  # taken atomically before anything is tagged or recorded: one writer wins each version
-        version = _reserve_version(pkg, workspace)
+    conda = prepare_conda_inputs(locked.lock, fetched, cache) if strategy.kind == "conda" else None
+    base_digest = resolve_base_digest(resolved, options, reporter, required=reserve)
+    workspace = Workspace(options.workspace)
+    version = _reserve_version(pkg, workspace) if reserve else _provisional_version(pkg, workspace)
     try:
         tag = f"{image_repository(pkg.target_name)}:{version}"
-        lock_file = ContextFile("pkgc/conda-lock.yml", source=lock_path)
-        sbom_file = sbom_context_file(pkg, read_lock(lock_path), engine)  # from the lock as shipped
-        plan = plan_image(pkg, strategy, locked.lock, lock_file, fetched, tag, cache, sbom_file=sbom_file)
-        if request.emit == "plan":
-            return "\n".join(plan.layer_summary()) + "\n"
-        if request.emit == "dockerfile":
-            return render_dockerfile(plan, request.template)
-        if builder == "oci":
-            from compiler.oci.builder import build_oci_image
-            from compiler.oci.layers import LayerOptions
-            from compiler.oci.store import OciStore
-
-            layer_options = LayerOptions(epoch=options.source_date_epoch, python=strategy.python, reuse=not request.no_cache)
-            built = build_oci_image(plan, OciStore.in_cache(options.cache_dir), engine, layer_options, reporter)
-        else:
-            built = build_image(plan, engine, reporter, request.template, request.no_cache)
-        lock_blob = workspace.store_blob(lock_path.read_bytes())
-        record = _record(pkg, plan, built.image, built.image_id, version, workspace, lock_blob)
-    finally:
-        if not emit_only:
+        lock_file = ContextFile("pkgc/conda-lock.yml", source=locked.path)
+        sbom_file = sbom_context_file(pkg, read_lock(locked.path), base_digest)  # from the lock as shipped
+        plan = plan_image(pkg, strategy, locked.lock, lock_file, fetched, tag, sbom_file, conda, base_digest)
+    except BaseException:
+        if reserve:
             workspace.release_environment_version(pkg.target_name, version)
+        raise
+    return Compiled(resolved, locked, plan, version, reserve)
+
+
+def resolve_base_digest(resolved: Resolved, options: Options, reporter: Reporter, required: bool) -> str | None:
+    """The base image's digest the plan is made with: its manifest digest in pkgc's OCI store (the OCI
+    back end, which imports it there), or the engine's image id (the Dockerfile back end). Not
+    ``required`` (``--emit``): None when the base is not at hand."""
+    reference = resolved.package.environment.image
+    if resolved.builder == "docker":
+        info = resolved.engine.image_info(reference) if resolved.engine is not None else None
+        if info is None and required:
+            raise BuildError(f"base image {reference} is not in the engine; build it with 'pkgc base-image build' or load it")
+        return info.id if info else None
+    from compiler.oci.base import resolve_base
+    from compiler.oci.store import OciStore
+
+    try:
+        return resolve_base(reference, OciStore.in_cache(options.cache_dir), resolved.engine, reporter.detail).manifest_digest
+    except BuildError:
+        if required:
+            raise
+        return None
+
+
+def build(compiled: Compiled, request: BuildRequest, options: Options, reporter: Reporter) -> BuiltImage:
+    """``build(plan, backend)``: the OCI back end writes the image into pkgc's store (and loads it
+    into the engine when one answers); the Dockerfile back end renders the plan for the engine."""
+    plan, engine = compiled.plan, compiled.resolved.engine
+    if compiled.resolved.builder == "docker":
+        assert engine is not None
+        return build_image(plan, engine, reporter, request.template, request.no_cache)
+    from compiler.oci.builder import build_oci_image
+    from compiler.oci.layers import LayerOptions
+    from compiler.oci.store import OciStore
+
+    layer_options = LayerOptions(epoch=options.source_date_epoch, python=compiled.resolved.strategy.python, reuse=not request.no_cache)
+    return build_oci_image(plan, OciStore.in_cache(options.cache_dir), engine, layer_options, reporter).built()
+
+
+def run_build(
+    request: BuildRequest,
+    options: Options,
+    connect: Callable[[], Engine],
+    reporter: Reporter,
+) -> BuildResult | str:
+    """compile -> build -> record; the text of the stage ``request.emit`` names instead, if any."""
+    compiled = compile_package(request, options, connect, reporter, reserve=request.emit is None)
+    if isinstance(compiled, str):
+        return compiled
+    plan, pkg = compiled.plan, compiled.resolved.package
+    if request.emit == "plan":
+        return "\n".join(plan.layer_summary()) + "\n"
+    if request.emit == "dockerfile":
+        return render_dockerfile(plan, request.template)
+    workspace = Workspace(options.workspace)
+    try:
+        built = build(compiled, request, options, reporter)
+        lock_blob = workspace.store_blob(compiled.locked.path.read_bytes())
+        record = _record(pkg, plan, built.image, built.image_id, compiled.version, workspace, lock_blob)
+    finally:
+        workspace.release_environment_version(pkg.target_name, compiled.version)
     verb = "reused" if built.reused else "built"
     reporter.step(f"{verb} {built.image} = {built.content_tag} ({built.size / 1e6:.0f} MB) in {built.seconds:.1f} s")
-    return {
-        "image": built.image,
-        "image_id": built.image_id,
-        "mode": pkg.mode.value,
-        "model": f"{pkg.model.name}:{pkg.model.version}",
-        "model_dir": pkg.model_dir,
-        "environment_strategy": strategy.kind,
-        "environment_reason": strategy.reason,
-        "python": strategy.python,
-        "lock_file": str(lock_path),
-        "lock_status": locked.status,
-        "target_environment": f"{record.name}:{record.version}",
-        "port": plan.port,
-        "content_tag": built.content_tag,
-        "content_hash": built.content_hash,
-        "sbom_digest": plan.labels.get(SBOM_DIGEST),
-        "reused": built.reused,
-        "size_bytes": built.size,
-        "build_seconds": round(built.seconds, 2),
-        "builder": builder,
-        **({"manifest_digest": built.manifest_digest, "loaded": built.loaded} if builder == "oci" else {}),
-        **({"deployment": spec_file.deployment.summary()} if spec_file.deployment else {}),
-    }
+    return BuildResult.of(compiled, built, f"{record.name}:{record.version}")
 
 
 def _base_facts(image: str, engine: Engine | None, options: Options):
@@ -266,11 +342,11 @@ def _record(
         model_tree=pkg.model.tree_digest,
         model_dir=pkg.model_dir,
         spec=str(pkg.spec_path),
-        port=plan.port,
+        port=plan.config.port,
         lock=lock,
     )
     record = EnvironmentRecord(
-        name=pkg.target_name, version=version, image=image, description=plan.labels["org.opencontainers.image.description"],
+        name=pkg.target_name, version=version, image=image, description=plan.config.labels["org.opencontainers.image.description"],
         package=package, tags=pkg.tags,
     )
     return workspace.create_environment(record, explicit_version=True)

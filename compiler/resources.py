@@ -6,13 +6,16 @@ repository's top level.
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
+@cache
 def data_dir(name: str) -> Path:
-    """Return the directory ``name`` ("templates" or "base-images") wherever it was installed."""
+    """Return the directory ``name`` ("templates" or "base-images") wherever it was installed
+    (looked up once: the installation does not move while pkgc runs)."""
     for candidate in (_PACKAGE_DIR / "_data" / name, _PACKAGE_DIR.parent / name):
         if candidate.is_dir():
             return candidate

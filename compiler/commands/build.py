@@ -1,29 +1,27 @@
 """``pkgc build``: compile package.yml into an image (or stop after a stage with --emit), then
 optionally verify it, write OCI outputs, push it and print deploy settings.
 
-After the build, in this order: ``--verify`` (a failing package is never published), ``--output``
-(each written atomically), ``--push``, ``--deploy-settings``. Flags are checked before any build
-work. Exit codes: 2 bad input (including bad --output/--push values), 3 build or publish failure,
+After the build, ``ship()`` (compiler/ship.py): ``--verify`` (a failing package is never published),
+``--output`` (each written atomically), ``--push``, ``--deploy-settings``. Flags are checked before
+any build work; this module only wires. Exit codes: 2 bad input (including bad --output/--push values), 3 build or publish failure,
 4 verification failure, 5 no engine.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.commands import connect_engine, print_result
-from compiler.commands.verify import add_verify_arguments, describe, verify_request
-from compiler.emit.deploy import PLATFORMS, Platform
+from compiler.commands.verify import add_verify_arguments, verify_request
+from compiler.emit.deploy import PLATFORMS
 from compiler.emit.errors import TargetSyntaxError
-from compiler.emit.oci import OutputTarget, parse_output
-from compiler.emit.registry import PushTarget, parse_push
+from compiler.emit.oci import parse_output
+from compiler.emit.registry import parse_push
 from compiler.engines.base import Engine
-from compiler.errors import BuildError, SpecError, SpecProblem, VerifyError
-from compiler.runtime.verify import VerifyRequest
+from compiler.errors import SpecError, SpecProblem, VerifyError
+from compiler.ship import AfterBuild, Shipped, ship
 
 
 def register(sub) -> None:
@@ -50,20 +48,6 @@ def register(sub) -> None:
     p.add_argument("--target-environment", help="the package's name (default: the spec's; <endpoint>-<name>-pkg for a deployment)")
     p.add_argument("--write-deployment", metavar="FILE", help="write the deployment YAML that uses the package (deployment input)")
     p.set_defaults(func=run)
-
-
-@dataclass(frozen=True)
-class AfterBuild:
-    """What to do with the built image, parsed and checked before the build starts."""
-
-    outputs: tuple[OutputTarget, ...]
-    push: PushTarget | None
-    verify: VerifyRequest | None
-    deploy: Platform | None
-
-    @property
-    def any(self) -> bool:
-        return bool(self.outputs or self.push or self.verify or self.deploy)
 
 
 def after_build(args) -> AfterBuild:
@@ -126,84 +110,22 @@ def run(args, options, reporter) -> int:
     if isinstance(result, str):
         sys.stdout.write(result)
         return 0
-    settings_text = None
+    shipped = Shipped()
     try:
-        settings_text = _after(result, after, engine, options, reporter)
+        ship(result, after, engine, options, reporter, shipped)
     except VerifyError as exc:
-        result["verify"] = {"passed": False, "reason": str(exc)}
+        shipped.verify = {"passed": False, "reason": str(exc)}
         if args.json:
-            print(json.dumps(result, indent=2))
+            print(json.dumps(result.to_json() | shipped.to_json(), indent=2))
         raise
+    data = result.to_json() | shipped.to_json()
     if write_to is not None:
         from compiler.spec.deployment_out import write_deployment
 
-        result["deployment_file"] = str(write_deployment(Path(args.spec), result["target_environment"], write_to))
-        reporter.step(f"wrote {write_to}: the deployment with environment azureml:{result['target_environment']}")
-    if settings_text is not None and not args.json:
-        sys.stdout.write(settings_text)  # pipeable: `pkgc build ... --deploy-settings kubernetes | kubectl apply -f -`
+        data["deployment_file"] = str(write_deployment(Path(args.spec), result.target_environment, write_to))
+        reporter.step(f"wrote {write_to}: the deployment with environment azureml:{result.target_environment}")
+    if shipped.settings_text is not None and not args.json:
+        sys.stdout.write(shipped.settings_text)  # pipeable: `pkgc build ... --deploy-settings kubernetes | kubectl apply -f -`
     else:
-        print_result(result, args.json, result["image"])
+        print_result(data, args.json, result.image)
     return 0
-
-
-def _after(result: dict, after: AfterBuild, engine: _OneEngine, options, reporter) -> str | None:
-    """Verify, publish and describe the built image; fills ``result``; returns the settings text.
-
-    The engine is connected only for what needs it: an OCI-built image is published from pkgc's store."""
-    image = result["image"]
-    if after.verify is not None:
-        from compiler.runtime.verify import verify_package
-        from compiler.workspace import Workspace
-
-        reporter.step(f"verifying {image}")
-        verified = verify_package(engine(), Workspace(options.workspace), dataclasses.replace(after.verify, image=image))
-        result["verify"] = verified.as_dict()
-        reporter.step(describe(result["verify"]))
-    digest = None
-    if after.outputs or after.push:
-        digest = _publish(result, after, engine, reporter, options)
-    if after.deploy is None:
-        return None
-    from compiler.emit.deploy import deploy_facts, deploy_settings
-
-    labels = _stored_labels(result, options) if result.get("builder") == "oci" else (engine().image_info(image) or _NoInfo).labels
-    pulled = result["push"]["reference"] if after.push else image
-    settings = deploy_settings(after.deploy, deploy_facts(pulled, labels, digest if after.push else None))
-    result["deploy_settings"] = settings.data
-    return settings.text
-
-
-class _NoInfo:
-    labels: dict = {}
-
-
-def _stored_labels(result: dict, options) -> dict:
-    """The labels of an OCI-built image, read from its config in pkgc's store."""
-    from compiler.oci.store import OciStore
-
-    store = OciStore.in_cache(options.cache_dir)
-    config = store.read_json(store.read_json(result["manifest_digest"])["config"]["digest"])
-    return dict((config.get("config") or {}).get("Labels") or {})
-
-
-def _publish(result: dict, after: AfterBuild, engine: _OneEngine, reporter, options) -> str:
-    from compiler.emit.publish import PublishRequest, publish
-
-    request = PublishRequest(result["image"], after.outputs, after.push, options.docker_host)
-    if result.get("builder") == "oci":
-        from compiler.oci.publish import publish_stored
-        from compiler.oci.store import OciStore
-
-        published = publish_stored(OciStore.in_cache(options.cache_dir), result["manifest_digest"], request, reporter.detail)
-    else:
-        if engine().name != "docker":
-            raise BuildError(f"--output/--push read the image from a Docker engine, not {engine().name}")
-        published = publish(request, reporter.detail)
-    for out in published.outputs:
-        reporter.step(f"wrote {out.kind}:{out.path}:{out.tag} ({out.size_bytes / 1e6:.0f} MB, {out.digest[:19]}) in {out.seconds:.1f} s")
-    result["outputs"] = [out.as_dict() for out in published.outputs]
-    if published.push is not None:
-        reporter.step(f"pushed {published.push.reference} ({published.push.digest}) in {published.push.seconds:.1f} s")
-        result["push"] = published.push.as_dict()
-    result["manifest_digest"] = published.digest
-    return published.digest

@@ -21,16 +21,16 @@ def register(sub) -> None:
 
 def run(args, options, reporter) -> int:
     from compiler.errors import LockError
-    from compiler.pipeline import BuildRequest, lock_path_for, run_build
+    from compiler.pipeline import BuildRequest, lock_package, lock_path_for
 
     lock_path = lock_path_for(Path(args.spec).resolve(), Path(args.lock_file) if args.lock_file else None)
     if args.check and not lock_path.exists():
         raise LockError(f"{lock_path}: no lock file to check; write one with 'pkgc lock {args.spec}'")
     request = BuildRequest(
-        spec_path=Path(args.spec), model=args.model, emit="lock", relock=not args.check,
+        spec_path=Path(args.spec), model=args.model, relock=not args.check,
         lock_path=Path(args.lock_file) if args.lock_file else None,
         base_image=args.base_image, python_version=args.python_version,
     )  # fmt: skip
-    result = run_build(request, options, connect_engine, reporter)
+    result = lock_package(request, options, connect_engine, reporter)
     print_result(result, args.json, result["lock_file"])
     return 0

@@ -9,8 +9,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from compiler.built import BuiltImage
 from compiler.engines.base import Engine
-from compiler.oci.base import resolve_base
+from compiler.errors import BuildError
+from compiler.oci.base import BaseImage, load_from_store, resolve_base
 from compiler.oci.config import BuiltLayer, image_config, image_manifest
 from compiler.oci.layers import LayerOptions, copied_layers, environment_layer, user_layer
 from compiler.oci.load import load_into_engine
@@ -41,13 +43,34 @@ class OciBuiltImage:
     def content_hash(self) -> str:
         return self.manifest_digest.split(":", 1)[1]
 
+    def built(self) -> BuiltImage:
+        """The result both back ends share."""
+        return BuiltImage(
+            builder="oci", image=self.image, image_id=self.image_id, content_tag=self.content_tag,
+            content_hash=self.content_hash, reused=self.reused, size=self.size, seconds=self.seconds,
+            manifest_digest=self.manifest_digest, loaded=self.loaded,
+        )  # fmt: skip
+
+
+def plan_base(plan: ImagePlan, store: OciStore, engine: Engine | None, log) -> BaseImage:
+    """The plan's base image from the store, by the digest the plan was made with (resolved now
+    when the plan has none); a base that changed since planning is an error, not a silent swap."""
+    digest = plan.base.digest
+    if digest is not None and digest.startswith("sha256:") and store.blobs.has(digest):
+        return load_from_store(store, {"digest": digest}, plan.base.reference, "store")
+    base = resolve_base(plan.base.reference, store, engine, log)
+    if digest is not None and base.manifest_digest != digest:
+        raise BuildError(f"base image {plan.base.reference} is now {base.manifest_digest[:19]}, not the "
+                         f"{digest[:19]} the plan was made with; build again")  # fmt: skip
+    return base
+
 
 def build_oci_image(
     plan: ImagePlan, store: OciStore, engine: Engine | None, options: LayerOptions, reporter: Reporter
 ) -> OciBuiltImage:
     started = time.monotonic()
-    base = resolve_base(plan.base_image, store, engine, reporter.detail)
-    reporter.detail(f"base {plan.base_image} = {base.manifest_digest[:19]} (from the {base.source})")
+    base = plan_base(plan, store, engine, reporter.detail)
+    reporter.detail(f"base {plan.base.reference} = {base.manifest_digest[:19]} (from the {base.source})")
     scan = scan_base(store, base)
     layers = [user_layer(plan, scan, store, options.epoch)]
     layers.append(environment_layer(plan, scan, store, options, reporter.detail))
@@ -64,7 +87,7 @@ def build_oci_image(
     image_id, loaded, reused = config.digest, False, False
     if engine is not None:
         reused = engine.image_info(config.digest) is not None
-        image_id = load_into_engine(engine, store, stored, [plan.tag, content_tag], plan.base_image, reporter.detail)
+        image_id = load_into_engine(engine, store, stored, [plan.tag, content_tag], plan.base.reference, reporter.detail)
         info = engine.image_info(image_id)
         size, loaded = (info.size if info else size), True
     return OciBuiltImage(

@@ -34,11 +34,11 @@ def _env(base_env: list[str], plan: ImagePlan) -> list[str]:
     for item in base_env:
         key, _, value = item.partition("=")
         env[key] = value
-    if plan.path_prefix:
+    if plan.config.path_prefix:
         base_path = env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-        env["PATH"] = f"{plan.path_prefix}:{base_path}"
-    for key in sorted(plan.env):
-        env[key] = plan.env[key]
+        env["PATH"] = f"{plan.config.path_prefix}:{base_path}"
+    for key in sorted(plan.config.env):
+        env[key] = plan.config.env[key]
     return [f"{k}={v}" for k, v in env.items()]
 
 
@@ -46,18 +46,18 @@ def image_config(plan: ImagePlan, base: BaseImage, layers: list[BuiltLayer], epo
     base_config = base.config.get("config") or {}
     created = timestamp(epoch)
     config: dict = {
-        "User": f"{plan.uid}:{plan.uid}",
+        "User": f"{plan.config.uid}:{plan.config.uid}",
         "Env": _env(list(base_config.get("Env") or []), plan),
-        "WorkingDir": plan.workdir,
-        "Labels": {**(base_config.get("Labels") or {}), **plan.labels},
+        "WorkingDir": plan.config.workdir,
+        "Labels": {**(base_config.get("Labels") or {}), **plan.config.labels},
     }
-    ports = {**(base_config.get("ExposedPorts") or {}), **({f"{plan.port}/tcp": {}} if plan.port else {})}
+    ports = {**(base_config.get("ExposedPorts") or {}), **({f"{plan.config.port}/tcp": {}} if plan.config.port else {})}
     if ports:  # a batch job exposes nothing
         config["ExposedPorts"] = ports
-    if plan.entrypoint:  # as the Dockerfile back end writes it: ENTRYPOINT, then CMD (the server's command)
-        config["Entrypoint"] = list(plan.entrypoint)
-        if plan.command:
-            config["Cmd"] = list(plan.command)
+    if plan.config.entrypoint:  # as the Dockerfile back end writes it: ENTRYPOINT, then CMD (the server's command)
+        config["Entrypoint"] = list(plan.config.entrypoint)
+        if plan.config.command:
+            config["Cmd"] = list(plan.config.command)
     else:
         for key in ("Entrypoint", "Cmd"):
             if base_config.get(key):

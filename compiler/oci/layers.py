@@ -38,19 +38,21 @@ class LayerOptions:
 
 def user_layer(plan: ImagePlan, scan: BaseScan, store: OciStore, epoch: int) -> BuiltLayer:
     """The non-root user: its passwd/group lines appended to the base's, and its home folder."""
-    home = f"/home/{plan.user}"
+    user, uid = plan.config.user, plan.config.uid
+    home = f"/home/{user}"
     passwd, group = scan.passwd, scan.group
-    if not any(line.split(":")[0] == plan.user for line in passwd.splitlines()):
-        passwd = _append(passwd, f"{plan.user}:x:{plan.uid}:{plan.uid}::{home}:/usr/sbin/nologin")
-    if not any(line.split(":")[0] == plan.user for line in group.splitlines()):
-        group = _append(group, f"{plan.user}:x:{plan.uid}:")
+    if not any(line.split(":")[0] == user for line in passwd.splitlines()):
+        passwd = _append(passwd, f"{user}:x:{uid}:{uid}::{home}:/usr/sbin/nologin")
+    if not any(line.split(":")[0] == user for line in group.splitlines()):
+        group = _append(group, f"{user}:x:{uid}:")
     entries = [
         Entry("etc/passwd", "file", 0o644, data=passwd.encode()),
         Entry("etc/group", "file", 0o644, data=group.encode()),
-        Entry(home.lstrip("/"), "dir", 0o750, uid=plan.uid, gid=plan.uid),
+        Entry(home.lstrip("/"), "dir", 0o750, uid=uid, gid=uid),
     ]
     blob = write_layer(entries, store.blobs, epoch)
-    return BuiltLayer("user", f"user {plan.user} ({plan.uid}); never changes", blob)
+    layer = plan.layer("user")
+    return BuiltLayer("user", layer.why if layer else f"user {user} ({uid})", blob)
 
 
 def _append(text: str, line: str) -> str:
@@ -64,7 +66,7 @@ def environment_layer(plan: ImagePlan, scan: BaseScan, store: OciStore, options:
         raise BuildError("the OCI back end builds venv environments only; use --builder docker for the conda path")
     home = scan.python_home(options.python)
     if home is None:
-        raise BuildError(f"the base image {plan.base_image} has no python{options.python} on a bin path; "
+        raise BuildError(f"the base image {plan.base.reference} has no python{options.python} on a bin path; "
                          "use --builder docker")  # fmt: skip
     requirements = next(f.data for f in plan.files if f.dest == env.requirements and f.data is not None)
     wheels = sorted((f for f in plan.files if f.dest.startswith(env.wheels + "/")), key=lambda f: f.dest)
@@ -72,7 +74,7 @@ def environment_layer(plan: ImagePlan, scan: BaseScan, store: OciStore, options:
     key = hashlib.sha256(json.dumps([LAYER_FORMAT, requirements.decode(), [f.dest for f in wheels], asdict(target),
                                      options.bytecode, options.epoch]).encode()).hexdigest()  # fmt: skip
     cached = _cached_layer(store, key) if options.reuse else None
-    why = "the locked environment; changes only with the lock"
+    why = layer.why if (layer := plan.layer("environment")) else "the locked environment"
     if cached is not None:
         log(f"environment layer reused ({cached.size / 1e6:.0f} MB, {cached.digest[:19]})")
         return BuiltLayer("environment", why, cached)
@@ -137,14 +139,13 @@ def copy_entries(plan: ImagePlan, copy: Copy) -> list[Entry]:
 
 
 def copied_layers(plan: ImagePlan, store: OciStore, epoch: int) -> list[BuiltLayer]:
-    """One layer per kind of the plan's context copies (runtime, model, inputs, code, sbom), in the plan's order."""
-    kinds: dict[str, list[Copy]] = {}
-    for copy in plan.copies:
-        if copy.from_stage is None:
-            kinds.setdefault(copy.kind, []).append(copy)
+    """The plan's layers of context copies (runtime, model, inputs, code, sbom), in the plan's order;
+    model layers uncompressed (weights rarely compress)."""
     layers = []
-    for kind, copies in kinds.items():
-        entries = [e for copy in copies for e in copy_entries(plan, copy)]
-        blob = write_layer(entries, store.blobs, epoch, compress=kind != "model")
-        layers.append(BuiltLayer(kind, "; ".join(dict.fromkeys(c.why for c in copies)), blob))
+    for layer in plan.layers:
+        if layer.kind in ("user", "environment"):
+            continue
+        entries = [e for copy in layer.copies for e in copy_entries(plan, copy)]
+        blob = write_layer(entries, store.blobs, epoch, compress=layer.kind != "model")
+        layers.append(BuiltLayer(layer.kind, layer.why, blob))
     return layers

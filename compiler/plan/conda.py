@@ -1,74 +1,23 @@
-"""Plan the conda environment's builder stage: what goes into the build context for it.
+"""Plan the conda environment's recipe: what goes into the build context for it (no I/O).
 
-The context carries a local conda channel of exactly the locked packages
-(``pkgc/channel/<subdir>/<file>`` and a ``repodata.json`` per subdir made from the package files
-themselves), the lock for the installer (conda-lock's format written as JSON, which the installer
-reads with the standard library), the py-rattler wheel that runs the installer in the builder
-stage (pinned by sha256 and kept in the host cache), and ``pkgc/install_conda_env.py``.
+The context carries a local conda channel of exactly the locked packages and the py-rattler
+installer wheels (both prepared before planning, ``compiler.fetch.conda_inputs``), the lock for the
+installer (conda-lock's format written as JSON, which the installer reads with the standard
+library), and ``pkgc/install_conda_env.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import json
-from dataclasses import asdict
-from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
-from typing import Any
 
-from compiler.errors import BuildError, LockError
-from compiler.fetch.cache import FetchedFiles, PackageCache, fetch_lock
+from compiler.fetch.conda_inputs import CHANNEL, INSTALLER_WHEELS, CondaInputs
 from compiler.lock.lockfile import to_conda_lock
-from compiler.lock.pip_resolve import resolve_pip
-from compiler.lock.types import PLATFORM, Lock, LockedPackage
+from compiler.lock.types import Lock
 from compiler.plan.types import ContextFile, EnvironmentBuild
 from compiler.resources import templates_dir
 
-SUBDIRS = (PLATFORM, "noarch")
-CHANNEL = "pkgc/channel"
 INSTALLER_LOCK = "pkgc/conda-env.lock.json"
-INSTALLER_WHEELS = "pkgc/installer"
 INSTALL_SCRIPT = "pkgc/install_conda_env.py"
-INSTALLER_PACKAGE = "py-rattler"
-# py-rattler ships cp310-abi3 wheels: one wheel serves every CPython >= 3.10 a base image may have.
-INSTALLER_PYTHON = "3.10"
-_RECORD_ONLY = ("fn", "url", "channel")  # RepoDataRecord fields that are not repodata.json fields
-
-
-async def _records(paths: list[Path]) -> list[dict]:
-    from rattler import RepoDataRecord
-
-    records = await asyncio.gather(*(RepoDataRecord.from_package_archive(p) for p in paths))
-    return [json.loads(r.to_json()) for r in records]
-
-
-def _md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
-
-
-def channel_files(packages: tuple[LockedPackage, ...], fetched: FetchedFiles) -> list[ContextFile]:
-    """The locked package files laid out as a channel, with repodata covering exactly them."""
-    paths = [fetched.path_of(p) for p in packages]
-    repodata: dict[str, dict[str, Any]] = {
-        s: {"info": {"subdir": s}, "packages": {}, "packages.conda": {}, "repodata_version": 1} for s in SUBDIRS
-    }
-    files = []
-    for package, path, record in zip(packages, paths, asyncio.run(_records(paths)) if paths else []):
-        subdir = record.get("subdir")
-        if subdir not in SUBDIRS:
-            raise BuildError(f"conda package {package.filename} is for '{subdir}'; pkgc builds {PLATFORM} images")
-        if record.get("sha256") != package.sha256:
-            raise BuildError(f"conda package {path} does not match the lock's sha256")
-        entry = {k: v for k, v in record.items() if k not in _RECORD_ONLY and v is not None}
-        entry["md5"] = package.md5 or _md5(path)
-        key = "packages.conda" if package.filename.endswith(".conda") else "packages"
-        repodata[subdir][key][package.filename] = entry
-        files.append(ContextFile(f"{CHANNEL}/{subdir}/{package.filename}", source=path))
-    for subdir, data in repodata.items():
-        text = json.dumps(data, indent=1, sort_keys=True) + "\n"
-        files.append(ContextFile(f"{CHANNEL}/{subdir}/repodata.json", data=text.encode()))
-    return files
 
 
 def installer_lock(lock: Lock) -> bytes:
@@ -78,58 +27,16 @@ def installer_lock(lock: Lock) -> bytes:
     return (json.dumps(lockfile.to_v1().dict_for_output(), indent=1) + "\n").encode()
 
 
-def _installer_version() -> str:
-    try:
-        return version(INSTALLER_PACKAGE)
-    except PackageNotFoundError:
-        raise BuildError(
-            f"the conda path needs {INSTALLER_PACKAGE} installed on the host (pip install {INSTALLER_PACKAGE})"
-        ) from None
-
-
-def _pin_installer(cache: PackageCache, wanted: str) -> list[LockedPackage]:
-    """The installer wheels with their sha256, resolved once from the index and remembered."""
-    pins = cache.root.parent / "pins" / f"{INSTALLER_PACKAGE}-{wanted}-cp{INSTALLER_PYTHON.replace('.', '')}.json"
-    if pins.is_file():
-        return [LockedPackage(**item) for item in json.loads(pins.read_text())]
-    try:
-        packages = resolve_pip([f"{INSTALLER_PACKAGE}=={wanted}"], INSTALLER_PYTHON)
-    except LockError as exc:
-        raise BuildError(
-            f"cannot find the {INSTALLER_PACKAGE} {wanted} wheel for the image's installer: {exc}"
-        ) from None
-    pins.parent.mkdir(parents=True, exist_ok=True)
-    pins.write_text(json.dumps([asdict(p) for p in packages], indent=1) + "\n")
-    return packages
-
-
-def installer_files(cache: PackageCache) -> list[ContextFile]:
-    """The py-rattler wheel(s) of the host's version, fetched into ``cache`` with their hashes."""
-    packages = tuple(_pin_installer(cache, _installer_version()))
-    fetched = fetch_lock(Lock("venv", INSTALLER_PYTHON, "", packages), cache)
-    files = [ContextFile(f"{INSTALLER_WHEELS}/{p.filename}", source=fetched.path_of(p)) for p in packages]
-    requirements = "".join(f"{p.pip_line}\n" for p in packages)
-    files.append(ContextFile(f"{INSTALLER_WHEELS}/requirements.txt", data=requirements.encode()))
-    return files
-
-
-def _cache_of(fetched: FetchedFiles) -> PackageCache:
-    """The PackageCache the fetch stage filled (its files sit at ``<root>/files/<sha256>/<name>``)."""
-    if not fetched.files:
-        raise BuildError("the conda path found no package cache to keep its installer in")
-    return PackageCache(next(iter(fetched.files.values())).parent.parent.parent)
-
-
 def conda_environment(
-    lock: Lock, fetched: FetchedFiles, files: list[ContextFile], prefix: str, cache: PackageCache | None = None
+    lock: Lock, conda: CondaInputs, files: list[ContextFile], prefix: str
 ) -> tuple[EnvironmentBuild, list[ContextFile]]:
-    """The conda builder stage for ``lock`` and its context files, added to ``files`` (the pip
-    wheels and hashed requirements the caller planned). ``cache`` defaults to the fetch stage's."""
+    """The conda recipe for ``lock`` and its context files, added to ``files`` (the pip wheels and
+    hashed requirements the caller planned)."""
     out = list(files)
     if not any(f.dest.startswith("pkgc/wheels/") for f in out):
         out.append(ContextFile("pkgc/wheels/NO-PIP-PACKAGES", data=b"this environment has no pip packages\n"))
-    out += channel_files(lock.of("conda"), fetched)
-    out += installer_files(cache or _cache_of(fetched))
+    out += conda.channel
+    out += conda.installer
     out.append(ContextFile(INSTALLER_LOCK, data=installer_lock(lock)))
     out.append(ContextFile(INSTALL_SCRIPT, source=templates_dir() / "runtime" / "install_conda_env.py"))
     build = EnvironmentBuild(

@@ -1,4 +1,4 @@
-"""Decide the image: builder stage, the final stage's layer order, environment variables and labels.
+"""Decide the image: its base, the environment's recipe, the layer order, the config (no I/O).
 
 Layer order (most stable first, so a change rebuilds only what follows it):
   1. non-root user           never changes
@@ -14,22 +14,26 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import TYPE_CHECKING
 
 from compiler import __version__
 from compiler.deps.server import BATCH_DRIVER, TRITON_LAUNCHER
 from compiler.errors import SpecError, SpecProblem
 from compiler.environment.strategy import EnvironmentStrategy
-from compiler.fetch.cache import FetchedFiles, PackageCache
+from compiler.fetch.cache import FetchedFiles
 from compiler.labels import SBOM_DIGEST, PackageLabels
 from compiler.lock.types import Lock
 from compiler.plan.inputs import deployment_labels, input_copies
 from compiler.package_inputs import PATHS_ENV
-from compiler.plan.types import ContextFile, Copy, EnvironmentBuild, ImagePlan
+from compiler.plan.types import BaseImage, ContextFile, Copy, EnvironmentBuild, ImageConfig, ImagePlan, Layer, LayerKind
 from compiler.resolve.types import ResolvedPackage
 from compiler.resources import templates_dir
 from compiler.sbom.types import SBOM_IN_IMAGE
 from compiler.spec.model import ModelMode
 from compiler.workspace.walk import shown
+
+if TYPE_CHECKING:
+    from compiler.fetch.conda_inputs import CondaInputs
 
 USER, UID = "pkgc", 10001
 PKGC_HOME = "/opt/pkgc"
@@ -46,7 +50,7 @@ IMAGE_REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,511}$")  # writte
 
 
 def _environment(
-    strategy: EnvironmentStrategy, lock: Lock, fetched: FetchedFiles, cache: PackageCache | None
+    strategy: EnvironmentStrategy, lock: Lock, fetched: FetchedFiles, conda: CondaInputs | None
 ) -> tuple[EnvironmentBuild, list[ContextFile]]:
     # One order whether the lock was just made or read back (conda-lock sorts case-sensitively).
     pip = sorted(lock.of("pip"), key=lambda p: (p.name.lower(), p.filename))
@@ -55,15 +59,16 @@ def _environment(
     files.append(ContextFile("pkgc/requirements.lock.txt", data=requirements.encode()))
     if strategy.kind == "venv":
         return EnvironmentBuild("venv", VENV_PREFIX, "pkgc/requirements.lock.txt", "pkgc/wheels"), files
+    if conda is None:
+        raise ValueError("the conda strategy is planned with its channel and installer (prepare_conda_inputs)")
     from compiler.plan.conda import conda_environment
 
-    return conda_environment(lock, fetched, files, CONDA_PREFIX, cache=cache)
+    return conda_environment(lock, conda, files, CONDA_PREFIX)
 
 
 def _labels(pkg: ResolvedPackage, strategy: EnvironmentStrategy, lock: Lock, sbom: ContextFile | None = None) -> dict[str, str]:
     """OCI and pkgc labels; nothing per-build (no version, no time), so equal inputs give equal images."""
     model, server = pkg.model, pkg.server
-    spec_digest = hashlib.sha256(pkg.spec_path.read_bytes()).hexdigest()
     contract = PackageLabels(
         title=pkg.target_name,
         description=f"pkgc model package of {model.name}:{model.version} ({pkg.mode.value})",
@@ -74,7 +79,7 @@ def _labels(pkg: ResolvedPackage, strategy: EnvironmentStrategy, lock: Lock, sbo
         extra={
             "io.pkgc.version": __version__,
             "io.pkgc.spec": pkg.spec_path.name,
-            "io.pkgc.spec.digest": f"sha256:{spec_digest}",
+            **({"io.pkgc.spec.digest": f"sha256:{pkg.spec_digest}"} if pkg.spec_digest else {}),
             "io.pkgc.environment.strategy": strategy.kind,
             "io.pkgc.lock.inputs": lock.inputs_hash,
             **deployment_labels(pkg),
@@ -158,14 +163,16 @@ def plan_image(
     lock_file: ContextFile,
     fetched: FetchedFiles,
     tag: str,
-    cache: PackageCache | None = None,
     sbom_file: ContextFile | None = None,
+    conda: CondaInputs | None = None,
+    base_digest: str | None = None,
 ) -> ImagePlan:
     """Turn the resolved, locked package into an ImagePlan; ``tag`` is the image reference to build;
-    ``sbom_file`` (the CycloneDX SBOM, given as data) ships in the last layer, labelled with its digest."""
+    ``sbom_file`` (the CycloneDX SBOM, given as data) ships in the last layer, labelled with its digest;
+    ``conda`` (the conda strategy's channel and installer) and ``base_digest`` are resolved before."""
     if pkg.environment is None:
         raise ValueError("a package needs a base image (MLflow packages get a generated one before planning)")
-    environment, files = _environment(strategy, lock, fetched, cache)
+    environment, files = _environment(strategy, lock, fetched, conda)
     files.append(lock_file)
     files.append(ContextFile("pkgc/pkgc-entrypoint", source=templates_dir() / "runtime" / "pkgc-entrypoint.sh", executable=True))
     copies = [
@@ -187,22 +194,35 @@ def plan_image(
     if sbom_file is not None:
         files.append(sbom_file)
         copies.append(Copy("sbom", sbom_file.dest, SBOM_IN_IMAGE, "the SBOM names the lock, model and code: it changes with any of them, so last"))
-    port = pkg.server.default_port
     env, labels = _env(pkg), _labels(pkg, strategy, lock, sbom_file)
     _check_dockerfile_values(pkg, env, labels, copies)
-    return ImagePlan(
-        base_image=pkg.environment.image,
-        environment=environment,
-        copies=tuple(copies),
+    config = ImageConfig(
         env=env,
         labels=labels,
         user=USER,
         uid=UID,
         workdir=pkg.code.container_dir if pkg.code else "/var/azureml-app",
-        port=port,
+        port=pkg.server.default_port,
         entrypoint=(ENTRYPOINT,),
         command=pkg.server.command,
         path_prefix=f"{environment.prefix}/bin",
+    )
+    return ImagePlan(
+        base=BaseImage(pkg.environment.image, base_digest),
+        environment=environment,
+        layers=_layers(copies),
+        config=config,
         files=tuple(files),
         tag=tag,
     )
+
+
+def _layers(copies: list[Copy]) -> tuple[Layer, ...]:
+    """The user layer, then one layer per kind of copy, in the order above."""
+    kinds: dict[LayerKind, list[Copy]] = {}
+    for copy in copies:
+        kinds.setdefault(copy.kind, []).append(copy)
+    layers = [Layer("user", "the non-root user the server runs as; never changes")]
+    for kind, group in kinds.items():
+        layers.append(Layer(kind, "; ".join(dict.fromkeys(c.why for c in group)), tuple(group)))
+    return tuple(layers)

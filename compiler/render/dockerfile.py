@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from functools import cache
 from pathlib import Path
 
 import jinja2
@@ -36,8 +37,10 @@ def dockerwords(values: object) -> str:
     return json.dumps(words, ensure_ascii=False)
 
 
+@cache
 def make_environment(extra_dir: Path | None = None) -> jinja2.Environment:
-    """Templates from ``extra_dir`` (a user's) first, then pkgc's; undefined values are errors."""
+    """Templates from ``extra_dir`` (a user's) first, then pkgc's; undefined values are errors.
+    Loaded once per process (no reload): rendering reads no file after the first use."""
     search = [str(extra_dir)] if extra_dir else []
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(search + [str(templates_dir())]),
@@ -46,6 +49,7 @@ def make_environment(extra_dir: Path | None = None) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         autoescape=False,
+        auto_reload=False,
     )
     env.filters["shquote"] = shlex.quote
     env.filters["dockerquote"] = dockerquote
@@ -54,10 +58,17 @@ def make_environment(extra_dir: Path | None = None) -> jinja2.Environment:
     return env
 
 
+def environment_template(plan: ImagePlan) -> str:
+    """The environment stage's template: one per environment strategy."""
+    if plan.environment is None:
+        raise ValueError("the Dockerfile back end needs the plan's environment recipe")
+    return f"environment/{plan.environment.strategy}.j2"
+
+
 def render_dockerfile(plan: ImagePlan, template: Path | None = None) -> str:
     """Render ``template`` (default: pkgc's Dockerfile.j2) for ``plan``."""
     env = make_environment(template.parent if template else None)
     name = template.name if template else "Dockerfile.j2"
-    text = env.get_template(name).render(plan=plan, pkgc_version=__version__)
+    text = env.get_template(name).render(plan=plan, pkgc_version=__version__, environment_template=environment_template(plan))
     # split on "\n" only: splitlines() would also break at \r, \x85, \u2028... inside quoted values
     return "\n".join(line.rstrip(" \t") for line in text.strip().split("\n")) + "\n"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from dataclasses import replace
 from pathlib import Path
 
@@ -130,4 +132,5 @@ def resolve_package(
         mlflow=mlflow_model,
         run_settings=spec_file.deployment.run_settings if spec_file.deployment else None,
         inputs=resolve_inputs(spec_file, workspace, model_dir),
+        spec_digest=hashlib.sha256(spec_file.path.read_bytes()).hexdigest(),
     )

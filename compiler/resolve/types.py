@@ -94,3 +94,4 @@ class ResolvedPackage:
     mlflow: MLflowModel | None = None
     run_settings: RunSettings | None = None  # from a deployment YAML: probes, request timeout, concurrency
     inputs: tuple[ResolvedInput, ...] = ()
+    spec_digest: str = ""  # sha256 of the spec file as read (labelled; the plan does no I/O)

@@ -4,7 +4,6 @@ tree's digest, the base image's id, and the lock as it is shipped."""
 from __future__ import annotations
 
 from compiler import __version__
-from compiler.engines.base import Engine
 from compiler.lock.types import Lock
 from compiler.plan.types import ContextFile
 from compiler.resolve.types import ResolvedPackage
@@ -15,22 +14,22 @@ from compiler.workspace.trees import tree_digest
 SBOM_IN_CONTEXT = "pkgc/sbom.cdx.json"
 
 
-def sbom_inputs(pkg: ResolvedPackage, lock: Lock, engine: Engine | None) -> SbomInputs:
+def sbom_inputs(pkg: ResolvedPackage, lock: Lock, base_digest: str | None) -> SbomInputs:
     model = pkg.model
     code = None
     if pkg.code is not None:
         code = TreeComponent(pkg.code.directory.name, None, tree_digest(pkg.code.directory), pkg.code.container_dir)
     image = pkg.environment.image if pkg.environment else ""
-    info = engine.image_info(image) if engine is not None and image else None
     return SbomInputs(
         package=pkg.target_name, mode=pkg.mode.value,
         model=TreeComponent(model.name, model.version, model.tree_digest, f"{pkg.model_dir}/{model.root_name}"),
         model_type=model.type, code=code,
         inputs=tuple(TreeComponent(i.root_name, None, i.tree_digest, i.mount_path) for i in pkg.inputs),
-        base_image=image, base_image_id=info.id if info else None, lock=lock, pkgc_version=__version__,
+        base_image=image, base_image_id=base_digest, lock=lock, pkgc_version=__version__,
     )  # fmt: skip
 
 
-def sbom_context_file(pkg: ResolvedPackage, lock: Lock, engine: Engine | None) -> ContextFile:
-    """The SBOM as a build-context file, for the planner to ship beside the lock."""
-    return ContextFile(SBOM_IN_CONTEXT, data=generate_sbom(sbom_inputs(pkg, lock, engine)))
+def sbom_context_file(pkg: ResolvedPackage, lock: Lock, base_digest: str | None) -> ContextFile:
+    """The SBOM as a build-context file, for the planner to ship beside the lock; ``base_digest``
+    is the base image's digest the plan is made with."""
+    return ContextFile(SBOM_IN_CONTEXT, data=generate_sbom(sbom_inputs(pkg, lock, base_digest)))

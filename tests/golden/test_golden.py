@@ -5,6 +5,7 @@ Regenerate with ``pytest tests/golden --update-golden`` and review the diff.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -57,6 +58,7 @@ def make_package(
         code=None if server.type == "triton" else ResolvedCode(tmp_path / "src", "" if server.type == "custom" else "score.py"),
         model_dir=MODEL_DIR,
         environment_variables=env_vars or {"WORKER_COUNT": "2"},
+        spec_digest=hashlib.sha256(spec.read_bytes()).hexdigest(),
     )
 
 
@@ -155,3 +157,58 @@ def test_a_base_image_that_is_not_a_reference_cannot_inject_instructions(tmp_pat
     with pytest.raises(SpecError, match="is not an image reference"):
         plan_image(evil, strategy, Lock("venv", "3.11", "ef" * 32, (wheel,)), ContextFile("pkgc/conda-lock.yml", data=b""),
                    FetchedFiles({wheel.sha256: tmp_path / wheel.filename}), "pkgc/golden-pkg:1")  # fmt: skip
+
+
+def test_conda_strategy_renders_its_own_environment_template(tmp_path, update_golden):
+    """The conda recipe: a local channel of the locked packages, the installer wheels, then the pip wheels;
+    the rest of the Dockerfile is the venv strategy's, written once."""
+    from compiler.fetch.conda_inputs import CondaInputs
+
+    conda_pkg = LockedPackage("zlib", "1.3.1", "conda", "https://c/linux-64/zlib-1.3.1-0.conda", "zlib-1.3.1-0.conda", "ab" * 32, md5="0a" * 16)
+    wheel = LockedPackage("joblib", "1.6.0", "pip", "https://files/joblib-1.6.0-py3-none-any.whl", "joblib-1.6.0-py3-none-any.whl", "cd" * 32)
+    lock = Lock("conda", "3.11", "ef" * 32, (conda_pkg, wheel))
+    strategy = EnvironmentStrategy("conda", "3.11", "test", ("zlib", "joblib==1.6.0"))
+    conda = CondaInputs(
+        channel=(ContextFile("pkgc/channel/linux-64/zlib-1.3.1-0.conda", source=tmp_path / "zlib.conda"),
+                 ContextFile("pkgc/channel/linux-64/repodata.json", data=b"{}\n")),
+        installer=(ContextFile("pkgc/installer/py_rattler-0.28.0-cp310-abi3-any.whl", source=tmp_path / "r.whl"),
+                   ContextFile("pkgc/installer/requirements.txt", data=b"py-rattler==0.28.0 --hash=sha256:00\n")),
+    )  # fmt: skip
+    plan = plan_image(make_package(tmp_path, ModelMode.COPY), strategy, lock, ContextFile("pkgc/conda-lock.yml", data=b"version: 1\n"),
+                      FetchedFiles({wheel.sha256: tmp_path / wheel.filename}), "pkgc/golden-pkg:1", conda=conda)  # fmt: skip
+    text = render_dockerfile(plan)
+    check("conda.Dockerfile", text, update_golden)
+    check("conda.plan.txt", "\n".join(plan.layer_summary()) + "\n", update_golden)
+    venv = render_dockerfile(make_plan(tmp_path, ModelMode.COPY))
+    assert text.split("FROM pkgc/base-debian-bookworm:latest AS package")[1] == venv.split("FROM pkgc/base-debian-bookworm:latest AS package")[1].replace("/opt/pkgc/venv", "/opt/pkgc/env").replace("io.pkgc.environment.strategy=\"venv\"", "io.pkgc.environment.strategy=\"conda\"")
+
+
+def test_planning_does_no_io(tmp_path, monkeypatch):
+    """Resolution, fetching, hashing and reading archives happen before the plan: planning and
+    rendering touch no file."""
+    import builtins
+    import os
+    import pathlib
+
+    inputs = (make_package(tmp_path, ModelMode.COPY),)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"I/O while planning: {args[:1]}")
+
+    wheel = LockedPackage("joblib", "1.6.0", "pip", "https://files/joblib-1.6.0-py3-none-any.whl", "joblib-1.6.0-py3-none-any.whl", "cd" * 32)
+    lock = Lock("venv", "3.11", "ef" * 32, (wheel,))
+    strategy = EnvironmentStrategy("venv", "3.11", "test", ("joblib==1.6.0",))
+    render_dockerfile(make_plan(tmp_path, ModelMode.COPY))  # templates loaded (and cached) before
+    with monkeypatch.context() as patched:
+        for target, name in ((builtins, "open"), (os, "stat"), (os, "scandir"), (os, "listdir"), (pathlib.Path, "read_bytes"),
+                             (pathlib.Path, "read_text"), (pathlib.Path, "exists"), (pathlib.Path, "is_file")):  # fmt: skip
+            patched.setattr(target, name, refuse)
+        try:
+            plan = plan_image(inputs[0], strategy, lock, ContextFile("pkgc/conda-lock.yml", data=b"version: 1\n"),
+                              FetchedFiles({wheel.sha256: tmp_path / wheel.filename}), "pkgc/golden-pkg:1")  # fmt: skip
+            render_dockerfile(plan)
+            error = None
+        except AssertionError as exc:
+            error = str(exc)
+    assert error is None, error
+    assert [layer.kind for layer in plan.layers] == ["user", "environment", "runtime", "model", "code"]

@@ -19,7 +19,8 @@ from compiler.fetch.conda_fetch import fetch_conda_package
 from compiler.lock.conda_resolve import resolve_conda, to_conda_spec
 from compiler.lock.lockfile import read_lock, write_lock
 from compiler.lock.types import Lock, LockedPackage, inputs_hash
-from compiler.plan.conda import channel_files, installer_lock
+from compiler.fetch.conda_inputs import channel_files
+from compiler.plan.conda import installer_lock
 from compiler.plan.types import ContextFile
 from compiler.resources import templates_dir
 from tests.e2e.conda_channel import CondaPackage, build_channel, demo_packages

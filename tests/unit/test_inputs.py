@@ -75,16 +75,16 @@ def test_copy_mode_copies_each_input_after_the_model(project):
     assert [c.src for c in copies] == ["inputs/0/content", "inputs/1/content"]  # pkgc's names in the context
     sources = {f.dest: f.source for f in image.files}
     assert sources["inputs/0/content"].read_text() == '{"0": "cat"}' and (sources["inputs/1/content"] / "vocab.txt").is_file()
-    assert "PKGC_INPUT_PATHS" not in image.env
-    mode, places = from_labels("img", image.labels)
+    assert "PKGC_INPUT_PATHS" not in image.config.env
+    mode, places = from_labels("img", image.config.labels)
     assert mode == "copy" and [p.type for p in places] == ["uri_file", "uri_folder"]
 
 
 def test_readonly_mount_expects_mounts_and_pkgc_run_mounts_stored_trees(project):
     pkg, image = plan(project, "readonly_mount")
     assert "inputs" not in [c.kind for c in image.copies]
-    assert image.env["PKGC_INPUT_PATHS"] == "/var/azureml-app/inputs/labels.json,/var/azureml-app/inputs/tokenizer"
-    labels = PackageLabels.from_labels("img", image.labels)
+    assert image.config.env["PKGC_INPUT_PATHS"] == "/var/azureml-app/inputs/labels.json,/var/azureml-app/inputs/tokenizer"
+    labels = PackageLabels.from_labels("img", image.config.labels)
     mounts = input_mounts("img", labels, Workspace(project / "ws"))
     assert [(m.target, m.read_only) for m in mounts] == [
         ("/var/azureml-app/inputs/labels.json", True), ("/var/azureml-app/inputs/tokenizer", True)]
@@ -93,7 +93,7 @@ def test_readonly_mount_expects_mounts_and_pkgc_run_mounts_stored_trees(project)
 
 def test_a_missing_stored_input_is_refused(project):
     _, image = plan(project, "readonly_mount")
-    labels = PackageLabels.from_labels("img", image.labels)
+    labels = PackageLabels.from_labels("img", image.config.labels)
     with pytest.raises(ResolveError, match="is not in workspace"):
         input_mounts("img", labels, Workspace(project / "empty-ws"))
 
@@ -140,7 +140,7 @@ def test_deploy_settings_mount_the_inputs_read_only(project):
     from compiler.emit.deploy import app_service, deploy_facts, kubernetes
 
     _, image = plan(project, "readonly_mount")
-    facts = deploy_facts("img", image.labels)
+    facts = deploy_facts("img", image.config.labels)
     pod = kubernetes(facts).data["objects"][0]["spec"]["template"]["spec"]
     mounts = pod["containers"][0]["volumeMounts"]
     assert mounts[1:] == [
@@ -149,4 +149,4 @@ def test_deploy_settings_mount_the_inputs_read_only(project):
     assert [v["persistentVolumeClaim"]["readOnly"] for v in pod["volumes"]] == [True, True, True]
     assert sum("--custom-id input" in c for c in app_service(facts).data["commands"]) == 2
     _, copied = plan(project, "copy")
-    assert "volumes" not in kubernetes(deploy_facts("img", copied.labels)).data["objects"][0]["spec"]["template"]["spec"]
+    assert "volumes" not in kubernetes(deploy_facts("img", copied.config.labels)).data["objects"][0]["spec"]["template"]["spec"]

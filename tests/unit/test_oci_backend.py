@@ -26,7 +26,7 @@ from compiler.oci.layer import Entry, write_layer
 from compiler.oci.layers import LayerOptions
 from compiler.oci.outputs import StoredImage, write_layout
 from compiler.oci.store import CONFIG, MANIFEST, OciStore
-from compiler.plan.types import ContextFile, Copy, EnvironmentBuild, ImagePlan
+from compiler.plan.types import BaseImage, ContextFile, Copy, EnvironmentBuild, ImageConfig, ImagePlan, Layer
 from compiler.reporter import Reporter
 
 PREFIX = "/opt/pkgc/venv"
@@ -93,19 +93,25 @@ def make_plan(base: str, wheel: Path, inputs: Path) -> ImagePlan:
         ContextFile("model/m.pkl", source=inputs / "m.pkl"),
         ContextFile("code/src", source=inputs / "src"),
     )
+    copies = (
+        Copy("environment", PREFIX, PREFIX, "the locked environment", "environment"),
+        Copy("runtime", "pkgc/pkgc-entrypoint", "/opt/pkgc/bin/pkgc-entrypoint", "start-up"),
+        Copy("runtime", "pkgc/conda-lock.yml", "/opt/pkgc/conda-lock.yml", "the lock"),
+        Copy("model", "model/m.pkl", f"{MODEL_DIR}/m.pkl", "model files"),
+        Copy("code", "code/src", "/var/azureml-app/src", "code last"),
+    )
     return ImagePlan(
-        base_image=base,
+        base=BaseImage(base),
         environment=EnvironmentBuild("venv", PREFIX, "pkgc/requirements.lock.txt", "pkgc/wheels"),
-        copies=(
-            Copy("environment", PREFIX, PREFIX, "the locked environment", "environment"),
-            Copy("runtime", "pkgc/pkgc-entrypoint", "/opt/pkgc/bin/pkgc-entrypoint", "start-up"),
-            Copy("runtime", "pkgc/conda-lock.yml", "/opt/pkgc/conda-lock.yml", "the lock"),
-            Copy("model", "model/m.pkl", f"{MODEL_DIR}/m.pkl", "model files"),
-            Copy("code", "code/src", "/var/azureml-app/src", "code last"),
+        layers=(Layer("user", "the user"), Layer("environment", "the locked environment", copies[:1]),
+                Layer("runtime", "start-up; the lock", copies[1:3]), Layer("model", "model files", copies[3:4]),
+                Layer("code", "code last", copies[4:])),
+        config=ImageConfig(
+            env={"AZUREML_MODEL_DIR": MODEL_DIR, "PYTHONUNBUFFERED": "1"},
+            labels={"io.pkgc.model.name": "m"}, user="pkgc", uid=10001, workdir="/var/azureml-app/src", port=5001,
+            entrypoint=("/opt/pkgc/bin/pkgc-entrypoint",), path_prefix=f"{PREFIX}/bin",
         ),
-        env={"AZUREML_MODEL_DIR": MODEL_DIR, "PYTHONUNBUFFERED": "1"},
-        labels={"io.pkgc.model.name": "m"}, user="pkgc", uid=10001, workdir="/var/azureml-app/src", port=5001,
-        entrypoint=("/opt/pkgc/bin/pkgc-entrypoint",), path_prefix=f"{PREFIX}/bin", files=files, tag="pkgc/pkgc-hd-unit:1",
+        files=files, tag="pkgc/pkgc-hd-unit:1",
     )  # fmt: skip
 
 

@@ -155,7 +155,7 @@ def test_the_planner_ships_the_sbom_and_labels_its_digest(tmp_path):
                       FetchedFiles({wheel.sha256: tmp_path / wheel.filename}), "pkgc/golden-pkg:1",
                       sbom_file=ContextFile("pkgc/sbom.cdx.json", data=data))  # fmt: skip
     assert [(c.kind, c.src, c.dest) for c in plan.copies if c.dest == SBOM_IN_IMAGE] == [("sbom", "pkgc/sbom.cdx.json", SBOM_IN_IMAGE)]
-    assert plan.labels[SBOM_LABEL] == "sha256:" + hashlib.sha256(data).hexdigest()
+    assert plan.config.labels[SBOM_LABEL] == "sha256:" + hashlib.sha256(data).hexdigest()
     assert ContextFile("pkgc/sbom.cdx.json", data=data) in plan.files
 
 

@@ -1,0 +1,67 @@
+"""The typed result of ``pkgc build``: what ``--json`` prints (and the human line names)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from compiler.labels import SBOM_DIGEST
+
+if TYPE_CHECKING:
+    from compiler.built import BuiltImage
+    from compiler.pipeline import Compiled
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """One build: the image, the package it holds, the lock it was built from, and how it went."""
+
+    image: str
+    image_id: str
+    mode: str
+    model: str
+    model_dir: str
+    environment_strategy: str
+    environment_reason: str
+    python: str
+    lock_file: str
+    lock_status: str
+    target_environment: str
+    port: int | None
+    content_tag: str
+    content_hash: str
+    sbom_digest: str | None
+    reused: bool
+    size_bytes: int
+    build_seconds: float
+    builder: str
+    base_digest: str | None
+    manifest_digest: str | None = None  # the OCI back end's image in pkgc's store
+    loaded: bool = True
+    deployment: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, compiled: Compiled, built: BuiltImage, target_environment: str) -> BuildResult:
+        resolved, plan = compiled.resolved, compiled.plan
+        pkg, strategy = resolved.package, resolved.strategy
+        return cls(
+            image=built.image, image_id=built.image_id, mode=pkg.mode.value, model=f"{pkg.model.name}:{pkg.model.version}",
+            model_dir=pkg.model_dir, environment_strategy=strategy.kind, environment_reason=strategy.reason,
+            python=strategy.python, lock_file=str(compiled.locked.path), lock_status=compiled.locked.status,
+            target_environment=target_environment, port=plan.config.port, content_tag=built.content_tag,
+            content_hash=built.content_hash, sbom_digest=plan.config.labels.get(SBOM_DIGEST), reused=built.reused,
+            size_bytes=built.size, build_seconds=round(built.seconds, 2), builder=built.builder,
+            base_digest=plan.base.digest, manifest_digest=built.manifest_digest, loaded=built.loaded,
+            deployment=resolved.spec_file.deployment.summary() if resolved.spec_file.deployment else None,
+        )  # fmt: skip
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``--json`` object: the OCI back end adds its manifest digest and whether the engine holds
+        the image; a deployment input adds what it said."""
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        for name in ("manifest_digest", "loaded"):
+            if self.builder != "oci":
+                del data[name]
+        if self.deployment is None:
+            del data["deployment"]
+        return data
