@@ -25,7 +25,7 @@ def sbom_inputs(pkg: ResolvedPackage, lock: Lock, base_digest: str | None) -> Sb
         model=TreeComponent(model.name, model.version, model.tree_digest, f"{pkg.model_dir}/{model.root_name}"),
         model_type=model.type, code=code,
         inputs=tuple(TreeComponent(i.root_name, None, i.tree_digest, i.mount_path) for i in pkg.inputs),
-        base_image=image, base_image_id=base_digest, lock=lock, pkgc_version=__version__,
+        base_image=image, base_image_digest=base_digest, lock=lock, pkgc_version=__version__,
     )  # fmt: skip
 
 

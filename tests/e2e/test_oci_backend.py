@@ -1,6 +1,7 @@
 """The OCI back end against the real engine: the session's packages are OCI-built (the default for
 venv packages); the Dockerfile back end builds the same plan and serves the same predictions; with
-no engine at all, two builds from fresh workspaces and empty OCI stores give one manifest digest,
+no engine at all, two builds from fresh workspaces and empty OCI stores give one manifest digest (a
+third with the engine answering gives it too),
 and the layout they write loads into the engine (through skopeo) and serves."""
 
 from __future__ import annotations
@@ -63,16 +64,20 @@ def base_layout(base_image, tmp_path_factory) -> str:
     return f"oci:{layout}:base"
 
 
-def no_engine_build(root: Path, example_copy: Path, base: str, spec_name: str = "package-azure-app.yml") -> dict:
+def no_engine_build(
+    root: Path, example_copy: Path, base: str, spec_name: str = "package-azure-app.yml", with_engine: bool = False
+) -> dict:
     """One build from scratch: a fresh workspace, an empty OCI store (the package files hard-linked
-    from the warm shared cache), no engine."""
+    from the warm shared cache), no engine (or, ``with_engine``, the engine as it is)."""
     project = root / "project"
     if not project.exists():
         shutil.copytree(example_copy, project)
     cache = root / "cache"
     if not cache.exists():
         shutil.copytree(load_options().cache_dir / "files", cache / "files", copy_function=os.link)
-    env = {**os.environ, "PKGC_WORKSPACE": str(root / "workspace"), "PKGC_CACHE_DIR": str(cache), "DOCKER_HOST": NOWHERE}
+    env = {**os.environ, "PKGC_WORKSPACE": str(root / "workspace"), "PKGC_CACHE_DIR": str(cache)}
+    if not with_engine:
+        env["DOCKER_HOST"] = NOWHERE
     model = run_pkgc("-q", "model", "create", "--name", "sklearn-regression", "--path", str(project / "model"), env=env)
     assert model.returncode == 0, model.stderr
     environment = run_pkgc("-q", "environment", "create", "--file", str(project / "environment" / "sklearn-regression-env.yml"), env=env)
@@ -81,7 +86,7 @@ def no_engine_build(root: Path, example_copy: Path, base: str, spec_name: str = 
     proc = run_pkgc("build", str(project / spec_name), "--model", model.stdout.strip(), "--base-image", base,
                     "--output", f"oci:{out}", "--json", env=env)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "no engine answers" in proc.stderr
+    assert ("no engine answers" in proc.stderr) is not with_engine
     return json.loads(proc.stdout)
 
 
@@ -92,6 +97,9 @@ def test_no_engine_builds_are_reproducible_and_their_layout_serves(
     second = no_engine_build(tmp_path / "second", example_copy, base_layout)
     assert first["builder"] == "oci" and first["loaded"] is False
     assert first["manifest_digest"] == second["manifest_digest"] == first["outputs"][0]["digest"]
+    engine_built = no_engine_build(tmp_path / "engine", example_copy, base_layout, with_engine=True)
+    assert engine_built["loaded"] is True and engine_built["manifest_digest"] == first["manifest_digest"]
+    engine.remove_image(engine_built["image"])
     readonly = no_engine_build(tmp_path / "first", example_copy, base_layout, "package-moe.yml")
     assert readonly["mode"] == "readonly_mount" and readonly["outputs"][0]["digest"] == readonly["manifest_digest"]
     out = tmp_path / "first" / "out-package-azure-app"
