@@ -224,16 +224,15 @@ def _base_facts(image: str, engine: Engine | None, options: Options):
 
 
 def choose_builder(request: BuildRequest, strategy: EnvironmentStrategy, base_image: str = "") -> Literal["oci", "docker"]:
-    """``oci`` whenever the image can be assembled without running code in it (the venv strategy,
-    no user template); ``docker`` otherwise. An explicit choice that cannot work is bad input."""
+    """``oci`` whenever the image can be assembled without running code in it (venv or conda
+    environment, both made on the host; no user template); ``docker`` otherwise. An explicit choice
+    that cannot work is bad input."""
     from compiler.oci.base import split_oci_reference
 
     if request.builder == "docker" and split_oci_reference(base_image) is not None:
         raise SpecError(SpecProblem("--builder", "", f"docker cannot build on {base_image}; use --builder oci"))
     why_not = None
-    if strategy.kind != "venv":
-        why_not = f"the {strategy.kind} strategy runs its installer inside the image"
-    elif request.template is not None:
+    if request.template is not None:
         why_not = "a user --template may run steps inside the image"
     if request.builder == "oci" and why_not:
         raise SpecError(SpecProblem("--builder", "", f"oci cannot build this package: {why_not}; use --builder docker"))
