@@ -74,7 +74,8 @@ def parse_registry_image(reference: str) -> RegistryImage | None:
     registry, sep, rest = value.partition("/")
     if not (sep and ("." in registry or ":" in registry or registry == "localhost")):
         if explicit:
-            raise ResolveError(f"base image '{reference}': '{registry}' is not a registry host; {USAGE}")
+            why = f"'{registry}' is not a registry host" if sep else "names no registry host and repository"
+            raise ResolveError(f"base image '{reference}': {why}; {USAGE}")
         return None
     rest, at, digest = rest.partition("@")
     repository, tag = rest, None
@@ -130,9 +131,15 @@ def _inspect_raw(image: RegistryImage, digest: str | None = None) -> bytes:
     proc = subprocess.run(command, capture_output=True, check=False)
     if proc.returncode != 0:
         lines = [line.strip() for line in proc.stderr.decode("utf-8", "replace").splitlines() if line.strip()]
-        raise BuildError(f"the registry did not give the manifest of {image.transport(digest)}: "
-                         f"{lines[-1] if lines else f'exit code {proc.returncode}'}")  # fmt: skip
+        reason = _skopeo_message(lines[-1]) if lines else f"exit code {proc.returncode}"
+        raise BuildError(f"the registry did not give the manifest of {image.transport(digest)}: {reason}")
     return proc.stdout
+
+
+def _skopeo_message(line: str) -> str:
+    """The ``msg`` of a logrus line (``time=... level=fatal msg="..."``), else the line."""
+    match = re.search(r'msg="((?:[^"\\]|\\.)*)"', line)
+    return match.group(1).replace('\\"', '"') if match else line
 
 
 def _platform_digest(image: RegistryImage) -> str:
@@ -213,12 +220,15 @@ def _as_oci(manifest: dict, image: RegistryImage) -> dict:
 
 
 def registry_base(reference: str, engine) -> bool:
-    """Whether the base comes from a registry: ``docker://``, or a registry host's reference that
-    the engine (if one answers) does not hold."""
+    """Whether the base's facts come from its copy fetched from a registry: ``docker://``, or a
+    registry host's reference that the engine (if one answers) does not hold and no base-image
+    recipe describes (a recipe's facts win; the build still fetches the image by digest)."""
+    from compiler.baseimages.recipes import metadata_for_image
+
     try:
         image = parse_registry_image(reference)
     except ResolveError:
         return True  # resolving it says why
-    if image is None:
+    if image is None or metadata_for_image(reference) is not None:
         return False
     return reference.startswith("docker://") or engine is None or engine.image_info(reference) is None

@@ -33,8 +33,10 @@ def free_port() -> int:
 
 def put_image(store: OciStore, arch: str) -> str:
     """A one-layer image for ``arch`` in ``store``; its manifest digest."""
-    layer = write_layer([Entry("etc/arch", "file", data=arch.encode())],
-                        store.blobs)  # fmt: skip
+    entries = [Entry("etc/arch", "file", data=arch.encode())]
+    if arch == "amd64":
+        entries.append(Entry("usr/local/bin/python3.12", "file", 0o755, data=b"#!/bin/false\n"))
+    layer = write_layer(entries, store.blobs)
     config = store.put_json({"architecture": arch, "os": "linux", "created": timestamp(0), "config": {"Labels": {"arch": arch}},
                              "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]}})  # fmt: skip
     manifest = store.put_json({"schemaVersion": 2, "mediaType": MANIFEST, "layers": [layer.descriptor()],
@@ -87,7 +89,7 @@ def test_registry_references_are_parsed_or_refused():
     digest = "sha256:" + "a" * 64
     assert parse_registry_image(f"docker://reg.example/x@{digest}") == RegistryImage("reg.example", "x", None, digest)
     assert parse_registry_image("docker://localhost/x").transport() == "docker://localhost/x:latest"
-    for bad, why in (("docker://base:1", "not a registry host"), ("docker://reg.example/X:1", "not a repository"),
+    for bad, why in (("docker://base:1", "names no registry host"), ("docker://base/x:1", "not a registry host"), ("docker://reg.example/X:1", "not a repository"),
                      ("reg.example/x@sha256:12", "not a sha256 digest"), ("docker://reg.example/x:-bad", "not a tag")):  # fmt: skip
         with pytest.raises(ResolveError, match=why):
             parse_registry_image(bad)
@@ -103,6 +105,17 @@ def test_an_oci_manifest_is_stored_byte_for_byte(registry, source, tmp_path):
     # pinned by digest: found in the store with no request (this registry host does not exist)
     pinned = resolve_base(f"docker://127.0.0.1:9/base/oci@{base.manifest_digest}", store, None, notes.append)
     assert pinned.manifest_digest == base.manifest_digest
+
+
+def test_facts_of_a_registry_base_without_pkgc_labels_come_from_its_layers(registry, tmp_path):
+    from compiler.oci.facts import stored_base_facts
+    from compiler.oci.registry import registry_base
+
+    facts = stored_base_facts(f"docker://{registry.host}/base/oci:1", tmp_path, required=True)
+    assert facts is not None and facts.python == "3.12" and "in its layers (registry)" in facts.how
+    assert registry_base(f"{registry.host}/base/oci:1", None) and registry_base("docker://base:1", None)
+    assert not registry_base("pkgc/base-debian-bookworm:latest", None)
+    assert not registry_base("mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest", None)  # its recipe's facts win
 
 
 def test_a_docker_manifest_becomes_its_oci_equivalent(registry, source, tmp_path):
