@@ -286,12 +286,13 @@ def run_build(
 
 
 def _base_facts(image: str, engine: Engine | None, options: Options):
-    """Recipe, engine labels or probe; with no engine, or for an ``oci:``/``oci-archive:`` base,
-    the labels of the image in pkgc's OCI store."""
+    """Recipe, engine labels or probe; with no engine, or for an ``oci:``/``oci-archive:`` or
+    registry base, the labels of the image in pkgc's OCI store."""
     from compiler.oci.base import split_oci_reference
     from compiler.oci.facts import stored_base_facts
+    from compiler.oci.registry import registry_base
 
-    if split_oci_reference(image) is not None:
+    if split_oci_reference(image) is not None or registry_base(image, engine):
         return stored_base_facts(image, options.cache_dir, required=True) or base_image_facts(image, None)
     facts = base_image_facts(image, engine)
     if engine is None and facts.python is None:
@@ -300,16 +301,15 @@ def _base_facts(image: str, engine: Engine | None, options: Options):
 
 
 def choose_builder(request: BuildRequest, strategy: EnvironmentStrategy, base_image: str = "") -> Literal["oci", "docker"]:
-    """``oci`` whenever the image can be assembled without running code in it (the venv strategy,
-    no user template); ``docker`` otherwise. An explicit choice that cannot work is bad input."""
+    """``oci`` whenever the image can be assembled without running code in it (venv or conda
+    environment, both made on the host; no user template); ``docker`` otherwise. An explicit choice
+    that cannot work is bad input."""
     from compiler.oci.base import split_oci_reference
 
-    if request.builder == "docker" and split_oci_reference(base_image) is not None:
+    if request.builder == "docker" and (split_oci_reference(base_image) is not None or base_image.startswith("docker://")):
         raise SpecError(SpecProblem("--builder", "", f"docker cannot build on {base_image}; use --builder oci"))
     why_not = None
-    if strategy.kind != "venv":
-        why_not = f"the {strategy.kind} strategy runs its installer inside the image"
-    elif request.template is not None:
+    if request.template is not None:
         why_not = "a user --template may run steps inside the image"
     if request.builder == "oci" and why_not:
         raise SpecError(SpecProblem("--builder", "", f"oci cannot build this package: {why_not}; use --builder docker"))

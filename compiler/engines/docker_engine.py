@@ -57,7 +57,7 @@ class DockerEngine:
         except docker.errors.ImageNotFound:
             return None
         except docker.errors.APIError as exc:
-            if exc.status_code == 404:
+            if exc.status_code in (400, 404):  # 400: not an engine reference (docker://..., oci:...)
                 return None
             raise
         config = data.get("Config") or {}

@@ -52,6 +52,13 @@ def assemble_venv(
     wheels: list[Path], target: VenvTarget, staging: Path, workers: int = 1, log: Callable[[str], None] = lambda _msg: None
 ) -> Path:
     """Install ``wheels`` under ``staging`` (``workers`` processes); return the venv's staging folder."""
+    root = venv_skeleton(target, staging)
+    install_wheels(wheels, target, staging, workers, log)
+    return root
+
+
+def venv_skeleton(target: VenvTarget, staging: Path) -> Path:
+    """What ``python3 -m venv --without-pip`` makes, under ``staging``; return the venv's staging folder."""
     root = staging / target.prefix.lstrip("/")
     (root / "bin").mkdir(parents=True, exist_ok=True)
     (root / "include").mkdir(exist_ok=True)
@@ -67,8 +74,17 @@ def assemble_venv(
         f"executable = {target.python_home.rstrip('/')}/python{target.python}\n"
         f"command = {base_python} -m venv {target.prefix}\n"
     )
+    return root
+
+
+def install_wheels(
+    wheels: list[Path], target: VenvTarget, staging: Path, workers: int = 1,
+    log: Callable[[str], None] = lambda _msg: None, overwrite: bool = False,
+) -> None:
+    """Install ``wheels`` into ``target``'s scheme under ``staging``; ``overwrite``: replace files
+    already there (as pip does over a conda environment's files)."""
     groups = install_groups(wheels, log)
-    jobs = [(group, target, staging) for group in groups]
+    jobs = [(group, target, staging, overwrite) for group in groups]
     if workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(workers) as pool:
             failures = [f for f in pool.map(_install_group, jobs) if f]
@@ -76,17 +92,16 @@ def assemble_venv(
         failures = [f for f in map(_install_group, jobs) if f]
     if failures:
         raise BuildError(failures[0])
-    return root
 
 
-def _install_group(job: tuple[list[Path], VenvTarget, Path]) -> str | None:
+def _install_group(job: tuple[list[Path], VenvTarget, Path, bool]) -> str | None:
     """Install wheels that share files one after the other, in lock order; the error message, or None."""
-    wheels, target, staging = job
+    wheels, target, staging, overwrite = job
     for wheel in wheels:
         name = wheel.name.split("-", 1)[0]
         destination = SchemeDictionaryDestination(
             _scheme(target, name), interpreter=target.interpreter, script_kind="posix", destdir=str(staging),
-            overwrite_existing=len(wheels) > 1,
+            overwrite_existing=overwrite or len(wheels) > 1,
         )  # fmt: skip
         try:
             with WheelFile.open(wheel) as source:

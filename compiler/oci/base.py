@@ -1,5 +1,6 @@
 """The base image, by digest: from the engine (saved and imported into the store once per image
-id), from an ``oci:DIR[:TAG]`` / ``oci-archive:FILE[:TAG]`` reference, or from pkgc's OCI store.
+id), from an ``oci:DIR[:TAG]`` / ``oci-archive:FILE[:TAG]`` reference, from a registry
+(``docker://HOST/REPO:TAG``, or ``HOST/REPO:TAG`` no engine holds: ``registry.py``), or from pkgc's OCI store.
 
 Layers imported from the engine are compressed with pkgc's own deterministic gzip, so a base image
 has the same digests whether it came from the engine or was written by ``pkgc base-image build``
@@ -34,7 +35,7 @@ class BaseImage:
     manifest_digest: str
     manifest: dict
     config: dict
-    source: str  # engine | store | oci | oci-archive
+    source: str  # engine | store | oci | oci-archive | registry
 
     @property
     def layers(self) -> list[dict]:
@@ -72,7 +73,10 @@ def resolve_base(reference: str, store: OciStore, engine: Engine | None, log) ->
         if kind == "oci-archive":
             return _from_oci_archive(path, tag, store, reference)
         return _from_oci_layout(path, tag, store, reference, "oci")
-    if engine is not None:
+    from compiler.oci.registry import from_registry, parse_registry_image
+
+    registry = parse_registry_image(reference)
+    if engine is not None and not reference.startswith("docker://"):
         info = engine.image_info(reference)
         if info is not None:
             known = store.find_engine_image(info.id)
@@ -87,6 +91,9 @@ def resolve_base(reference: str, store: OciStore, engine: Engine | None, log) ->
                 size = store.blobs.path(known["digest"]).stat().st_size
                 store.name([reference], Blob(known["digest"], size), {ENGINE_ID: info.id})
             return load_from_store(store, known, reference, "engine")
+    if registry is not None:
+        manifest = from_registry(registry, reference, store, log)
+        return load_from_store(store, {"digest": manifest.digest}, reference, "registry")
     known = store.find(reference)
     if known is not None and store.blobs.has(known["digest"]):
         return load_from_store(store, known, reference, "store")

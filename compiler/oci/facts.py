@@ -1,5 +1,6 @@
 """Base-image facts with no engine: the ``io.pkgc.base.*`` labels of the image in pkgc's OCI store
-(or of an ``oci:``/``oci-archive:`` reference, imported into the store to read them)."""
+(or of an ``oci:``/``oci-archive:`` or registry reference, imported into the store to read them),
+else the one ``python3.X`` its layers hold."""
 
 from __future__ import annotations
 
@@ -15,13 +16,22 @@ from compiler.resolve.types import BaseImageFacts
 def stored_base_facts(image: str, cache_dir: Path, required: bool = False) -> BaseImageFacts | None:
     """Facts from the stored image's labels; None when the store does not hold ``image`` (or, when
     ``required``, as for an ``oci:`` reference the user named, a ResolveError saying why)."""
+    store = OciStore.in_cache(cache_dir)
     try:
-        base = resolve_base(image, OciStore.in_cache(cache_dir), None, lambda _msg: None)
+        base = resolve_base(image, store, None, lambda _msg: None)
     except BuildError as exc:
         if required:
             raise ResolveError(str(exc)) from None
         return None
     stated = BaseImageLabels.from_labels(image, base.labels)  # untrusted: checked by the label contract
-    if stated is None:
-        return None
+    if stated is None:  # an image pkgc did not make (e.g. python:3.11-slim from a registry): its one python3.X
+        from compiler.oci.scan import scan_base
+
+        try:
+            pythons = sorted(scan_base(store, base).pythons)
+        except BuildError:  # a layer pkgc cannot read: the build says so
+            return None
+        if len(pythons) != 1:
+            return None
+        return BaseImageFacts(image, pythons[0], False, f"python{pythons[0]} in its layers ({base.source})")
     return BaseImageFacts(image, stated.python, stated.has_conda, f"labels in pkgc's OCI store ({base.source})")

@@ -1,7 +1,7 @@
 """The layers pkgc adds on the base, in the plan's order: user, environment, runtime, model, inputs, code, sbom.
 
 Each comes from the ImagePlan: the user from its uid (appended to the base's passwd/group), the
-environment assembled on the host (cached by the lock's content), the others from the plan's
+environment (venv or conda) assembled on the host (cached by the lock's content), the others from the plan's
 copies of its context files. Model layers are stored uncompressed: weights rarely compress."""
 
 from __future__ import annotations
@@ -60,18 +60,19 @@ def _append(text: str, line: str) -> str:
 
 
 def environment_layer(plan: ImagePlan, scan: BaseScan, store: OciStore, options: LayerOptions, log: Log) -> BuiltLayer:
-    """The venv, assembled on the host from the plan's wheels; reused while the lock is unchanged."""
+    """The environment (a venv, or a conda environment), assembled on the host from the plan's
+    files; reused while the lock is unchanged."""
     env = plan.environment
-    if env is None or env.strategy != "venv" or not env.wheels or not env.requirements:
-        raise BuildError("the OCI back end builds venv environments only; use --builder docker for the conda path")
-    home = scan.python_home(options.python)
-    if home is None:
-        raise BuildError(f"the base image {plan.base.reference} has no python{options.python} on a bin path; "
-                         "use --builder docker")  # fmt: skip
+    if env is None or not env.wheels or not env.requirements:
+        raise BuildError("the plan has no environment the OCI back end can assemble; use --builder docker")
     requirements = next(f.data for f in plan.files if f.dest == env.requirements and f.data is not None)
     wheels = sorted((f for f in plan.files if f.dest.startswith(env.wheels + "/")), key=lambda f: f.dest)
-    target = VenvTarget(env.prefix, options.python, home)
-    key = hashlib.sha256(json.dumps([LAYER_FORMAT, requirements.decode(), [f.dest for f in wheels], asdict(target),
+    wheels = [f for f in wheels if f.source is not None]  # not the NO-PIP-PACKAGES note of a conda plan
+    if env.strategy == "conda":
+        key_parts, assemble = _conda_assembly(plan, scan, options, [f.source for f in wheels], log)
+    else:
+        key_parts, assemble = _venv_assembly(plan, scan, options, [f.source for f in wheels], log)
+    key = hashlib.sha256(json.dumps([LAYER_FORMAT, requirements.decode(), [f.dest for f in wheels], *key_parts,
                                      options.bytecode, options.epoch]).encode()).hexdigest()  # fmt: skip
     cached = _cached_layer(store, key) if options.reuse else None
     why = layer.why if (layer := plan.layer("environment")) else "the locked environment"
@@ -79,20 +80,59 @@ def environment_layer(plan: ImagePlan, scan: BaseScan, store: OciStore, options:
         log(f"environment layer reused ({cached.size / 1e6:.0f} MB, {cached.digest[:19]})")
         return BuiltLayer("environment", why, cached)
     store.root.mkdir(parents=True, exist_ok=True)  # staging beside the blobs: one file system, no copy across
-    with tempfile.TemporaryDirectory(prefix="pkgc-venv-", dir=store.root) as staging:
+    with tempfile.TemporaryDirectory(prefix="pkgc-env-", dir=store.root) as staging:
         started = time.monotonic()
-        root = assemble_venv([f.source for f in wheels if f.source is not None], target, Path(staging), workers=2, log=log)
-        log(f"installed {len(wheels)} wheels into {env.prefix} on the host in {time.monotonic() - started:.1f} s")
+        root = assemble(Path(staging))
+        log(f"assembled the {env.strategy} environment at {env.prefix} on the host in {time.monotonic() - started:.1f} s")
         if options.bytecode:
             started = time.monotonic()
-            site = Path(staging) / target.site_packages.lstrip("/")
-            result = compile_site_packages(site, target.site_packages, options.python, workers=2)
+            in_image = f"{env.prefix}/lib/python{options.python}/site-packages"
+            result = compile_site_packages(Path(staging) / in_image.lstrip("/"), in_image, options.python, workers=2)
             log(f"{result.note} in {time.monotonic() - started:.1f} s")
         started = time.monotonic()
         blob = write_layer(staging_entries(root, env.prefix), store.blobs, options.epoch)
         log(f"environment layer {blob.size / 1e6:.0f} MB written in {time.monotonic() - started:.1f} s")
     _remember_layer(store, key, blob)
     return BuiltLayer("environment", why, blob)
+
+
+Assemble = Callable[[Path], Path]
+
+
+def _python_home(plan: ImagePlan, scan: BaseScan, python: str) -> str:
+    home = scan.python_home(python)
+    if home is None:
+        raise BuildError(f"the base image {plan.base.reference} has no python{python} on a bin path; use --builder docker")
+    return home
+
+
+def _venv_assembly(plan: ImagePlan, scan: BaseScan, options: LayerOptions, wheels: list[Path], log: Log) -> tuple[list, Assemble]:
+    assert plan.environment is not None
+    target = VenvTarget(plan.environment.prefix, options.python, _python_home(plan, scan, options.python))
+    return [asdict(target)], lambda staging: assemble_venv(wheels, target, staging, workers=2, log=log)
+
+
+def _conda_assembly(plan: ImagePlan, scan: BaseScan, options: LayerOptions, wheels: list[Path], log: Log) -> tuple[list, Assemble]:
+    """Linked by py-rattler for the in-image prefix (``compiler.envbuild.conda``); keyed by the
+    installer lock (every package's URL and sha256), the Python it runs on and rattler's version."""
+    from importlib.metadata import version
+
+    from compiler.envbuild.conda import CondaTarget, assemble_conda_env, locked_packages
+
+    env = plan.environment
+    assert env is not None and env.conda_lock and env.conda_channel
+    lock = next((f.data for f in plan.files if f.dest == env.conda_lock and f.data is not None), None)
+    if lock is None:
+        raise BuildError(f"the plan has no {env.conda_lock} for the conda environment")
+    channel = {f.dest.rsplit("/", 1)[1]: f.source for f in plan.files
+               if f.dest.startswith(env.conda_channel + "/") and f.source is not None}  # fmt: skip
+    python, has_python, packages = locked_packages(lock, channel)
+    if python and python != options.python:
+        raise BuildError(f"the conda lock is for Python {python}, the build for {options.python}")
+    home = "" if has_python else _python_home(plan, scan, options.python)
+    target = CondaTarget(env.prefix, options.python, home)
+    key = [hashlib.sha256(lock).hexdigest(), asdict(target), version("py-rattler")]
+    return key, lambda staging: assemble_conda_env(packages, wheels, target, staging, workers=2, log=log)
 
 
 def _cached_layer(store: OciStore, key: str) -> LayerBlob | None:

@@ -1,7 +1,8 @@
 """The conda path end to end: a conda file naming a local file:// channel (packages made by the
 test, no conda channel is reachable here) plus python, pip and a pip package; built by the real
-``pkgc build`` and engine, run, and scored: the scoring script imports the conda package, reads
-its data file and runs its entry point."""
+``pkgc build`` on both back ends (the Dockerfile back end links it inside a builder stage, the OCI
+back end on the host for the in-image prefix), run in the engine, and scored: the scoring script
+imports the conda package, reads its data file and runs its entry point."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from compiler.runtime.http import request, wait_ready
+from compiler.runtime.http import request as request_url, wait_ready
 from tests.conftest import package_spec, run_pkgc
 from tests.e2e.conda_channel import build_channel, demo_packages
 from tests.e2e.conftest import free_port
@@ -71,25 +72,52 @@ def project(tmp_path_factory, base_image) -> Path:
 
 
 @pytest.fixture(scope="module")
-def conda_package(project, session_env) -> dict:
+def registered(project, session_env) -> tuple[str, str]:
+    """The spec and the model reference, registered and locked (lock first, as a user would)."""
     model = run_pkgc("-q", "model", "create", "--name", "conda-demo", "--path", str(project / "model"), env=session_env)
     assert model.returncode == 0, model.stderr
     environment = run_pkgc("-q", "environment", "create", "--file", str(project / "env" / "env.yml"), env=session_env)
     assert environment.returncode == 0, environment.stderr
     spec, ref = str(project / "package.yml"), model.stdout.strip()
-    locked = run_pkgc("lock", spec, "--model", ref, env=session_env)  # lock first, as a user would
+    locked = run_pkgc("lock", spec, "--model", ref, env=session_env)
     assert locked.returncode == 0, locked.stderr[-3000:]
-    proc = run_pkgc("build", spec, "--model", ref, "--json", env=session_env)
+    return spec, ref
+
+
+def build(registered, session_env, *flags: str) -> dict:
+    spec, ref = registered
+    proc = run_pkgc("build", spec, "--model", ref, "--json", *flags, env=session_env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout)
 
 
-def test_the_conda_package_serves_from_the_scoring_script(conda_package, engine, containers):
+@pytest.fixture(scope="module")
+def conda_package(registered, session_env) -> dict:
+    """Built by the Dockerfile back end: py-rattler links the environment inside the builder stage."""
+    built = build(registered, session_env, "--builder", "docker")
+    assert built["builder"] == "docker"
+    return built
+
+
+@pytest.fixture(scope="module")
+def conda_package_oci(registered, session_env) -> dict:
+    """Built by the OCI back end (the default): py-rattler links the environment on the host for /opt/pkgc/env."""
+    built = build(registered, session_env)
+    assert built["builder"] == "oci" and built["loaded"] is True
+    return built
+
+
+BOTH = pytest.mark.parametrize("built", ["conda_package", "conda_package_oci"])
+
+
+@BOTH
+def test_the_conda_package_serves_from_the_scoring_script(built, request, engine, containers):
+    package = request.getfixturevalue(built)
     port = free_port()
-    handle = engine.run(conda_package["image"], 5001, port, [], {})
+    handle = engine.run(package["image"], 5001, port, [], {})
     containers.append(handle.container_id)
     wait_ready(f"http://127.0.0.1:{port}/", 90, lambda: engine.container_running(handle.container_id))
-    response = request(f"http://127.0.0.1:{port}/score", data=json.dumps({"data": [1, 2]}).encode())
+    response = request_url(f"http://127.0.0.1:{port}/score", data=json.dumps({"data": [1, 2]}).encode())
     assert response.status == 200, response.body[-2000:]
     answer = response.json()
     assert answer["origin"] == "conda"  # pkgc-demo 1.2.0, not 0.9.0 or 2.0.0
@@ -109,20 +137,33 @@ def test_the_build_locks_the_conda_packages(conda_package, project):
     assert any(p["name"] == "six" and p["manager"] == "pip" for p in lock["package"])
 
 
-def test_the_image_holds_the_environment_but_not_the_installer(conda_package, engine):
+@BOTH
+def test_the_image_holds_the_environment_but_not_the_installer(built, request, engine):
     script = (
         "ls /opt/pkgc/env/conda-meta && test ! -e /tmp/pkgc"
         " && ! /opt/pkgc/env/bin/python -c 'import rattler' 2>/dev/null && echo no-installer"
+        " && head -1 /opt/pkgc/env/bin/pkgc-demo"
     )
-    code, out = engine.run_command(conda_package["image"], ["sh", "-c", script])
+    if built == "conda_package_oci":  # the Dockerfile back end leaves conda-meta root-only (0600)
+        script += " && cat /opt/pkgc/env/conda-meta/pkgc-demo-1.2.0-pyh0_0.json"
+    code, out = engine.run_command(request.getfixturevalue(built)["image"], ["sh", "-c", script])
     assert code == 0, out
     assert "pkgc-demo-1.2.0-pyh0_0.json" in out and "pkgc-demo-data-1.0-0.json" in out
-    assert out.strip().endswith("no-installer")
+    assert "no-installer\n#!/opt/pkgc/env/bin/python3.11\n" in out  # the entry point runs the in-image Python
+    if built == "conda_package_oci":  # linked on the host: no host path of rattler's cache, the lock's URL
+        assert "extracted_package_dir" not in out and '"url": "file://' in out
 
 
-def test_an_unchanged_rebuild_reuses_the_image(conda_package, project, session_env):
-    model = f"azureml:conda-demo:{conda_package['model'].split(':')[1]}"
-    proc = run_pkgc("build", str(project / "package.yml"), "--model", model, "--json", env=session_env)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    again = json.loads(proc.stdout)
+def test_the_oci_image_matches_the_docker_image(conda_package, conda_package_oci, engine):
+    docker_info, oci_info = engine.image_info(conda_package["image"]), engine.image_info(conda_package_oci["image"])
+    assert oci_info.labels == docker_info.labels and set(oci_info.env) == set(docker_info.env)
+
+
+def test_an_unchanged_rebuild_reuses_the_image(conda_package, registered, session_env):
+    again = build(registered, session_env, "--builder", "docker")
     assert again["reused"] and again["content_hash"] == conda_package["content_hash"]
+
+
+def test_the_conda_environment_is_reassembled_bit_for_bit(conda_package_oci, registered, session_env):
+    again = build(registered, session_env, "--no-cache")  # the environment layer linked again from scratch
+    assert again["manifest_digest"] == conda_package_oci["manifest_digest"] and again["reused"]

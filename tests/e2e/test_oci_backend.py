@@ -113,3 +113,48 @@ def test_no_engine_builds_are_reproducible_and_their_layout_serves(
             engine.stop(container)
         containers.clear()
         engine.remove_image(ref)
+
+
+def test_a_registry_base_is_fetched_by_digest_with_no_engine(copy_package, registered, session_env, example_copy, base_image, engine, tmp_path):
+    """The base pushed to a real registry (as Docker schema 2), the package built from it with no
+    engine: its own layers are the session package's, on the registry's base layers; with the
+    registry gone, the copy in pkgc's store builds the same manifest."""
+    from compiler.oci.store import OciStore
+    from tests.e2e.registry import start_registry
+
+    registry = start_registry(tmp_path / "registry", free_port())
+    env = {**session_env, "DOCKER_HOST": NOWHERE}  # the session's cache: the environment layer is reused
+    spec = str(example_copy / "package-azure-app.yml")
+
+    def build(base: str) -> dict:
+        proc = run_pkgc("build", spec, "--model", registered["model"], "--target-environment", "registry-base-pkg",
+                        "--base-image", base, "--output", f"oci:{tmp_path / 'out'}", "--json", env=env)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "no engine answers" in proc.stderr
+        return json.loads(proc.stdout)
+
+    try:
+        subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"docker-daemon:{base_image}",
+                        f"docker://{registry.host}/pkgc-e2e/base:1"], check=True, capture_output=True)  # fmt: skip
+        status, body, headers = registry.manifest("pkgc-e2e/base", "1")
+        assert status == 200
+        built = build(f"docker://{registry.host}/pkgc-e2e/base:1")
+    finally:
+        registry.stop()
+    again = build(f"docker://{registry.host}/pkgc-e2e/base:1")  # the registry is gone: the stored copy
+    assert again["manifest_digest"] == built["manifest_digest"]
+    store = OciStore.in_cache(load_options(environ=session_env).cache_dir)
+    layers = [l["digest"] for l in store.read_json(built["manifest_digest"])["layers"]]
+    base_layers = [l["digest"] for l in json.loads(body)["layers"]]
+    session_layers = [l["digest"] for l in store.read_json(copy_package["manifest_digest"])["layers"]]
+    assert layers[: len(base_layers)] == base_layers  # the registry's blobs, as served
+    own = layers[len(base_layers) : -1]  # user, environment, runtime, model, code (the SBOM names the target)
+    assert own and session_layers[-len(own) - 1 : -1] == own
+    ref = "pkgc-e2e/registry-base:1"
+    subprocess.run(["skopeo", "copy", "--quiet", f"oci:{tmp_path / 'out'}:{again['outputs'][0]['tag']}", f"docker-daemon:{ref}"],
+                   check=True, capture_output=True)  # fmt: skip
+    try:
+        code, out = engine.run_command(ref, ["/opt/pkgc/venv/bin/python", "-c", "import sklearn, azureml_inference_server_http; print('ok')"])
+        assert code == 0 and out.strip().endswith("ok"), out
+    finally:
+        engine.remove_image(ref)

@@ -235,11 +235,12 @@ def test_blob_store_refuses_corruption(tmp_path):
     "asked, kind, template, expected",
     [
         ("auto", "venv", None, "oci"),
-        ("auto", "conda", None, "docker"),
+        ("auto", "conda", None, "oci"),
         ("auto", "venv", "my.j2", "docker"),
         ("docker", "venv", None, "docker"),
         ("oci", "venv", None, "oci"),
-        ("oci", "conda", None, "the conda strategy runs its installer inside the image"),
+        ("oci", "conda", None, "oci"),
+        ("oci", "conda", "my.j2", "a user --template may run steps inside the image"),
         ("oci", "venv", "my.j2", "a user --template may run steps inside the image"),
     ],
 )
