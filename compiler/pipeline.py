@@ -204,7 +204,7 @@ def run_build(
         "size_bytes": built.size,
         "build_seconds": round(built.seconds, 2),
         "builder": builder,
-        **({"manifest_digest": built.manifest_digest, "loaded": built.loaded} if builder == "oci" else {}),
+        **({"manifest_digest": built.manifest_digest, "base_digest": built.base_digest, "loaded": built.loaded} if builder == "oci" else {}),
         **({"deployment": spec_file.deployment.summary()} if spec_file.deployment else {}),
     }
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,7 @@ def register(sub) -> None:
     p.add_argument("--push", metavar="REGISTRY/REPO[:TAG]", help="push the image; the JSON reports the manifest digest")
     p.add_argument("--verify", action="store_true", help="smoke-test the image before publishing it (see pkgc verify)")
     add_verify_arguments(p, timeout_flag="--verify-timeout")
+    p.add_argument("--sign-key", metavar="PEM", help="sign the provenance and SBOM attestations (DSSE) with this private key")
     p.add_argument("--deploy-settings", choices=PLATFORMS, help="print the settings this platform needs")
     p.add_argument("--target-environment", help="the package's name (default: the spec's; <endpoint>-<name>-pkg for a deployment)")
     p.add_argument("--write-deployment", metavar="FILE", help="write the deployment YAML that uses the package (deployment input)")
@@ -60,6 +62,7 @@ class AfterBuild:
     push: PushTarget | None
     verify: VerifyRequest | None
     deploy: Platform | None
+    signer: object = None  # securesystemslib CryptoSigner of --sign-key
 
     @property
     def any(self) -> bool:
@@ -74,6 +77,7 @@ def after_build(args) -> AfterBuild:
         push=parse_push(args.push) if args.push else None,
         verify=verify_request("", args) if args.verify else None,
         deploy=args.deploy_settings,
+        signer=_signer(args),
     )  # fmt: skip
     paths = [out.path for out in after.outputs]
     if len(set(paths)) != len(paths):
@@ -81,6 +85,17 @@ def after_build(args) -> AfterBuild:
     if args.emit and after.any:
         raise SpecError(SpecProblem("--emit", "", "stops before the image exists; drop --output/--push/--verify/--deploy-settings"))
     return after
+
+
+def _signer(args):
+    """``--sign-key FILE``, read before any build work (a bad key is bad input)."""
+    if not getattr(args, "sign_key", None):
+        return None
+    if args.emit:
+        raise SpecError(SpecProblem("--sign-key", "", "signs a built package; drop --emit"))
+    from compiler.provenance.dsse import load_signer
+
+    return load_signer(Path(args.sign_key))
 
 
 def _write_deployment_target(args) -> Path | None:
@@ -122,13 +137,17 @@ def run(args, options, reporter) -> int:
     engine = _OneEngine()
     if after.verify is not None and not args.emit:
         engine()  # verifying runs the image: with no engine, fail before any build work (exit 5)
+    from compiler.provenance.build_step import attestor_for
+
+    started = time.time()
     result = run_build(request, options, engine, reporter)
     if isinstance(result, str):
         sys.stdout.write(result)
         return 0
+    attestor = attestor_for(args, result, started, after.signer)
     settings_text = None
     try:
-        settings_text = _after(result, after, engine, options, reporter)
+        settings_text = _after(result, after, engine, options, reporter, attestor)
     except VerifyError as exc:
         result["verify"] = {"passed": False, "reason": str(exc)}
         if args.json:
@@ -146,7 +165,7 @@ def run(args, options, reporter) -> int:
     return 0
 
 
-def _after(result: dict, after: AfterBuild, engine: _OneEngine, options, reporter) -> str | None:
+def _after(result: dict, after: AfterBuild, engine: _OneEngine, options, reporter, attestor=None) -> str | None:
     """Verify, publish and describe the built image; fills ``result``; returns the settings text.
 
     The engine is connected only for what needs it: an OCI-built image is published from pkgc's store."""
@@ -161,7 +180,12 @@ def _after(result: dict, after: AfterBuild, engine: _OneEngine, options, reporte
         reporter.step(describe(result["verify"]))
     digest = None
     if after.outputs or after.push:
-        digest = _publish(result, after, engine, reporter, options)
+        digest = _publish(result, after, engine, reporter, options, attestor)
+    elif attestor is not None and result.get("builder") == "oci":
+        from compiler.provenance.build_step import attest_stored, record
+
+        attest_stored(attestor, result, options.cache_dir)
+        record(result, attestor)
     if after.deploy is None:
         return None
     from compiler.emit.deploy import deploy_facts, deploy_settings
@@ -186,10 +210,10 @@ def _stored_labels(result: dict, options) -> dict:
     return dict((config.get("config") or {}).get("Labels") or {})
 
 
-def _publish(result: dict, after: AfterBuild, engine: _OneEngine, reporter, options) -> str:
+def _publish(result: dict, after: AfterBuild, engine: _OneEngine, reporter, options, attestor=None) -> str:
     from compiler.emit.publish import PublishRequest, publish
 
-    request = PublishRequest(result["image"], after.outputs, after.push, options.docker_host)
+    request = PublishRequest(result["image"], after.outputs, after.push, options.docker_host, attestor)
     if result.get("builder") == "oci":
         from compiler.oci.publish import publish_stored
         from compiler.oci.store import OciStore
@@ -206,4 +230,10 @@ def _publish(result: dict, after: AfterBuild, engine: _OneEngine, reporter, opti
         reporter.step(f"pushed {published.push.reference} ({published.push.digest}) in {published.push.seconds:.1f} s")
         result["push"] = published.push.as_dict()
     result["manifest_digest"] = published.digest
+    if attestor is not None:
+        from compiler.provenance.build_step import record
+
+        record(result, attestor, published.referrers_pushed)
+        reporter.step(f"attached {len(result['attestations']['referrers'])} referrers (SBOM, provenance"
+                      f"{', signed' if after.signer else ''}) to {published.digest[:19]}")  # fmt: skip
     return published.digest
