@@ -13,7 +13,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from compiler.errors import SpecError, VerifyError
@@ -99,6 +99,16 @@ def test_dsse_signature_verifies_and_detects_tampering_and_wrong_keys(keys, tmp_
     document = json.loads(envelope)
     assert document["payloadType"] == "application/vnd.in-toto+json" and len(document["signatures"]) == 1
     assert dsse.verify(envelope, dsse.load_public_key(keys[1])) == statement
+    # the standard DSSE v1 signature, checked without securesystemslib: over PAE(type, payload), as
+    # go-securesystemslib (cosign's) computes it; ECDSA as ASN.1 DER over SHA-256, Ed25519 pure
+    payload = base64.b64decode(document["payload"])
+    pae = b"DSSEv1 %d %s %d %s" % (len(document["payloadType"]), document["payloadType"].encode(), len(payload), payload)
+    public = serialization.load_pem_public_key(keys[1].read_bytes())
+    signature = base64.b64decode(document["signatures"][0]["sig"])
+    if isinstance(public, ec.EllipticCurvePublicKey):
+        public.verify(signature, pae, ec.ECDSA(hashes.SHA256()))
+    else:
+        public.verify(signature, pae)
     tampered = dict(document, payload=base64.b64encode(json.dumps({**statement, "predicate": {"x": 2}}).encode()).decode())
     with pytest.raises(dsse.BadSignature):
         dsse.verify(json.dumps(tampered).encode(), dsse.load_public_key(keys[1]))
