@@ -88,9 +88,11 @@ def verify(data: bytes, key: SSlibKey) -> dict:
         raise BadSignature(f"not a DSSE envelope ({exc})") from None
     if envelope.payload_type != IN_TOTO:
         raise BadSignature(f"payload type is {envelope.payload_type!r}, not {IN_TOTO}")
+    # the key id is a hint, not a check: other signers (cosign writes "") name the same key differently
+    candidates = [SSlibKey(keyid, key.keytype, key.scheme, key.keyval) for keyid in envelope.signatures] or [key]
     try:
-        envelope.verify([key], 1)
-    except VerificationError as exc:
+        envelope.verify(candidates, 1)
+    except (VerificationError, ValueError) as exc:
         raise BadSignature(str(exc)) from None
     try:
         statement = json.loads(envelope.payload)

@@ -109,6 +109,8 @@ def test_dsse_signature_verifies_and_detects_tampering_and_wrong_keys(keys, tmp_
         public.verify(signature, pae, ec.ECDSA(hashes.SHA256()))
     else:
         public.verify(signature, pae)
+    anonymous = dict(document, signatures=[{"keyid": "", "sig": document["signatures"][0]["sig"]}])  # as cosign writes it
+    assert dsse.verify(json.dumps(anonymous).encode(), dsse.load_public_key(keys[1])) == statement
     tampered = dict(document, payload=base64.b64encode(json.dumps({**statement, "predicate": {"x": 2}}).encode()).decode())
     with pytest.raises(dsse.BadSignature):
         dsse.verify(json.dumps(tampered).encode(), dsse.load_public_key(keys[1]))
@@ -223,3 +225,22 @@ def test_an_sbom_that_differs_from_the_label_is_refused(inputs, tmp_path):
     attach_to_layout(layout, attestor(layout, "4", digest))
     with pytest.raises(VerifyError, match="the attached SBOM has digest"):
         verify_attestations(f"oci:{layout}", None)
+
+
+def test_bad_flags_fail_before_any_build_work(tmp_path):
+    (tmp_path / "junk.pem").write_text("-----BEGIN PRIVATE KEY-----\nnot base64\n-----END PRIVATE KEY-----\n")
+    proc = run_pkgc("build", str(tmp_path / "missing.yml"), "--sign-key", str(tmp_path / "junk.pem"))
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "--sign-key" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    for args in (["attestations", "verify", f"oci:{tmp_path / 'none'}"], ["attestations", "verify", "not a reference"]):
+        proc = run_pkgc(*args)
+        assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_a_refused_index_put_is_reported_not_raised():
+    from compiler.oci.referrers import put_manifest
+    from tests.e2e.conftest import free_port
+
+    said: list[str] = []
+    assert put_manifest(f"127.0.0.1:{free_port()}/a/b", "sha256-" + "0" * 64, b"{}", "x", False, said.append) is False
+    assert said and "stays without artifact types" in said[0]
