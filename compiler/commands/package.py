@@ -53,7 +53,7 @@ def build_arguments(args: argparse.Namespace) -> list[str]:
     for output in args.output:
         argv += ["--output", output]
     for flag in PASSTHROUGH:
-        value = getattr(args, flag[2:].replace("-", "_"))
+        value = getattr(args, flag[2:].replace("-", "_"), None)
         if value is not None:
             argv += [flag, value]
     return argv
