@@ -20,6 +20,7 @@ import hashlib
 import io
 import json
 import os
+import subprocess
 import tarfile
 import tempfile
 import urllib.error
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from compiler.emit.oci import PreparedOutput
-from compiler.emit.skopeo import LogSink, skopeo_copy
+from compiler.emit.skopeo import LogSink, skopeo_binary, skopeo_copy
 from compiler.oci.store import INDEX, LAYOUT, MANIFEST, canonical_json
 
 EMPTY = "application/vnd.oci.empty.v1+json"
@@ -170,11 +171,9 @@ def fallback_tag(subject_digest: str) -> str:
     return TAG_PREFIX + subject_digest.split(":", 1)[1]
 
 
-def referrers_index(refs: tuple[Referrer, ...], artifact_types: bool = True) -> dict:
-    """The referrers index of the tag-schema fallback (each descriptor with its ``artifactType``)."""
-    manifests = [r.descriptor for r in refs]
-    if not artifact_types:
-        manifests = [{k: v for k, v in m.items() if k != "artifactType"} for m in manifests]
+def index_without_types(refs: tuple[Referrer, ...]) -> dict:
+    """The referrers index skopeo 1.9 can copy unchanged: descriptors without ``artifactType``."""
+    manifests = [{k: v for k, v in r.descriptor.items() if k != "artifactType"} for r in refs]
     return {"schemaVersion": 2, "mediaType": INDEX, "manifests": manifests}
 
 
@@ -185,9 +184,31 @@ class PushedReferrers:
     tag: str
     digest: str
     artifact_types: bool
+    kept: int = 0  # referrers the tag listed before (another build's, another tool's), still listed
 
     def as_dict(self) -> dict:
-        return {"tag": self.tag, "digest": self.digest, "artifact_types": self.artifact_types}
+        return {"tag": self.tag, "digest": self.digest, "artifact_types": self.artifact_types, "kept": self.kept}
+
+
+def merged_index(earlier: list[dict], refs: tuple[Referrer, ...]) -> dict:
+    """The referrers index listing what the fallback tag already listed (in its order), then ``refs``."""
+    ours = {r.digest for r in refs}
+    kept = [m for m in earlier if isinstance(m, dict) and m.get("digest") not in ours]
+    return {"schemaVersion": 2, "mediaType": INDEX, "manifests": kept + [r.descriptor for r in refs]}
+
+
+def _listed(repository: str, tag: str, tls_verify: bool) -> list[dict]:
+    """The descriptors the registry's ``repository:tag`` index lists now (none when there is no such tag)."""
+    command = [skopeo_binary(), "inspect", "--raw", *([] if tls_verify else ["--tls-verify=false"]), f"docker://{repository}:{tag}"]
+    proc = subprocess.run(command, capture_output=True, check=False)
+    if proc.returncode != 0:
+        return []
+    try:
+        index = json.loads(proc.stdout)
+    except ValueError:
+        return []
+    manifests = index.get("manifests") if isinstance(index, dict) else None
+    return [m for m in manifests if isinstance(m, dict)] if isinstance(manifests, list) else []
 
 
 def push_referrers(refs: tuple[Referrer, ...], subject_digest: str, repository: str, tls_verify: bool, log: LogSink) -> PushedReferrers:
@@ -197,15 +218,17 @@ def push_referrers(refs: tuple[Referrer, ...], subject_digest: str, repository: 
     skopeo 1.9 (Debian 12) refuses to copy an index whose descriptors carry ``artifactType`` unchanged,
     so it sends the index without them, and the complete index is then PUT directly (registry API, no
     credentials: a loopback or anonymous-push registry). When that PUT is refused, the index without
-    artifact types stays (clients read each manifest's own ``artifactType``) and the result says so."""
+    artifact types stays (clients read each manifest's own ``artifactType``) and the result says so.
+    Referrers the tag listed before are kept in the complete index (the distribution spec's update rule)."""
     tag = fallback_tag(subject_digest)
+    earlier = _listed(repository, tag, tls_verify)
     with tempfile.TemporaryDirectory(prefix="pkgc-referrers-") as scratch:
         layout = Path(scratch) / "layout"
         (layout / "blobs" / "sha256").mkdir(parents=True)
         (layout / "oci-layout").write_bytes(canonical_json(LAYOUT))
         (layout / "index.json").write_bytes(canonical_json({"schemaVersion": 2, "mediaType": INDEX, "manifests": []}))
         attach_to_layout(layout, refs)
-        index = canonical_json(referrers_index(refs, artifact_types=False))
+        index = canonical_json(index_without_types(refs))
         entry = Descriptor.of(INDEX, index)
         (layout / "blobs" / "sha256" / entry.digest.split(":", 1)[1]).write_bytes(index)
         top = {"schemaVersion": 2, "mediaType": INDEX,
@@ -213,9 +236,10 @@ def push_referrers(refs: tuple[Referrer, ...], subject_digest: str, repository: 
         (layout / "index.json").write_bytes(canonical_json(top))
         options = ["--all", "--preserve-digests"] + ([] if tls_verify else ["--dest-tls-verify=false"])
         copied = skopeo_copy(f"oci:{layout}:{tag}", f"docker://{repository}:{tag}", log, options)
-    complete = canonical_json(referrers_index(refs))
-    if put_manifest(repository, tag, complete, INDEX, tls_verify, log):
-        return PushedReferrers(tag, Descriptor.of(INDEX, complete).digest, True)
+    complete = merged_index(earlier, refs)
+    kept = len(complete["manifests"]) - len(refs)
+    if put_manifest(repository, tag, canonical_json(complete), INDEX, tls_verify, log):
+        return PushedReferrers(tag, Descriptor.of(INDEX, canonical_json(complete)).digest, True, kept)
     return PushedReferrers(tag, copied.digest, False)
 
 

@@ -247,3 +247,17 @@ def test_registry_serves_the_referrers_through_the_tag_fallback(published, regis
     proc = run_pkgc("attestations", "verify", f"{registry.host}/{REPO}:e2e", "--key", str(signing_key[1]), "--json", env=session_env)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["signed_provenance"] is True
+
+
+def test_a_second_push_of_the_same_image_keeps_the_earlier_referrers(published, registry, registered, session_env, example_copy):
+    proc = run_pkgc("build", str(example_copy / "package-azure-app.yml"), "--model", registered["model"], "--json",
+                    "--push", f"{registry.host}/{REPO}:again", env=session_env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    again = json.loads(proc.stdout)
+    assert again["push"]["digest"] == published["push"]["digest"] and not again["attestations"]["signed"]
+    pushed = again["attestations"]["pushed"]
+    assert pushed["kept"] == 2  # the signed provenance and SBOM statements; the SBOM referrer is the same manifest
+    index = json.loads(registry.manifest(REPO, pushed["tag"], accept=OCI_INDEX)[1])
+    earlier = [r["digest"] for r in published["attestations"]["referrers"]]
+    now = [r["digest"] for r in again["attestations"]["referrers"]]
+    assert [m["digest"] for m in index["manifests"]] == earlier[1:] + now
