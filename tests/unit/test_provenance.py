@@ -92,6 +92,22 @@ def test_provenance_names_builder_parameters_and_every_input(inputs):
     assert run["byproducts"][0]["digest"]["sha256"] == inputs["result"]["sbom_digest"][7:]
 
 
+def test_statements_parse_strictly_into_the_in_toto_projects_own_schemas(inputs):
+    """The in-toto attestation framework's protobuf bindings (unknown or misspelt fields fail)."""
+    from google.protobuf import json_format
+    from in_toto_attestation.predicates.provenance.v1 import provenance_pb2
+    from in_toto_attestation.v1 import statement_pb2
+    from in_toto_attestation.v1.statement import Statement
+
+    from compiler.provenance.statement import provenance_statement, sbom_statement
+
+    for statement in (provenance_statement(_facts(inputs), "sha256:" + "d" * 64), sbom_statement("pkgc/iris", "sha256:" + "d" * 64, SBOM)):
+        Statement.copy_from_pb(json_format.ParseDict(statement, statement_pb2.Statement())).validate()
+    provenance = provenance_statement(_facts(inputs), "sha256:" + "d" * 64)["predicate"]
+    parsed = json_format.ParseDict(provenance, provenance_pb2.Provenance())
+    assert parsed.run_details.builder.id.startswith("urn:pkgc:builder:") and len(parsed.build_definition.resolved_dependencies) == 5
+
+
 def test_dsse_signature_verifies_and_detects_tampering_and_wrong_keys(keys, tmp_path):
     signer = dsse.load_signer(keys[0])
     statement = {"_type": STATEMENT_TYPE, "subject": [], "predicateType": SLSA_PROVENANCE, "predicate": {"x": 1}}
