@@ -29,8 +29,9 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _sbom_dependencies(sbom: dict, base_manifest: str | None) -> list[Dependency]:
-    """The model, code and input trees and the base image, as the SBOM states them."""
+def _sbom_dependencies(sbom: dict, base_digest: str | None, builder: str | None) -> list[Dependency]:
+    """The model, code and input trees and the base image, as the SBOM states them (the base by the
+    digest the build reports when it reports one)."""
     found = []
     for component in sbom.get("components") or []:
         ref = str(component.get("bom-ref", ""))
@@ -42,11 +43,10 @@ def _sbom_dependencies(sbom: dict, base_manifest: str | None) -> list[Dependency
             kind = ref.split(":", 1)[0]
             found.append(Dependency(f"{kind}:{label}" if kind != "input" else ref, sha, {"digestMethod": TREE_METHOD}))
         elif ref == "base-image":
-            notes = {"imageId": f"sha256:{sha}"} if sha else {}
-            if base_manifest:
-                notes["manifestDigest"] = base_manifest
-            digest = base_manifest.split(":", 1)[1] if base_manifest else sha
-            found.append(Dependency(f"base-image:{name}", digest, notes))
+            digest = base_digest.split(":", 1)[1] if base_digest else sha
+            # the OCI back end names a base by its manifest digest, the Dockerfile back end by the engine's image id
+            what = "manifest" if builder == "oci" else "image config (the engine's image id)"
+            found.append(Dependency(f"base-image:{name}", digest, {"digestOf": what} if digest else {}))
     return found
 
 
@@ -57,7 +57,7 @@ def build_facts(result: dict, spec: Path, flags: dict, sbom: bytes, started: flo
     dependencies = [
         Dependency(f"spec:{spec.name}", file_sha256(spec), media_type="application/yaml"),
         Dependency(f"lock:{lock.name}", file_sha256(lock), media_type="application/yaml"),
-        *_sbom_dependencies(document, result.get("base_digest")),
+        *_sbom_dependencies(document, result.get("base_digest"), result.get("builder")),
     ]
     external = {
         "spec": {"name": spec.name, "digest": {"sha256": dependencies[0].sha256}},

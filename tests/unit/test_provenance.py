@@ -85,7 +85,10 @@ def test_provenance_names_builder_parameters_and_every_input(inputs):
     assert deps["lock:package.conda-lock.yml"]["digest"]["sha256"] == hashlib.sha256(inputs["lock"].read_bytes()).hexdigest()
     assert deps["model:iris:3"]["digest"]["sha256"] == "1" * 64 and deps["code:src"]["digest"]["sha256"] == "2" * 64
     assert deps["base-image:pkgc/base:1"]["digest"]["sha256"] == "c" * 64  # the base manifest when the build knows it
-    assert deps["base-image:pkgc/base:1"]["annotations"]["imageId"] == "sha256:" + "b" * 64
+    assert deps["base-image:pkgc/base:1"]["annotations"] == {"digestOf": "manifest"}
+    docker = build_facts({**inputs["result"], "builder": "docker", "base_digest": None}, inputs["spec"], {}, SBOM_BYTES, 0, 0)
+    base = next(d for d in docker.dependencies if d.name.startswith("base-image:"))
+    assert base.sha256 == "b" * 64 and base.annotations == {"digestOf": "image config (the engine's image id)"}
     run = statement["predicate"]["runDetails"]
     assert run["builder"]["id"].startswith("urn:pkgc:builder:pkgc@") and run["builder"]["version"]["pkgc"]
     assert run["metadata"] == {"startedOn": "2023-11-14T22:13:20Z", "finishedOn": "2023-11-14T22:14:20Z"}
