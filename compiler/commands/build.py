@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +61,7 @@ class AfterBuild:
     push: PushTarget | None
     verify: VerifyRequest | None
     deploy: Platform | None
-    signer: object = None  # securesystemslib CryptoSigner of --sign-key
+    provenance: object = None  # compiler.provenance.build_step.ProvenanceRequest (--sign-key, flags, start)
 
     @property
     def any(self) -> bool:
@@ -77,7 +76,7 @@ def after_build(args) -> AfterBuild:
         push=parse_push(args.push) if args.push else None,
         verify=verify_request("", args) if args.verify else None,
         deploy=args.deploy_settings,
-        signer=_signer(args),
+        provenance=_provenance(args),
     )  # fmt: skip
     paths = [out.path for out in after.outputs]
     if len(set(paths)) != len(paths):
@@ -87,15 +86,11 @@ def after_build(args) -> AfterBuild:
     return after
 
 
-def _signer(args):
-    """``--sign-key FILE``, read before any build work (a bad key is bad input)."""
-    if not getattr(args, "sign_key", None):
-        return None
-    if args.emit:
-        raise SpecError(SpecProblem("--sign-key", "", "signs a built package; drop --emit"))
-    from compiler.provenance.dsse import load_signer
+def _provenance(args):
+    """The provenance request; ``--sign-key FILE`` is read before any build work (a bad key is bad input)."""
+    from compiler.provenance.build_step import ProvenanceRequest
 
-    return load_signer(Path(args.sign_key))
+    return ProvenanceRequest.from_args(args)
 
 
 def _write_deployment_target(args) -> Path | None:
@@ -137,17 +132,13 @@ def run(args, options, reporter) -> int:
     engine = _OneEngine()
     if after.verify is not None and not args.emit:
         engine()  # verifying runs the image: with no engine, fail before any build work (exit 5)
-    from compiler.provenance.build_step import attestor_for
-
-    started = time.time()
     result = run_build(request, options, engine, reporter)
     if isinstance(result, str):
         sys.stdout.write(result)
         return 0
-    attestor = attestor_for(args, result, started, after.signer)
     settings_text = None
     try:
-        settings_text = _after(result, after, engine, options, reporter, attestor)
+        settings_text = _after(result, after, engine, options, reporter)
     except VerifyError as exc:
         result["verify"] = {"passed": False, "reason": str(exc)}
         if args.json:
@@ -165,7 +156,7 @@ def run(args, options, reporter) -> int:
     return 0
 
 
-def _after(result: dict, after: AfterBuild, engine: _OneEngine, options, reporter, attestor=None) -> str | None:
+def _after(result: dict, after: AfterBuild, engine: _OneEngine, options, reporter) -> str | None:
     """Verify, publish and describe the built image; fills ``result``; returns the settings text.
 
     The engine is connected only for what needs it: an OCI-built image is published from pkgc's store."""
@@ -179,13 +170,14 @@ def _after(result: dict, after: AfterBuild, engine: _OneEngine, options, reporte
         result["verify"] = verified.as_dict()
         reporter.step(describe(result["verify"]))
     digest = None
+    attestor = after.provenance.attestor(result) if after.provenance is not None else None
     if after.outputs or after.push:
         digest = _publish(result, after, engine, reporter, options, attestor)
     elif attestor is not None and result.get("builder") == "oci":
         from compiler.provenance.build_step import attest_stored, record
 
         attest_stored(attestor, result, options.cache_dir)
-        record(result, attestor)
+        record(result, attestor, attached=False)  # the provenance only: there is nothing to attach to
     if after.deploy is None:
         return None
     from compiler.emit.deploy import deploy_facts, deploy_settings
@@ -235,5 +227,5 @@ def _publish(result: dict, after: AfterBuild, engine: _OneEngine, reporter, opti
 
         record(result, attestor, published.referrers_pushed)
         reporter.step(f"attached {len(result['attestations']['referrers'])} referrers (SBOM, provenance"
-                      f"{', signed' if after.signer else ''}) to {published.digest[:19]}")  # fmt: skip
+                      f"{', signed' if attestor.signer else ''}) to {published.digest[:19]}")  # fmt: skip
     return published.digest
