@@ -12,12 +12,12 @@ import sys
 from pathlib import Path
 
 from compiler import __version__
-from compiler.commands import assets, baseimage, build, lock, run, sbom, verify
+from compiler.commands import assets, attestations, baseimage, build, lock, run, sbom, verify
 from compiler.errors import PkgcError
 from compiler.options import config_dir_for, load_options
 from compiler.reporter import Reporter
 
-COMMAND_MODULES = (build, lock, assets, baseimage, run, verify, sbom)
+COMMAND_MODULES = (build, lock, assets, baseimage, run, verify, sbom, attestations)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from compiler.emit.deploy import Platform
-from compiler.emit.oci import OutputTarget
-from compiler.emit.registry import PushTarget
-from compiler.engines.base import Engine
 from compiler.errors import BuildError
-from compiler.options import Options
-from compiler.reporter import Reporter
-from compiler.result import BuildResult
-from compiler.runtime.verify import VerifyRequest
+
+if TYPE_CHECKING:  # imported where used: a build that ships nothing does not pay for them
+    from compiler.emit.deploy import Platform
+    from compiler.emit.oci import OutputTarget
+    from compiler.emit.registry import PushTarget
+    from compiler.engines.base import Engine
+    from compiler.options import Options
+    from compiler.provenance.build_step import ProvenanceRequest
+    from compiler.reporter import Reporter
+    from compiler.result import BuildResult
+    from compiler.runtime.verify import VerifyRequest
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class AfterBuild:
     push: PushTarget | None
     verify: VerifyRequest | None
     deploy: Platform | None
+    provenance: ProvenanceRequest | None = None  # --sign-key, the flags, the start time
 
     @property
     def any(self) -> bool:
@@ -45,6 +49,8 @@ class Shipped:
     manifest_digest: str | None = None  # of the published image
     deploy_settings: dict[str, Any] | None = None
     settings_text: str | None = None  # the deploy settings, as printed
+    provenance: dict[str, Any] | None = None  # the in-toto statement (SLSA provenance v1)
+    attestations: dict[str, Any] | None = None  # the referrers attached to the outputs and the push
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {}
@@ -57,6 +63,10 @@ class Shipped:
             data["manifest_digest"] = self.manifest_digest
         if self.deploy_settings is not None:
             data["deploy_settings"] = self.deploy_settings
+        if self.provenance is not None:
+            data["provenance"] = self.provenance
+        if self.attestations is not None:
+            data["attestations"] = self.attestations
         return data
 
 
@@ -74,8 +84,14 @@ def ship(
         verified = verify_package(engine(), Workspace(options.workspace), dataclasses.replace(after.verify, image=result.image))
         shipped.verify = verified.as_dict()
         reporter.step(describe(shipped.verify))
+    attestor = after.provenance.attestor(result.to_json()) if after.provenance is not None else None
     if after.outputs or after.push:
-        _publish(result, after, engine, reporter, options, shipped)
+        _publish(result, after, engine, reporter, options, shipped, attestor)
+    elif attestor is not None and result.builder == "oci":
+        from compiler.provenance.build_step import attest_stored
+
+        attest_stored(attestor, result.to_json(), options.cache_dir)
+        _record(shipped, attestor, attached=False)  # the provenance only: there is nothing to attach to
     if after.deploy is not None:
         from compiler.emit.deploy import deploy_facts, deploy_settings
 
@@ -100,10 +116,21 @@ def _stored_labels(result: BuildResult, options: Options) -> dict[str, str]:
     return dict((config.get("config") or {}).get("Labels") or {})
 
 
-def _publish(result: BuildResult, after: AfterBuild, engine: Callable[[], Engine], reporter: Reporter, options: Options, shipped: Shipped) -> None:
+def _record(shipped: Shipped, attestor, pushed=None, attached: bool = True) -> None:
+    from compiler.provenance.build_step import record
+
+    made: dict[str, Any] = {}
+    record(made, attestor, pushed, attached)
+    shipped.provenance, shipped.attestations = made.get("provenance"), made.get("attestations")
+
+
+def _publish(
+    result: BuildResult, after: AfterBuild, engine: Callable[[], Engine], reporter: Reporter, options: Options, shipped: Shipped,
+    attestor=None,
+) -> None:  # fmt: skip
     from compiler.emit.publish import PublishRequest, publish
 
-    request = PublishRequest(result.image, after.outputs, after.push, options.docker_host)
+    request = PublishRequest(result.image, after.outputs, after.push, options.docker_host, attestor)
     if result.builder == "oci":
         from compiler.oci.publish import publish_stored
         from compiler.oci.store import OciStore
@@ -120,3 +147,8 @@ def _publish(result: BuildResult, after: AfterBuild, engine: Callable[[], Engine
         reporter.step(f"pushed {published.push.reference} ({published.push.digest}) in {published.push.seconds:.1f} s")
         shipped.push = published.push.as_dict()
     shipped.manifest_digest = published.digest
+    if attestor is not None:
+        _record(shipped, attestor, published.referrers_pushed)
+        if shipped.attestations is not None:
+            reporter.step(f"attached {len(shipped.attestations['referrers'])} referrers (SBOM, provenance"
+                          f"{', signed' if attestor.signer else ''}) to {published.digest[:19]}")  # fmt: skip

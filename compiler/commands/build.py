@@ -44,6 +44,7 @@ def register(sub) -> None:
     p.add_argument("--push", metavar="REGISTRY/REPO[:TAG]", help="push the image; the JSON reports the manifest digest")
     p.add_argument("--verify", action="store_true", help="smoke-test the image before publishing it (see pkgc verify)")
     add_verify_arguments(p, timeout_flag="--verify-timeout")
+    p.add_argument("--sign-key", metavar="PEM", help="sign the provenance and SBOM attestations (DSSE) with this private key")
     p.add_argument("--deploy-settings", choices=PLATFORMS, help="print the settings this platform needs")
     p.add_argument("--target-environment", help="the package's name (default: the spec's; <endpoint>-<name>-pkg for a deployment)")
     p.add_argument("--write-deployment", metavar="FILE", help="write the deployment YAML that uses the package (deployment input)")
@@ -58,6 +59,7 @@ def after_build(args) -> AfterBuild:
         push=parse_push(args.push) if args.push else None,
         verify=verify_request("", args) if args.verify else None,
         deploy=args.deploy_settings,
+        provenance=_provenance(args),
     )  # fmt: skip
     paths = [out.path for out in after.outputs]
     if len(set(paths)) != len(paths):
@@ -65,6 +67,13 @@ def after_build(args) -> AfterBuild:
     if args.emit and after.any:
         raise SpecError(SpecProblem("--emit", "", "stops before the image exists; drop --output/--push/--verify/--deploy-settings"))
     return after
+
+
+def _provenance(args):
+    """The provenance request; ``--sign-key FILE`` is read before any build work (a bad key is bad input)."""
+    from compiler.provenance.build_step import ProvenanceRequest
+
+    return ProvenanceRequest.from_args(args)
 
 
 def _write_deployment_target(args) -> Path | None:

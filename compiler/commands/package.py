@@ -14,7 +14,7 @@ from compiler.spec.values import ASSET_NAME, ASSET_NAME_RULE
 
 # Build flags that take a value and pass through unchanged.
 PASSTHROUGH = ("--base-image", "--lock-file", "--template", "--python-version", "--push", "--deploy-settings",
-               "--target-environment", "--write-deployment", "--request-file", "--expect")  # fmt: skip
+               "--target-environment", "--write-deployment", "--request-file", "--expect", "--sign-key")  # fmt: skip
 
 
 def register(group) -> None:
@@ -53,7 +53,7 @@ def build_arguments(args: argparse.Namespace) -> list[str]:
     for output in args.output:
         argv += ["--output", output]
     for flag in PASSTHROUGH:
-        value = getattr(args, flag[2:].replace("-", "_"))
+        value = getattr(args, flag[2:].replace("-", "_"), None)
         if value is not None:
             argv += [flag, value]
     return argv

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from compiler.emit.oci import (
     EmittedOutput,
@@ -15,6 +16,7 @@ from compiler.emit.oci import (
 )
 from compiler.emit.registry import PushResult, PushTarget, push_image
 from compiler.emit.skopeo import LogSink
+from compiler.oci import referrers
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class PublishRequest:
     outputs: tuple[OutputTarget, ...] = ()
     push: PushTarget | None = None
     daemon_host: str | None = None  # skopeo's --src-daemon-host; None is the default socket
+    attest: Any = None  # compiler.oci.referrers.Attest: the referrers (SBOM, provenance) to attach
 
     @property
     def empty(self) -> bool:
@@ -39,6 +42,7 @@ class PublishResult:
     stage_seconds: float
     outputs: tuple[EmittedOutput, ...]
     push: PushResult | None
+    referrers_pushed: Any = None  # compiler.oci.referrers.PushedReferrers: the fallback tag sha256-<hex>
 
 
 def publish(request: PublishRequest, log: LogSink) -> PublishResult:
@@ -49,11 +53,14 @@ def publish(request: PublishRequest, log: LogSink) -> PublishResult:
     try:
         with staged_image(request.image, log, request.daemon_host) as staged:
             log(f"staged {request.image} as OCI manifest {staged.digest} in {staged.seconds:.1f} s")
+            refs = request.attest(staged.layout, staged.tag, staged.digest) if request.attest else ()
             for target in request.outputs:
                 prepared.append(prepare_output(staged, target, log))
+            referrers.attach_to_outputs(prepared, refs)
             pushed = push_image(staged, request.push, log) if request.push else None
+            index = referrers.push_referrers(refs, pushed.digest, pushed.repository, pushed.tls_verify, log) if pushed and refs else None
         outputs = tuple(commit_output(p) for p in prepared)
     finally:
         for p in prepared:
             discard_output(p)
-    return PublishResult(staged.digest, staged.seconds, outputs, pushed)
+    return PublishResult(staged.digest, staged.seconds, outputs, pushed, index)

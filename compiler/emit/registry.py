@@ -54,6 +54,11 @@ class PushResult:
     seconds: float
 
     @property
+    def repository(self) -> str:
+        """``REGISTRY/REPO``, without the tag."""
+        return self.reference.rpartition(":")[0]
+
+    @property
     def pinned(self) -> str:
         """``REGISTRY/REPO@sha256:...``: the reference that never moves."""
         return f"{self.reference.rpartition(':')[0]}@{self.digest}"

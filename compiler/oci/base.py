@@ -182,6 +182,8 @@ def _pick_manifest(index: dict, tag: str | None, where: str) -> dict:
     manifests = index.get("manifests") or []
     if tag is not None:
         manifests = [m for m in manifests if (m.get("annotations") or {}).get("org.opencontainers.image.ref.name") == tag]
+    else:  # artifacts attached as referrers (an SBOM, attestations) are not images
+        manifests = [m for m in manifests if "artifactType" not in m]
     if len(manifests) != 1:
         what = f"no image tagged '{tag}'" if tag and not manifests else f"{len(manifests)} images; name one with :TAG"
         raise BuildError(f"{where}: {what}")

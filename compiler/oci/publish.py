@@ -13,7 +13,7 @@ from compiler.emit.oci import PreparedOutput, StagedImage, commit_output, defaul
 from compiler.emit.publish import PublishRequest, PublishResult
 from compiler.emit.registry import push_image
 from compiler.emit.skopeo import LogSink
-from compiler.oci import outputs
+from compiler.oci import outputs, referrers
 from compiler.oci.store import OciStore
 
 
@@ -23,17 +23,21 @@ def publish_stored(store: OciStore, manifest_digest: str, request: PublishReques
     prepared: list[PreparedOutput] = []
     scratch = Path(tempfile.mkdtemp(prefix="pkgc-stage-", dir=store.root))
     try:
+        refs = request.attest(store.root, request.image, manifest_digest) if request.attest else ()
         for target in request.outputs:
             prepared.append(outputs.prepare(store, image, target, tag))
-        pushed = None
+        referrers.attach_to_outputs(prepared, refs)
+        pushed, index = None, None
         if request.push is not None:
             started = time.monotonic()
             outputs.write_layout(store, image, scratch / "layout", tag)
             staged = StagedImage(request.image, scratch / "layout", tag, manifest_digest, time.monotonic() - started)
             pushed = push_image(staged, request.push, log)
+            if refs:
+                index = referrers.push_referrers(refs, pushed.digest, pushed.repository, pushed.tls_verify, log)
         written = tuple(commit_output(p) for p in prepared)
     finally:
         for p in prepared:
             discard_output(p)
         shutil.rmtree(scratch, ignore_errors=True)
-    return PublishResult(manifest_digest, 0.0, written, pushed)
+    return PublishResult(manifest_digest, 0.0, written, pushed, index)

@@ -109,8 +109,9 @@ def _digest(blobs: _Blobs, descriptor: object) -> str:
     return digest
 
 
-def _manifest(blobs: _Blobs) -> dict:
-    """The image manifest the tag names (or the only one), through nested indexes to linux/amd64."""
+def image_entry(blobs: _Blobs) -> dict:
+    """The index.json entry the tag names, or the only image (artifacts attached as referrers,
+    which carry an ``artifactType``, are not images)."""
     index = blobs.json("index.json")
     manifests = index.get("manifests")
     if not isinstance(manifests, list) or not manifests:
@@ -119,11 +120,16 @@ def _manifest(blobs: _Blobs) -> dict:
         chosen = [m for m in manifests if isinstance(m, dict) and (m.get("annotations") or {}).get(REF_NAME) == blobs.tag]
         if not chosen:
             raise blobs.fail(f"no manifest is tagged '{excerpt(blobs.tag)}'")
-    elif len(manifests) > 1:
-        raise blobs.fail(f"index.json lists {len(manifests)} manifests; name one with :TAG")
-    else:
-        chosen = manifests
-    descriptor = chosen[0]
+        return chosen[0]
+    images = [m for m in manifests if not (isinstance(m, dict) and "artifactType" in m)]
+    if len(images) != 1:
+        raise blobs.fail(f"index.json lists {len(images)} images; name one with :TAG")
+    return images[0]
+
+
+def _manifest(blobs: _Blobs) -> dict:
+    """The image manifest the tag names (or the only one), through nested indexes to linux/amd64."""
+    descriptor = image_entry(blobs)
     for _ in range(4):  # an index of indexes, at most a few deep
         document = blobs.blob_json(descriptor)
         if document.get("mediaType") not in INDEX_TYPES and "manifests" not in document:
@@ -197,3 +203,6 @@ def read_layout_file(reference: str, path: str) -> bytes | None:
         return None
     finally:
         blobs.close()
+
+
+Layout = _Blobs  # an oci:DIR[:TAG] or oci-archive:FILE[:TAG] opened for checked reading

@@ -36,12 +36,16 @@ class LocalRegistry:
     root: Path
     process: subprocess.Popen
 
-    def manifest(self, repository: str, reference: str) -> tuple[int, bytes, dict[str, str]]:
+    def manifest(self, repository: str, reference: str, accept: str = MANIFEST_TYPES) -> tuple[int, bytes, dict[str, str]]:
         """GET /v2/<repo>/manifests/<ref> the way a client would: status, body and headers."""
+        return self.get(f"{repository}/manifests/{reference}", accept)
+
+    def get(self, path: str, accept: str = MANIFEST_TYPES) -> tuple[int, bytes, dict[str, str]]:
+        """GET /v2/<path> (a manifest or a blob): status, body and headers."""
         import urllib.error
         import urllib.request
 
-        req = urllib.request.Request(f"http://{self.host}/v2/{repository}/manifests/{reference}", headers={"Accept": MANIFEST_TYPES})
+        req = urllib.request.Request(f"http://{self.host}/v2/{path}", headers={"Accept": accept})
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         try:
             with opener.open(req, timeout=10) as resp:

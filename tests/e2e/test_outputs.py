@@ -40,12 +40,28 @@ def out_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def published(copy_package, registered, session_env, example_copy, registry, out_dir) -> dict:
-    """One build (reusing the session's image) writing both outputs and pushing."""
+def signing_key(tmp_path_factory) -> tuple[Path, Path]:
+    """An ECDSA P-256 key pair as PEM files (private: PKCS#8, public: SubjectPublicKeyInfo)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    folder = tmp_path_factory.mktemp("keys")
+    key = ec.generate_private_key(ec.SECP256R1())
+    (folder / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))  # fmt: skip
+    (folder / "key.pub").write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                                   serialization.PublicFormat.SubjectPublicKeyInfo))  # fmt: skip
+    return folder / "key.pem", folder / "key.pub"
+
+
+@pytest.fixture(scope="module")
+def published(copy_package, registered, session_env, example_copy, registry, out_dir, signing_key) -> dict:
+    """One build (reusing the session's image) writing both outputs and pushing, attestations signed."""
     proc = run_pkgc(
         "build", str(example_copy / "package-azure-app.yml"), "--model", registered["model"], "--json",
         "--output", f"oci:{out_dir / 'layout'}", "--output", f"oci-archive:{out_dir / 'image.tar'}:e2e",
-        "--push", f"{registry.host}/{REPO}:e2e", "--deploy-settings", "kubernetes", env=session_env,
+        "--push", f"{registry.host}/{REPO}:e2e", "--deploy-settings", "kubernetes", "--sign-key", str(signing_key[0]),
+        env=session_env,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout)
@@ -73,8 +89,9 @@ def test_oci_layout_is_valid_from_index_to_every_blob(published, out_dir):
     layout = out_dir / "layout"
     assert json.loads((layout / "oci-layout").read_text()) == {"imageLayoutVersion": "1.0.0"}
     index = json.loads((layout / "index.json").read_text())
-    assert index["schemaVersion"] == 2 and len(index["manifests"]) == 1
-    entry = index["manifests"][0]
+    images = [m for m in index["manifests"] if "artifactType" not in m]  # the rest: referrers (test_attestations)
+    assert index["schemaVersion"] == 2 and len(images) == 1 and len(index["manifests"]) == 4
+    entry = images[0]
     assert entry["mediaType"] == OCI_MANIFEST and entry["digest"] == published["manifest_digest"]
     assert entry["annotations"]["org.opencontainers.image.ref.name"] == published["outputs"][0]["tag"]
     manifest = json.loads(blob(layout, entry))
@@ -180,3 +197,69 @@ def test_bad_output_and_push_values_are_bad_input(example_copy, session_env, tmp
         proc = run_pkgc("build", spec, *flags, env=session_env)
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr
         assert "resolving" not in proc.stderr  # refused before any build work
+
+
+ARTIFACT_TYPES = ["application/vnd.cyclonedx+json", "application/vnd.in-toto+json", "application/vnd.in-toto+json"]
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+
+
+def test_layout_and_archive_carry_signed_attestations_that_verify_offline(published, copy_package, out_dir, signing_key, session_env, tmp_path):
+    digest = published["manifest_digest"]
+    # the session's build had no output: its result has the provenance of the same image, nothing attached
+    assert copy_package["provenance"]["subject"] == published["provenance"]["subject"] and "attestations" not in copy_package
+    statement = published["provenance"]
+    assert statement["subject"][0]["digest"] == {"sha256": digest.removeprefix("sha256:")}
+    names = [d["name"].split(":", 1)[0] for d in statement["predicate"]["buildDefinition"]["resolvedDependencies"]]
+    assert sorted(names) == ["base-image", "code", "lock", "model", "spec"]
+    assert published["attestations"]["signed"] and [r["artifactType"] for r in published["attestations"]["referrers"]] == ARTIFACT_TYPES
+    for reference in (f"oci:{out_dir / 'layout'}", f"oci-archive:{out_dir / 'image.tar'}:e2e"):
+        proc = run_pkgc("attestations", "verify", reference, "--key", str(signing_key[1]), "--json", env=session_env)
+        assert proc.returncode == 0, proc.stderr
+        check = json.loads(proc.stdout)
+        assert check["subject"] == digest and check["signed_provenance"] and check["sbom_attached"]
+        assert [r["verified"] for r in check["referrers"]] == ["digest matches the image's SBOM label"] + ["signature verified, subject matches"] * 2
+    in_image = run_pkgc("sbom", f"oci:{out_dir / 'layout'}", env=session_env)
+    attached = run_pkgc("sbom", f"oci:{out_dir / 'layout'}", "--attached", env=session_env)
+    assert attached.returncode == 0 and attached.stdout == in_image.stdout
+    assert sha256(attached.stdout.encode()) == published["sbom_digest"]
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    (tmp_path / "other.pub").write_bytes(ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))  # fmt: skip
+    wrong = run_pkgc("attestations", "verify", f"oci:{out_dir / 'layout'}", "--key", str(tmp_path / "other.pub"), env=session_env)
+    assert wrong.returncode == 4 and "is not signed by the key" in wrong.stderr and len(wrong.stderr.strip().splitlines()) == 1
+
+
+def test_registry_serves_the_referrers_through_the_tag_fallback(published, registry, signing_key, session_env):
+    digest = published["push"]["digest"]
+    pushed = published["attestations"]["pushed"]
+    assert pushed["tag"] == "sha256-" + digest.removeprefix("sha256:") and pushed["artifact_types"]
+    status, body, headers = registry.manifest(REPO, pushed["tag"], accept=OCI_INDEX)
+    assert status == 200 and sha256(body) == pushed["digest"] == headers["Docker-Content-Digest"]
+    index = json.loads(body)
+    assert [m["artifactType"] for m in index["manifests"]] == ARTIFACT_TYPES
+    for entry in index["manifests"]:  # each artifact by digest: its subject is the pushed image
+        status, raw, _ = registry.manifest(REPO, entry["digest"])
+        manifest = json.loads(raw)
+        assert status == 200 and sha256(raw) == entry["digest"] and manifest["subject"]["digest"] == digest
+    sbom_layer = json.loads(registry.manifest(REPO, index["manifests"][0]["digest"])[1])["layers"][0]
+    status, sbom, _ = registry.get(f"{REPO}/blobs/{sbom_layer['digest']}", accept="*/*")
+    assert status == 200 and sha256(sbom) == published["sbom_digest"]
+    proc = run_pkgc("attestations", "verify", f"{registry.host}/{REPO}:e2e", "--key", str(signing_key[1]), "--json", env=session_env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["signed_provenance"] is True
+
+
+def test_a_second_push_of_the_same_image_keeps_the_earlier_referrers(published, registry, registered, session_env, example_copy):
+    proc = run_pkgc("build", str(example_copy / "package-azure-app.yml"), "--model", registered["model"], "--json",
+                    "--push", f"{registry.host}/{REPO}:again", env=session_env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    again = json.loads(proc.stdout)
+    assert again["push"]["digest"] == published["push"]["digest"] and not again["attestations"]["signed"]
+    pushed = again["attestations"]["pushed"]
+    assert pushed["kept"] == 2  # the signed provenance and SBOM statements; the SBOM referrer is the same manifest
+    index = json.loads(registry.manifest(REPO, pushed["tag"], accept=OCI_INDEX)[1])
+    earlier = [r["digest"] for r in published["attestations"]["referrers"]]
+    now = [r["digest"] for r in again["attestations"]["referrers"]]
+    assert [m["digest"] for m in index["manifests"]] == earlier[1:] + now

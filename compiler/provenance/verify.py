@@ -1,0 +1,167 @@
+"""Check the attestations attached to an image, offline: ``pkgc attestations verify``.
+
+From an OCI layout or archive (``oci:DIR[:TAG]``, ``oci-archive:FILE[:TAG]``): the image's manifest
+digest, its config's ``io.pkgc.sbom.digest`` label, and every referrer whose ``subject`` is that
+manifest (every blob read is checked against its digest). Then:
+
+- each DSSE envelope is verified with the public key (any bad signature fails), its statement must
+  name the image's manifest digest as subject and carry the predicate type its annotation states;
+- the SBOM referrer must have the digest the image's label states (so a signature over the manifest
+  also covers the SBOM), and so must the provenance's SBOM byproduct;
+- with a key, a signed SLSA provenance must be among them; without one, signatures are not checked
+  and the result says so.
+
+The chain a passing check establishes: key -> signature -> statement -> subject digest = the image
+manifest -> its config -> the SBOM label -> the attached SBOM."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+
+from compiler.errors import VerifyError
+from compiler.labels import SBOM_DIGEST
+from compiler.oci.referrers import layout_referrers
+from compiler.provenance.attach import PREDICATE_ANNOTATION
+from compiler.provenance.dsse import ENVELOPE, IN_TOTO, BadSignature, verify
+from compiler.provenance.facts import SBOM_MEDIA_TYPE
+from compiler.provenance.statement import CYCLONEDX_BOM, SLSA_PROVENANCE, STATEMENT_TYPE
+from compiler.sbom.image_files import Layout, image_entry
+
+if TYPE_CHECKING:
+    from securesystemslib.signer import SSlibKey
+
+BLOB_LIMIT = 64 << 20
+
+
+@dataclass
+class AttestationCheck:
+    """What was found and checked for one image."""
+
+    image: str
+    subject: str
+    sbom_digest: str | None
+    checked: list[dict] = field(default_factory=list)  # one entry per referrer
+    signed_provenance: bool = False
+    sbom_attached: bool = False
+    sbom: dict | None = None  # the attached SBOM, parsed
+    signed_sboms: list = field(default_factory=list)  # predicates of signed CycloneDX statements
+
+    def as_dict(self) -> dict:
+        return {"image": self.image, "subject": self.subject, "sbom_digest": self.sbom_digest,
+                "signed_provenance": self.signed_provenance, "sbom_attached": self.sbom_attached,
+                "referrers": self.checked}  # fmt: skip
+
+
+def _layer(layout: Layout, manifest: dict) -> tuple[dict, bytes]:
+    layers = manifest.get("layers")
+    if not isinstance(layers, list) or len(layers) != 1 or not isinstance(layers[0], dict):
+        raise layout.fail("a referrer does not have exactly one layer")
+    descriptor = layers[0]
+    digest = str(descriptor.get("digest", ""))
+    if not digest.startswith("sha256:") or len(digest) != 71:
+        raise layout.fail(f"a referrer's layer digest {digest[:80]!r} is not sha256:<64 hex>")
+    with layout.open(f"blobs/sha256/{digest[7:]}") as fh:
+        data = fh.read(BLOB_LIMIT + 1)
+    if len(data) > BLOB_LIMIT or "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+        raise layout.fail(f"blob {digest} does not match its digest")
+    return descriptor, data
+
+
+def _json(layout: Layout, data: bytes) -> dict:
+    try:
+        value = json.loads(data)
+    except ValueError:
+        raise layout.fail("an attached document is not JSON") from None
+    if not isinstance(value, dict):
+        raise layout.fail("an attached document is not a JSON object")
+    return value
+
+
+def _check_statement(check: AttestationCheck, statement: dict, stated_type: str | None) -> str:
+    """The statement's predicate type, once its type, subject and annotation agree with the image."""
+    if statement.get("_type") != STATEMENT_TYPE:
+        raise VerifyError(f"{check.image}: an attestation is not an in-toto v1 statement")
+    subjects = statement.get("subject") if isinstance(statement.get("subject"), list) else []
+    hexes = {(s.get("digest") or {}).get("sha256") for s in subjects if isinstance(s, dict)}
+    if check.subject.removeprefix("sha256:") not in hexes:
+        raise VerifyError(f"{check.image}: an attestation's subject is not the image's manifest {check.subject}")
+    kind = statement.get("predicateType")
+    if stated_type is not None and kind != stated_type:
+        raise VerifyError(f"{check.image}: an attestation annotated {stated_type} holds a {kind} statement")
+    if kind == SLSA_PROVENANCE and check.sbom_digest:
+        byproducts = ((statement.get("predicate") or {}).get("runDetails") or {}).get("byproducts") or []
+        named = {((b.get("digest") or {}).get("sha256")) for b in byproducts if isinstance(b, dict) and b.get("name") == "sbom.cdx.json"}
+        if named and check.sbom_digest.removeprefix("sha256:") not in named:
+            raise VerifyError(f"{check.image}: the provenance names another SBOM than the image's {check.sbom_digest}")
+    if kind == CYCLONEDX_BOM:
+        check.signed_sboms.append(statement.get("predicate"))
+    return str(kind)
+
+
+def verify_attestations(reference: str, key: SSlibKey | None, name: str | None = None) -> AttestationCheck:
+    """Check every referrer of the image ``reference`` names (``name`` in messages); raise VerifyError
+    on the first failure."""
+    layout = Layout(reference)
+    name = name or reference
+    try:
+        entry = image_entry(layout)
+        manifest = layout.blob_json(entry)
+        config = layout.blob_json(manifest.get("config"))
+        labels = (config.get("config") or {}).get("Labels") or {}
+        check = AttestationCheck(name, entry["digest"], labels.get(SBOM_DIGEST))
+        index = layout.json("index.json")
+        found = layout_referrers(index, check.subject, layout.blob_json)
+        if not found:
+            raise VerifyError(f"{name}: no attestations are attached to {check.subject}")
+        for index_entry, referrer in found:
+            descriptor, data = _layer(layout, referrer)
+            media = descriptor.get("mediaType")
+            stated = (referrer.get("annotations") or {}).get(PREDICATE_ANNOTATION)
+            item = {"digest": index_entry["digest"], "artifactType": referrer.get("artifactType"), "mediaType": media}
+            check.checked.append(item)
+            if media == SBOM_MEDIA_TYPE:
+                found_digest = "sha256:" + hashlib.sha256(data).hexdigest()
+                if found_digest != check.sbom_digest:
+                    raise VerifyError(f"{name}: the attached SBOM has digest {found_digest}, the image's label states {check.sbom_digest}")
+                check.sbom_attached, item["verified"] = True, "digest matches the image's SBOM label"
+                check.sbom = _json(layout, data)
+            elif media == ENVELOPE:
+                if key is None:
+                    item["verified"] = "signature not checked (no --key)"
+                    continue
+                try:
+                    statement = verify(data, key)
+                except BadSignature as exc:
+                    raise VerifyError(f"{name}: attestation {index_entry['digest'][:19]} is not signed by the key: {exc}") from None
+                item["predicateType"] = _check_statement(check, statement, stated)
+                item["verified"] = "signature verified, subject matches"
+                check.signed_provenance |= item["predicateType"] == SLSA_PROVENANCE
+            elif media == IN_TOTO:
+                item["predicateType"] = _check_statement(check, _json(layout, data), stated)
+                item["verified"] = "unsigned; subject matches"
+        if any(signed != check.sbom for signed in check.signed_sboms):
+            raise VerifyError(f"{name}: a signed SBOM statement differs from the image's SBOM")
+        if key is not None and not check.signed_provenance:
+            raise VerifyError(f"{name}: no signed SLSA provenance is attached to {check.subject}")
+        return check
+    finally:
+        layout.close()
+
+
+def attached_sbom(reference: str) -> bytes | None:
+    """The SBOM attached as a referrer to the image an ``oci:``/``oci-archive:`` reference names."""
+    layout = Layout(reference)
+    try:
+        subject = image_entry(layout)["digest"]
+        for _entry, referrer in layout_referrers(layout.json("index.json"), subject, layout.blob_json):
+            if referrer.get("artifactType") == SBOM_MEDIA_TYPE:
+                descriptor, data = _layer(layout, referrer)
+                if descriptor.get("mediaType") == SBOM_MEDIA_TYPE:
+                    return data
+        return None
+    finally:
+        layout.close()
