@@ -22,8 +22,8 @@ from compiler.reporter import Reporter
 CHUNK = 1 << 20
 
 
-def _hash_file(fh, base_image_digest: str) -> str:
-    digest = hashlib.sha256(base_image_digest.encode() + b"\0")
+def _hash_file(fh, base_image_id: str) -> str:
+    digest = hashlib.sha256(base_image_id.encode() + b"\0")
     fh.seek(0)
     while block := fh.read(CHUNK):
         digest.update(block)

@@ -28,6 +28,7 @@ from compiler.lock.lockfile import read_lock
 from compiler.mlflow.deps import mlflow_depsets
 from compiler.options import Options
 from compiler.plan import ContextFile, ImagePlan, plan_image
+from compiler.plan.types import BaseImage
 from compiler.render import render_dockerfile
 from compiler.reporter import Reporter
 from compiler.resolve import ResolvedPackage, resolve_package
@@ -207,14 +208,14 @@ def compile_package(
     cache = PackageCache(options.cache_dir)
     fetched = fetch_lock(locked.lock, cache, reporter.detail)
     conda = prepare_conda_inputs(locked.lock, fetched, cache) if strategy.kind == "conda" else None
-    base_digest = resolve_base_digest(resolved, options, reporter, required=reserve)
+    base = resolve_base(resolved, options, reporter, required=reserve)
     workspace = Workspace(options.workspace)
     version = _reserve_version(pkg, workspace) if reserve else _provisional_version(pkg, workspace)
     try:
         tag = f"{image_repository(pkg.target_name)}:{version}"
         lock_file = ContextFile("pkgc/conda-lock.yml", source=locked.path)
-        sbom_file = sbom_context_file(pkg, read_lock(locked.path), base_digest)  # from the lock as shipped
-        plan = plan_image(pkg, strategy, locked.lock, lock_file, fetched, tag, sbom_file, conda, base_digest)
+        sbom_file = sbom_context_file(pkg, read_lock(locked.path), base.image_id)  # from the lock as shipped
+        plan = plan_image(pkg, strategy, locked.lock, lock_file, fetched, tag, sbom_file, conda, base)
     except BaseException:
         if reserve:
             workspace.release_environment_version(pkg.target_name, version)
@@ -222,25 +223,26 @@ def compile_package(
     return Compiled(resolved, locked, plan, version, reserve)
 
 
-def resolve_base_digest(resolved: Resolved, options: Options, reporter: Reporter, required: bool) -> str | None:
-    """The base image's digest the plan is made with: its manifest digest in pkgc's OCI store (the OCI
-    back end, which imports it there), or the engine's image id (the Dockerfile back end). Not
-    ``required`` (``--emit``): None when the base is not at hand."""
+def resolve_base(resolved: Resolved, options: Options, reporter: Reporter, required: bool) -> BaseImage:
+    """The base image the plan is made with, by digest: the OCI back end imports it into pkgc's store
+    (manifest digest and image id); the Dockerfile back end asks the engine (image id). Not
+    ``required`` (``--emit``): no digest when the base is not at hand."""
     reference = resolved.package.environment.image
     if resolved.builder == "docker":
         info = resolved.engine.image_info(reference) if resolved.engine is not None else None
         if info is None and required:
             raise BuildError(f"base image {reference} is not in the engine; build it with 'pkgc base-image build' or load it")
-        return info.id if info else None
-    from compiler.oci.base import resolve_base
+        return BaseImage(reference, None, info.id if info else None)
+    from compiler.oci.base import resolve_base as resolve_oci_base
     from compiler.oci.store import OciStore
 
     try:
-        return resolve_base(reference, OciStore.in_cache(options.cache_dir), resolved.engine, reporter.detail).manifest_digest
+        found = resolve_oci_base(reference, OciStore.in_cache(options.cache_dir), resolved.engine, reporter.detail)
     except BuildError:
         if required:
             raise
-        return None
+        return BaseImage(reference)
+    return BaseImage(reference, found.manifest_digest, found.manifest["config"]["digest"])
 
 
 def build(compiled: Compiled, request: BuildRequest, options: Options, reporter: Reporter) -> BuiltImage:

@@ -51,7 +51,7 @@ class BuildResult:
             target_environment=target_environment, port=plan.config.port, content_tag=built.content_tag,
             content_hash=built.content_hash, sbom_digest=plan.config.labels.get(SBOM_DIGEST), reused=built.reused,
             size_bytes=built.size, build_seconds=round(built.seconds, 2), builder=built.builder,
-            base_digest=plan.base.digest, manifest_digest=built.manifest_digest, loaded=built.loaded,
+            base_digest=plan.base.digest or plan.base.image_id, manifest_digest=built.manifest_digest, loaded=built.loaded,
             deployment=resolved.spec_file.deployment.summary() if resolved.spec_file.deployment else None,
         )  # fmt: skip
 

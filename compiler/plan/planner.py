@@ -165,11 +165,11 @@ def plan_image(
     tag: str,
     sbom_file: ContextFile | None = None,
     conda: CondaInputs | None = None,
-    base_digest: str | None = None,
+    base: BaseImage | None = None,
 ) -> ImagePlan:
     """Turn the resolved, locked package into an ImagePlan; ``tag`` is the image reference to build;
     ``sbom_file`` (the CycloneDX SBOM, given as data) ships in the last layer, labelled with its digest;
-    ``conda`` (the conda strategy's channel and installer) and ``base_digest`` are resolved before."""
+    ``conda`` (the conda strategy's channel and installer) and ``base`` (its digests) are resolved before."""
     if pkg.environment is None:
         raise ValueError("a package needs a base image (MLflow packages get a generated one before planning)")
     environment, files = _environment(strategy, lock, fetched, conda)
@@ -208,7 +208,7 @@ def plan_image(
         path_prefix=f"{environment.prefix}/bin",
     )
     return ImagePlan(
-        base=BaseImage(pkg.environment.image, base_digest),
+        base=base or BaseImage(pkg.environment.image),
         environment=environment,
         layers=_layers(copies),
         config=config,

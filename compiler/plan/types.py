@@ -63,11 +63,13 @@ class EnvironmentBuild:
 
 @dataclass(frozen=True)
 class BaseImage:
-    """The base image: its reference and, once resolved, its digest (the manifest digest in pkgc's
-    OCI store, or the engine's image id for the Dockerfile back end)."""
+    """The base image: its reference and, once resolved, its manifest digest (in pkgc's OCI store;
+    an engine knows none for a local image) and its image id (the sha256 of its config, which both
+    back ends know: the SBOM names the base by it)."""
 
     reference: str
     digest: str | None = None
+    image_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,7 @@ class ImagePlan:
 
     def layer_summary(self) -> list[str]:
         """A readable listing of the plan (``--emit plan``, golden tests)."""
-        base = f" @ {self.base.digest}" if self.base.digest else ""
+        base = f" @ {self.base.digest or self.base.image_id}" if self.base.digest or self.base.image_id else ""
         lines = [f"base       {self.base.reference}{base}"]
         if self.environment:
             env = self.environment

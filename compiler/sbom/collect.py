@@ -14,7 +14,7 @@ from compiler.workspace.trees import tree_digest
 SBOM_IN_CONTEXT = "pkgc/sbom.cdx.json"
 
 
-def sbom_inputs(pkg: ResolvedPackage, lock: Lock, base_digest: str | None) -> SbomInputs:
+def sbom_inputs(pkg: ResolvedPackage, lock: Lock, base_image_id: str | None) -> SbomInputs:
     model = pkg.model
     code = None
     if pkg.code is not None:
@@ -25,11 +25,11 @@ def sbom_inputs(pkg: ResolvedPackage, lock: Lock, base_digest: str | None) -> Sb
         model=TreeComponent(model.name, model.version, model.tree_digest, f"{pkg.model_dir}/{model.root_name}"),
         model_type=model.type, code=code,
         inputs=tuple(TreeComponent(i.root_name, None, i.tree_digest, i.mount_path) for i in pkg.inputs),
-        base_image=image, base_image_digest=base_digest, lock=lock, pkgc_version=__version__,
+        base_image=image, base_image_id=base_image_id, lock=lock, pkgc_version=__version__,
     )  # fmt: skip
 
 
-def sbom_context_file(pkg: ResolvedPackage, lock: Lock, base_digest: str | None) -> ContextFile:
-    """The SBOM as a build-context file, for the planner to ship beside the lock; ``base_digest``
-    is the base image's digest the plan is made with."""
-    return ContextFile(SBOM_IN_CONTEXT, data=generate_sbom(sbom_inputs(pkg, lock, base_digest)))
+def sbom_context_file(pkg: ResolvedPackage, lock: Lock, base_image_id: str | None) -> ContextFile:
+    """The SBOM as a build-context file, for the planner to ship beside the lock; ``base_image_id``
+    is the base image's id (the sha256 of its config: the same for both back ends)."""
+    return ContextFile(SBOM_IN_CONTEXT, data=generate_sbom(sbom_inputs(pkg, lock, base_image_id)))

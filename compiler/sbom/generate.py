@@ -70,9 +70,9 @@ def _tree(tree: TreeComponent, kind: ComponentType, ref: str, role: str) -> Comp
 
 def _base_image(sbom: SbomInputs) -> Component:
     hashes, properties = [], [Property(name=f"{PROP}role", value="base-image")]
-    if sbom.base_image_digest:
-        properties.append(Property(name=f"{PROP}image-digest", value=sbom.base_image_digest))
-        hashes = _sha256(sbom.base_image_digest.removeprefix("sha256:"))  # the manifest digest, or the engine's image id (Dockerfile back end)
+    if sbom.base_image_id:
+        properties.append(Property(name=f"{PROP}image-id", value=sbom.base_image_id))
+        hashes = _sha256(sbom.base_image_id.removeprefix("sha256:"))  # the image id: sha256 of its config, which both back ends know
     return Component(name=sbom.base_image, type=ComponentType.CONTAINER, bom_ref="base-image", hashes=hashes,
                      properties=properties)  # fmt: skip
 

@@ -32,6 +32,6 @@ class SbomInputs:
     code: TreeComponent | None
     inputs: tuple[TreeComponent, ...]
     base_image: str
-    base_image_digest: str | None  # sha256:<64 hex>: the manifest digest in pkgc's store, or the engine's image id
+    base_image_id: str | None  # sha256:<64 hex>: the sha256 of its config (the engine's image id)
     lock: Lock
     pkgc_version: str

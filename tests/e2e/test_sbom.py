@@ -59,7 +59,7 @@ def test_pkgc_sbom_prints_the_labelled_sbom_of_the_lock(copy_package, sbom, engi
     refs = {c["bom-ref"]: c for c in document["components"]}
     assert refs["model"]["hashes"][0]["content"] == labels["io.pkgc.model.tree"].removeprefix("sha256:")
     assert refs["code"]["hashes"][0]["content"] == tree_digest(example_copy / "src")
-    assert refs["base-image"]["hashes"][0]["content"] == copy_package["base_digest"][7:]  # the manifest digest in the store
+    assert refs["base-image"]["hashes"][0]["content"] == engine.image_info("pkgc/base-debian-bookworm:latest").id[7:]
     layout = tmp_path / "layout"
     subprocess.run(["skopeo", "copy", "--quiet", f"docker-daemon:{copy_package['image']}", f"oci:{layout}:e2e"],
                    check=True, capture_output=True)  # fmt: skip

@@ -42,7 +42,7 @@ def inputs(lock: Lock = LOCK, **changes) -> SbomInputs:
         model=TreeComponent("sklearn-regression", "3", "ab" * 32, "/var/azureml-app/azureml-models/sklearn-regression/3/model"),
         model_type="custom_model", code=TreeComponent("src", None, "cd" * 32, "/var/azureml-app/src"),
         inputs=(TreeComponent("labels.json", None, "ef" * 32, "/var/azureml-app/inputs/labels.json"),),
-        base_image="pkgc/base-debian-bookworm:latest", base_image_digest="sha256:" + "77" * 32, lock=lock, pkgc_version="0.1.0",
+        base_image="pkgc/base-debian-bookworm:latest", base_image_id="sha256:" + "77" * 32, lock=lock, pkgc_version="0.1.0",
     )  # fmt: skip
     values.update(changes)
     return SbomInputs(**values)
@@ -102,7 +102,7 @@ def test_trees_base_image_and_dependencies():
 
 def test_the_serial_number_follows_the_content():
     first = json.loads(generate_sbom(inputs()))["serialNumber"]
-    other = json.loads(generate_sbom(inputs(base_image_digest=None)))["serialNumber"]
+    other = json.loads(generate_sbom(inputs(base_image_id=None)))["serialNumber"]
     assert first.startswith("urn:uuid:") and first != other
 
 
