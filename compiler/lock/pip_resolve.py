@@ -1,12 +1,15 @@
-"""Resolve pip requirements for the image's platform on the host, with pip's own resolver.
+"""Resolve pip requirements for the image's platform on the host: uv first (compiler/lock/uv_resolve.py,
+about 1 s against pip's 6-8 s), pip's own resolver when uv cannot (no uv, source-only packages, a
+failure: pip's message then names the user's conflict). ``PKGC_RESOLVER=pip`` skips uv.
 
-pip runs with the user's own configuration (index, proxy, CA), so a TLS-intercepting proxy is
+Both run with the user's own pip configuration (index, proxy, CA), so a TLS-intercepting proxy is
 handled on the host and never seen by the image build.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -17,6 +20,7 @@ from pathlib import Path
 from compiler.errors import LockError
 from compiler.fetch.sdist import BuiltWheel, build_wheel
 from compiler.lock.types import LockedPackage, SourceDist, filename_from_url
+from compiler.lock.uv_resolve import UvUnavailable, resolve_with_uv
 
 DEFAULT_GLIBC_MINOR = 28  # manylinux_2_28 .. manylinux_2_17: Debian 10+/Ubuntu 20.04+
 MANYLINUX_RE = re.compile(r"manylinux_2_(\d+)_x86_64")
@@ -103,6 +107,11 @@ def resolve_pip(
     """
     if not requirements:
         return []
+    if os.environ.get("PKGC_RESOLVER", "uv") != "pip":
+        try:
+            return resolve_with_uv(requirements, python, glibc_minor(glibc))
+        except UvUnavailable as exc:
+            log(f"resolving with pip: {exc}")
     built: dict[str, BuiltWheel] = {}
     with tempfile.TemporaryDirectory(prefix="pkgc-resolve-") as name:
         tmp = Path(name)

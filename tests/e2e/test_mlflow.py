@@ -103,6 +103,21 @@ def test_copy_package_serves_every_request_shape_with_no_network(offline_contain
         assert status == 200 and body["predictions"] == pytest.approx(expected, rel=1e-12)
 
 
+def test_one_kept_alive_connection_serves_request_after_request(offline_container):
+    """pkgc's gunicorn worker (generated gunicorn.conf.py): no new connection per request."""
+    code = (
+        "import http.client,json\n"
+        "c=http.client.HTTPConnection('127.0.0.1',5001); socks=set()\n"
+        "for _ in range(3):\n"
+        "  c.request('POST','/score',body=json.dumps({'dataframe_split':{'columns':%r,'data':%r}}),"
+        "headers={'Content-Type':'application/json'}); r=c.getresponse(); r.read(); socks.add(id(c.sock))\n"
+        "  print(r.status, r.will_close, r.getheader('x-ms-run-fn-exec-ms') is not None)\n"
+        "print(len(socks) == 1)\n"
+    ) % (list(ROWS.columns), ROWS.values.tolist()[:1])
+    out = offline_container.exec_run(["python3", "-c", code]).output.decode().split("\n")
+    assert out[:4] == ["200 False True"] * 3 + ["True"]
+
+
 def test_signature_is_enforced_with_a_400(offline_container):
     status, body = exec_post(offline_container, {"input_data": {"columns": ["age", "sex"], "data": [[0.1, 0.2]]}})
     assert status == 400 and "bmi" in body["error"]
