@@ -99,7 +99,9 @@ def test_no_engine_builds_are_reproducible_and_their_layout_serves(
     assert first["manifest_digest"] == second["manifest_digest"] == first["outputs"][0]["digest"]
     engine_built = no_engine_build(tmp_path / "engine", example_copy, base_layout, with_engine=True)
     assert engine_built["loaded"] is True and engine_built["manifest_digest"] == first["manifest_digest"]
-    engine.remove_image(engine_built["image"])
+    # its fresh workspace gave it the session package's tag (version 1): point that back
+    assert engine_built["image"] == copy_package["image"]
+    engine.tag(copy_package["image_id"], copy_package["image"])
     readonly = no_engine_build(tmp_path / "first", example_copy, base_layout, "package-moe.yml")
     assert readonly["mode"] == "readonly_mount" and readonly["outputs"][0]["digest"] == readonly["manifest_digest"]
     out = tmp_path / "first" / "out-package-azure-app"
