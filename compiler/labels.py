@@ -22,6 +22,7 @@ MOUNT, SERVER, PORT = "io.pkgc.model.mount", "io.pkgc.server", "io.pkgc.port"
 TITLE, DESCRIPTION, BASE_NAME = (
     "org.opencontainers.image.title", "org.opencontainers.image.description", "org.opencontainers.image.base.name",
 )  # fmt: skip
+MODEL_IMAGE = "io.pkgc.model.image"  # manifest digest of the model image a readonly_mount package was built for
 SBOM_DIGEST = "io.pkgc.sbom.digest"  # sha256 of /opt/pkgc/sbom.cdx.json (an ``extra`` label)
 ROUTE_LABELS = {"readiness": "io.pkgc.route.health", "liveness": "io.pkgc.route.liveness", "score": "io.pkgc.route.score"}
 
@@ -57,6 +58,7 @@ class PackageLabels:
     readiness: Route | None
     liveness: Route | None
     extra: Mapping[str, str]  # the other io.pkgc.* labels (spec, lock, pkgc version), written as they are
+    model_image: str | None = None  # "sha256:<hex>": the model image it expects mounted (readonly_mount)
 
     @property
     def port(self) -> int | None:
@@ -89,6 +91,8 @@ class PackageLabels:
             MODEL_TREE: f"sha256:{self.model_tree}", MODE: self.mode, MODEL_DIR: self.model_dir,
             MOUNT: "required-readonly" if self.needs_mount else "none", SERVER: self.server,
         }  # fmt: skip
+        if self.model_image:
+            labels[MODEL_IMAGE] = self.model_image
         if self.score is None:
             labels.update(self.extra)
             return labels
@@ -114,7 +118,7 @@ class PackageLabels:
             port = reader.port(PORT, "5001")
             routes = {kind: Route(reader.port(f"{key}.port", str(port)), reader.route(key, default))
                       for (kind, key), default in zip(ROUTE_LABELS.items(), ("/", "/", "/score"))}  # fmt: skip
-        known = {MODE, MODEL_DIR, MODEL_TREE, MODEL_NAME, MODEL_VERSION, MODEL_TYPE, MOUNT, SERVER, PORT}
+        known = {MODE, MODEL_DIR, MODEL_TREE, MODEL_NAME, MODEL_VERSION, MODEL_TYPE, MOUNT, SERVER, PORT, MODEL_IMAGE}
         known |= set(ROUTE_LABELS.values()) | {f"{k}.port" for k in ROUTE_LABELS.values()}
         return cls(
             title=labels.get(TITLE, ""), description=labels.get(DESCRIPTION, ""), base_image=labels.get(BASE_NAME, ""),
@@ -123,6 +127,7 @@ class PackageLabels:
             model_dir=reader.container_path(MODEL_DIR), server=server,
             score=routes["score"], readiness=routes["readiness"], liveness=routes["liveness"],
             extra={k: v for k, v in labels.items() if k.startswith(PREFIX) and k not in known},
+            model_image=f"sha256:{reader.digest(MODEL_IMAGE)}" if MODEL_IMAGE in labels else None,
         )  # fmt: skip
 
 

@@ -27,6 +27,7 @@ from compiler.lock.locker import LockResult, load_or_lock
 from compiler.lock.lockfile import read_lock
 from compiler.mlflow.deps import mlflow_depsets
 from compiler.options import Options
+from compiler.oci.model_image import ModelImage, package_model_image
 from compiler.plan import ContextFile, ImagePlan, plan_image
 from compiler.plan.types import BaseImage
 from compiler.render import render_dockerfile
@@ -129,6 +130,7 @@ class Compiled:
     plan: ImagePlan
     version: str  # the target environment version the image is tagged with
     reserved: bool  # the version is reserved in the workspace until the build is recorded
+    model_image: ModelImage | None = None  # a readonly_mount package's model as its own image, in pkgc's store
 
 
 def load_spec(request: BuildRequest, reporter: Reporter) -> SpecFile:
@@ -215,12 +217,14 @@ def compile_package(
         tag = f"{image_repository(pkg.target_name)}:{version}"
         lock_file = ContextFile("pkgc/conda-lock.yml", source=locked.path)
         sbom_file = sbom_context_file(pkg, read_lock(locked.path), base.image_id)  # from the lock as shipped
-        plan = plan_image(pkg, strategy, locked.lock, lock_file, fetched, tag, sbom_file, conda, base)
+        model_image = package_model_image(pkg, options.cache_dir, options.source_date_epoch, reuse=not request.no_cache)
+        plan = plan_image(pkg, strategy, locked.lock, lock_file, fetched, tag, sbom_file, conda, base,
+                          model_image.manifest_digest if model_image else None)  # fmt: skip
     except BaseException:
         if reserve:
             workspace.release_environment_version(pkg.target_name, version)
         raise
-    return Compiled(resolved, locked, plan, version, reserve)
+    return Compiled(resolved, locked, plan, version, reserve, model_image)
 
 
 def resolve_base(resolved: Resolved, options: Options, reporter: Reporter, required: bool) -> BaseImage:

@@ -39,6 +39,7 @@ class BuildResult:
     manifest_digest: str | None = None  # the OCI back end's image in pkgc's store
     loaded: bool = True
     deployment: dict[str, Any] | None = None
+    model_image: dict[str, Any] | None = None  # readonly_mount: the model image in pkgc's store (compiler.oci.model_image)
 
     @classmethod
     def of(cls, compiled: Compiled, built: BuiltImage, target_environment: str) -> BuildResult:
@@ -53,6 +54,7 @@ class BuildResult:
             size_bytes=built.size, build_seconds=round(built.seconds, 2), builder=built.builder,
             base_digest=plan.base.digest or plan.base.image_id, manifest_digest=built.manifest_digest, loaded=built.loaded,
             deployment=resolved.spec_file.deployment.summary() if resolved.spec_file.deployment else None,
+            model_image=compiled.model_image.as_dict() if compiled.model_image else None,
         )  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
@@ -62,6 +64,7 @@ class BuildResult:
         for name in ("manifest_digest", "loaded"):
             if self.builder != "oci":
                 del data[name]
-        if self.deployment is None:
-            del data["deployment"]
+        for name in ("deployment", "model_image"):
+            if data[name] is None:
+                del data[name]
         return data

@@ -14,6 +14,7 @@ from compiler.errors import BuildError
 
 if TYPE_CHECKING:  # imported where used: a build that ships nothing does not pay for them
     from compiler.emit.deploy import Platform
+    from compiler.emit.model_image import ModelTargets
     from compiler.emit.oci import OutputTarget
     from compiler.emit.registry import PushTarget
     from compiler.engines.base import Engine
@@ -33,10 +34,11 @@ class AfterBuild:
     verify: VerifyRequest | None
     deploy: Platform | None
     provenance: ProvenanceRequest | None = None  # --sign-key, the flags, the start time
+    model: ModelTargets | None = None  # --model-output/--model-push: the model image's outputs and push
 
     @property
     def any(self) -> bool:
-        return bool(self.outputs or self.push or self.verify or self.deploy)
+        return bool(self.outputs or self.push or self.verify or self.deploy or (self.model and self.model.any))
 
 
 @dataclass
@@ -51,6 +53,7 @@ class Shipped:
     settings_text: str | None = None  # the deploy settings, as printed
     provenance: dict[str, Any] | None = None  # the in-toto statement (SLSA provenance v1)
     attestations: dict[str, Any] | None = None  # the referrers attached to the outputs and the push
+    model_image: dict[str, Any] | None = None  # the model image with its outputs and push (replaces the build's)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {}
@@ -67,6 +70,8 @@ class Shipped:
             data["provenance"] = self.provenance
         if self.attestations is not None:
             data["attestations"] = self.attestations
+        if self.model_image is not None:
+            data["model_image"] = self.model_image
         return data
 
 
@@ -75,6 +80,10 @@ def ship(
 ) -> Shipped:
     """Verify, publish and describe the built image, filling ``shipped`` as it goes (so a failed
     verification still reports what it found)."""
+    from compiler.emit.model_image import ModelTargets, check_mode, publish_model_image
+
+    model_targets = after.model or ModelTargets()
+    check_mode(result.image, result.mode, result.model_image, model_targets)
     if after.verify is not None:
         from compiler.commands.verify import describe
         from compiler.runtime.verify import verify_package
@@ -92,12 +101,13 @@ def ship(
 
         attest_stored(attestor, result.to_json(), options.cache_dir)
         _record(shipped, attestor, attached=False)  # the provenance only: there is nothing to attach to
+    shipped.model_image, model_image = publish_model_image(result.model_image, model_targets, options.cache_dir, reporter.step)
     if after.deploy is not None:
         from compiler.emit.deploy import deploy_facts, deploy_settings
 
         labels = _stored_labels(result, options) if result.builder == "oci" else _engine_labels(engine(), result.image)
         pulled = shipped.push["reference"] if shipped.push else result.image
-        settings = deploy_settings(after.deploy, deploy_facts(pulled, labels, shipped.manifest_digest if after.push else None))
+        settings = deploy_settings(after.deploy, deploy_facts(pulled, labels, shipped.manifest_digest if after.push else None, model_image))
         shipped.deploy_settings, shipped.settings_text = settings.data, settings.text
     return shipped
 

@@ -9,6 +9,7 @@ any build work; this module only wires. Exit codes: 2 bad input (including bad -
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from compiler.commands import connect_engine, print_result
 from compiler.commands.verify import add_verify_arguments, verify_request
 from compiler.emit.deploy import PLATFORMS
 from compiler.emit.errors import TargetSyntaxError
+from compiler.emit.model_image import parse_model_targets
 from compiler.emit.oci import parse_output
 from compiler.emit.registry import parse_push
 from compiler.engines.base import Engine
@@ -42,6 +44,9 @@ def register(sub) -> None:
     p.add_argument("--output", action="append", default=[], metavar="oci:DIR[:TAG]|oci-archive:FILE[:TAG]",
                    help="also write the image as an OCI layout or OCI archive (repeatable)")  # fmt: skip
     p.add_argument("--push", metavar="REGISTRY/REPO[:TAG]", help="push the image; the JSON reports the manifest digest")
+    p.add_argument("--model-output", action="append", default=[], metavar="oci:DIR[:TAG]|oci-archive:FILE[:TAG]",
+                   help="also write the model image (readonly_mount packages) as an OCI layout or archive (repeatable)")
+    p.add_argument("--model-push", metavar="REGISTRY/REPO[:TAG]", help="push the model image (readonly_mount packages)")
     p.add_argument("--verify", action="store_true", help="smoke-test the image before publishing it (see pkgc verify)")
     add_verify_arguments(p, timeout_flag="--verify-timeout")
     p.add_argument("--sign-key", metavar="PEM", help="sign the provenance and SBOM attestations (DSSE) with this private key")
@@ -61,6 +66,7 @@ def after_build(args) -> AfterBuild:
         deploy=args.deploy_settings,
         provenance=_provenance(args),
     )  # fmt: skip
+    after = dataclasses.replace(after, model=parse_model_targets(args.model_output, args.model_push, after.outputs))
     paths = [out.path for out in after.outputs]
     if len(set(paths)) != len(paths):
         raise TargetSyntaxError(f"--output: the same path is given twice ({', '.join(sorted({str(p) for p in paths if paths.count(p) > 1}))})")

@@ -17,12 +17,23 @@ from typing import Literal
 import yaml
 
 from compiler.errors import ResolveError, excerpt
+from compiler.emit.model_volume import model_volume
 from compiler.labels import PackageLabels, Route
 from compiler.package_inputs import InputPlace, from_labels as input_places
 from compiler.runsettings import RunSettings
 
-Platform = Literal["app-service", "kubernetes"]
-PLATFORMS: tuple[Platform, ...] = ("app-service", "kubernetes")
+Platform = Literal["app-service", "kubernetes", "kubernetes-init"]
+PLATFORMS: tuple[Platform, ...] = ("app-service", "kubernetes", "kubernetes-init")
+
+
+@dataclass(frozen=True)
+class ModelImageRef:
+    """The model image a readonly_mount package expects: where the cluster pulls it, and its model's root name."""
+
+    reference: str  # pinned by digest: REPO[:TAG]@sha256:...
+    digest: str
+    root: str  # the file or folder the image holds at its top (what the init variant copies)
+    pushed: bool = False
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,7 @@ class DeployFacts:
     digest: str | None = None  # the pushed manifest digest, when there is one
     run: RunSettings = RunSettings()  # probes, replicas (a deployment YAML's settings)
     mounted_inputs: tuple[InputPlace, ...] = ()  # inputs a readonly_mount package expects mounted
+    model_image: ModelImageRef | None = None  # the model as an OCI image (readonly_mount packages built by this pkgc)
 
     @property
     def needs_mount(self) -> bool:
@@ -79,8 +91,11 @@ def dns_name(text: str) -> str:
     return name or "pkgc-package"
 
 
-def deploy_facts(image: str, labels: Mapping[str, str], digest: str | None = None) -> DeployFacts:
-    """Read the facts from ``labels``; ``image`` (and ``digest``, once pushed) is what the platform pulls."""
+def deploy_facts(
+    image: str, labels: Mapping[str, str], digest: str | None = None, model_image: ModelImageRef | None = None
+) -> DeployFacts:
+    """Read the facts from ``labels``; ``image`` (and ``digest``, once pushed) is what the platform pulls;
+    ``model_image`` is where the model image the labels name can be pulled (its digest must match)."""
     contract = PackageLabels.from_labels(image, labels)
     if contract.is_job:
         raise ResolveError(f"image '{excerpt(image)}' is a batch package ({contract.server}): it runs as a job, "
@@ -88,6 +103,9 @@ def deploy_facts(image: str, labels: Mapping[str, str], digest: str | None = Non
     readiness: Route = contract.readiness
     liveness: Route = contract.liveness
     inputs_mode, places = input_places(image, contract.extra)
+    if model_image is not None and model_image.digest != contract.model_image:
+        raise ResolveError(f"image '{excerpt(image)}' was built for model image {contract.model_image or '(none)'}, "
+                           f"not {model_image.digest}")  # fmt: skip
     return DeployFacts(
         image=image, name=dns_name(contract.title or contract.model_name), port=contract.score.port,
         health_route=readiness.path, score_route=contract.score.path, liveness_route=liveness.path,
@@ -95,11 +113,12 @@ def deploy_facts(image: str, labels: Mapping[str, str], digest: str | None = Non
         mode=contract.mode, model_dir=contract.model_dir, model_ref=contract.model_ref,
         model_tree=f"sha256:{contract.model_tree}", digest=digest, run=RunSettings.from_labels(image, contract.extra),
         mounted_inputs=tuple(places) if inputs_mode == "readonly_mount" else (),
+        model_image=model_image if contract.needs_mount else None,
     )  # fmt: skip
 
 
 def deploy_settings(platform: Platform, facts: DeployFacts) -> DeploySettings:
-    return app_service(facts) if platform == "app-service" else kubernetes(facts)
+    return app_service(facts) if platform == "app-service" else kubernetes(facts, platform)
 
 
 def app_service(facts: DeployFacts) -> DeploySettings:
@@ -161,8 +180,9 @@ def _probes(facts: DeployFacts) -> dict:
     }
 
 
-def kubernetes(facts: DeployFacts) -> DeploySettings:
-    """A Deployment and a Service; readonly_mount packages get a read-only volume at the model dir."""
+def kubernetes(facts: DeployFacts, variant: str = "kubernetes") -> DeploySettings:
+    """A Deployment and a Service; readonly_mount packages get a read-only model volume at the model dir
+    (``compiler.emit.model_volume``: an image volume, or with ``kubernetes-init`` an init-container copy)."""
     container: dict = {
         "name": facts.name, "image": facts.pinned_image, "imagePullPolicy": "IfNotPresent",
         "ports": [{"name": facts.port_name(p), "containerPort": p} for p in facts.ports],
@@ -171,9 +191,7 @@ def kubernetes(facts: DeployFacts) -> DeploySettings:
         "securityContext": {"runAsNonRoot": True, "allowPrivilegeEscalation": False},
     }  # fmt: skip
     pod: dict = {"containers": [container]}
-    if facts.needs_mount:
-        container["volumeMounts"] = [{"name": "model", "mountPath": facts.model_dir, "readOnly": True}]
-        pod["volumes"] = [{"name": "model", "persistentVolumeClaim": {"claimName": f"{facts.name}-model", "readOnly": True}}]
+    notes = model_volume(facts, variant, container, pod) if facts.needs_mount else []
     for index, place in enumerate(facts.mounted_inputs):
         mount = {"name": f"input-{index}", "mountPath": place.path, "readOnly": True}
         if place.type == "uri_file":  # the volume holds the file under its own name
@@ -183,6 +201,8 @@ def kubernetes(facts: DeployFacts) -> DeploySettings:
         pod.setdefault("volumes", []).append({"name": f"input-{index}", "persistentVolumeClaim": claim})
     selector = {"app.kubernetes.io/name": facts.name}
     annotations = {"io.pkgc.model": facts.model_ref, "io.pkgc.model.tree": facts.model_tree, "io.pkgc.model.mode": facts.mode}
+    if facts.model_image is not None:
+        annotations["io.pkgc.model.image"] = facts.model_image.digest
     deployment = {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": facts.name, "labels": dict(selector)},
         "spec": {"replicas": facts.run.instance_count or 1, "selector": {"matchLabels": dict(selector)},
@@ -193,7 +213,8 @@ def kubernetes(facts: DeployFacts) -> DeploySettings:
         "spec": {"selector": dict(selector), "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
     }  # fmt: skip
     header = f"# Kubernetes Deployment and Service for {facts.pinned_image} (score: POST {facts.score_route} on the Service's port 80)\n"
-    if facts.needs_mount:
-        header += f"# PersistentVolumeClaim {facts.name}-model must hold the files of model {facts.model_ref} ({facts.model_tree})\n"
+    header += "".join(f"{line}\n" for line in notes)
     text = header + yaml.safe_dump_all([deployment, service], sort_keys=False)
-    return DeploySettings("kubernetes", {"platform": "kubernetes", "image": facts.pinned_image, "objects": [deployment, service]}, text)
+    data = {"platform": variant, "image": facts.pinned_image, "objects": [deployment, service],
+            **({"model_image": facts.model_image.reference} if facts.model_image else {})}  # fmt: skip
+    return DeploySettings(variant, data, text)  # type: ignore[arg-type]

@@ -66,7 +66,9 @@ def _environment(
     return conda_environment(lock, conda, files, CONDA_PREFIX)
 
 
-def _labels(pkg: ResolvedPackage, strategy: EnvironmentStrategy, lock: Lock, sbom: ContextFile | None = None) -> dict[str, str]:
+def _labels(
+    pkg: ResolvedPackage, strategy: EnvironmentStrategy, lock: Lock, sbom: ContextFile | None = None, model_image: str | None = None
+) -> dict[str, str]:
     """OCI and pkgc labels; nothing per-build (no version, no time), so equal inputs give equal images."""
     model, server = pkg.model, pkg.server
     contract = PackageLabels(
@@ -85,6 +87,7 @@ def _labels(pkg: ResolvedPackage, strategy: EnvironmentStrategy, lock: Lock, sbo
             **deployment_labels(pkg),
             **({SBOM_DIGEST: f"sha256:{hashlib.sha256(sbom.data).hexdigest()}"} if sbom and sbom.data is not None else {}),
         },
+        model_image=model_image,
     )  # fmt: skip
     return contract.to_labels()
 
@@ -166,10 +169,12 @@ def plan_image(
     sbom_file: ContextFile | None = None,
     conda: CondaInputs | None = None,
     base: BaseImage | None = None,
+    model_image: str | None = None,
 ) -> ImagePlan:
     """Turn the resolved, locked package into an ImagePlan; ``tag`` is the image reference to build;
     ``sbom_file`` (the CycloneDX SBOM, given as data) ships in the last layer, labelled with its digest;
-    ``conda`` (the conda strategy's channel and installer) and ``base`` (its digests) are resolved before."""
+    ``conda`` (the conda strategy's channel and installer) and ``base`` (its digests) are resolved before;
+    ``model_image`` (a readonly_mount package's model image digest) is labelled."""
     if pkg.environment is None:
         raise ValueError("a package needs a base image (MLflow packages get a generated one before planning)")
     environment, files = _environment(strategy, lock, fetched, conda)
@@ -194,7 +199,7 @@ def plan_image(
     if sbom_file is not None:
         files.append(sbom_file)
         copies.append(Copy("sbom", sbom_file.dest, SBOM_IN_IMAGE, "the SBOM names the lock, model and code: it changes with any of them, so last"))
-    env, labels = _env(pkg), _labels(pkg, strategy, lock, sbom_file)
+    env, labels = _env(pkg), _labels(pkg, strategy, lock, sbom_file, model_image)
     _check_dockerfile_values(pkg, env, labels, copies)
     config = ImageConfig(
         env=env,

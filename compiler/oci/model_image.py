@@ -1,0 +1,175 @@
+"""The model as its own OCI image: the files a ``readonly_mount`` package expects in its model dir.
+
+The image's root is the model dir: it holds ``<root>/...`` (the model's file or folder, as a copy-mode
+build puts it at ``<model_dir>/<root>``), so mounting the image at the package's model dir (a
+Kubernetes image volume, ``podman run --mount type=image``) gives the package exactly its model.
+
+Layers are uncompressed tars (weights do not compress): one per file of at least ``LARGE_FILE``
+bytes, in path order, after one layer of all the smaller files, so a new model version that keeps
+a weight file keeps its layer. Nothing per-build goes in (fixed mtime, owner, modes, ``created``),
+so the same model gives the same manifest digest; it is cached in pkgc's store by that content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from compiler.oci.config import timestamp
+from compiler.oci.blobs import Blob
+from compiler.oci.layer import Entry, LayerBlob, write_layer
+from compiler.oci.store import CONFIG, MANIFEST, OciStore
+from compiler.workspace.walk import skip_caches, walk
+
+LARGE_FILE = 64 * 1024 * 1024
+FORMAT = 1  # bump when the content rules change (invalidates cached model images)
+MODEL_ROOT = "io.pkgc.model.root"
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """The model version whose files become the image: the workspace tree ``tree_path/root_name``."""
+
+    name: str
+    version: str
+    type: str
+    tree_digest: str  # 64 hex digits
+    tree_path: Path
+    root_name: str
+
+
+@dataclass(frozen=True)
+class ModelImage:
+    """A model image in pkgc's store, named ``reference`` there."""
+
+    reference: str  # pkgc/model-<name>:<version>
+    manifest_digest: str
+    config_digest: str
+    layers: int
+    size: int  # bytes of config and layer blobs
+    root_name: str
+    reused: bool = False
+
+    @property
+    def tag(self) -> str:
+        return self.reference.rpartition(":")[2]
+
+    def as_dict(self) -> dict:
+        return {"reference": self.reference, "manifest_digest": self.manifest_digest, "layers": self.layers,
+                "size_bytes": self.size, "root": self.root_name, "reused": self.reused}  # fmt: skip
+
+
+def model_reference(name: str, version: str) -> str:
+    """``pkgc/model-<name>:<version>``, both made valid for an image reference."""
+    repository = "pkgc/model-" + (re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-._") or "model")
+    tag = re.sub(r"[^A-Za-z0-9_.-]+", "-", version)[:128].lstrip(".-") or "latest"
+    return f"{repository}:{tag}"
+
+
+def model_labels(model: ModelSource) -> dict[str, str]:
+    return {
+        "org.opencontainers.image.title": f"{model.name}:{model.version}",
+        "org.opencontainers.image.description": f"model {model.name}:{model.version}: mount it read-only at the package's model dir",
+        "io.pkgc.model.name": model.name,
+        "io.pkgc.model.version": model.version,
+        "io.pkgc.model.type": model.type,
+        "io.pkgc.model.tree": f"sha256:{model.tree_digest}",
+        MODEL_ROOT: model.root_name,
+    }
+
+
+def model_entries(model: ModelSource) -> list[Entry]:
+    """What a copy-mode build puts at ``<model_dir>/<root>`` (the same walker), placed at ``<root>``."""
+    entries = []
+    for found in walk(model.tree_path / model.root_name, ignore=skip_caches):
+        path = f"{model.root_name}/{found.rel}" if found.rel else model.root_name
+        if found.is_dir:
+            entries.append(Entry(path, "dir", 0o755))
+        else:
+            entries.append(Entry(path, "file", 0o755 if found.executable else 0o644, source=found.path))
+    return entries
+
+
+def split_layers(entries: list[Entry], large: int = LARGE_FILE) -> list[list[Entry]]:
+    """Small files (and every folder) together first, then each large file alone, in path order."""
+    big = sorted((e for e in entries if e.kind == "file" and e.source is not None and e.source.stat().st_size >= large),
+                 key=lambda e: e.path)  # fmt: skip
+    big_paths = {e.path for e in big}
+    small = [e for e in entries if e.path not in big_paths]
+    return ([small] if small else []) + [[e] for e in big]
+
+
+def image_config(model: ModelSource, blobs: list[LayerBlob], epoch: int) -> dict:
+    """A real image config (platform, rootfs diff_ids) so that containerd, CRI-O and podman mount it."""
+    created = timestamp(epoch)
+    return {
+        "created": created,
+        "architecture": "amd64",  # the platform of the packages pkgc builds; the files themselves have none
+        "os": "linux",
+        "config": {"Labels": model_labels(model)},
+        "rootfs": {"type": "layers", "diff_ids": [b.diff_id for b in blobs]},
+        "history": [{"created": created, "created_by": f"pkgc: model {model.name}:{model.version} layer {i + 1}"}
+                    for i in range(len(blobs))],  # fmt: skip
+    }
+
+
+def _cache_key(model: ModelSource, epoch: int, large: int) -> str:
+    facts = [FORMAT, model.name, model.version, model.type, model.tree_digest, model.root_name, epoch, large]
+    return hashlib.sha256(json.dumps(facts).encode()).hexdigest()
+
+
+def _cached(store: OciStore, key: str) -> str | None:
+    path = store.root / "model-images" / f"{key}.json"
+    try:
+        digest = json.loads(path.read_text())["manifest"]
+        manifest = store.read_json(digest)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    needed = [manifest["config"]["digest"], *(layer["digest"] for layer in manifest["layers"])]
+    return digest if all(store.blobs.has(d) for d in needed) else None
+
+
+def _remember(store: OciStore, key: str, digest: str) -> None:
+    folder = store.root / "model-images"
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{key}.json.partial"
+    tmp.write_text(json.dumps({"manifest": digest}))
+    tmp.replace(folder / f"{key}.json")
+
+
+def build_model_image(model: ModelSource, store: OciStore, epoch: int = 0, large: int = LARGE_FILE, reuse: bool = True) -> ModelImage:
+    """Write (or find) the model image in ``store`` and name it ``pkgc/model-<name>:<version>``."""
+    key = _cache_key(model, epoch, large)
+    digest = _cached(store, key) if reuse else None
+    reused = digest is not None
+    if digest is None:
+        blobs = [write_layer(group, store.blobs, epoch, compress=False) for group in split_layers(model_entries(model), large)]
+        config = store.put_json(image_config(model, blobs, epoch))
+        manifest = {"schemaVersion": 2, "mediaType": MANIFEST,
+                    "config": {"mediaType": CONFIG, "digest": config.digest, "size": config.size},
+                    "layers": [b.descriptor() for b in blobs]}  # fmt: skip
+        digest = store.put_json(manifest).digest
+        _remember(store, key, digest)
+    manifest = store.read_json(digest)
+    reference = model_reference(model.name, model.version)
+    store.name([reference], Blob(digest, store.blobs.path(digest).stat().st_size))
+    size = manifest["config"]["size"] + sum(layer["size"] for layer in manifest["layers"])
+    return ModelImage(reference, digest, manifest["config"]["digest"], len(manifest["layers"]), size, model.root_name, reused)
+
+
+def source_of(model) -> ModelSource:
+    """The ModelSource of a resolved model (``compiler.resolve.types.ResolvedModel``)."""
+    return ModelSource(model.name, model.version, model.type, model.tree_digest, model.tree_path, model.root_name)
+
+
+def package_model_image(pkg, cache_dir: Path, epoch: int = 0, reuse: bool = True) -> ModelImage | None:
+    """The model image of a ``readonly_mount`` package (``ResolvedPackage``), in pkgc's store; None
+    for ``copy`` packages, which carry their model inside."""
+    from compiler.spec.model import ModelMode
+
+    if pkg.mode is ModelMode.COPY:
+        return None
+    return build_model_image(source_of(pkg.model), OciStore.in_cache(cache_dir), epoch, reuse=reuse)
