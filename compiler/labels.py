@@ -23,6 +23,8 @@ TITLE, DESCRIPTION, BASE_NAME = (
     "org.opencontainers.image.title", "org.opencontainers.image.description", "org.opencontainers.image.base.name",
 )  # fmt: skip
 SBOM_DIGEST = "io.pkgc.sbom.digest"  # sha256 of /opt/pkgc/sbom.cdx.json (an ``extra`` label)
+# ``extra`` labels written only when a build leaves the default: "true" (--slim), "false" (--no-bytecode)
+SLIM, BYTECODE = "io.pkgc.environment.slim", "io.pkgc.environment.bytecode"
 ROUTE_LABELS = {"readiness": "io.pkgc.route.health", "liveness": "io.pkgc.route.liveness", "score": "io.pkgc.route.score"}
 
 MODES = ("copy", "readonly_mount")

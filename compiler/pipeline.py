@@ -18,6 +18,7 @@ from compiler.deps.merge import merge
 from compiler.deps.server_pin import describe_server, server_depset
 from compiler.deps.types import DepSet, MergedEnvironment
 from compiler.engines.base import Engine
+from compiler.envbuild.choices import apply_environment_choices
 from compiler.environment.strategy import EnvironmentStrategy, choose_strategy
 from compiler.errors import EngineUnavailable, ResolveError, SpecError, SpecProblem
 from compiler.fetch.cache import PackageCache, fetch_lock
@@ -53,6 +54,8 @@ class BuildRequest:
     python_version: str | None = None
     target_environment: str | None = None  # overrides the spec's name (a deployment's <endpoint>-<name>-pkg)
     builder: Builder = "auto"
+    slim: bool | None = None  # --slim/--no-slim; None: the config's ``slim``
+    bytecode: bool | None = None  # --bytecode/--no-bytecode; None: the config's ``bytecode``
 
 
 def lock_path_for(spec_path: Path, explicit: Path | None) -> Path:
@@ -164,6 +167,12 @@ def run_build(
         lock_file = ContextFile("pkgc/conda-lock.yml", source=lock_path)
         sbom_file = sbom_context_file(pkg, read_lock(lock_path), engine)  # from the lock as shipped
         plan = plan_image(pkg, strategy, locked.lock, lock_file, fetched, tag, cache, sbom_file=sbom_file)
+        plan, note = apply_environment_choices(
+            plan, options.slim if request.slim is None else request.slim, options.bytecode if request.bytecode is None else request.bytecode,
+            keep=tuple(dep.name for dep in merged.pip),  # a conda file's `pip` only enables its pip: part
+        )  # fmt: skip
+        if note:
+            reporter.warn(note)
         if request.emit == "plan":
             return "\n".join(plan.layer_summary()) + "\n"
         if request.emit == "dockerfile":
@@ -204,6 +213,8 @@ def run_build(
         "size_bytes": built.size,
         "build_seconds": round(built.seconds, 2),
         "builder": builder,
+        "slim": bool(plan.environment and plan.environment.slim),
+        "bytecode": bool(plan.environment is None or plan.environment.bytecode),
         **({"manifest_digest": built.manifest_digest, "loaded": built.loaded} if builder == "oci" else {}),
         **({"deployment": spec_file.deployment.summary()} if spec_file.deployment else {}),
     }

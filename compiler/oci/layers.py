@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from compiler.envbuild.bytecode import compile_site_packages
+from compiler.envbuild.slim import slim_environment
 from compiler.envbuild.venv import VenvTarget, assemble_venv
 from compiler.errors import BuildError
 from compiler.oci.config import BuiltLayer
@@ -69,8 +70,10 @@ def environment_layer(plan: ImagePlan, scan: BaseScan, store: OciStore, options:
     requirements = next(f.data for f in plan.files if f.dest == env.requirements and f.data is not None)
     wheels = sorted((f for f in plan.files if f.dest.startswith(env.wheels + "/")), key=lambda f: f.dest)
     target = VenvTarget(env.prefix, options.python, home)
+    bytecode = options.bytecode and env.bytecode
+    slim = [["slim", list(env.slim_keep)]] if env.slim else []  # absent when off: default builds keep their cache key
     key = hashlib.sha256(json.dumps([LAYER_FORMAT, requirements.decode(), [f.dest for f in wheels], asdict(target),
-                                     options.bytecode, options.epoch]).encode()).hexdigest()  # fmt: skip
+                                     bytecode, options.epoch, *slim]).encode()).hexdigest()  # fmt: skip
     cached = _cached_layer(store, key) if options.reuse else None
     why = "the locked environment; changes only with the lock"
     if cached is not None:
@@ -81,7 +84,11 @@ def environment_layer(plan: ImagePlan, scan: BaseScan, store: OciStore, options:
         started = time.monotonic()
         root = assemble_venv([f.source for f in wheels if f.source is not None], target, Path(staging), workers=2, log=log)
         log(f"installed {len(wheels)} wheels into {env.prefix} on the host in {time.monotonic() - started:.1f} s")
-        if options.bytecode:
+        if env.slim:
+            started = time.monotonic()
+            report = slim_environment(root, python=options.python, keep=env.slim_keep)
+            log(f"{report.summary} in {time.monotonic() - started:.1f} s")
+        if bytecode:
             started = time.monotonic()
             site = Path(staging) / target.site_packages.lstrip("/")
             result = compile_site_packages(site, target.site_packages, options.python, workers=2)
