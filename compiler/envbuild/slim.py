@@ -132,9 +132,8 @@ def _applies(requirement: Requirement, python: str | None, extra: str) -> bool:
         return True  # cannot tell: count it (keeping is the safe side)
 
 
-def runtime_requirers(dists: list[Distribution], candidates: set[str], python: str | None) -> dict[str, str]:
-    """candidate name -> the distribution (and extra) that requires it at run time, for each required candidate."""
-    installed = {d.name for d in dists}
+def runtime_requirers(dists: list[Distribution], candidates: set[str], installed: set[str], python: str | None) -> dict[str, str]:
+    """candidate name -> the distribution of ``dists`` (and extra) that requires it at run time, for each required candidate."""
     needed: dict[str, str] = {}
     for dist in dists:
         by_extra: dict[str, list[Requirement]] = {"": []}
@@ -164,15 +163,15 @@ def installers_to_remove(dists: list[Distribution], python: str | None, keep: se
     """The installer distributions to remove, and those kept with the reason. Fixpoint: what a kept
     installer requires is kept too."""
     candidates = {canonicalize_name(n) for n in INSTALLERS}
+    installed = {d.name for d in dists}
     kept = {canonicalize_name(n): "asked for by the environment" for n in keep if canonicalize_name(n) in candidates}
     while True:
         removable = candidates - set(kept)
         pool = [d for d in dists if d.name not in removable]
-        needed = runtime_requirers(pool, removable, python)
+        needed = runtime_requirers(pool, removable, installed, python)
         if not needed:
             break
         kept.update(needed)
-    installed = {d.name for d in dists}
     return [d for d in dists if d.name in candidates - set(kept)], {n: why for n, why in kept.items() if n in installed}
 
 
@@ -205,15 +204,15 @@ def remove_distribution(root: Path, site: Path, dist: Distribution, report: Slim
     """Every file RECORD lists (and its byte-code), the dist-info, then folders left empty."""
     folders = set()
     for rel in dist.files:
-        path = site / rel
+        path = Path(os.path.normpath(site / rel))
         if _remove(root, path, report) and path.suffix == ".py":
             for pyc in (path.parent / "__pycache__").glob(f"{path.stem}.*.pyc"):
                 _remove(root, pyc, report)
         folders.add(path.parent)
     _remove(root, dist.dist_info, report)
-    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):  # inside site-packages only (bin stays)
         for candidate in (folder / "__pycache__", folder):
-            if candidate != site and _inside(root, candidate) and candidate.is_dir() and not candidate.is_symlink() and not any(candidate.iterdir()):
+            if candidate != site and site in candidate.parents and _inside(root, candidate) and candidate.is_dir() and not candidate.is_symlink() and not any(candidate.iterdir()):
                 candidate.rmdir()
     report.removed_distributions.append(dist.name)
 
