@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from compiler.envbuild.bytecode import compile_site_packages
+from compiler.envbuild import slim as slim_module
 from compiler.envbuild.slim import slim_environment
 from compiler.envbuild.venv import VenvTarget, assemble_venv
 from compiler.errors import BuildError
@@ -71,7 +72,8 @@ def environment_layer(plan: ImagePlan, scan: BaseScan, store: OciStore, options:
     wheels = sorted((f for f in plan.files if f.dest.startswith(env.wheels + "/")), key=lambda f: f.dest)
     target = VenvTarget(env.prefix, options.python, home)
     bytecode = options.bytecode and env.bytecode
-    slim = [["slim", list(env.slim_keep)]] if env.slim else []  # absent when off: default builds keep their cache key
+    # absent when off: default builds keep their cache key; the rules' own digest, so a change to them rebuilds
+    slim = [["slim", list(env.slim_keep), hashlib.sha256(Path(slim_module.__file__).read_bytes()).hexdigest()]] if env.slim else []
     key = hashlib.sha256(json.dumps([LAYER_FORMAT, requirements.decode(), [f.dest for f in wheels], asdict(target),
                                      bytecode, options.epoch, *slim]).encode()).hexdigest()  # fmt: skip
     cached = _cached_layer(store, key) if options.reuse else None
