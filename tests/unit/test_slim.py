@@ -166,3 +166,12 @@ def test_choices_reach_the_plan_labels_and_the_dockerfile():
 def test_slim_on_the_conda_strategy_is_reported_not_applied():
     plan, note = apply_environment_choices(_plan("conda"), slim=True, bytecode=True)
     assert "venv environments only" in note and not plan.environment.slim and SLIM not in plan.labels
+
+
+def test_config_file_sets_slim_and_bytecode_defaults(tmp_path):
+    from compiler.options import load_options
+
+    (tmp_path / "pkgc.toml").write_text("slim = true\nbytecode = false\n")
+    options = load_options(config_dir=tmp_path, environ={})
+    assert options.slim is True and options.bytecode is False
+    assert load_options(config_dir=tmp_path / "none", environ={}).slim is False
