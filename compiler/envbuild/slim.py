@@ -36,11 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 try:
-    from packaging.markers import InvalidMarker, Marker, UndefinedEnvironmentName
+    from packaging.markers import InvalidMarker, UndefinedEnvironmentName
     from packaging.requirements import InvalidRequirement, Requirement
     from packaging.utils import canonicalize_name
 except ImportError:  # in the docker builder stage, before it goes: pip's own copy
-    from pip._vendor.packaging.markers import InvalidMarker, Marker, UndefinedEnvironmentName  # type: ignore
+    from pip._vendor.packaging.markers import InvalidMarker, UndefinedEnvironmentName  # type: ignore
     from pip._vendor.packaging.requirements import InvalidRequirement, Requirement  # type: ignore
     from pip._vendor.packaging.utils import canonicalize_name  # type: ignore
 
@@ -212,7 +212,9 @@ def remove_distribution(root: Path, site: Path, dist: Distribution, report: Slim
     _remove(root, dist.dist_info, report)
     for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):  # inside site-packages only (bin stays)
         for candidate in (folder / "__pycache__", folder):
-            if candidate != site and site in candidate.parents and _inside(root, candidate) and candidate.is_dir() and not candidate.is_symlink() and not any(candidate.iterdir()):
+            if site not in candidate.parents or not _inside(root, candidate) or candidate.is_symlink():
+                continue
+            if candidate.is_dir() and not any(candidate.iterdir()):
                 candidate.rmdir()
     report.removed_distributions.append(dist.name)
 
