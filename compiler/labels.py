@@ -24,6 +24,8 @@ TITLE, DESCRIPTION, BASE_NAME = (
 )  # fmt: skip
 MODEL_IMAGE = "io.pkgc.model.image"  # manifest digest of the model image a readonly_mount package was built for
 SBOM_DIGEST = "io.pkgc.sbom.digest"  # sha256 of /opt/pkgc/sbom.cdx.json (an ``extra`` label)
+# ``extra`` labels written only when a build leaves the default: "true" (--slim), "false" (--no-bytecode)
+SLIM, BYTECODE = "io.pkgc.environment.slim", "io.pkgc.environment.bytecode"
 ROUTE_LABELS = {"readiness": "io.pkgc.route.health", "liveness": "io.pkgc.route.liveness", "score": "io.pkgc.route.score"}
 
 MODES = ("copy", "readonly_mount")

@@ -20,7 +20,7 @@ from compiler.errors import SpecError, SpecProblem, excerpt
 DEFAULT_WORKSPACE = Path.home() / ".pkgc" / "workspace"
 DEFAULT_CACHE = Path.home() / ".cache" / "pkgc"
 CONFIG_MAX_BYTES = 1024 * 1024
-CONFIG_KEYS = ("workspace", "registries", "mlflow_base_image")
+CONFIG_KEYS = ("workspace", "registries", "mlflow_base_image", "slim", "bytecode")
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,8 @@ class Options:
     mlflow_base_image: str | None = None
     docker_host: str | None = None  # DOCKER_HOST, for tools (skopeo) that do not read it themselves
     source_date_epoch: int = 0  # SOURCE_DATE_EPOCH: the time of every file and history entry the OCI back end writes
+    slim: bool = False  # config ``slim = true``: build --slim by default
+    bytecode: bool = True  # config ``bytecode = false``: build --no-bytecode by default
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class Config:
     workspace: Path | None = None
     registries: dict[str, Path] = field(default_factory=dict)
     mlflow_base_image: str | None = None
+    slim: bool = False
+    bytecode: bool = True
 
 
 class _ConfigFile:
@@ -115,7 +119,11 @@ def _check(file: _ConfigFile, data: Any) -> Config:
     image = data.get("mlflow_base_image")
     if image is not None and (not isinstance(image, str) or not image or any(ord(c) < 32 for c in image)):
         raise file.problem("mlflow_base_image", f"must be an image name as a string (got {_shown(image)})")
-    return Config(workspace=workspace, registries=paths, mlflow_base_image=image)
+    for flag in ("slim", "bytecode"):
+        if flag in data and not isinstance(data[flag], bool):
+            raise file.problem(flag, f"must be true or false (got {_shown(data[flag])})")
+    return Config(workspace=workspace, registries=paths, mlflow_base_image=image,
+                  slim=data.get("slim", False), bytecode=data.get("bytecode", True))  # fmt: skip
 
 
 def read_config(start: Path) -> Config:
@@ -157,6 +165,8 @@ def load_options(
         mlflow_base_image=config.mlflow_base_image,
         docker_host=env.get("DOCKER_HOST") or None,
         source_date_epoch=_epoch(env.get("SOURCE_DATE_EPOCH")),
+        slim=config.slim,
+        bytecode=config.bytecode,
     )
 
 

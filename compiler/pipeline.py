@@ -19,6 +19,7 @@ from compiler.deps.merge import merge
 from compiler.deps.server_pin import describe_server, server_depset
 from compiler.deps.types import DepSet, MergedEnvironment
 from compiler.engines.base import Engine
+from compiler.envbuild.choices import apply_environment_choices
 from compiler.environment.strategy import EnvironmentStrategy, choose_strategy
 from compiler.errors import BuildError, EngineUnavailable, ResolveError, SpecError, SpecProblem
 from compiler.fetch.cache import PackageCache, fetch_lock
@@ -58,6 +59,8 @@ class BuildRequest:
     python_version: str | None = None
     target_environment: str | None = None  # overrides the spec's name (a deployment's <endpoint>-<name>-pkg)
     builder: Builder = "auto"
+    slim: bool | None = None  # --slim/--no-slim; None: the config's ``slim``
+    bytecode: bool | None = None  # --bytecode/--no-bytecode; None: the config's ``bytecode``
 
 
 def lock_path_for(spec_path: Path, explicit: Path | None) -> Path:
@@ -220,6 +223,12 @@ def compile_package(
         model_image = package_model_image(pkg, options.cache_dir, options.source_date_epoch, reuse=not request.no_cache)
         plan = plan_image(pkg, strategy, locked.lock, lock_file, fetched, tag, sbom_file, conda, base,
                           model_image.manifest_digest if model_image else None)  # fmt: skip
+        plan, note = apply_environment_choices(
+            plan, options.slim if request.slim is None else request.slim, options.bytecode if request.bytecode is None else request.bytecode,
+            keep=tuple(dep.name for dep in resolved.merged.pip),  # a conda file's `pip` only enables its pip: part
+        )  # fmt: skip
+        if note:
+            reporter.warn(note)
     except BaseException:
         if reserve:
             workspace.release_environment_version(pkg.target_name, version)

@@ -35,6 +35,8 @@ class BuildResult:
     size_bytes: int
     build_seconds: float
     builder: str
+    slim: bool  # --slim: installers and packages' test folders left out
+    bytecode: bool  # byte-code shipped
     base_digest: str | None
     manifest_digest: str | None = None  # the OCI back end's image in pkgc's store
     loaded: bool = True
@@ -52,6 +54,8 @@ class BuildResult:
             target_environment=target_environment, port=plan.config.port, content_tag=built.content_tag,
             content_hash=built.content_hash, sbom_digest=plan.config.labels.get(SBOM_DIGEST), reused=built.reused,
             size_bytes=built.size, build_seconds=round(built.seconds, 2), builder=built.builder,
+            slim=bool(plan.environment and plan.environment.slim),
+            bytecode=bool(plan.environment is None or plan.environment.bytecode),
             base_digest=plan.base.digest or plan.base.image_id, manifest_digest=built.manifest_digest, loaded=built.loaded,
             deployment=resolved.spec_file.deployment.summary() if resolved.spec_file.deployment else None,
             model_image=compiled.model_image.as_dict() if compiled.model_image else None,

@@ -9,6 +9,7 @@ any build work; this module only wires. Exit codes: 2 bad input (including bad -
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import sys
@@ -39,6 +40,10 @@ def register(sub) -> None:
                    help="oci: write the image directly (no engine needed); docker: build the Dockerfile in the engine; "
                         "auto (default): oci for venv packages without --template, else docker")  # fmt: skip
     p.add_argument("--no-cache", action="store_true", help="rebuild every layer; never reuse an existing image")
+    p.add_argument("--slim", action=argparse.BooleanOptionalAction, default=None,
+                   help="leave out pip, setuptools, wheel (unless required) and packages' test folders (config: slim)")  # fmt: skip
+    p.add_argument("--bytecode", action=argparse.BooleanOptionalAction, default=None,
+                   help="ship the environment's byte-code (default; config: bytecode); --no-bytecode: sources only")  # fmt: skip
     p.add_argument("--base-image", help="replace the base image (or an MLflow package's default one)")
     p.add_argument("--python-version", help="override the Python an MLflow model records (X.Y)")
     p.add_argument("--output", action="append", default=[], metavar="oci:DIR[:TAG]|oci-archive:FILE[:TAG]",
@@ -116,6 +121,7 @@ def run(args, options, reporter) -> int:
         template=Path(args.template) if args.template else None, no_cache=args.no_cache,
         base_image=args.base_image, python_version=args.python_version, builder=getattr(args, "builder", None) or "auto",
         target_environment=getattr(args, "target_environment", None),
+        slim=getattr(args, "slim", None), bytecode=getattr(args, "bytecode", None),
     )  # fmt: skip
     write_to = _write_deployment_target(args)
     engine = _OneEngine()

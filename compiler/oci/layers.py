@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Callable
 
 from compiler.envbuild.bytecode import compile_site_packages
+from compiler.envbuild import slim as slim_module
+from compiler.envbuild.slim import slim_environment
 from compiler.envbuild.venv import VenvTarget, assemble_venv
 from compiler.errors import BuildError
 from compiler.oci.config import BuiltLayer
@@ -72,8 +74,11 @@ def environment_layer(plan: ImagePlan, scan: BaseScan, store: OciStore, options:
         key_parts, assemble = _conda_assembly(plan, scan, options, [f.source for f in wheels], log)
     else:
         key_parts, assemble = _venv_assembly(plan, scan, options, [f.source for f in wheels], log)
+    bytecode = options.bytecode and env.bytecode
+    # absent when off: default builds keep their cache key; the rules' own digest, so a change to them rebuilds
+    slim = [["slim", list(env.slim_keep), hashlib.sha256(Path(slim_module.__file__).read_bytes()).hexdigest()]] if env.slim else []
     key = hashlib.sha256(json.dumps([LAYER_FORMAT, requirements.decode(), [f.dest for f in wheels], *key_parts,
-                                     options.bytecode, options.epoch]).encode()).hexdigest()  # fmt: skip
+                                     bytecode, options.epoch, *slim]).encode()).hexdigest()  # fmt: skip
     cached = _cached_layer(store, key) if options.reuse else None
     why = layer.why if (layer := plan.layer("environment")) else "the locked environment"
     if cached is not None:
@@ -84,7 +89,11 @@ def environment_layer(plan: ImagePlan, scan: BaseScan, store: OciStore, options:
         started = time.monotonic()
         root = assemble(Path(staging))
         log(f"assembled the {env.strategy} environment at {env.prefix} on the host in {time.monotonic() - started:.1f} s")
-        if options.bytecode:
+        if env.slim:
+            started = time.monotonic()
+            report = slim_environment(root, python=options.python, keep=env.slim_keep)
+            log(f"{report.summary} in {time.monotonic() - started:.1f} s")
+        if bytecode:
             started = time.monotonic()
             in_image = f"{env.prefix}/lib/python{options.python}/site-packages"
             result = compile_site_packages(Path(staging) / in_image.lstrip("/"), in_image, options.python, workers=2)

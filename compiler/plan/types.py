@@ -59,6 +59,9 @@ class EnvironmentBuild:
     conda_lock: str | None = None
     conda_channel: str | None = None
     installer_wheels: str | None = None
+    slim: bool = False  # leave out installers and test folders (compiler/envbuild/slim.py)
+    slim_keep: tuple[str, ...] = ()  # distributions the environment asks for by name: never slimmed away
+    bytecode: bool = True  # ship byte-code
 
 
 @dataclass(frozen=True)

@@ -185,3 +185,24 @@ def test_unknown_registry_model_is_a_clear_error(registry, tmp_path):
 def test_example_package_spec_is_valid():
     proc = run_pkgc("build", str(ROOT / "examples" / "mlflow-diabetes" / "package.yml"), "--emit", "spec")
     assert proc.returncode == 0 and json.loads(proc.stdout)["target_environment"] == "mlflow-diabetes-pkg"
+
+
+def test_slim_package_serves_what_the_default_one_does(registry, offline_container, tmp_path, engine):
+    """--slim (the OCI back end slims the venv on the host): same answers in every shape, no test folders."""
+    proc = run_pkgc("build", str(spec(tmp_path, "copy")), "--model", "models:/diabetes-sig/1", "--slim",
+                    "--target-environment", "pkgc-slim-mlflow", "--json", env=registry["env"])  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)
+    assert result["slim"] is True
+    slim = docker.from_env().containers.run(result["image"], detach=True, network_mode="none")
+    try:
+        ready = "import urllib.request as u,time\nfor _ in range(240):\n  try:\n    u.urlopen('http://127.0.0.1:5001/'); break\n  except Exception: time.sleep(0.25)"
+        slim.exec_run(["python3", "-c", ready])
+        columns, rows = list(ROWS.columns), ROWS.values.tolist()
+        for payload in ({"input_data": {"columns": columns, "data": rows}}, {"dataframe_split": {"columns": columns, "data": rows}},
+                        {"dataframe_records": ROWS.to_dict(orient="records")}, {"input_data": {"columns": ["age"], "data": [[1]]}}):  # fmt: skip
+            assert exec_post(slim, payload) == exec_post(offline_container, payload)
+        found = slim.exec_run(["sh", "-c", "ls -d /opt/pkgc/venv/lib/python3*/site-packages/*/tests /opt/pkgc/venv/bin/pip* 2>/dev/null | wc -l"])
+        assert found.output.decode().strip() == "0"
+    finally:
+        slim.remove(force=True)
