@@ -61,10 +61,29 @@ def spec(tmp_path: Path, mode: str, extra: str = "") -> Path:
 
 
 @pytest.fixture(scope="session")
-def copy_image(registry, tmp_path_factory) -> str:
-    proc = run_pkgc("build", str(spec(tmp_path_factory.mktemp("s"), "copy")), "--model", "models:/diabetes-sig/1", "--json", env=registry["env"])
+def copy_build(registry, tmp_path_factory) -> tuple[dict, Path]:
+    """The copy package, built with the engine answering (the OCI back end loads it): its result and spec."""
+    path = spec(tmp_path_factory.mktemp("s"), "copy")
+    proc = run_pkgc("build", str(path), "--model", "models:/diabetes-sig/1", "--json", env=registry["env"])
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout)["image"]
+    return json.loads(proc.stdout), path
+
+
+@pytest.fixture(scope="session")
+def copy_image(copy_build) -> str:
+    return copy_build[0]["image"]
+
+
+def test_with_no_engine_the_mlflow_package_is_the_same_image(copy_build, registry, tmp_path):
+    """DOCKER_HOST pointing nowhere: the same spec, lock and model give the same manifest digest, and
+    the layout written holds it."""
+    built, path = copy_build
+    env = dict(registry["env"], DOCKER_HOST="unix:///nonexistent/docker.sock")
+    proc = run_pkgc("build", str(path), "--model", "models:/diabetes-sig/1", "--output", f"oci:{tmp_path / 'out'}", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "no engine answers" in proc.stderr
+    again = json.loads(proc.stdout)
+    assert again["loaded"] is False and again["manifest_digest"] == built["manifest_digest"] == again["outputs"][0]["digest"]
 
 
 def exec_post(container, payload) -> tuple[int, object]:
