@@ -78,16 +78,22 @@ class TtyRenderer:
             if event.status == "progress":
                 return
             del self._running[event.stage]
+            idle = not self._running
+        if idle:
+            self._stop_live()  # no stage running: no live region (not even an empty line) between stages
         mark, style = ("✔", "green") if event.status == "done" else ("✘", "red")
         summary = event.summary or (running.said if event.status == "done" else running.note)
         line = Text.assemble((f"{mark} ", style), (f"{event.stage:<9}", "bold"), f" {event.elapsed:6.1f}s",
                              (f"  {running.amount}" if running.amount else ""), (f"  {summary}", "dim") if summary else "")  # fmt: skip
         self.console.print(line, highlight=False, soft_wrap=True)
 
-    def close(self, failure: Failure | None) -> None:
+    def _stop_live(self) -> None:
         if self._live is not None:
             self._live.stop()
             self._live = None
+
+    def close(self, failure: Failure | None) -> None:
+        self._stop_live()
         if failure is None:
             return
         if failure.tail:
