@@ -56,11 +56,15 @@ def main(argv: list[str] | None = None) -> int:
         reporter.close()
         return 130
     except Exception as exc:  # an internal error: one line, the traceback only on request
-        reporter.close(failed=True)
+        message = f"internal error: {type(exc).__name__}: {exc} (set PKGC_DEBUG=1 for a traceback)"
         if os.environ.get("PKGC_DEBUG"):
+            reporter.close(failed=True)
             raise
-        message = f"pkgc: internal error: {type(exc).__name__}: {exc} (set PKGC_DEBUG=1 for a traceback)"
-        reporter.console.print(message, markup=False, highlight=False)
+        if reporter.mode == "json":  # every stderr line stays one JSON object
+            reporter.close(failed=True, errors=[message])
+        else:
+            reporter.close(failed=True)
+            reporter.console.print(f"pkgc: {message}", markup=False, highlight=False)
         return 1
 
 

@@ -67,8 +67,11 @@ Progress = Callable[[int], None]  # bytes of the lock's files at hand so far
 
 
 def _folder_bytes(folder: Path) -> int:
+    """The bytes pip has put in ``folder`` so far (its requirements file aside)."""
     total = 0
     for path in folder.iterdir():
+        if path.name == "requirements.txt":
+            continue
         try:
             total += path.stat().st_size
         except OSError:  # pip renames its partial files as it goes

@@ -172,3 +172,36 @@ def test_cli_json_progress_keeps_stdout_for_the_result(tmp_path, capsys, monkeyp
     assert out == ""
     events = [json.loads(line) for line in err.splitlines()]
     assert events and events[-1]["type"] == "message" and events[-1]["level"] == "error" and str(spec) in events[-1]["text"]
+
+
+def test_fetch_reports_the_bytes_of_the_files_at_hand(tmp_path):
+    import hashlib
+
+    from compiler.fetch.cache import PackageCache, fetch_lock
+    from compiler.lock.types import Lock, LockedPackage
+
+    data = b"a wheel's bytes" * 1000
+    package = LockedPackage("demo", "1.0", "pip", "https://example.invalid/demo-1.0-py3-none-any.whl",
+                            "demo-1.0-py3-none-any.whl", hashlib.sha256(data).hexdigest())  # fmt: skip
+    cache = PackageCache(tmp_path)
+    source = tmp_path / package.filename
+    source.write_bytes(data)
+    cache.add(source, package)
+    heard: list[int] = []
+    fetch_lock(Lock("venv", "3.11", "x", (package,)), cache, progress=heard.append)
+    assert heard[-1] == len(data)
+
+
+def test_cli_internal_error_in_json_mode_is_an_event(tmp_path, capsys, monkeypatch):
+    from compiler import cli
+    from compiler.commands import baseimage
+
+    def broken(args, options, reporter):
+        raise ValueError("no such thing")
+
+    monkeypatch.setenv("PKGC_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("PKGC_DEBUG", raising=False)
+    monkeypatch.setattr(baseimage, "list_recipes_cmd", broken)  # the parser is built in main(): it takes this one
+    assert cli.main(["--workspace", str(tmp_path / "ws"), "--progress", "json", "base-image", "list"]) == 1
+    events = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert events[-1]["level"] == "error" and events[-1]["text"].startswith("internal error: ValueError: no such thing")
