@@ -56,7 +56,8 @@ def build_image(
             image_id = existing.id
         else:
             reporter.step(f"building {content_tag} (context {size / 1e6:.1f} MB, network off)")
-            image_id = engine.build(context, content_tag, reporter.build_output, no_cache=no_cache)
+            with reporter.stage("build", total=size):  # the engine's output: in the log; on screen in plain mode
+                image_id = engine.build(context, content_tag, reporter.build_output, no_cache=no_cache)
     engine.tag(image_id, plan.tag)
     info = engine.image_info(image_id)
     return BuiltImage(

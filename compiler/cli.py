@@ -14,8 +14,11 @@ from pathlib import Path
 from compiler import __version__
 from compiler.commands import assets, attestations, baseimage, build, lock, run, sbom, verify
 from compiler.errors import PkgcError
-from compiler.options import config_dir_for, load_options
+from compiler.options import config_dir_for, load_options, progress_mode
+from compiler.progress.events import MODES
 from compiler.reporter import Reporter
+
+LOGGED_COMMANDS = ("build", "lock", "base-image")  # the long runs: their whole log is kept in <cache>/logs
 
 COMMAND_MODULES = (build, lock, assets, baseimage, run, verify, sbom, attestations)
 
@@ -25,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pkgc {__version__}")
     parser.add_argument("--workspace", help="workspace folder (default: $PKGC_WORKSPACE or ~/.pkgc/workspace)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    parser.add_argument("--progress", choices=MODES, help="how stderr shows progress: auto (default; tty on a terminal, "
+                        "else plain), tty, plain (a line per event), json (an object per line); also $PKGC_PROGRESS")  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True)
     for module in COMMAND_MODULES:
         module.register(sub)
@@ -35,20 +40,31 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     reporter = Reporter(quiet=args.quiet)
     try:
+        reporter = Reporter(quiet=args.quiet, mode=progress_mode(args.progress))
         spec_dir = config_dir_for(args.spec) if getattr(args, "spec", None) else Path.cwd()
         options = load_options(args.workspace, spec_dir)
-        return args.func(args, options, reporter)
+        if args.command in LOGGED_COMMANDS:
+            reporter.keep_log(options.cache_dir / "logs", args.command)
+        code = args.func(args, options, reporter)
+        reporter.close(failed=code != 0)
+        return code
     except PkgcError as exc:
-        for line in exc.lines():
-            reporter.console.print(f"pkgc: error: {line}", markup=False, highlight=False)
+        # bad input (2) and no engine (5) are one line each; a failed build also shows its log
+        reporter.close(failed=exc.exit_code not in (2, 5), errors=exc.lines())
         return exc.exit_code
     except KeyboardInterrupt:
+        reporter.close()
         return 130
     except Exception as exc:  # an internal error: one line, the traceback only on request
+        message = f"internal error: {type(exc).__name__}: {exc} (set PKGC_DEBUG=1 for a traceback)"
         if os.environ.get("PKGC_DEBUG"):
+            reporter.close(failed=True)
             raise
-        message = f"pkgc: internal error: {type(exc).__name__}: {exc} (set PKGC_DEBUG=1 for a traceback)"
-        reporter.console.print(message, markup=False, highlight=False)
+        if reporter.mode == "json":  # every stderr line stays one JSON object
+            reporter.close(failed=True, errors=[message])
+        else:
+            reporter.close(failed=True)
+            reporter.console.print(f"pkgc: {message}", markup=False, highlight=False)
         return 1
 
 

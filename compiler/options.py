@@ -170,6 +170,17 @@ def load_options(
     )
 
 
+def progress_mode(flag: str | None, environ: Mapping[str, str] | None = None) -> str:
+    """``--progress``, else ``PKGC_PROGRESS``, else ``auto``; a value not in auto|tty|plain|json is bad input."""
+    from compiler.progress.events import MODES
+
+    env = os.environ if environ is None else environ
+    value = flag or env.get("PKGC_PROGRESS") or "auto"
+    if value not in MODES:
+        raise SpecError(SpecProblem("PKGC_PROGRESS", "", f"'{excerpt(value)}' is not one of {'|'.join(MODES)}"))
+    return value
+
+
 def _epoch(text: str | None) -> int:
     """SOURCE_DATE_EPOCH as reproducible-builds.org defines it: a non-negative integer; unset: 0."""
     if not text:

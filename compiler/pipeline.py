@@ -174,14 +174,16 @@ def lock(resolved: Resolved, request: BuildRequest, options: Options, reporter: 
     """The lock stage: reuse the lock beside the spec, or resolve the merged environment and write it."""
     lock_path = lock_path_for(resolved.spec_file.path, request.lock_path)
     cache_root = PackageCache(options.cache_dir).cache_root
-    locked = load_or_lock(resolved.strategy, lock_path, request.relock, [resolved.spec_file.path.name], cache_root, reporter.detail)
-    reporter.step(f"lock {locked.status}: {lock_path} ({len(locked.lock.packages)} packages)")
+    with reporter.stage("lock"):
+        locked = load_or_lock(resolved.strategy, lock_path, request.relock, [resolved.spec_file.path.name], cache_root, reporter.detail)
+        reporter.step(f"lock {locked.status}: {lock_path} ({len(locked.lock.packages)} packages)")
     return locked
 
 
 def lock_package(request: BuildRequest, options: Options, connect: Callable[[], Engine], reporter: Reporter) -> dict:
     """``pkgc lock``: spec -> resolve -> lock, and what the lock holds."""
-    resolved = resolve(load_spec(request, reporter), request, options, connect, reporter)
+    with reporter.stage("resolve"):
+        resolved = resolve(load_spec(request, reporter), request, options, connect, reporter)
     locked = lock(resolved, request, options, reporter)
     return {
         "lock_file": str(locked.path),
@@ -201,7 +203,8 @@ def compile_package(
     spec_file = load_spec(request, reporter)
     if request.emit == "spec":
         return emit_spec(spec_file)
-    resolved = resolve(spec_file, request, options, connect, reporter)
+    with reporter.stage("resolve"):
+        resolved = resolve(spec_file, request, options, connect, reporter)
     if request.emit == "deps":
         return describe_merged(resolved.merged, resolved.strategy) + (f"{resolved.server_note}\n" if resolved.server_note else "")
     pkg, strategy, engine = resolved.package, resolved.strategy, resolved.engine
@@ -211,9 +214,11 @@ def compile_package(
     reporter.step(f"builder: {resolved.builder}" + ("" if engine is not None else " (no engine answers: the image goes to the OCI store)"))
     locked = lock(resolved, request, options, reporter)
     cache = PackageCache(options.cache_dir)
-    fetched = fetch_lock(locked.lock, cache, reporter.detail)
-    conda = prepare_conda_inputs(locked.lock, fetched, cache) if strategy.kind == "conda" else None
-    base = resolve_base(resolved, options, reporter, required=reserve)
+    with reporter.stage("fetch") as fetching:
+        fetched = fetch_lock(locked.lock, cache, reporter.detail, fetching.update)
+        conda = prepare_conda_inputs(locked.lock, fetched, cache) if strategy.kind == "conda" else None
+    with reporter.stage("base"):
+        base = resolve_base(resolved, options, reporter, required=reserve)
     workspace = Workspace(options.workspace)
     version = _reserve_version(pkg, workspace) if reserve else _provisional_version(pkg, workspace)
     try:

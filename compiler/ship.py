@@ -90,7 +90,8 @@ def ship(
         from compiler.workspace import Workspace
 
         reporter.step(f"verifying {result.image}")
-        verified = verify_package(engine(), Workspace(options.workspace), dataclasses.replace(after.verify, image=result.image))
+        with reporter.stage("verify"):
+            verified = verify_package(engine(), Workspace(options.workspace), dataclasses.replace(after.verify, image=result.image))
         shipped.verify = verified.as_dict()
         reporter.step(describe(shipped.verify))
     attestor = after.provenance.attestor(result.to_json()) if after.provenance is not None else None
@@ -141,15 +142,17 @@ def _publish(
     from compiler.emit.publish import PublishRequest, publish
 
     request = PublishRequest(result.image, after.outputs, after.push, options.docker_host, attestor)
-    if result.builder == "oci":
-        from compiler.oci.publish import publish_stored
-        from compiler.oci.store import OciStore
+    with reporter.stage("push" if after.push and not after.outputs else "outputs") as stage:
+        if result.builder == "oci":
+            from compiler.oci.publish import publish_stored
+            from compiler.oci.store import OciStore
 
-        published = publish_stored(OciStore.in_cache(options.cache_dir), result.manifest_digest, request, reporter.detail)
-    else:
-        if engine().name != "docker":
-            raise BuildError(f"--output/--push read the image from a Docker engine, not {engine().name}")
-        published = publish(request, reporter.detail)
+            published = publish_stored(OciStore.in_cache(options.cache_dir), result.manifest_digest, request, reporter.detail)
+        else:
+            if engine().name != "docker":
+                raise BuildError(f"--output/--push read the image from a Docker engine, not {engine().name}")
+            published = publish(request, reporter.detail)
+        stage.update(sum(out.size_bytes for out in published.outputs))
     for out in published.outputs:
         reporter.step(f"wrote {out.kind}:{out.path}:{out.tag} ({out.size_bytes / 1e6:.0f} MB, {out.digest[:19]}) in {out.seconds:.1f} s")
     shipped.outputs = [out.as_dict() for out in published.outputs]

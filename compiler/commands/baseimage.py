@@ -27,9 +27,11 @@ def build(args, options, reporter) -> int:
         from compiler.oci.store import OciStore
 
         reporter.step("no engine answers: the base image goes to pkgc's OCI store")
-        result = build_base_image_in_store(args.name, OciStore.in_cache(options.cache_dir), reporter.detail)
+        with reporter.stage("base-image"):
+            result = build_base_image_in_store(args.name, OciStore.in_cache(options.cache_dir), reporter.detail)
     else:
-        result = build_base_image(args.name, engine, reporter.detail)
+        with reporter.stage("base-image"):
+            result = build_base_image(args.name, engine, reporter.detail)
     reporter.step(f"base image {result.image} {'built' if result.built else 'already present'}")
     print_result(result.to_json(), args.json, result.image)
     return 0

@@ -8,8 +8,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from compiler.errors import BuildError
 from compiler.fetch.sdist import build_wheel
@@ -61,7 +63,23 @@ class PackageCache:
         return target
 
 
-def _pip_download(packages: list[LockedPackage], python: str, dest: Path) -> None:
+Progress = Callable[[int], None]  # bytes of the lock's files at hand so far
+
+
+def _folder_bytes(folder: Path) -> int:
+    """The bytes pip has put in ``folder`` so far (its requirements file aside)."""
+    total = 0
+    for path in folder.iterdir():
+        if path.name == "requirements.txt":
+            continue
+        try:
+            total += path.stat().st_size
+        except OSError:  # pip renames its partial files as it goes
+            pass
+    return total
+
+
+def _pip_download(packages: list[LockedPackage], python: str, dest: Path, progress: Progress = lambda _n: None) -> None:
     req = dest / "requirements.txt"
     req.write_text("".join(f"{p.pip_line}\n" for p in packages))
     command = [
@@ -69,9 +87,16 @@ def _pip_download(packages: list[LockedPackage], python: str, dest: Path) -> Non
         "--disable-pip-version-check", "-d", str(dest),
         *platform_args(python, newest_manylinux([p.filename for p in packages])), "-r", str(req),
     ]  # fmt: skip
-    proc = subprocess.run(command, capture_output=True, text=True)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while True:  # the bytes downloaded so far, twice a second, while pip runs
+        try:
+            _, stderr = proc.communicate(timeout=0.5)
+            break
+        except subprocess.TimeoutExpired:
+            progress(_folder_bytes(dest))
+    progress(_folder_bytes(dest))
     if proc.returncode != 0:
-        tail = " | ".join(l for l in proc.stderr.strip().splitlines()[-4:] if "is ignored" not in l)
+        tail = " | ".join(l for l in stderr.strip().splitlines()[-4:] if "is ignored" not in l)
         raise BuildError(f"cannot fetch locked pip packages: {tail}")
 
 
@@ -87,14 +112,20 @@ def _rebuilt(package: LockedPackage, python: str, cache: PackageCache, log) -> P
     return cache.add(wheel.path, package)
 
 
-def fetch_lock(lock: Lock, cache: PackageCache, log=lambda _msg: None) -> FetchedFiles:
-    """Make sure every package of ``lock`` is in the cache with the right hash."""
+def fetch_lock(lock: Lock, cache: PackageCache, log=lambda _msg: None, progress: Progress = lambda _n: None) -> FetchedFiles:
+    """Make sure every package of ``lock`` is in the cache with the right hash; ``progress`` hears
+    the bytes at hand so far (cached files as they are checked, then downloads as they come)."""
     files: dict[str, Path] = {}
     missing_pip: list[LockedPackage] = []
+    at_hand, reported = 0, time.monotonic()
     for package in lock.packages:
         path = cache.verified(package)
         if path is not None:
             files[package.sha256] = path
+            at_hand += path.stat().st_size
+            if time.monotonic() - reported > 0.2:
+                progress(at_hand)
+                reported = time.monotonic()
         elif package.sdist is not None:
             files[package.sha256] = _rebuilt(package, lock.python, cache, log)
         elif package.manager == "pip":
@@ -106,10 +137,11 @@ def fetch_lock(lock: Lock, cache: PackageCache, log=lambda _msg: None) -> Fetche
     if missing_pip:
         log(f"fetching {len(missing_pip)} pip packages on the host")
         with tempfile.TemporaryDirectory(prefix="pkgc-fetch-") as tmp:
-            _pip_download(missing_pip, lock.python, Path(tmp))
+            _pip_download(missing_pip, lock.python, Path(tmp), lambda n: progress(at_hand + n))
             for package in missing_pip:
                 downloaded = Path(tmp) / package.filename
                 if not downloaded.is_file():
                     raise BuildError(f"pip did not download {package.filename}")
                 files[package.sha256] = cache.add(downloaded, package)
+    progress(sum(path.stat().st_size for path in files.values()))
     return FetchedFiles(files)

@@ -69,27 +69,31 @@ def build_oci_image(
     plan: ImagePlan, store: OciStore, engine: Engine | None, options: LayerOptions, reporter: Reporter
 ) -> OciBuiltImage:
     started = time.monotonic()
-    base = plan_base(plan, store, engine, reporter.detail)
-    reporter.detail(f"base {plan.base.reference} = {base.manifest_digest[:19]} (from the {base.source})")
-    scan = scan_base(store, base)
-    layers = [user_layer(plan, scan, store, options.epoch)]
-    layers.append(environment_layer(plan, scan, store, options, reporter.detail))
-    layers.extend(copied_layers(plan, store, options.epoch))
-    config = store.put_json(image_config(plan, base, layers, options.epoch))
-    manifest = store.put_json(image_manifest(config.digest, config.size, base, layers))
-    repository = plan.tag.rpartition(":")[0]
-    content_tag = f"{repository}:sha256-{manifest.digest.split(':', 1)[1][:24]}"
-    store.name([plan.tag, content_tag], manifest)
-    for layer in layers:
-        reporter.detail(f"{layer.kind:<11} {layer.blob.size / 1e6:8.1f} MB  {layer.blob.digest[:19]}  {layer.why}")
+    with reporter.stage("layers") as stage:
+        base = plan_base(plan, store, engine, reporter.detail)
+        reporter.detail(f"base {plan.base.reference} = {base.manifest_digest[:19]} (from the {base.source})")
+        scan = scan_base(store, base)
+        layers = [user_layer(plan, scan, store, options.epoch)]
+        layers.append(environment_layer(plan, scan, store, options, reporter.detail))
+        stage.update(sum(layer.blob.size for layer in layers))
+        layers.extend(copied_layers(plan, store, options.epoch, lambda layer: stage.advance(layer.blob.size)))
+        config = store.put_json(image_config(plan, base, layers, options.epoch))
+        manifest = store.put_json(image_manifest(config.digest, config.size, base, layers))
+        repository = plan.tag.rpartition(":")[0]
+        content_tag = f"{repository}:sha256-{manifest.digest.split(':', 1)[1][:24]}"
+        store.name([plan.tag, content_tag], manifest)
+        for layer in layers:
+            reporter.detail(f"{layer.kind:<11} {layer.blob.size / 1e6:8.1f} MB  {layer.blob.digest[:19]}  {layer.why}")
+        stage.note(f"{len(layers)} layers on {plan.base.reference}, manifest {manifest.digest[:19]}")
     stored = StoredImage.read(store, manifest.digest)
     size = sum(store.blobs.path(d).stat().st_size for d in stored.blobs)
     image_id, loaded, reused = config.digest, False, False
     if engine is not None:
-        reused = engine.image_info(config.digest) is not None
-        image_id = load_into_engine(engine, store, stored, [plan.tag, content_tag], plan.base.reference, reporter.detail)
-        info = engine.image_info(image_id)
-        size, loaded = (info.size if info else size), True
+        with reporter.stage("load") as loading:
+            reused = engine.image_info(config.digest) is not None
+            image_id = load_into_engine(engine, store, stored, [plan.tag, content_tag], plan.base.reference, reporter.detail, loading.update)
+            info = engine.image_info(image_id)
+            size, loaded = (info.size if info else size), True
     return OciBuiltImage(
         image=plan.tag, content_tag=content_tag, manifest_digest=manifest.digest, config_digest=config.digest,
         image_id=image_id, loaded=loaded, reused=reused, size=size, seconds=time.monotonic() - started,

@@ -187,9 +187,11 @@ def copy_entries(plan: ImagePlan, copy: Copy) -> list[Entry]:
     return entries
 
 
-def copied_layers(plan: ImagePlan, store: OciStore, epoch: int) -> list[BuiltLayer]:
+def copied_layers(
+    plan: ImagePlan, store: OciStore, epoch: int, on_layer: Callable[[BuiltLayer], None] = lambda _layer: None
+) -> list[BuiltLayer]:
     """The plan's layers of context copies (runtime, model, inputs, code, sbom), in the plan's order;
-    model layers uncompressed (weights rarely compress)."""
+    model layers uncompressed (weights rarely compress). ``on_layer`` hears each as it is written."""
     layers = []
     for layer in plan.layers:
         if layer.kind in ("user", "environment"):
@@ -197,4 +199,5 @@ def copied_layers(plan: ImagePlan, store: OciStore, epoch: int) -> list[BuiltLay
         entries = [e for copy in layer.copies for e in copy_entries(plan, copy)]
         blob = write_layer(entries, store.blobs, epoch, compress=layer.kind != "model")
         layers.append(BuiltLayer(layer.kind, layer.why, blob))
+        on_layer(layers[-1])
     return layers

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from typing import BinaryIO, Callable
 
 from compiler.engines.base import Engine
 from compiler.errors import BuildError
@@ -45,10 +46,32 @@ def _engine_layers(engine: Engine, refs: list[str]) -> list[tuple[str, ...]]:
     return found
 
 
+class _Counted:
+    """A file read through once, telling ``progress`` the bytes read so far of its whole ``size``."""
+
+    def __init__(self, file: BinaryIO, size: int, progress: Callable[[int, int], None]):
+        self.file, self.size, self.progress, self.sent = file, size, progress, 0
+
+    def __len__(self) -> int:  # requests sends a Content-Length instead of chunks
+        return self.size
+
+    def __iter__(self):
+        while block := self.read(1 << 16):
+            yield block
+
+    def read(self, n: int = -1) -> bytes:
+        block = self.file.read(n)
+        self.sent += len(block)
+        self.progress(self.sent, self.size)
+        return block
+
+
 def load_into_engine(
-    engine: Engine, store: OciStore, image: StoredImage, tags: list[str], base_ref: str, log=lambda _msg: None
+    engine: Engine, store: OciStore, image: StoredImage, tags: list[str], base_ref: str, log=lambda _msg: None,
+    progress: Callable[[int, int], None] = lambda _sent, _size: None,
 ) -> str:
-    """Load ``image`` tagged ``tags``; return the engine's image id."""
+    """Load ``image`` tagged ``tags``; return the engine's image id. ``progress`` hears the archive's
+    bytes sent so far, and its size."""
     existing = engine.image_info(image.config_digest)
     if existing is not None:
         log(f"the engine already holds {image.config_digest[:19]}: tagged only")
@@ -61,9 +84,10 @@ def load_into_engine(
             raise BuildError(f"loading an OCI-built image needs a Docker engine, not {engine.name}")
         with tempfile.TemporaryFile(prefix="pkgc-load-") as archive:
             write_docker_archive(store, image, tags, archive, skip)
+            size = archive.tell()
             archive.seek(0)
             try:
-                for message in api.load_image(archive):
+                for message in api.load_image(_Counted(archive, size, progress)):
                     if "error" in message:
                         raise BuildError(f"the engine refused the image: {message['error']}")
             except BuildError:

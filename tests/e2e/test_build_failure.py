@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import docker
 import pytest
@@ -25,6 +26,8 @@ def test_failed_build_tags_nothing_and_records_nothing(registered, session_env, 
     errors = [line for line in proc.stderr.splitlines() if line.startswith("pkgc: error:")]
     assert len(errors) == 1 and "image build failed" in errors[0] and "returned a non-zero code" in errors[0]
     assert "Traceback" not in proc.stderr and proc.stdout == ""
+    (log,) = [line.split(": ", 1)[1] for line in proc.stderr.splitlines() if line.startswith("pkgc full log: ")]
+    assert "output: step fails" in Path(log).read_text()  # the engine's output, kept in the run's log
     assert docker.from_env().images.list(name="pkgc/broken-build-pkg") == []  # neither version nor content tag
     listed = run_pkgc("environment", "list", "--json", env=env)
     assert "broken-build-pkg" not in [e["name"] for e in json.loads(listed.stdout)]

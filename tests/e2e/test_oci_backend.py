@@ -65,7 +65,8 @@ def base_layout(base_image, tmp_path_factory) -> str:
 
 
 def no_engine_build(
-    root: Path, example_copy: Path, base: str, spec_name: str = "package-azure-app.yml", with_engine: bool = False
+    root: Path, example_copy: Path, base: str, spec_name: str = "package-azure-app.yml", with_engine: bool = False,
+    progress: str = "auto",
 ) -> dict:
     """One build from scratch: a fresh workspace, an empty OCI store (the package files hard-linked
     from the warm shared cache), no engine (or, ``with_engine``, the engine as it is)."""
@@ -83,18 +84,31 @@ def no_engine_build(
     environment = run_pkgc("-q", "environment", "create", "--file", str(project / "environment" / "sklearn-regression-env.yml"), env=env)
     assert environment.returncode == 0, environment.stderr
     out = root / f"out-{Path(spec_name).stem}"
-    proc = run_pkgc("build", str(project / spec_name), "--model", model.stdout.strip(), "--base-image", base,
-                    "--output", f"oci:{out}", "--json", env=env)  # fmt: skip
+    proc = run_pkgc("--progress", progress, "build", str(project / spec_name), "--model", model.stdout.strip(),
+                    "--base-image", base, "--output", f"oci:{out}", "--json", env=env)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert ("no engine answers" in proc.stderr) is not with_engine
-    return json.loads(proc.stdout)
+    if progress == "json":
+        assert_progress_events(proc.stderr)
+    return json.loads(proc.stdout)  # stdout holds the result only
+
+
+def assert_progress_events(stderr: str) -> None:
+    """``--progress json``: every stderr line one event; each stage starts and ends done, with its
+    bytes where it moves them."""
+    events = [json.loads(line) for line in stderr.splitlines()]
+    done = {e["stage"]: e for e in events if e["type"] == "stage" and e["status"] == "done"}
+    started = [e["stage"] for e in events if e["type"] == "stage" and e["status"] == "start"]
+    assert started == ["resolve", "lock", "fetch", "base", "layers", "outputs"] and set(done) == set(started)
+    assert done["fetch"]["bytes"] > 10_000_000 and done["layers"]["bytes"] > 10_000_000 and done["outputs"]["bytes"] > 0
+    assert all(e["elapsed"] >= 0 for e in done.values())
 
 
 def test_no_engine_builds_are_reproducible_and_their_layout_serves(
     copy_package, base_layout, example_copy, engine, containers, tmp_path
 ):
     first = no_engine_build(tmp_path / "first", example_copy, base_layout)
-    second = no_engine_build(tmp_path / "second", example_copy, base_layout)
+    second = no_engine_build(tmp_path / "second", example_copy, base_layout, progress="json")
     assert first["builder"] == "oci" and first["loaded"] is False
     assert first["manifest_digest"] == second["manifest_digest"] == first["outputs"][0]["digest"]
     engine_built = no_engine_build(tmp_path / "engine", example_copy, base_layout, with_engine=True)
