@@ -33,10 +33,13 @@ from compiler.options import load_options  # noqa: E402
 NOWHERE = "unix:///nonexistent/docker.sock"
 
 
-def fresh_cache(work: Path, name: str) -> Path:
-    """A cache folder with the warm package files (hard links) and an empty OCI store."""
+def fresh_cache(work: Path, name: str, pyc_from: Path | None = None) -> Path:
+    """A cache folder with the warm package files (hard links) and an empty OCI store; with
+    ``pyc_from``, that cache's compiled files too (a warm pyc cache)."""
     cache = work / name
     shutil.copytree(load_options().cache_dir / "files", cache / "files", copy_function=os.link)
+    if pyc_from is not None and (pyc_from / "pyc").is_dir():
+        shutil.copytree(pyc_from / "pyc", cache / "pyc", copy_function=os.link)
     return cache
 
 

@@ -36,6 +36,7 @@ class LayerOptions:
     python: str  # the image's Python major.minor
     bytecode: bool = True
     reuse: bool = True  # reuse a cached environment layer (--no-cache: assemble it again)
+    pyc_cache: Path | None = None  # compiled files kept by source, in-image path and interpreter
 
 
 def user_layer(plan: ImagePlan, scan: BaseScan, store: OciStore, epoch: int) -> BuiltLayer:
@@ -96,7 +97,8 @@ def environment_layer(plan: ImagePlan, scan: BaseScan, store: OciStore, options:
         if bytecode:
             started = time.monotonic()
             in_image = f"{env.prefix}/lib/python{options.python}/site-packages"
-            result = compile_site_packages(Path(staging) / in_image.lstrip("/"), in_image, options.python, workers=2)
+            result = compile_site_packages(Path(staging) / in_image.lstrip("/"), in_image, options.python, workers=2,
+                                            cache=options.pyc_cache)  # fmt: skip
             log(f"{result.note} in {time.monotonic() - started:.1f} s")
         started = time.monotonic()
         blob = write_layer(staging_entries(root, env.prefix), store.blobs, options.epoch)
