@@ -39,6 +39,7 @@ from compiler.result import BuildResult
 from compiler.sbom.collect import sbom_context_file
 from compiler.spec import load_package_spec
 from compiler.spec.load import SpecFile
+from compiler.spec.model import ModelMode
 from compiler.workspace import EnvironmentRecord, Workspace
 from compiler.workspace.records import PackageInfo
 
@@ -61,6 +62,7 @@ class BuildRequest:
     builder: Builder = "auto"
     slim: bool | None = None  # --slim/--no-slim; None: the config's ``slim``
     bytecode: bool | None = None  # --bytecode/--no-bytecode; None: the config's ``bytecode``
+    model_image_wanted: bool = False  # --model-output/--model-push: only a readonly_mount package has a model image
 
 
 def lock_path_for(spec_path: Path, explicit: Path | None) -> Path:
@@ -208,6 +210,9 @@ def compile_package(
     if request.emit == "deps":
         return describe_merged(resolved.merged, resolved.strategy) + (f"{resolved.server_note}\n" if resolved.server_note else "")
     pkg, strategy, engine = resolved.package, resolved.strategy, resolved.engine
+    if request.model_image_wanted and pkg.mode is not ModelMode.READONLY_MOUNT:  # said before any build work
+        raise SpecError(resolved.spec_file.problem(("model_configuration", "mode"), f"is {pkg.mode.value}: the model is inside "
+                                                   "the image; --model-output/--model-push are for readonly_mount packages"))  # fmt: skip
     if resolved.server_note:
         reporter.step(resolved.server_note)
     reporter.step(f"environment strategy: {strategy.kind}: {strategy.reason}")

@@ -122,6 +122,7 @@ def run(args, options, reporter) -> int:
         base_image=args.base_image, python_version=args.python_version, builder=getattr(args, "builder", None) or "auto",
         target_environment=getattr(args, "target_environment", None),
         slim=getattr(args, "slim", None), bytecode=getattr(args, "bytecode", None),
+        model_image_wanted=after.model is not None and after.model.any,
     )  # fmt: skip
     write_to = _write_deployment_target(args)
     engine = _OneEngine()

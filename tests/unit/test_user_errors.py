@@ -116,3 +116,24 @@ def test_excerpt_keeps_error_lines_short_and_single():
     assert excerpt("a\nb\x00c\u2028") == "a\\nb\\x00c\\u2028"
     assert excerpt("é模型") == "é模型"
     assert excerpt(12) == "12" and len(excerpt(["y" * 500])) == 100
+
+
+def test_model_image_flags_on_a_copy_package_are_refused_before_any_build_work(tmp_path, capsys, monkeypatch):
+    """--model-output names a readonly_mount package's model image: a copy package says so after
+    resolving (the mode is known), before locking, fetching or building anything."""
+    example = Path(__file__).resolve().parents[2] / "examples" / "sklearn-regression"
+    workspace, out = tmp_path / "ws", tmp_path / "model-out"
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    monkeypatch.setenv("PKGC_CACHE_DIR", str(tmp_path / "cache"))
+    assert main(["--workspace", str(workspace), "-q", "environment", "create", "--file",
+                 str(example / "environment" / "sklearn-regression-env.yml")]) == 0  # fmt: skip
+    spec = tmp_path / "package.yml"
+    spec.write_text((example / "package-azure-app.yml").read_text().replace("code: src", f"code: {example / 'src'}"))
+    capsys.readouterr()
+    code = main(["--workspace", str(workspace), "build", str(spec), "--model", str(example / "model"), "--model-output", f"oci:{out}"])
+    assert code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"pkgc: error: {spec}:12: model_configuration.mode: is copy: the model is inside the image; "
+        "--model-output/--model-push are for readonly_mount packages"
+    )
+    assert not out.exists() and not (tmp_path / "package.conda-lock.yml").exists() and not (tmp_path / "cache" / "oci").exists()
