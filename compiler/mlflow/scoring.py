@@ -63,9 +63,6 @@ def generated_files(model: MLflowModel, model_subdir: str) -> dict[str, bytes]:
     schema = input_schema(model)
     return {
         "score.py": (templates_dir() / "mlflow" / "score.py").read_bytes(),
-        # gunicorn reads gunicorn.conf.py from the working folder (this one): keep-alive, scoring timeout kept
-        "gunicorn.conf.py": (templates_dir() / "mlflow" / "gunicorn.conf.py").read_bytes(),
-        "pkgc_worker.py": (templates_dir() / "mlflow" / "pkgc_worker.py").read_bytes(),
         "pkgc_mlflow.json": json.dumps({"model_subdir": model_subdir}, indent=2).encode() + b"\n",
         "swagger2.json": json.dumps(_swagger("2", schema), indent=2).encode() + b"\n",
         "swagger3.json": json.dumps(_swagger("3", schema), indent=2).encode() + b"\n",

@@ -41,6 +41,7 @@ VENV_PREFIX = f"{PKGC_HOME}/venv"
 CONDA_PREFIX = f"{PKGC_HOME}/env"
 ENTRYPOINT = f"{PKGC_HOME}/bin/pkgc-entrypoint"
 LOCK_IN_IMAGE = f"{PKGC_HOME}/conda-lock.yml"
+KEEPALIVE_WORKER = f"{PKGC_HOME}/lib/pkgc_worker.py"  # the entrypoint puts its folder on PYTHONPATH
 # The build context holds user content under pkgc's own names only: the names users chose (model
 # folder, code folder) never reach Dockerfile syntax; only destinations do, quoted by the renderer.
 MODEL_IN_CONTEXT = "model/content"
@@ -117,13 +118,15 @@ def _env(pkg: ResolvedPackage) -> dict[str, str]:
 
 def _server_runtime(pkg: ResolvedPackage) -> list[tuple[ContextFile, Copy]]:
     """The server's own runtime file, if it has one: the batch driver, or the Triton launcher."""
-    shipped = {"azureml_batch": ("pkgc_batch.py", BATCH_DRIVER, "the batch driver: init(), run(mini_batch), outputs"),
+    shipped = {"azureml_online": ("pkgc_worker.py", KEEPALIVE_WORKER, "pkgc's gunicorn worker: connections kept alive"),
+               "azureml_batch": ("pkgc_batch.py", BATCH_DRIVER, "the batch driver: init(), run(mini_batch), outputs"),
                "triton": ("pkgc-triton.sh", TRITON_LAUNCHER, "finds tritonserver (NVIDIA's image or the nvidia-pytriton wheel)")}  # fmt: skip
     if pkg.server.type not in shipped:
         return []
     name, dest, why = shipped[pkg.server.type]
     source = f"pkgc/{name}"
-    return [(ContextFile(source, source=templates_dir() / "runtime" / name, executable=True), Copy("runtime", source, dest, why))]
+    executable = not name.endswith(".py") or name == "pkgc_batch.py"  # the worker is imported, not run
+    return [(ContextFile(source, source=templates_dir() / "runtime" / name, executable=executable), Copy("runtime", source, dest, why))]
 
 
 def _unwritable(value: str, path: bool) -> str | None:

@@ -37,6 +37,13 @@ case "$server" in
     azureml_online)
         # App Service sets WEBSITES_PORT, many platforms set PORT; otherwise the package's own port.
         port="${WEBSITES_PORT:-${PORT:-${PKGC_PORT:-5001}}}"
+        # pkgc's gunicorn worker (/opt/pkgc/lib/pkgc_worker.py): connections kept alive, each request in
+        # the main thread (the server's scoring timeout intact); yours when you set GUNICORN_CMD_ARGS or
+        # ship a gunicorn.conf.py in the code folder.
+        if [ -z "${GUNICORN_CMD_ARGS:-}" ] && [ ! -e gunicorn.conf.py ] && [ -f /opt/pkgc/lib/pkgc_worker.py ]; then
+            export GUNICORN_CMD_ARGS="--worker-class pkgc_worker.KeepAliveWorker"
+            export PYTHONPATH="/opt/pkgc/lib${PYTHONPATH:+:$PYTHONPATH}"
+        fi
         exec azmlinfsrv --entry_script "$AZUREML_ENTRY_SCRIPT" --model_dir "$AZUREML_MODEL_DIR" --port "$port" ;;
     azureml_batch)
         exec python /opt/pkgc/bin/pkgc_batch.py "$@" ;;

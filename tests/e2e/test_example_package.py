@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import ssl
@@ -60,6 +61,16 @@ def test_copy_package_serves_with_plain_docker_run(copy_package, example_copy, e
     response = request(f"http://127.0.0.1:{port}/score", data=body)
     assert response.status == 200
     assert response.json() == pytest.approx(host_predictions(example_copy), rel=1e-12)
+    # pkgc's gunicorn worker: one kept-alive connection serves request after request
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    answers, sockets = [], set()
+    for _ in range(3):
+        conn.request("POST", "/score", body=body, headers={"Content-Type": "application/json"})
+        answer = conn.getresponse()
+        answers.append((answer.status, answer.will_close, json.loads(answer.read()) == response.json()))
+        sockets.add(id(conn.sock))
+    assert answers == [(200, False, True)] * 3 and len(sockets) == 1
+    conn.close()
 
 
 def test_app_service_port_is_honoured(copy_package, engine, containers):

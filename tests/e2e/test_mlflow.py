@@ -123,7 +123,7 @@ def test_copy_package_serves_every_request_shape_with_no_network(offline_contain
 
 
 def test_one_kept_alive_connection_serves_request_after_request(offline_container):
-    """pkgc's gunicorn worker (generated gunicorn.conf.py): no new connection per request."""
+    """pkgc's gunicorn worker (chosen by the entrypoint): no new connection per request."""
     code = (
         "import http.client,json\n"
         "c=http.client.HTTPConnection('127.0.0.1',5001); socks=set()\n"

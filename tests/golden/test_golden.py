@@ -105,7 +105,7 @@ def test_each_server_type(tmp_path, server, update_golden):
 
 def test_layer_order_is_environment_model_code(tmp_path):
     kinds = [c.kind for c in make_plan(tmp_path, ModelMode.COPY).copies]
-    assert kinds == ["environment", "runtime", "runtime", "model", "code"]
+    assert kinds == ["environment", "runtime", "runtime", "runtime", "model", "code"]
     assert "model" not in [c.kind for c in make_plan(tmp_path, ModelMode.READONLY_MOUNT).copies]
 
 

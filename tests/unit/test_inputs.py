@@ -69,7 +69,7 @@ def plan(project: Path, mode: str, inputs: str = INPUTS_YAML):
 
 def test_copy_mode_copies_each_input_after_the_model(project):
     pkg, image = plan(project, "copy")
-    assert [c.kind for c in image.copies] == ["environment", "runtime", "runtime", "model", "inputs", "inputs", "code"]
+    assert [c.kind for c in image.copies] == ["environment", "runtime", "runtime", "runtime", "model", "inputs", "inputs", "code"]
     copies = [c for c in image.copies if c.kind == "inputs"]
     assert [c.dest for c in copies] == ["/var/azureml-app/inputs/labels.json", "/var/azureml-app/inputs/tokenizer"]
     assert [c.src for c in copies] == ["inputs/0/content", "inputs/1/content"]  # pkgc's names in the context

@@ -5,6 +5,7 @@ SIGALRM scoring timeout works), and an idle kept-alive connection holds up no ot
 from __future__ import annotations
 
 import http.client
+import os
 import socket
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 import compiler.resolve  # noqa: F401 - first: importing compiler.mlflow.scoring alone is a circular import
 from compiler.mlflow.mlmodel import MLflowModel
 from compiler.mlflow.scoring import generated_files
+from compiler.resources import templates_dir
 
 APP = """\
 import signal, threading
@@ -46,11 +48,13 @@ def server(tmp_path):
     for name, data in generated_files(model, "model").items():
         (tmp_path / name).write_bytes(data)
     (tmp_path / "app.py").write_text(APP)
+    # as pkgc's entrypoint starts the server: the worker from /opt/pkgc/lib (here, the template folder)
+    env = dict(os.environ, GUNICORN_CMD_ARGS="--worker-class pkgc_worker.KeepAliveWorker", PYTHONPATH=str(templates_dir() / "runtime"))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", "1", "app:app"],
-                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:

@@ -17,6 +17,8 @@ COPY --from=environment ["/opt/pkgc/venv", "/opt/pkgc/venv"]
 COPY ["pkgc/pkgc-entrypoint", "/opt/pkgc/bin/pkgc-entrypoint"]
 # runtime: the lock travels with the package
 COPY ["pkgc/conda-lock.yml", "/opt/pkgc/conda-lock.yml"]
+# runtime: pkgc's gunicorn worker: connections kept alive
+COPY ["pkgc/pkgc_worker.py", "/opt/pkgc/lib/pkgc_worker.py"]
 # model: model files; before code, which changes more often
 COPY ["model/content", "/var/azureml-app/azureml-models/sklearn-regression/3/model"]
 # inputs: an input the model needs; after the model, before code

@@ -17,6 +17,8 @@ COPY --from=environment ["/opt/pkgc/venv", "/opt/pkgc/venv"]
 COPY ["pkgc/pkgc-entrypoint", "/opt/pkgc/bin/pkgc-entrypoint"]
 # runtime: the lock travels with the package
 COPY ["pkgc/conda-lock.yml", "/opt/pkgc/conda-lock.yml"]
+# runtime: pkgc's gunicorn worker: connections kept alive
+COPY ["pkgc/pkgc_worker.py", "/opt/pkgc/lib/pkgc_worker.py"]
 # code: scoring code changes most: last of the content
 COPY ["code/content", "/var/azureml-app/src"]
 ENV PATH=/opt/pkgc/venv/bin:$PATH \

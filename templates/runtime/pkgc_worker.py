@@ -1,4 +1,4 @@
-"""gunicorn worker of pkgc's MLflow packages: kept-alive connections, each request in the main thread.
+"""gunicorn worker of pkgc's azureml_online packages: kept-alive connections, each request in the main thread.
 
 The Azure ML inference server starts gunicorn's sync worker, which closes the connection after every
 response: each request pays a new TCP connection (and, behind `docker run -p`, a new proxied one).
@@ -8,8 +8,9 @@ with its pool replaced by an executor that runs each request at once, in the mai
 at a time per worker as with the sync worker, the scoring timeout intact, and idle kept-alive
 connections waiting in gunicorn's poller without holding up other clients.
 
-gunicorn.conf.py beside this file selects it; GUNICORN_CMD_ARGS="--worker-class sync" restores the
-server's default.
+pkgc's entrypoint selects it (GUNICORN_CMD_ARGS="--worker-class pkgc_worker.KeepAliveWorker", with
+/opt/pkgc/lib on PYTHONPATH) unless GUNICORN_CMD_ARGS is set or the code folder has its own
+gunicorn.conf.py; GUNICORN_CMD_ARGS="--worker-class sync" restores the server's default.
 """
 
 from concurrent.futures import Executor, Future
