@@ -213,15 +213,7 @@ def _from_oci_layout(path: Path, tag: str | None, store: OciStore, reference: st
 
 def _copy_blob(layout: Path, digest: str, store: OciStore) -> bytes:
     """Copy one blob into the store (verified); return it when it is small (a manifest/config)."""
-    if not store.blobs.has(digest):
-        writer = store.blobs.writer()
-        with open(layout / "blobs" / Path(*digest.split(":", 1)), "rb") as fh:
-            while block := fh.read(1 << 20):
-                writer.write(block)
-        blob = writer.commit()
-        if blob.digest != digest:
-            store.blobs.path(blob.digest).unlink(missing_ok=True)
-            raise ValueError(f"blob {digest} has the digest {blob.digest}")
+    store.blobs.import_file(layout / "blobs" / Path(*digest.split(":", 1)), digest)
     path = store.blobs.path(digest)
     return path.read_bytes() if path.stat().st_size <= SMALL else b""
 

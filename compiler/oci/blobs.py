@@ -36,9 +36,14 @@ class BlobWriter:
         self.size += len(data)
         return len(data)
 
-    def commit(self) -> Blob:
+    def commit(self, expected: str | None = None) -> Blob:
+        """Store the bytes written; with ``expected``, only if that is their digest (ValueError else,
+        and nothing is stored)."""
         self._file.close()
         digest = "sha256:" + self._hash.hexdigest()
+        if expected is not None and digest != expected:
+            self._tmp.unlink(missing_ok=True)
+            raise ValueError(f"blob {expected} has the digest {digest}")
         target = self._store.path(digest)
         if target.exists():
             self._tmp.unlink()
@@ -74,6 +79,17 @@ class BlobStore:
         writer = self.writer()
         writer.write(data)
         return writer.commit()
+
+    def import_file(self, path: Path, digest: str) -> Blob:
+        """Copy the file at ``path`` in as the blob ``digest`` (checked while copying; ValueError when
+        its bytes have another digest); a blob already held is not copied again."""
+        if self.has(digest):
+            return Blob(digest, self.path(digest).stat().st_size)
+        writer = self.writer()
+        with open(path, "rb") as fh:
+            while block := fh.read(1 << 20):
+                writer.write(block)
+        return writer.commit(expected=digest)
 
     def read(self, digest: str) -> bytes:
         data = self.path(digest).read_bytes()

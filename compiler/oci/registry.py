@@ -193,17 +193,10 @@ def _import_blob(folder: Path, digest: str, store: OciStore) -> int:
     path = next((p for p in (folder / hexdigest, folder / f"{hexdigest}.tar") if p.is_file()), None)
     if path is None:
         raise BuildError(f"skopeo wrote no blob {digest}")
-    if store.blobs.has(digest):
-        return path.stat().st_size
-    writer = store.blobs.writer()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            writer.write(block)
-    blob = writer.commit()
-    if blob.digest != digest:
-        store.blobs.path(blob.digest).unlink(missing_ok=True)
-        raise BuildError(f"blob {digest} from the registry has the digest {blob.digest}")
-    return blob.size
+    try:
+        return store.blobs.import_file(path, digest).size
+    except ValueError as exc:
+        raise BuildError(f"{exc} (from the registry)") from None
 
 
 def _as_oci(manifest: dict, image: RegistryImage) -> dict:

@@ -340,3 +340,15 @@ def test_code_folder_links_follow_the_shared_walker(tmp_path):
     with pytest.raises(ResolveError, match=r"src/secrets") as caught:
         build_oci_image(plan, store, None, LayerOptions(0, "3.11"), Reporter(quiet=True))
     assert caught.value.exit_code == 2
+
+
+def test_a_blob_imported_under_another_digest_is_refused_and_not_stored(tmp_path):
+    from compiler.oci.blobs import BlobStore
+
+    blobs, source = BlobStore(tmp_path / "blobs"), tmp_path / "file"
+    source.write_bytes(b"layer bytes")
+    good = "sha256:" + hashlib.sha256(b"layer bytes").hexdigest()
+    with pytest.raises(ValueError, match="has the digest " + good):
+        blobs.import_file(source, "sha256:" + "0" * 64)
+    assert not blobs.has(good) and not list((tmp_path / "blobs").glob(".partial-*"))
+    assert blobs.import_file(source, good).size == 11 and blobs.read(good) == b"layer bytes"
