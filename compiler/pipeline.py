@@ -280,7 +280,8 @@ def build(compiled: Compiled, request: BuildRequest, options: Options, reporter:
     from compiler.oci.store import OciStore
 
     layer_options = LayerOptions(epoch=options.source_date_epoch, python=compiled.resolved.strategy.python,
-                                 reuse=not request.no_cache, pyc_cache=options.cache_dir / "pyc")  # fmt: skip
+                                 reuse=not request.no_cache, pyc_cache=options.cache_dir / "pyc",
+                                 allow_missing=options.allow_missing_libraries)  # fmt: skip
     return build_oci_image(plan, OciStore.in_cache(options.cache_dir), engine, layer_options, reporter).built()
 
 
