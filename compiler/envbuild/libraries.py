@@ -88,9 +88,9 @@ def missing_from_base(needs: list[Need], base_libraries: frozenset[str]) -> list
 def fix_for(soname: str) -> str:
     """What to do about a missing library, in words."""
     package = DEBIAN_PACKAGES.get(soname)
-    if package:
-        return f"add the Debian package {package} (pkgc.toml: system_packages = [\"{package}\"]) or use a base image that has it"
-    return "add the Debian package that ships it (pkgc.toml: system_packages) or use a base image that has it"
+    named = f"the Debian package {package}" if package else "the Debian package that ships it"
+    return (f"use a base image that has {named} (a base-image recipe of your own lists it in `packages`: "
+            f"pkgc base-image build ./my-base), or allow_missing_libraries in pkgc.toml if it is never loaded")
 
 
 def _expand(entry: str, here: str, prefix: str) -> str | None:
