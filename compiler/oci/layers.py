@@ -135,8 +135,13 @@ def _python_home(plan: ImagePlan, scan: BaseScan, python: str) -> str:
 
 def _venv_assembly(plan: ImagePlan, scan: BaseScan, options: LayerOptions, wheels: list[Path], log: Log) -> tuple[list, Assemble]:
     assert plan.environment is not None
-    target = VenvTarget(plan.environment.prefix, options.python, _python_home(plan, scan, options.python))
-    return [asdict(target)], lambda staging: assemble_venv(wheels, target, staging, workers=2, log=log)
+    env = plan.environment
+    target = VenvTarget(env.prefix, options.python, _python_home(plan, scan, options.python),
+                        system_site_packages=env.system_site_packages)  # fmt: skip
+    key = asdict(target)
+    if not target.system_site_packages:
+        del key["system_site_packages"]  # absent when off: existing layers keep their cache key
+    return [key], lambda staging: assemble_venv(wheels, target, staging, workers=2, log=log)
 
 
 def _conda_assembly(plan: ImagePlan, scan: BaseScan, options: LayerOptions, wheels: list[Path], log: Log) -> tuple[list, Assemble]:
