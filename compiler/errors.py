@@ -86,6 +86,17 @@ class LockError(PkgcError):
     """Locking failed, or an existing lock no longer matches the spec."""
 
 
+class MissingLibraries(PkgcError):
+    """The environment needs shared libraries that neither it nor the base image provides."""
+
+    def __init__(self, lines: list[str]):
+        super().__init__("\n".join(lines))
+        self._lines = lines
+
+    def lines(self) -> list[str]:
+        return list(self._lines)
+
+
 class BuildError(PkgcError):
     """The engine failed to build the image, or a dependency could not be fetched."""
 

@@ -20,7 +20,8 @@ from compiler.errors import SpecError, SpecProblem, excerpt
 DEFAULT_WORKSPACE = Path.home() / ".pkgc" / "workspace"
 DEFAULT_CACHE = Path.home() / ".cache" / "pkgc"
 CONFIG_MAX_BYTES = 1024 * 1024
-CONFIG_KEYS = ("workspace", "registries", "mlflow_base_image", "slim", "bytecode")
+SONAME = re.compile(r"^[A-Za-z0-9_.+-]{1,128}$")
+CONFIG_KEYS = ("workspace", "registries", "mlflow_base_image", "slim", "bytecode", "allow_missing_libraries")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class Options:
     source_date_epoch: int = 0  # SOURCE_DATE_EPOCH: the time of every file and history entry the OCI back end writes
     slim: bool = False  # config ``slim = true``: build --slim by default
     bytecode: bool = True  # config ``bytecode = false``: build --no-bytecode by default
+    allow_missing_libraries: frozenset[str] = frozenset()  # sonames the build check lets through
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class Config:
     mlflow_base_image: str | None = None
     slim: bool = False
     bytecode: bool = True
+    allow_missing_libraries: frozenset[str] = frozenset()
 
 
 class _ConfigFile:
@@ -122,8 +125,12 @@ def _check(file: _ConfigFile, data: Any) -> Config:
     for flag in ("slim", "bytecode"):
         if flag in data and not isinstance(data[flag], bool):
             raise file.problem(flag, f"must be true or false (got {_shown(data[flag])})")
+    allowed = data.get("allow_missing_libraries", [])
+    if not isinstance(allowed, list) or not all(isinstance(a, str) and SONAME.match(a) for a in allowed):
+        raise file.problem("allow_missing_libraries", f"must be a list of library names such as \"libfoo.so.1\" (got {_shown(allowed)})")
     return Config(workspace=workspace, registries=paths, mlflow_base_image=image,
-                  slim=data.get("slim", False), bytecode=data.get("bytecode", True))  # fmt: skip
+                  slim=data.get("slim", False), bytecode=data.get("bytecode", True),
+                  allow_missing_libraries=frozenset(allowed))  # fmt: skip
 
 
 def read_config(start: Path) -> Config:
@@ -167,6 +174,7 @@ def load_options(
         source_date_epoch=_epoch(env.get("SOURCE_DATE_EPOCH")),
         slim=config.slim,
         bytecode=config.bytecode,
+        allow_missing_libraries=config.allow_missing_libraries,
     )
 
 

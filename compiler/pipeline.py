@@ -14,6 +14,7 @@ from typing import Callable, Literal
 
 from compiler.build import build_image
 from compiler.built import BuiltImage
+from compiler.deps.base_packages import conflicts as base_conflicts
 from compiler.deps.conda_file import parse_conda_file
 from compiler.deps.merge import merge
 from compiler.deps.server_pin import describe_server, server_depset
@@ -224,12 +225,14 @@ def compile_package(
         conda = prepare_conda_inputs(locked.lock, fetched, cache) if strategy.kind == "conda" else None
     with reporter.stage("base"):
         base = resolve_base(resolved, options, reporter, required=reserve)
+    for line in base_conflicts(base.packages, locked.lock):
+        reporter.warn(line)
     workspace = Workspace(options.workspace)
     version = _reserve_version(pkg, workspace) if reserve else _provisional_version(pkg, workspace)
     try:
         tag = f"{image_repository(pkg.target_name)}:{version}"
         lock_file = ContextFile("pkgc/conda-lock.yml", source=locked.path)
-        sbom_file = sbom_context_file(pkg, read_lock(locked.path), base.image_id)  # from the lock as shipped
+        sbom_file = sbom_context_file(pkg, read_lock(locked.path), base.image_id, base.packages)  # from the lock as shipped
         model_image = package_model_image(pkg, options.cache_dir, options.source_date_epoch, reuse=not request.no_cache)
         plan = plan_image(pkg, strategy, locked.lock, lock_file, fetched, tag, sbom_file, conda, base,
                           model_image.manifest_digest if model_image else None)  # fmt: skip
@@ -259,13 +262,19 @@ def resolve_base(resolved: Resolved, options: Options, reporter: Reporter, requi
     from compiler.oci.base import resolve_base as resolve_oci_base
     from compiler.oci.store import OciStore
 
+    from compiler.oci.scan import scan_base
+
+    store = OciStore.in_cache(options.cache_dir)
     try:
-        found = resolve_oci_base(reference, OciStore.in_cache(options.cache_dir), resolved.engine, reporter.detail)
+        found = resolve_oci_base(reference, store, resolved.engine, reporter.detail)
     except BuildError:
         if required:
             raise
         return BaseImage(reference)
-    return BaseImage(reference, found.manifest_digest, found.manifest["config"]["digest"])
+    packages = scan_base(store, found).python_packages(resolved.strategy.python)
+    if packages:
+        reporter.detail(f"base image {reference}: its Python has {len(packages)} packages, which the environment sees")
+    return BaseImage(reference, found.manifest_digest, found.manifest["config"]["digest"], packages)
 
 
 def build(compiled: Compiled, request: BuildRequest, options: Options, reporter: Reporter) -> BuiltImage:
@@ -280,7 +289,8 @@ def build(compiled: Compiled, request: BuildRequest, options: Options, reporter:
     from compiler.oci.store import OciStore
 
     layer_options = LayerOptions(epoch=options.source_date_epoch, python=compiled.resolved.strategy.python,
-                                 reuse=not request.no_cache, pyc_cache=options.cache_dir / "pyc")  # fmt: skip
+                                 reuse=not request.no_cache, pyc_cache=options.cache_dir / "pyc",
+                                 allow_missing=options.allow_missing_libraries)  # fmt: skip
     return build_oci_image(plan, OciStore.in_cache(options.cache_dir), engine, layer_options, reporter).built()
 
 

@@ -110,12 +110,21 @@ def list_recipes(directory: Path | None = None) -> list[BaseImageRecipe]:
 
 
 def load_recipe(name: str, directory: Path | None = None) -> BaseImageRecipe:
-    """Load the recipe ``name``; unknown names raise ResolveError listing the known ones."""
+    """Load the recipe ``name`` (or a user's recipe folder, a path holding a recipe.toml); unknown
+    names raise ResolveError listing the known ones."""
+    if directory is None and ("/" in name or name.startswith(".")):
+        folder = Path(name)
+        if not (folder / RECIPE_FILE).is_file():
+            raise ResolveError(f"{name}: no {RECIPE_FILE} in this folder (a base-image recipe folder holds one)")
+        return _read(folder / RECIPE_FILE, folder.resolve().name)
     root = directory or base_images_dir()
     known = recipe_names(root)
     if name not in known:
         raise ResolveError(f"unknown base image '{name}'; known base images: {', '.join(known) or '(none)'}")
-    path = root / name / RECIPE_FILE
+    return _read(root / name / RECIPE_FILE, name)
+
+
+def _read(path: Path, name: str) -> BaseImageRecipe:
     try:
         data = tomli.loads(path.read_text(encoding="utf-8"))
     except tomli.TOMLDecodeError as exc:

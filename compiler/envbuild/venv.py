@@ -28,6 +28,7 @@ class VenvTarget:
     python: str  # major.minor of the base image's interpreter
     python_home: str  # folder of the base's python3 (pyvenv.cfg 'home'), e.g. /usr/bin
     python_version: str = ""  # full version when known, for pyvenv.cfg
+    system_site_packages: bool = False  # see the base interpreter's own packages (after the venv's)
 
     @property
     def site_packages(self) -> str:
@@ -70,9 +71,10 @@ def venv_skeleton(target: VenvTarget, staging: Path) -> Path:
     (root / "bin" / f"python{target.python}").symlink_to("python")
     version = target.python_version or target.python
     (root / "pyvenv.cfg").write_text(
-        f"home = {target.python_home}\ninclude-system-site-packages = false\nversion = {version}\n"
+        f"home = {target.python_home}\ninclude-system-site-packages = {str(target.system_site_packages).lower()}\n"
+        f"version = {version}\n"
         f"executable = {target.python_home.rstrip('/')}/python{target.python}\n"
-        f"command = {base_python} -m venv {target.prefix}\n"
+        f"command = {base_python} -m venv {'--system-site-packages ' if target.system_site_packages else ''}{target.prefix}\n"
     )
     return root
 

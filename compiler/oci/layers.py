@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Callable
 
 from compiler.envbuild.bytecode import compile_site_packages
+from compiler.envbuild.libraries import Need, external_needs, fix_for, missing_from_base
 from compiler.envbuild import slim as slim_module
 from compiler.envbuild.slim import slim_environment
 from compiler.envbuild.venv import VenvTarget, assemble_venv
-from compiler.errors import BuildError
+from compiler.errors import BuildError, MissingLibraries
 from compiler.oci.config import BuiltLayer
 from compiler.oci.layer import Entry, LayerBlob, staging_entries, write_layer
 from compiler.oci.scan import BaseScan
@@ -37,6 +38,7 @@ class LayerOptions:
     bytecode: bool = True
     reuse: bool = True  # reuse a cached environment layer (--no-cache: assemble it again)
     pyc_cache: Path | None = None  # compiled files kept by source, in-image path and interpreter
+    allow_missing: frozenset[str] = frozenset()  # sonames the environment may need that nothing here provides
 
 
 def user_layer(plan: ImagePlan, scan: BaseScan, store: OciStore, epoch: int) -> BuiltLayer:
@@ -84,12 +86,15 @@ def environment_layer(plan: ImagePlan, scan: BaseScan, store: OciStore, options:
     why = layer.why if (layer := plan.layer("environment")) else "the locked environment"
     if cached is not None:
         log(f"environment layer reused ({cached.size / 1e6:.0f} MB, {cached.digest[:19]})")
+        check_libraries(plan, scan, _remembered_needs(store, key), options.allow_missing)
         return BuiltLayer("environment", why, cached)
     store.root.mkdir(parents=True, exist_ok=True)  # staging beside the blobs: one file system, no copy across
     with tempfile.TemporaryDirectory(prefix="pkgc-env-", dir=store.root) as staging:
         started = time.monotonic()
         root = assemble(Path(staging))
         log(f"assembled the {env.strategy} environment at {env.prefix} on the host in {time.monotonic() - started:.1f} s")
+        needs = external_needs(root, env.prefix)
+        check_libraries(plan, scan, needs, options.allow_missing)
         if env.slim:
             started = time.monotonic()
             report = slim_environment(root, python=options.python, keep=env.slim_keep)
@@ -103,8 +108,19 @@ def environment_layer(plan: ImagePlan, scan: BaseScan, store: OciStore, options:
         started = time.monotonic()
         blob = write_layer(staging_entries(root, env.prefix), store.blobs, options.epoch)
         log(f"environment layer {blob.size / 1e6:.0f} MB written in {time.monotonic() - started:.1f} s")
-    _remember_layer(store, key, blob)
+    _remember_layer(store, key, blob, needs)
     return BuiltLayer("environment", why, blob)
+
+
+def check_libraries(plan: ImagePlan, scan: BaseScan, needs: list[Need] | None, allowed: frozenset[str]) -> None:
+    """Every shared library the environment needs is in it, in the base, or the GPU driver's: else
+    stop now, naming the package, the library and the fix (the server would die at start-up)."""
+    missing = [n for n in missing_from_base(needs or [], frozenset(scan.libraries)) if n.soname not in allowed]
+    if missing:
+        raise MissingLibraries([
+            f"{', '.join(n.packages)} needs {n.soname} ({n.example}), which neither the environment nor the base "
+            f"image {plan.base.reference} provides: {fix_for(n.soname)}" for n in missing
+        ])  # fmt: skip
 
 
 Assemble = Callable[[Path], Path]
@@ -119,8 +135,13 @@ def _python_home(plan: ImagePlan, scan: BaseScan, python: str) -> str:
 
 def _venv_assembly(plan: ImagePlan, scan: BaseScan, options: LayerOptions, wheels: list[Path], log: Log) -> tuple[list, Assemble]:
     assert plan.environment is not None
-    target = VenvTarget(plan.environment.prefix, options.python, _python_home(plan, scan, options.python))
-    return [asdict(target)], lambda staging: assemble_venv(wheels, target, staging, workers=2, log=log)
+    env = plan.environment
+    target = VenvTarget(env.prefix, options.python, _python_home(plan, scan, options.python),
+                        system_site_packages=env.system_site_packages)  # fmt: skip
+    key = asdict(target)
+    if not target.system_site_packages:
+        del key["system_site_packages"]  # absent when off: existing layers keep their cache key
+    return [key], lambda staging: assemble_venv(wheels, target, staging, workers=2, log=log)
 
 
 def _conda_assembly(plan: ImagePlan, scan: BaseScan, options: LayerOptions, wheels: list[Path], log: Log) -> tuple[list, Assemble]:
@@ -157,12 +178,22 @@ def _cached_layer(store: OciStore, key: str) -> LayerBlob | None:
     return blob if store.blobs.has(blob.digest) else None
 
 
-def _remember_layer(store: OciStore, key: str, blob: LayerBlob) -> None:
+def _remember_layer(store: OciStore, key: str, blob: LayerBlob, needs: list[Need]) -> None:
     folder = store.root / "layers"
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{key}.json.partial"
-    tmp.write_text(json.dumps(asdict(blob)))
-    tmp.replace(folder / f"{key}.json")
+    for name, data in ((f"{key}.needs.json", [asdict(n) for n in needs]), (f"{key}.json", asdict(blob))):
+        tmp = folder / f".{name}.partial"
+        tmp.write_text(json.dumps(data))
+        tmp.replace(folder / name)
+
+
+def _remembered_needs(store: OciStore, key: str) -> list[Need] | None:
+    """The libraries a cached environment layer needs from outside it (None: recorded by an older pkgc)."""
+    try:
+        data = json.loads((store.root / "layers" / f"{key}.needs.json").read_text())
+        return [Need(d["soname"], tuple(d["packages"]), d["example"]) for d in data]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def copy_entries(plan: ImagePlan, copy: Copy) -> list[Entry]:

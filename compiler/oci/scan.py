@@ -1,5 +1,6 @@
 """Read what the OCI back end needs from a base image's layers: ``/etc/passwd``, ``/etc/group``
-(the package user is appended to them) and where its ``python3.X`` lives (the venv's home).
+(the package user is appended to them), where its ``python3.X`` lives (the venv's home) and the
+shared libraries its dynamic loader finds (to check the environment's needs at build time).
 
 Scanned once per base manifest digest; the result is cached beside the store."""
 
@@ -13,14 +14,22 @@ from pathlib import Path
 
 from isal import igzip
 
+from compiler.envbuild.libraries import STANDARD_DIRS
 from compiler.errors import BuildError
 from compiler.oci.base import BaseImage
 from compiler.oci.layer import GZIP_LAYER, TAR_LAYER
 from compiler.oci.store import OciStore
+from compiler.plan.types import BasePackage
 
 WANTED = {"etc/passwd", "etc/group"}
 PYTHON = re.compile(r"^(usr/local/bin|usr/bin|bin|opt/[^/]+/bin)/python(3\.\d+)$")
-SCAN_VERSION = 1
+LIBRARY = re.compile(r"^(.+)/([^/]+\.so(\.[0-9]+)*)$")
+LD_CONF = re.compile(r"^etc/ld\.so\.conf(\.d/[^/]+\.conf)?$")
+# dist-info of a Python the image has: /usr/local (python:3.X images), Debian's dist-packages, /opt/conda ...
+DIST_INFO = re.compile(r"^((?:usr/local|usr|opt/[^/]+|opt/[^/]+/envs/[^/]+)/lib/python3(?:\.\d+)?/(?:site|dist)-packages)"
+                       r"/[^/]+\.dist-info/METADATA$")
+METADATA_MAX = 1 << 20  # bytes of one METADATA file read
+SCAN_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -28,6 +37,13 @@ class BaseScan:
     passwd: str = ""
     group: str = ""
     pythons: dict[str, str] = field(default_factory=dict)  # "3.11" -> "/usr/bin"
+    libraries: tuple[str, ...] = ()  # file names of the shared libraries on the loader's path
+    packages: tuple[BasePackage, ...] = ()  # Python distributions installed in the image, every site folder
+
+    def python_packages(self, python: str) -> tuple[BasePackage, ...]:
+        """What the image's ``python`` (major.minor) imports without a venv of its own."""
+        folders = (f"/lib/python{python}/", "/lib/python3/")
+        return tuple(p for p in self.packages if any(f in p.site + "/" for f in folders))
 
     def python_home(self, python: str) -> str | None:
         return self.pythons.get(python)
@@ -52,23 +68,72 @@ def scan_base(store: OciStore, base: BaseImage) -> BaseScan:
     if cache.is_file():
         data = json.loads(cache.read_text())
         if data.get("version") == SCAN_VERSION:
-            return BaseScan(data["passwd"], data["group"], data["pythons"])
+            packages = tuple(BasePackage(p["name"], p["version"], p["site"], tuple(p["requires"])) for p in data["packages"])
+            return BaseScan(data["passwd"], data["group"], data["pythons"], tuple(data["libraries"]), packages)
     files: dict[str, str] = {}
     pythons: dict[str, str] = {}
+    libraries: dict[str, set[str]] = {}  # folder -> library file names
+    packages: dict[str, BasePackage] = {}  # dist-info path -> what its METADATA says
     for layer in base.layers:
         for member, tar in _members(store, layer):
             name = member.name.lstrip("./").lstrip("/")
             folder, _, leaf = name.rpartition("/")
             if leaf.startswith(".wh."):
                 files.pop(f"{folder}/{leaf[4:]}".lstrip("/"), None)
+                gone = f"{folder}/{leaf[4:]}".lstrip("/") + "/"
+                packages = {k: v for k, v in packages.items() if not k.startswith(gone)}
                 continue
-            if name in WANTED and member.isfile():
+            site = DIST_INFO.match(name)
+            if site and member.isfile() and member.size <= METADATA_MAX:
+                fh = tar.extractfile(member)
+                found = _distribution(fh.read().decode("utf-8", "replace") if fh else "", "/" + site.group(1))
+                if found is not None:
+                    packages[name] = found
+            if (name in WANTED or LD_CONF.match(name)) and member.isfile() and member.size <= 4 << 20:
                 fh = tar.extractfile(member)
                 files[name] = fh.read().decode("utf-8", "replace") if fh else ""
+            library = LIBRARY.match(name)
+            if library and (member.isfile() or member.issym()):
+                libraries.setdefault(library.group(1), set()).add(library.group(2))
             match = PYTHON.match(name)
             if match and (member.isfile() or member.issym()):
                 pythons.setdefault(match.group(2), "/" + match.group(1))
-    scan = BaseScan(files.get("etc/passwd", ""), files.get("etc/group", ""), pythons)
+    folders = set(STANDARD_DIRS) | _configured_dirs(files)
+    found = sorted({lib for folder, names in libraries.items() if folder in folders for lib in names})
+    installed = tuple(sorted(packages.values(), key=lambda p: (p.site, p.name.lower())))
+    scan = BaseScan(files.get("etc/passwd", ""), files.get("etc/group", ""), pythons, tuple(found), installed)
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps({"version": SCAN_VERSION, **asdict(scan)}, sort_keys=True))
     return scan
+
+
+def _configured_dirs(files: dict[str, str]) -> set[str]:
+    """The folders ``/etc/ld.so.conf`` and its ``ld.so.conf.d`` files add to the loader's path."""
+    folders = set()
+    for name, text in files.items():
+        if LD_CONF.match(name):
+            for line in text.splitlines():
+                line = line.split("#", 1)[0].strip()
+                if line.startswith("/"):
+                    folders.add(line.strip("/"))
+    return folders
+
+
+def _distribution(metadata: str, site: str) -> BasePackage | None:
+    """Name, version and Requires-Dist of a dist-info METADATA (its header, up to the first blank line)."""
+    name = version = ""
+    requires: list[str] = []
+    for line in metadata.splitlines():
+        if not line.strip():
+            break
+        key, _, value = line.partition(":")
+        key, value = key.strip().lower(), value.strip()
+        if key == "name":
+            name = value
+        elif key == "version":
+            version = value
+        elif key == "requires-dist" and len(requires) < 1000:
+            requires.append(value[:500])
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", name) or not version or len(version) > 64:
+        return None
+    return BasePackage(name, version, site, tuple(requires))

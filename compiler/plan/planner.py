@@ -12,6 +12,8 @@ Layer order (most stable first, so a change rebuilds only what follows it):
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import hashlib
 import re
 from typing import TYPE_CHECKING
@@ -181,6 +183,8 @@ def plan_image(
     if pkg.environment is None:
         raise ValueError("a package needs a base image (MLflow packages get a generated one before planning)")
     environment, files = _environment(strategy, lock, fetched, conda)
+    if base is not None and base.packages and environment.strategy == "venv":  # the base's own packages stay importable
+        environment = replace(environment, system_site_packages=True)
     files.append(lock_file)
     files.append(ContextFile("pkgc/pkgc-entrypoint", source=templates_dir() / "runtime" / "pkgc-entrypoint.sh", executable=True))
     copies = [

@@ -62,6 +62,7 @@ class EnvironmentBuild:
     slim: bool = False  # leave out installers and test folders (compiler/envbuild/slim.py)
     slim_keep: tuple[str, ...] = ()  # distributions the environment asks for by name: never slimmed away
     bytecode: bool = True  # ship byte-code
+    system_site_packages: bool = False  # the venv sees the base interpreter's packages (the base has some)
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,17 @@ class BaseImage:
     reference: str
     digest: str | None = None
     image_id: str | None = None
+    packages: tuple[BasePackage, ...] = ()  # what its Python already has (read from its layers' dist-info)
+
+
+@dataclass(frozen=True)
+class BasePackage:
+    """A Python distribution the base image's interpreter already has, as its dist-info says."""
+
+    name: str
+    version: str
+    site: str  # the in-image folder it is installed in
+    requires: tuple[str, ...] = ()  # its Requires-Dist lines
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from compiler import __version__
 from compiler.lock.types import Lock
-from compiler.plan.types import ContextFile
+from compiler.plan.types import BasePackage, ContextFile
 from compiler.resolve.types import ResolvedPackage
 from compiler.sbom.generate import generate_sbom
 from compiler.sbom.types import SbomInputs, TreeComponent
@@ -14,7 +14,9 @@ from compiler.workspace.trees import tree_digest
 SBOM_IN_CONTEXT = "pkgc/sbom.cdx.json"
 
 
-def sbom_inputs(pkg: ResolvedPackage, lock: Lock, base_image_id: str | None) -> SbomInputs:
+def sbom_inputs(
+    pkg: ResolvedPackage, lock: Lock, base_image_id: str | None, base_packages: tuple[BasePackage, ...] = ()
+) -> SbomInputs:
     model = pkg.model
     code = None
     if pkg.code is not None:
@@ -26,10 +28,14 @@ def sbom_inputs(pkg: ResolvedPackage, lock: Lock, base_image_id: str | None) -> 
         model_type=model.type, code=code,
         inputs=tuple(TreeComponent(i.root_name, None, i.tree_digest, i.mount_path) for i in pkg.inputs),
         base_image=image, base_image_id=base_image_id, lock=lock, pkgc_version=__version__,
+        base_packages=base_packages,
     )  # fmt: skip
 
 
-def sbom_context_file(pkg: ResolvedPackage, lock: Lock, base_image_id: str | None) -> ContextFile:
+def sbom_context_file(
+    pkg: ResolvedPackage, lock: Lock, base_image_id: str | None, base_packages: tuple[BasePackage, ...] = ()
+) -> ContextFile:
     """The SBOM as a build-context file, for the planner to ship beside the lock; ``base_image_id``
-    is the base image's id (the sha256 of its config: the same for both back ends)."""
-    return ContextFile(SBOM_IN_CONTEXT, data=generate_sbom(sbom_inputs(pkg, lock, base_image_id)))
+    is the base image's id (the sha256 of its config: the same for both back ends); ``base_packages``
+    what the base's own Python has (listed inside the base image's component)."""
+    return ContextFile(SBOM_IN_CONTEXT, data=generate_sbom(sbom_inputs(pkg, lock, base_image_id, base_packages)))

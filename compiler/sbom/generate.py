@@ -73,8 +73,18 @@ def _base_image(sbom: SbomInputs) -> Component:
     if sbom.base_image_id:
         properties.append(Property(name=f"{PROP}image-id", value=sbom.base_image_id))
         hashes = _sha256(sbom.base_image_id.removeprefix("sha256:"))  # the image id: sha256 of its config, which both back ends know
+    packages = [_base_package(p) for p in sbom.base_packages]  # nested: the base's, not the lock's
     return Component(name=sbom.base_image, type=ComponentType.CONTAINER, bom_ref="base-image", hashes=hashes,
-                     properties=properties)  # fmt: skip
+                     properties=properties, components=packages)  # fmt: skip
+
+
+def _base_package(p) -> Component:
+    """A package the base image's own Python has: no file pkgc installed, so no hash; where it is."""
+    return Component(
+        name=p.name, version=p.version, type=ComponentType.LIBRARY, bom_ref=f"base-image:pip:{p.name}@{p.version}@{p.site}",
+        purl=PackageURL(type="pypi", name=p.name, version=p.version),
+        properties=[Property(name=f"{PROP}role", value="base-image package"), Property(name=f"{PROP}path", value=p.site)],
+    )  # fmt: skip
 
 
 def _bom(sbom: SbomInputs, serial: uuid.UUID) -> Bom:

@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from compiler.labels import SBOM_DIGEST as SBOM_LABEL  # noqa: F401  (the label contract owns the name)
+from typing import TYPE_CHECKING
+
 from compiler.lock.types import Lock
+
+if TYPE_CHECKING:  # the plan's types import the SBOM's: only the annotation is needed here
+    from compiler.plan.types import BasePackage
 
 SBOM_IN_IMAGE = "/opt/pkgc/sbom.cdx.json"
 
@@ -35,3 +40,4 @@ class SbomInputs:
     base_image_id: str | None  # sha256:<64 hex>: the sha256 of its config (the engine's image id)
     lock: Lock
     pkgc_version: str
+    base_packages: tuple[BasePackage, ...] = ()  # the base interpreter's own packages (from its dist-info)

@@ -87,7 +87,7 @@ def test_digest_is_stable_and_ignores_formatting(tmp_path: Path) -> None:
     path.write_text(reformatted)
     assert recipe_digest(load_recipe("debian-bookworm", root)) == recipe_digest(original)
 
-    edited = reformatted.replace('"python3", "python3-venv"]', '"python3"]')
+    edited = reformatted.replace('"python3-venv",', '"python3-venv", "libsndfile1",')
     assert edited != reformatted
     path.write_text(edited)
     changed = load_recipe("debian-bookworm", root)
@@ -186,7 +186,7 @@ def test_bootstrap_command() -> None:
     cmd = bootstrap.bootstrap_command(recipe, Path("/w/out.tar"), mirrors, (stub,))
     assert cmd[:4] == ["mmdebstrap", "--mode=root", "--variant=minbase", "--format=tar"]
     assert "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr" in cmd
-    assert "--include=python3,python3-venv" in cmd
+    assert "--include=python3,python3-venv,libgomp1" in cmd
     assert "--dpkgopt=path-exclude=/usr/share/doc/*" in cmd
     assert "--dpkgopt=path-exclude=/usr/share/locale/*" in cmd
     assert "--dpkgopt=path-exclude=/usr/share/man/*" in cmd
@@ -252,3 +252,18 @@ def test_registry_pull_failure_is_a_clear_build_error() -> None:
     assert message.startswith("cannot pull python:3.11-slim: Get https://registry-1.docker.io")
     assert message.endswith("build the offline 'debian-bookworm' base instead")
     assert info.value.exit_code == 3
+
+
+def test_a_users_recipe_folder_loads_by_path(tmp_path: Path, monkeypatch) -> None:
+    """`pkgc base-image build ./my-base`: a recipe of the user's own, e.g. the offline base plus a library."""
+    folder = tmp_path / "my-base"
+    folder.mkdir()
+    text = (base_images_dir() / "debian-bookworm" / "recipe.toml").read_text()
+    text = text.replace('name = "debian-bookworm"', 'name = "my-base"').replace('"libgomp1"]', '"libgomp1", "libsndfile1"]')
+    (folder / "recipe.toml").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    recipe = load_recipe("./my-base")
+    assert recipe.name == "my-base" and "libsndfile1" in recipe.bootstrap.packages
+    assert recipe.image_ref.startswith("pkgc/base-my-base:")
+    with pytest.raises(ResolveError, match="no recipe.toml"):
+        load_recipe("./elsewhere")
