@@ -74,4 +74,7 @@ def storage_fault(exc: OSError, cache: Path, workspace: Path) -> StorageFault | 
 
 
 def _shown(path: Path) -> str:
+    """The path for the line: a temporary file's folder (its own name says nothing)."""
+    if path.name.startswith(".") and ".partial" in path.name:
+        path = path.parent
     return excerpt(str(path), 200)

@@ -47,7 +47,7 @@ class PruneResult:
     def as_dict(self) -> dict:
         return {"cache": str(self.cache), "before": self.before, "after": self.after, "freed": self.freed,
                 "max_size": self.max_size, "over": self.over, "busy": self.busy, "store_left": self.store_left,
-                "removed": {name: u.as_dict() for name, u in self.removed.items() if u.files}}  # fmt: skip
+                "removed": {name.replace(" ", "_"): u.as_dict() for name, u in self.removed.items() if u.files}}  # fmt: skip
 
 
 def prune_cache(cache: Path, max_size: int | None = None, now: float | None = None) -> PruneResult:

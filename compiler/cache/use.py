@@ -77,10 +77,17 @@ def sweep(cache: Path, alone: bool, now: float | None = None) -> Swept:
 
 
 def _age(path: Path, now: float) -> float:
+    """Seconds since anything at or under ``path`` changed (a long assembly may leave its top folder alone)."""
+    newest = 0.0
     try:
-        return now - path.lstat().st_mtime
+        newest = path.lstat().st_mtime
+        if path.is_dir() and not path.is_symlink():
+            for root, dirs, files in os.walk(path):
+                for name in dirs + files:
+                    newest = max(newest, os.lstat(os.path.join(root, name)).st_mtime)
     except OSError:
-        return 0.0
+        return 0.0  # changing under us: someone is at work there
+    return now - newest
 
 
 def _size(path: Path) -> int:

@@ -30,7 +30,7 @@ def du(args, options, reporter) -> int:
     except UnreadableStore:
         unnamed = None
     result = {"cache": str(options.cache_dir), "total": usage.total, "store_unreferenced": unnamed,
-              "parts": {name: part.as_dict() for name, part in usage.parts.items()}}  # fmt: skip
+              "parts": {name.replace(" ", "_"): part.as_dict() for name, part in usage.parts.items()}}  # fmt: skip
     lines = [f"{options.cache_dir}"]
     for name, part in usage.parts.items():
         note = f"  ({human_size(unnamed)} named by nothing: 'pkgc cache prune' frees it)" if name == "store blobs" and unnamed else ""
