@@ -6,7 +6,7 @@ usual fix), and scripts keep telling "fix your spec" (2) from "the build could n
 
 Which path: the one the failed call named (the destination of a copy or rename); a write to an open
 file names none, so the fullest of pkgc's folders (cache, workspace, temporary folder) is named.
-``EACCES``/``EPERM`` count only in pkgc's own folders (elsewhere they are about the user's input)."""
+``EACCES``/``EPERM``/``ENOTDIR`` count only in pkgc's own folders (elsewhere they are about the user's input)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from pathlib import Path
 from compiler.errors import PkgcError, excerpt
 
 FULL = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
-NOT_WRITABLE = {errno.EROFS: "read-only file system", errno.EACCES: "permission denied", errno.EPERM: "not permitted"}
+NOT_WRITABLE = {errno.EROFS: "read-only file system", errno.EACCES: "permission denied", errno.EPERM: "not permitted",
+                errno.ENOTDIR: "a file where a folder must be"}  # fmt: skip
 
 
 class StorageFault(PkgcError):

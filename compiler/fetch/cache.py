@@ -65,6 +65,7 @@ class PackageCache:
         os.close(fd)
         try:
             shutil.copyfile(source, name)
+            os.chmod(name, 0o644)  # as a plain copy gets it (mkstemp makes 0600)
             os.replace(name, target)
         except BaseException:
             Path(name).unlink(missing_ok=True)

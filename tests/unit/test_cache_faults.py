@@ -142,6 +142,13 @@ def test_other_errors_stay_what_they_are(tmp_path):
     outside = OSError(errno.EACCES, "Permission denied", "/etc/shadow")
     assert storage_fault(outside, tmp_path / "cache", tmp_path / "ws") is None  # the user's input, not pkgc's folders
     assert storage_fault(OSError(errno.ENOENT, "No such file", str(tmp_path)), tmp_path / "cache", tmp_path / "ws") is None
+    (tmp_path / "cache").write_text("a file, not a folder")
+    with pytest.raises(OSError) as caught:
+        (tmp_path / "cache" / "logs").mkdir(parents=True)
+    assert storage_fault(caught.value, tmp_path / "cache", tmp_path / "ws").lines() == [
+        f"{tmp_path / 'cache' / 'logs'}: a file where a folder must be (pkgc's cache must be writable: set PKGC_CACHE_DIR "
+        "to a folder that is)"
+    ]
     denied = storage_fault(OSError(errno.EACCES, "Permission denied", str(tmp_path / "ws" / "models")), tmp_path / "cache", tmp_path / "ws")
     assert denied is not None and denied.lines() == [f"{tmp_path / 'ws' / 'models'}: permission denied (the workspace must be "
                                                      "writable: set PKGC_WORKSPACE or --workspace to a folder that is)"]  # fmt: skip
