@@ -115,3 +115,20 @@ def _manifests(document: dict) -> set[str]:
     if isinstance(subject, dict) and (hexdigest := hex_digest(subject.get("digest"))):
         found.add(hexdigest)
     return found
+
+
+def unnamed_bytes(store: Path) -> int | None:
+    """The bytes of the store's blobs that nothing names (what ``pkgc cache prune`` frees there);
+    None when the store names something it cannot read."""
+    folder = store / "blobs" / "sha256"
+    if not folder.is_dir():
+        return 0
+    try:
+        kept = referenced_blobs(store)
+    except UnreadableStore:
+        return None
+    total = 0
+    for entry in os.scandir(folder):
+        if DIGEST.match(f"sha256:{entry.name}") and entry.name not in kept and entry.is_file(follow_symlinks=False):
+            total += entry.stat(follow_symlinks=False).st_size
+    return total

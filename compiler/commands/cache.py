@@ -20,15 +20,11 @@ def register(sub) -> None:
 
 def du(args, options, reporter) -> int:
     from compiler.cache.parts import measure
-    from compiler.cache.references import UnreadableStore, referenced_blobs
+    from compiler.cache.references import unnamed_bytes
     from compiler.cache.sizes import human_size
 
     usage = measure(options.cache_dir)
-    blobs = usage.parts["store blobs"]
-    try:
-        unnamed = _unnamed_bytes(options.cache_dir, referenced_blobs(options.cache_dir / "oci")) if blobs.files else 0
-    except UnreadableStore:
-        unnamed = None
+    unnamed = unnamed_bytes(options.cache_dir / "oci")
     result = {"cache": str(options.cache_dir), "total": usage.total, "store_unreferenced": unnamed,
               "parts": {name.replace(" ", "_"): part.as_dict() for name, part in usage.parts.items()}}  # fmt: skip
     lines = [f"{options.cache_dir}"]
@@ -38,17 +34,6 @@ def du(args, options, reporter) -> int:
     lines.append(f"  {'total':<14} {human_size(usage.total):>11}")
     print_result(result, args.json, "\n".join(lines))
     return 0
-
-
-def _unnamed_bytes(cache, kept: set[str]) -> int:
-    import os
-
-    folder = cache / "oci" / "blobs" / "sha256"
-    total = 0
-    for entry in os.scandir(folder):
-        if len(entry.name) == 64 and entry.name not in kept and entry.is_file(follow_symlinks=False):
-            total += entry.stat(follow_symlinks=False).st_size
-    return total
 
 
 def prune(args, options, reporter) -> int:
