@@ -7,20 +7,24 @@ failure, 4 verification failure, 5 no engine); results go to stdout.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
 
 from compiler import __version__
-from compiler.commands import assets, attestations, baseimage, build, lock, run, sbom, verify
+from compiler.cache.faults import storage_fault
+from compiler.cache.use import cache_in_use
+from compiler.commands import assets, attestations, baseimage, build, cache, lock, run, sbom, verify
 from compiler.errors import PkgcError
 from compiler.options import config_dir_for, load_options, progress_mode
 from compiler.progress.events import MODES
 from compiler.reporter import Reporter
 
 LOGGED_COMMANDS = ("build", "lock", "base-image")  # the long runs: their whole log is kept in <cache>/logs
+CACHE_WRITERS = (*LOGGED_COMMANDS, "model")  # hold the cache while they run (compiler/cache/use.py)
 
-COMMAND_MODULES = (build, lock, assets, baseimage, run, verify, sbom, attestations)
+COMMAND_MODULES = (build, lock, assets, baseimage, run, verify, sbom, attestations, cache)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,12 +49,16 @@ def main(argv: list[str] | None = None) -> int:
         options = load_options(args.workspace, spec_dir)
         if args.command in LOGGED_COMMANDS:
             reporter.keep_log(options.cache_dir / "logs", args.command)
-        code = args.func(args, options, reporter)
+        try:
+            with cache_in_use(options.cache_dir) if args.command in CACHE_WRITERS else contextlib.nullcontext():
+                code = args.func(args, options, reporter)
+        except OSError as exc:  # a full disk, a read-only cache: one line naming the path
+            raise storage_fault(exc, options.cache_dir, options.workspace) or exc
         reporter.close(failed=code != 0)
         return code
     except PkgcError as exc:
         # bad input (2) and no engine (5) are one line each; a failed build also shows its log
-        reporter.close(failed=exc.exit_code not in (2, 5), errors=exc.lines())
+        reporter.close(failed=exc.exit_code not in (2, 5) and getattr(exc, "shows_log", True), errors=exc.lines())
         return exc.exit_code
     except KeyboardInterrupt:
         reporter.close()

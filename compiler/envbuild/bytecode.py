@@ -26,6 +26,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from compiler.cache.owner import staging_name
+from compiler.cache.lru import mark_used
+
 CACHE_FORMAT = b"pkgc-pyc-1"
 
 
@@ -85,11 +88,23 @@ def _compile(source: _Source) -> bool:
     except (py_compile.PyCompileError, SyntaxError, UnicodeError, ValueError, OSError):
         return False  # left as source, as compileall does
     if source.cached is not None:
-        source.cached.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=source.cached.parent, delete=False) as tmp:
-            tmp.write(source.pyc.read_bytes())
-        os.replace(tmp.name, source.cached)
+        _keep(source.pyc, source.cached)
     return True
+
+
+def _keep(pyc: Path, cached: Path) -> None:
+    """Put a compiled file in the pyc cache, best effort: a cache that is full or read-only only
+    means compiling again next time (the layer itself reports a full disk)."""
+    tmp = None
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=cached.parent, prefix=staging_name(".partial-"), delete=False) as fh:
+            tmp = fh.name
+            fh.write(pyc.read_bytes())
+        os.replace(tmp, cached)
+    except OSError:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def compile_site_packages(
@@ -107,6 +122,7 @@ def compile_site_packages(
             source.pyc.parent.mkdir(exist_ok=True)
             shutil.copyfile(source.cached, source.pyc)
             os.chmod(source.pyc, _mode(source.path))
+            mark_used(source.cached)  # pkgc cache prune --max-size evicts the least recently used
         else:
             missing.append(source)
     if len(missing) > 50 and workers > 1:

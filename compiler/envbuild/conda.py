@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable
 from urllib.parse import unquote, urlparse
 
+from compiler.cache.owner import staging_dir
 from compiler.envbuild.venv import VenvTarget, install_wheels, venv_skeleton
 from compiler.errors import BuildError
 
@@ -132,7 +132,7 @@ def assemble_conda_env(
     else:
         root = staging / target.prefix.lstrip("/")
         root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="pkgc-rattler-", dir=staging.parent) as cache:
+    with staging_dir(staging.parent, "pkgc-rattler-") as cache:
         try:
             asyncio.run(_link(asyncio.run(_records(packages, target)), root, target, Path(cache)))
         except BuildError:

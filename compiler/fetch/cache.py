@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from compiler.cache.lru import mark_used
+from compiler.cache.owner import staging_name
 from compiler.errors import BuildError
 from compiler.fetch.sdist import build_wheel
 from compiler.lock.pip_resolve import newest_manylinux, platform_args
@@ -39,7 +41,8 @@ class PackageCache:
         return self.root / package.sha256 / package.filename
 
     def verified(self, package: LockedPackage) -> Path | None:
-        """The cached file, or None; a file whose content no longer matches its hash is refused."""
+        """The cached file, or None; a file whose content no longer matches its hash is refused. A
+        file found is marked used now (``pkgc cache prune --max-size`` evicts the least recently used)."""
         path = self.path_for(package)
         if not path.is_file():
             return None
@@ -49,6 +52,7 @@ class PackageCache:
                 f"cached file {path} is corrupt or tampered: its sha256 is {actual}, the lock says "
                 f"{package.sha256}; delete it and build again"
             )
+        mark_used(path)
         return path
 
     def add(self, source: Path, package: LockedPackage) -> Path:
@@ -57,9 +61,15 @@ class PackageCache:
             raise BuildError(f"downloaded {source.name} has sha256 {actual}, the lock says {package.sha256}")
         target = self.path_for(package)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.partial")
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
+        fd, name = tempfile.mkstemp(prefix=staging_name(".partial-"), dir=target.parent)  # a killed run's: swept by the next
+        os.close(fd)
+        try:
+            shutil.copyfile(source, name)
+            os.chmod(name, 0o644)  # as a plain copy gets it (mkstemp makes 0600)
+            os.replace(name, target)
+        except BaseException:
+            Path(name).unlink(missing_ok=True)
+            raise
         return target
 
 

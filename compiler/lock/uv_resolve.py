@@ -1,10 +1,15 @@
 """Resolve pip requirements for the image's platform with uv (``uv pip compile``), pip's faster peer.
 
 uv reads neither pip's configuration nor its CA, so this module translates the host's pip settings
-(``pip config list``: files and ``PIP_*`` variables) into uv's options: index URLs, find-links,
+(``pip config list``: files and ``PIP_*`` variables) into uv's settings: index URLs, find-links,
 constraints, trusted hosts; pip's ``cert`` becomes ``SSL_CERT_FILE`` for uv's process only (else
 ``--native-tls``: the system store). ``--no-config`` keeps any uv.toml out, so pip's settings alone
 decide, as they do for pip. The host CA is used on the host and never reaches the image.
+
+Index URLs may hold credentials (``https://user:token@host/simple``), so every setting that names a
+place goes to uv through its environment (``UV_INDEX_URL``, ``UV_EXTRA_INDEX_URL``, ...), which only
+its user and root can read (``/proc/PID/environ``), never through its command line, which anyone on
+the host can read (``ps``, ``/proc/PID/cmdline``).
 
 uv writes a PEP 751 ``pylock.toml`` listing every wheel of the chosen version compatible with the
 platform; the wheel kept is the one pip would install: the best-ranked tag for the image's
@@ -33,10 +38,11 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from compiler.lock.types import LockedPackage, filename_from_url
 
 UV_MANYLINUX_MAX = 40  # uv's --python-platform knows x86_64-manylinux_2_17 .. _2_40
-# pip settings by the uv option they become (multi: whitespace-separated lists)
-_SINGLE = {"index-url": "--index-url"}
-_MULTI = {"extra-index-url": "--extra-index-url", "find-links": "--find-links", "trusted-host": "--allow-insecure-host",
-          "constraint": "--constraint"}  # fmt: skip
+# pip settings (whitespace-separated lists, as pip reads them) by the uv variable they become and the
+# separator uv splits that variable at
+_UV_VARIABLES = {"index-url": ("UV_INDEX_URL", None), "extra-index-url": ("UV_EXTRA_INDEX_URL", " "),
+                 "find-links": ("UV_FIND_LINKS", ","), "trusted-host": ("UV_INSECURE_HOST", " "),
+                 "constraint": ("UV_CONSTRAINT", " ")}  # fmt: skip
 
 
 class UvUnavailable(Exception):
@@ -73,13 +79,8 @@ class PipSettings:
         return cls.parse(proc.stdout if proc.returncode == 0 else "")
 
     def uv_args(self) -> list[str]:
+        """uv's options that name no place (places, which may hold credentials, are in ``uv_env``)."""
         args: list[str] = []
-        for key, option in _SINGLE.items():
-            if self.values.get(key):
-                args += [option, self.values[key]]
-        for key, option in _MULTI.items():
-            for item in self.values.get(key, "").split():
-                args += [option, item]
         if self.values.get("no-index", "").lower() in ("1", "true", "yes", "on"):
             args.append("--no-index")
         if not self.values.get("cert"):
@@ -87,14 +88,29 @@ class PipSettings:
         return args
 
     def uv_env(self, environ: dict[str, str]) -> dict[str, str]:
-        """uv's environment: pip's CA and proxy for the resolve only; no UV_* setting of the user's
-        changes where packages come from (pip's settings decide)."""
+        """uv's environment: pip's indexes, find-links, constraints and trusted hosts, its CA and proxy,
+        for the resolve only; no UV_* setting of the user's changes where packages come from (pip's
+        settings decide)."""
         env = {k: v for k, v in environ.items() if not k.startswith("UV_") or k in ("UV_CACHE_DIR",)}
+        for key, (variable, separator) in _UV_VARIABLES.items():
+            value = self.values.get(key, "").strip()
+            if value:
+                env[variable] = value if separator is None else separator.join(_list_item(i, separator) for i in value.split())
         if self.values.get("cert"):
             env["SSL_CERT_FILE"] = self.values["cert"]
         if self.values.get("proxy"):
             env["HTTPS_PROXY"] = env["HTTP_PROXY"] = self.values["proxy"]
         return env
+
+
+def _list_item(item: str, separator: str) -> str:
+    """``item`` as one element of a list uv splits at ``separator`` (pip's items hold no whitespace;
+    a find-links place may hold a ','): percent-encoded, a local path as a ``file:`` URL."""
+    if separator not in item:
+        return item
+    if "://" not in item:
+        return Path(item).absolute().as_uri()  # as_uri percent-encodes ','
+    return item.replace(separator, "%2C")
 
 
 def uv_binary() -> str | None:

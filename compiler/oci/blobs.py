@@ -11,6 +11,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from compiler.cache.owner import staging_name
+
 
 @dataclass(frozen=True)
 class Blob:
@@ -24,7 +26,7 @@ class BlobWriter:
     def __init__(self, store: "BlobStore"):
         self._store = store
         store.root.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=".partial-", dir=store.root)
+        fd, name = tempfile.mkstemp(prefix=staging_name(".partial-"), dir=store.root)  # a killed run's: swept by the next
         self._file = os.fdopen(fd, "wb", buffering=1 << 20)
         self._tmp = Path(name)
         self._hash = hashlib.sha256()
@@ -39,7 +41,11 @@ class BlobWriter:
     def commit(self, expected: str | None = None) -> Blob:
         """Store the bytes written; with ``expected``, only if that is their digest (ValueError else,
         and nothing is stored)."""
-        self._file.close()
+        try:
+            self._file.close()
+        except OSError:  # the last bytes did not fit (a full disk): nothing stays
+            self._tmp.unlink(missing_ok=True)
+            raise
         digest = "sha256:" + self._hash.hexdigest()
         if expected is not None and digest != expected:
             self._tmp.unlink(missing_ok=True)
@@ -53,7 +59,10 @@ class BlobWriter:
         return Blob(digest, self.size)
 
     def abort(self) -> None:
-        self._file.close()
+        try:
+            self._file.close()
+        except OSError:  # flushing what was buffered failed (a full disk): the file goes anyway
+            pass
         self._tmp.unlink(missing_ok=True)
 
 

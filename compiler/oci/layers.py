@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+from compiler.cache.owner import staging_dir
 from compiler.envbuild.bytecode import compile_site_packages
 from compiler.envbuild.libraries import Need, external_needs, fix_for, missing_from_base
 from compiler.envbuild import slim as slim_module
@@ -88,8 +88,9 @@ def environment_layer(plan: ImagePlan, scan: BaseScan, store: OciStore, options:
         log(f"environment layer reused ({cached.size / 1e6:.0f} MB, {cached.digest[:19]})")
         check_libraries(plan, scan, _remembered_needs(store, key), options.allow_missing)
         return BuiltLayer("environment", why, cached)
-    store.root.mkdir(parents=True, exist_ok=True)  # staging beside the blobs: one file system, no copy across
-    with tempfile.TemporaryDirectory(prefix="pkgc-env-", dir=store.root) as staging:
+    # staging beside the blobs (one file system, no copy across), named for this process: a killed
+    # build's is removed by the next run (compiler/cache/use.py)
+    with staging_dir(store.root, "pkgc-env-") as staging:
         started = time.monotonic()
         root = assemble(Path(staging))
         log(f"assembled the {env.strategy} environment at {env.prefix} on the host in {time.monotonic() - started:.1f} s")

@@ -9,6 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from compiler.cache.owner import staging_name
 from compiler.emit.oci import PreparedOutput, StagedImage, commit_output, default_tag, discard_output
 from compiler.emit.publish import PublishRequest, PublishResult
 from compiler.emit.registry import push_image
@@ -21,7 +22,7 @@ def publish_stored(store: OciStore, manifest_digest: str, request: PublishReques
     image = outputs.StoredImage.read(store, manifest_digest)
     tag = default_tag(request.image)
     prepared: list[PreparedOutput] = []
-    scratch = Path(tempfile.mkdtemp(prefix="pkgc-stage-", dir=store.root))
+    scratch = Path(tempfile.mkdtemp(prefix=staging_name("pkgc-stage-"), dir=store.root))  # a killed run's: swept by the next
     try:
         refs = request.attest(store.root, request.image, manifest_digest) if request.attest else ()
         for target in request.outputs:

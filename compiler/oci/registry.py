@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from compiler.cache.owner import staging_name
 from compiler.emit.oci import TAG_RE
 from compiler.emit.registry import COMPONENT_RE, HOST_RE, PushTarget
 from compiler.emit.skopeo import skopeo_binary, skopeo_copy
@@ -162,7 +163,7 @@ def _platform_digest(image: RegistryImage) -> str:
 
 
 def _fetch(image: RegistryImage, digest: str, store: OciStore, log: Log) -> Blob:
-    with tempfile.TemporaryDirectory(prefix="pkgc-registry-", dir=_scratch(store)) as tmp:
+    with tempfile.TemporaryDirectory(prefix=staging_name("pkgc-registry-"), dir=_scratch(store)) as tmp:
         folder = Path(tmp) / "image"
         options = [] if image.tls_verify else ["--src-tls-verify=false"]
         copied = skopeo_copy(image.transport(digest), f"dir:{folder}", log, options)

@@ -36,9 +36,11 @@ class RunLog:
         except OSError:
             return None
         self.path = path
-        for line in self._tail:  # what was said before the file opened
-            self._file.write(line + "\n")
-        self._file.flush()
+        try:
+            self._file.write("".join(line + "\n" for line in self._tail))  # what was said before it opened
+            self._file.flush()
+        except OSError:
+            self._drop_file()
         _prune(folder, keep=KEEP_LOGS)
         return path
 
@@ -48,21 +50,28 @@ class RunLog:
             texts = [f"{event.level}: {t.rstrip()}" for t in event.text.splitlines() if t.strip()] or [f"{event.level}:"]
         else:
             texts = [plain_line(event)]
-        for text in texts:
-            line = f"{self.clock() - self.started:8.2f}s {stage:<9} {text}"
-            self._tail.append(line.rstrip())
-            if self._file is not None:
-                self._file.write(line.rstrip() + "\n")
+        lines = [f"{self.clock() - self.started:8.2f}s {stage:<9} {text}".rstrip() for text in texts]
+        self._tail.extend(lines)
         if self._file is not None:
-            self._file.flush()
+            try:
+                self._file.write("".join(line + "\n" for line in lines))
+                self._file.flush()
+            except OSError:  # the disk filled up: the run goes on, its tail kept in memory
+                self._drop_file()
+
+    def _drop_file(self) -> None:
+        file, self._file = self._file, None
+        try:
+            file.close()
+        except OSError:
+            pass
 
     def tail(self, lines: int = TAIL_LINES) -> tuple[str, ...]:
         return tuple(list(self._tail)[-lines:])
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
-            self._file = None
+            self._drop_file()
 
 
 def _prune(folder: Path, keep: int) -> None:

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from compiler.errors import Collected, SpecError, SpecProblem, excerpt
 from compiler.spec.model import SERVER_TYPES, PackageSpec
-from compiler.spec.values import APP_ROOT, ASSET_NAME, ASSET_NAME_RULE, container_path_problem
+from compiler.spec.values import APP_ROOT, ASSET_NAME, ASSET_NAME_RULE, container_path_problem, image_text_problem, line_problem
 from compiler.spec.yamldoc import KeyPath, YamlDocument, load_yaml
 
 if TYPE_CHECKING:
@@ -171,7 +171,10 @@ def _load_deployment(path: Path, doc: YamlDocument, target_environment: str | No
 
 def check_files(spec_file: SpecFile) -> None:
     """The code folder and the scoring script must exist (paths are relative to package.yml), the
-    script inside the folder; the model's place in the container must not be the code's."""
+    script inside the folder; the model's place in the container must not be the code's. Names that
+    reach the image (the spec's, a label; the code folder's, a folder) must be writable there."""
+    if problem := image_text_problem(spec_file.path.name):
+        raise SpecError(SpecProblem(excerpt(str(spec_file.path)), "", f"the spec's file name {problem} (label io.pkgc.spec)"))
     code = spec_file.spec.code_configuration
     if code is None:
         return
@@ -182,6 +185,8 @@ def check_files(spec_file: SpecFile) -> None:
         raise SpecError(spec_file.problem(key + ("code",), found))
     if code_dir == Path(code_dir.anchor):
         raise SpecError(spec_file.problem(key + ("code",), "the code folder must not be the filesystem root"))
+    if problem := line_problem(code_dir.name):  # a link may lead to a name the spec did not write
+        raise SpecError(spec_file.problem(key + ("code",), f"the code folder's name '{excerpt(code_dir.name)}' {problem}: it is a folder in the image"))
     if code.scoring_script is not None:  # a custom server's own folder need not hold one
         _check_script(spec_file, key, code_dir, code.code, code.scoring_script)
     mount_path = spec_file.spec.model_configuration.mount_path

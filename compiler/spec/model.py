@@ -38,6 +38,7 @@ def _route(value: str) -> str | None:
 
 
 Text = Annotated[str, _rule(values.text_problem)]  # free text: no NUL
+ImageText = Annotated[str, _rule(values.image_text_problem)]  # text that reaches the image: no newline, no NUL
 Line = Annotated[str, Field(min_length=1, max_length=4096), _rule(values.line_problem)]  # a reference, one line
 def _env_names(value: dict[str, str]) -> dict[str, str]:
     for key in value:
@@ -46,7 +47,7 @@ def _env_names(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
-EnvVars = Annotated[dict[str, Text], AfterValidator(_env_names)]  # names as a shell and an engine take them
+EnvVars = Annotated[dict[str, ImageText], AfterValidator(_env_names)]  # names as a shell and an engine take them
 HostPath = Annotated[str, Field(min_length=1), _rule(values.host_path_problem)]  # a path on this machine
 InnerPath = Annotated[str, Field(min_length=1), _rule(values.inner_path_problem)]  # inside the code folder
 AssetName = Annotated[str, _rule(_asset_name)]  # a name or version used as a path part and an image tag

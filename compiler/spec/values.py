@@ -33,6 +33,20 @@ def text_problem(value: str) -> str | None:
     return "must not hold a NUL character" if "\x00" in value else None
 
 
+def image_text_problem(value: str) -> str | None:
+    """Text that reaches the image as it is (environment variable values: ``ENV`` lines and the image
+    config): any character a Dockerfile line can carry, so anything but a newline or NUL, as UTF-8.
+    Refused when the spec is read; the planner keeps the same rule as a backstop for values from
+    elsewhere (the base image, a model's name)."""
+    if "\n" in value or "\x00" in value:
+        return "must not hold a newline or NUL: it reaches the image, and no Dockerfile line can carry one"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid UTF-8 text: it reaches the image"
+    return None
+
+
 def line_problem(value: str) -> str | None:
     """One line of text (references, script names): no control characters."""
     return "must not hold control characters (newline, tab, NUL, ...)" if CONTROL.search(value) else None

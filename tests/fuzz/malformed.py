@@ -142,7 +142,7 @@ def valid() -> Iterator[Case]:
     yield Case("valid/local-model", dump(with_value(("model",), {"path": "model.pkl", "name": "m", "version": "2"})), "ok")
     yield Case("valid/no-model-section", dump(without(("model",))), "ok")
     yield Case("valid/unicode-tag", dump(with_value(("tags", "team"), "équipe 模型 🙂")), "ok")
-    yield Case("valid/newline-env-value", dump(with_value(("environment_variables", "WORKERS"), "a\nb")), "ok")
+    yield Case("valid/newline-tag-value", dump(with_value(("tags", "team"), "a\nb")), "ok")  # tags stay in the workspace
     yield Case("valid/merge-into-tags", base_text().replace("tags:\n  team: ml\n", "tags:\n  <<: {a: b}\n  team: ml\n").encode(), "ok")
     yield Case("valid/crlf", base_text().replace("\n", "\r\n").encode(), "ok")
     yield Case("valid/utf8-bom", b"\xef\xbb\xbf" + dump(BASE), "ok")
@@ -186,6 +186,8 @@ def unicode_values() -> Iterator[Case]:
             if path in STRICT_PATHS - {("model_configuration", "mount_path")} and label not in ("tab",):
                 expect = "error"  # names, types and files that do not exist
             yield Case(f"unicode/{name_of(path)}/{label}", dump(with_value(path, value)), expect)
+    for label, value in (("newline", "a\nb"), ("nul", "a\x00b"), ("trailing-newline", "2\n")):  # values reaching the image
+        yield Case(f"image-text/env-value/{label}", dump(with_value(("environment_variables", "WORKERS"), value)), "error", mentions="WORKERS")
     raw = base_text()
     for label, escape in (("lone-surrogate", "\\ud800"), ("nul-escape", "\\0"), ("bell", "\\a"), ("bad-escape", "\\q")):
         text = raw.replace("target_environment: fuzz-pkg", f'target_environment: "fuzz{escape}pkg"')

@@ -204,13 +204,19 @@ def test_code_and_script_paths(tmp_path, field, value, why):
     assert f"inferencing_server.code_configuration.{field}: " in line and why in line
 
 
-@pytest.mark.parametrize("key", ["tags", "environment_variables"])
-def test_nul_in_values_is_refused_and_everything_else_kept(tmp_path, key):
-    name = "team" if key == "tags" else "A"
-    line = first_error(tmp_path, OLD_STYLE + f'{key}: {{{name}: "x\\0y"}}\n')
-    assert line == f":11: {key}.{name}: must not hold a NUL character (got 'x\\x00y')"
-    spec = load_package_spec(write(tmp_path, OLD_STYLE + f'{key}: {{{name}: "é\\nline two $HOME \\\\"}}\n')).spec
-    assert getattr(spec, key) == {name: "é\nline two $HOME \\"}
+def test_nul_in_a_tag_is_refused_and_everything_else_kept(tmp_path):
+    line = first_error(tmp_path, OLD_STYLE + 'tags: {team: "x\\0y"}\n')
+    assert line == ":11: tags.team: must not hold a NUL character (got 'x\\x00y')"
+    spec = load_package_spec(write(tmp_path, OLD_STYLE + 'tags: {team: "é\\nline two $HOME \\\\"}\n')).spec
+    assert spec.tags == {"team": "é\nline two $HOME \\"}
+
+
+def test_an_environment_value_reaches_the_image_so_a_newline_is_refused_too(tmp_path):
+    why = "must not hold a newline or NUL: it reaches the image, and no Dockerfile line can carry one"
+    assert first_error(tmp_path, OLD_STYLE + 'environment_variables: {A: "x\\0y"}\n') == f":11: environment_variables.A: {why} (got 'x\\x00y')"
+    assert first_error(tmp_path, OLD_STYLE + 'environment_variables: {A: "x\\ny"}\n') == f":11: environment_variables.A: {why} (got 'x\\ny')"
+    spec = load_package_spec(write(tmp_path, OLD_STYLE + 'environment_variables: {A: "é\\tline two $HOME \\\\"}\n')).spec
+    assert spec.environment_variables == {"A": "é\tline two $HOME \\"}
 
 
 def test_quoted_values_are_cut_to_100_characters(tmp_path):

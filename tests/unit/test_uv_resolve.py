@@ -27,21 +27,22 @@ install.trusted-host='mirror.example'
 """
 
 
-def test_pip_settings_become_uv_options_with_pip_precedence():
+def test_pip_settings_become_uv_settings_with_pip_precedence():
     settings = PipSettings.parse(LISTING)
-    assert settings.uv_args() == [
-        "--index-url", "https://env.example/simple",  # PIP_INDEX_URL wins over the file, as in pip
-        "--extra-index-url", "file:///opt/a/simple", "--extra-index-url", "file:///opt/b/simple",
-        "--find-links", "/opt/wheels", "--allow-insecure-host", "mirror.example",
-        "--constraint", "/etc/pip/constraints.txt",
-    ]  # fmt: skip
+    env = settings.uv_env({})
+    assert env["UV_INDEX_URL"] == "https://env.example/simple"  # PIP_INDEX_URL wins over the file, as in pip
+    assert env["UV_EXTRA_INDEX_URL"] == "file:///opt/a/simple file:///opt/b/simple"
+    assert env["UV_FIND_LINKS"] == "/opt/wheels" and env["UV_INSECURE_HOST"] == "mirror.example"
+    assert env["UV_CONSTRAINT"] == "/etc/pip/constraints.txt"
+    assert settings.uv_args() == []  # places (which may hold credentials) never go on the command line
 
 
 def test_pip_ca_and_proxy_reach_uv_process_only_and_uv_settings_are_dropped():
     settings = PipSettings.parse(LISTING + "global.proxy='http://proxy:3128'\n")
-    env = settings.uv_env({"PATH": "/bin", "UV_INDEX_URL": "https://elsewhere", "UV_CACHE_DIR": "/c"})
+    env = settings.uv_env({"PATH": "/bin", "UV_INDEX_URL": "https://elsewhere", "UV_CACHE_DIR": "/c", "UV_OFFLINE": "1"})
     assert env == {"PATH": "/bin", "UV_CACHE_DIR": "/c", "SSL_CERT_FILE": "/etc/ssl/certs/corp.pem",
-                   "HTTPS_PROXY": "http://proxy:3128", "HTTP_PROXY": "http://proxy:3128"}  # fmt: skip
+                   "HTTPS_PROXY": "http://proxy:3128", "HTTP_PROXY": "http://proxy:3128", **PipSettings.parse(LISTING).uv_env({})}  # fmt: skip
+    assert env["UV_INDEX_URL"] == "https://env.example/simple"  # pip's, not the user's UV_INDEX_URL
     assert "--native-tls" not in settings.uv_args()
     assert "--native-tls" in PipSettings.parse("").uv_args()  # no CA of pip's: the system store
     assert PipSettings.parse(":env:.no-index='true'\n").uv_args()[-2:] == ["--no-index", "--native-tls"]
