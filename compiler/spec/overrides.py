@@ -73,8 +73,8 @@ def fill_text(text: str, overrides: Overrides) -> tuple[str, frozenset[str]]:
         if not any(_named(key, m) for m in PLACEHOLDER.finditer(text)):
             continue
         if not PLAIN_VALUE.match(value):
-            flag = "--endpoint-name" if key == "endpoint_name" and value == overrides.endpoint_name else f"--set {key}"
-            raise SpecError(SpecProblem(flag, "", f"'{excerpt(value)}' fills a placeholder: give a plain name, version, "
+            flag, named = ("--endpoint-name", "") if key == "endpoint_name" and value == overrides.endpoint_name else ("--set", key)
+            raise SpecError(SpecProblem(flag, named, f"'{excerpt(value)}' fills a placeholder: give a plain name, version, "
                                                   "path or image reference (letters, digits and ._/:@+=~-)"))  # fmt: skip
         text = PLACEHOLDER.sub(lambda m: value if _named(key, m) else m.group(0), text)
         used.add(key)
