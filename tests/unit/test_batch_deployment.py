@@ -231,3 +231,47 @@ def test_the_command_line_takes_set_and_endpoint_name(tmp_path):
     batch = run_pkgc("build", str(HEART / "deployment-simple" / "deployment.yml"), "--emit", "spec")
     assert batch.returncode == 0, batch.stderr
     assert yaml.safe_load(batch.stdout)["x-pkgc-deployment"]["job"]["mini_batch_size"] == "2"
+
+
+def test_generated_mlflow_batch_script_through_the_driver(tmp_path):
+    """The generated scoring script (templates/mlflow/batch_score.py) run by the real driver on the host,
+    over a real MLflow model: Azure's row, prediction, file layout, equal to the host's own predictions."""
+    import csv
+    import os
+    import subprocess
+    import sys
+
+    import mlflow.pyfunc
+    import mlflow.sklearn
+    import pandas
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LinearRegression
+
+    from compiler.resolve.mlflow_batch import generate_batch_scoring
+    from compiler.resources import templates_dir
+
+    frames = {"a.csv": pandas.DataFrame({"x": [1.0, 2.0, 3.0], "y": [0.5, 0.0, 1.0]}),
+              "b.csv": pandas.DataFrame({"x": [4.0], "y": [2.0]})}  # fmt: skip
+    train = pandas.concat(frames.values(), ignore_index=True)
+    model = LinearRegression().fit(train, train["x"] * 2 + train["y"])
+    models = tmp_path / "azureml-models"
+    mlflow.sklearn.save_model(model, str(models / "model"), signature=infer_signature(train, model.predict(train)))
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, frame in frames.items():
+        frame.to_csv(data / name, index=False)
+    (data / "c.json").write_text("{}")
+    code = generate_batch_scoring("model", tmp_path / "cache")
+    (tmp_path / "out").mkdir()
+    env = dict(os.environ, AZUREML_ENTRY_SCRIPT=str(code.directory / code.scoring_script), AZUREML_MODEL_DIR=str(models))
+    driver = [sys.executable, str(templates_dir() / "runtime" / "pkgc_batch.py"), "--input", str(data), "--output", str(tmp_path / "out"),
+              "--mini-batch-size", "2", "--error-threshold", "-1"]  # fmt: skip
+    proc = subprocess.run(driver, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "its files are left out: c.json" in proc.stderr and "reads .csv and .parquet files" in proc.stderr
+    host = mlflow.pyfunc.load_model(str(models / "model"))
+    expected = [(str(i), p, name) for name, frame in frames.items() for i, p in enumerate(host.predict(frame))]
+    with open(tmp_path / "out" / "predictions.csv", newline="") as fh:
+        actual = [(row, float(prediction), name) for row, prediction, name in csv.reader(fh)]
+    assert [(r, n) for r, _, n in actual] == [(r, n) for r, _, n in expected]
+    assert [p for _, p, _ in actual] == pytest.approx([p for _, p, _ in expected], rel=1e-12)
