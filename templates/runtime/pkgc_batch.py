@@ -164,7 +164,7 @@ def _worker(script: str, level: str, conn) -> None:
             conn.send(("ok", result_lines(module.run(list(batch)), batch)))
         except Exception as exc:
             traceback.print_exc()
-            conn.send(("error", _describe(exc)))
+            conn.send(("error", f"raised {_describe(exc)}"))
 
 
 class Worker:
@@ -225,20 +225,21 @@ class Job:
         return f"mini-batch {index + 1}/{len(self.batches)}"
 
     def _attempt_failed(self, index: int, reason: str) -> None:
+        """``reason`` completes "run() of mini-batch i/n ...": raised X: message, timed out, ended."""
         self.attempts[index] += 1
         names = ", ".join(os.path.basename(f) for f in self.batches[index])
         tries = self.attempts[index]
+        what = f"run() of {self._label(index)} {reason}"
         if tries <= self.args.max_retries:
-            print(f"pkgc-batch: {self._label(index)} attempt {tries} failed ({reason}); retrying", file=sys.stderr)
+            print(f"pkgc-batch: {what} (attempt {tries}); retrying", file=sys.stderr)
             self.pending.append(index)
             return
         self.failed[index] = reason
         threshold = self.args.error_threshold
-        tried = f" after {tries} attempts" if tries > 1 else ""
+        tried = f" (attempt {tries}, the last)" if tries > 1 else ""
         if threshold != -1 and self.failed_files > threshold:
-            raise JobFailed(f"run() of {self._label(index)} failed{tried}: {reason} on {names} "
-                            f"({self.failed_files} failed files > error_threshold {threshold})")  # fmt: skip
-        print(f"pkgc-batch: {self._label(index)} failed{tried}: {reason}; its files are left out: {names}", file=sys.stderr)
+            raise JobFailed(f"error_threshold {threshold} passed ({self.failed_files} failed files): {what}{tried} on {names}")
+        print(f"pkgc-batch: {what}{tried}; its files are left out: {names}", file=sys.stderr)
 
     def _spawn(self) -> Worker:
         return Worker(self.context, self.script, self.args.logging_level)
@@ -279,7 +280,7 @@ class Job:
             if index is None:  # died before init() reported
                 raise JobFailed(f"a worker exited with code {worker.process.exitcode} before running any mini-batch") from None
             self.workers[number] = self._spawn()
-            self._attempt_failed(index, f"the worker exited with code {worker.process.exitcode}")
+            self._attempt_failed(index, f"ended: its worker exited with code {worker.process.exitcode}")
             return
         if kind == "init_failed":
             raise JobFailed(f"init() raised {value}")

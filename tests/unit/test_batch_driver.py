@@ -93,8 +93,8 @@ def test_a_failing_run_names_the_files_and_writes_nothing(tmp_path):
     proc = driver(tmp_path, "list", {"a.csv": "1", "bad.csv": "boom", "c.csv": "3"}, "--mini-batch-size", "1")
     assert proc.returncode == 1
     last = proc.stderr.strip().splitlines()[-1]
-    assert last == ("pkgc-batch: run() of mini-batch 2/3 failed: ValueError: cannot score bad.csv on bad.csv "
-                    "(1 failed files > error_threshold 0)")  # fmt: skip
+    assert last == ("pkgc-batch: error_threshold 0 passed (1 failed files): "
+                    "run() of mini-batch 2/3 raised ValueError: cannot score bad.csv on bad.csv")  # fmt: skip
     assert list((tmp_path / "out").iterdir()) == []
 
 
@@ -111,7 +111,7 @@ def test_bad_arguments_exit_2(tmp_path, args, message):
 def test_a_failed_attempt_is_retried(tmp_path):
     proc = driver(tmp_path, "list", {"a.csv": "1", "b.csv": "flaky"}, "--mini-batch-size", "1", "--max-retries", "1")
     assert proc.returncode == 0, proc.stderr
-    assert "mini-batch 2/2 attempt 1 failed (RuntimeError: flaked on b.csv); retrying" in proc.stderr
+    assert "run() of mini-batch 2/2 raised RuntimeError: flaked on b.csv (attempt 1); retrying" in proc.stderr
     rows = (tmp_path / "out" / "predictions.csv").read_text().splitlines()
     assert [row.split(",")[:2] for row in rows] == [["a.csv", "1"], ["b.csv", "flaky"]]
 
@@ -121,7 +121,7 @@ def test_a_mini_batch_over_the_timeout_is_killed_and_retried(tmp_path):
     proc = driver(tmp_path, "list", {"a.csv": "slow"}, "--timeout", "1", "--max-retries", "2")
     assert proc.returncode == 0, proc.stderr
     assert time.monotonic() - started < 30  # the sleeping worker was killed, not waited for
-    assert "mini-batch 1/1 attempt 1 failed (timed out after 1 s); retrying" in proc.stderr
+    assert "run() of mini-batch 1/1 timed out after 1 s (attempt 1); retrying" in proc.stderr
     assert (tmp_path / "out" / "predictions.csv").read_text().startswith("a.csv,slow,")
 
 
@@ -130,13 +130,13 @@ def test_the_error_threshold_counts_failed_files(tmp_path):
     # mini-batches [a, b1] [b2, c]: the first fails every attempt, which is 2 files
     tolerated = driver(tmp_path, "list", files, "--mini-batch-size", "2", "--error-threshold", "2", "--max-retries", "1")
     assert tolerated.returncode == 0, tolerated.stderr
-    assert "mini-batch 1/2 failed after 2 attempts: ValueError: cannot score b1.csv; its files are left out: a.csv, b1.csv" in tolerated.stderr
+    assert "run() of mini-batch 1/2 raised ValueError: cannot score b1.csv (attempt 2, the last); its files are left out: a.csv, b1.csv" in tolerated.stderr
     assert [row.split(",")[0] for row in (tmp_path / "out" / "predictions.csv").read_text().splitlines()] == ["b2.csv", "c.csv"]
     assert "4 files in 2 mini-batches, 2 rows in predictions.csv, 2 files failed (error_threshold 2)" in tolerated.stderr
     (tmp_path / "out" / "predictions.csv").unlink()
     stopped = driver(tmp_path, "list", files, "--mini-batch-size", "2", "--error-threshold", "1")
     assert stopped.returncode == 1
-    assert "(2 failed files > error_threshold 1)" in stopped.stderr.strip().splitlines()[-1]
+    assert "error_threshold 1 passed (2 failed files)" in stopped.stderr.strip().splitlines()[-1]
     assert list((tmp_path / "out").iterdir()) == []
     ignored = driver(tmp_path, "list", files, "--mini-batch-size", "2", "--error-threshold", "-1")
     assert ignored.returncode == 0, ignored.stderr
@@ -145,7 +145,7 @@ def test_the_error_threshold_counts_failed_files(tmp_path):
 def test_a_crashing_worker_fails_its_attempt_and_is_replaced(tmp_path):
     proc = driver(tmp_path, "list", {"a.csv": "crash", "b.csv": "2"}, "--mini-batch-size", "1", "--error-threshold", "-1")
     assert proc.returncode == 0, proc.stderr
-    assert "mini-batch 1/2 failed: the worker exited with code 3" in proc.stderr
+    assert "run() of mini-batch 1/2 ended: its worker exited with code 3; its files are left out: a.csv" in proc.stderr
     assert (tmp_path / "out" / "predictions.csv").read_text().startswith("b.csv,2,")
 
 
