@@ -163,6 +163,8 @@ def load_package_spec(path: Path, target_environment: str | None = None, overrid
     if is_deployment(doc.data):
         check_values(doc)
         return _load_deployment(path, doc, target_environment)
+    if overrides is not None and overrides.endpoint_name is not None:
+        raise SpecError(SpecProblem("--endpoint-name", "", f"applies to deployment YAMLs; {path.name} is a package spec"))
     collected = Collected()
     renamed = _rename_aliases(doc, collected)
     collected.raise_if_any()

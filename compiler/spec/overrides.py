@@ -42,8 +42,12 @@ class Overrides:
 
     @property
     def pairs(self) -> tuple[tuple[str, str], ...]:
-        """Every pair, ``--endpoint-name`` as ``endpoint_name`` (given last, so it wins)."""
-        return self.values + ((("endpoint_name", self.endpoint_name),) if self.endpoint_name is not None else ())
+        """Every pair once (the last given wins), ``--endpoint-name`` as ``endpoint_name``, last."""
+        given = dict(self.values)
+        if self.endpoint_name is not None:
+            given.pop("endpoint_name", None)
+            given["endpoint_name"] = self.endpoint_name
+        return tuple(given.items())
 
 
 def parse_overrides(texts: list[str] | None, endpoint_name: str | None = None) -> Overrides:

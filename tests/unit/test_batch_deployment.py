@@ -275,3 +275,13 @@ def test_generated_mlflow_batch_script_through_the_driver(tmp_path):
         actual = [(row, float(prediction), name) for row, prediction, name in csv.reader(fh)]
     assert [(r, n) for r, _, n in actual] == [(r, n) for r, _, n in expected]
     assert [p for _, p, _ in actual] == pytest.approx([p for _, p, _ in expected], rel=1e-12)
+
+
+def test_the_last_set_wins_and_endpoint_name_is_for_deployments(tmp_path):
+    path = copy_sample("endpoints/online/custom-container/tfserving/half-plus-two/tfserving-deployment.yml", tmp_path)
+    (tmp_path / "half_plus_two").mkdir()
+    spec_file = load_package_spec(path, overrides=parse_overrides(["MODEL_VERSION=1", "MODEL_VERSION=2"], "tf"))
+    assert spec_file.spec.model.version == "2" and spec_file.deployment.endpoint_name == "tf"
+    package = tmp_path / "package.yml"
+    package.write_text("target_environment: p\ninferencing_server: {type: azureml_online}\nmodel: m\n")
+    assert fails(package, overrides=parse_overrides([], "e")) == "--endpoint-name: applies to deployment YAMLs; package.yml is a package spec"
