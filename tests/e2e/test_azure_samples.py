@@ -62,7 +62,7 @@ def host_rows(model: Path, data: Path) -> list[tuple[str, str, str]]:
 
 
 @pytest.fixture(scope="module")
-def heart(base_image, session_env, tmp_path_factory) -> dict:
+def heart(base_image, session_env, tmp_path_factory):
     root = tmp_path_factory.mktemp("heart")
     deployment = root / "deployment-simple" / "deployment.yml"
     deployment.parent.mkdir()
@@ -72,7 +72,19 @@ def heart(base_image, session_env, tmp_path_factory) -> dict:
     assert created.returncode == 0, created.stderr
     proc = run_pkgc("build", str(deployment), "--json", env=session_env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return {"root": root, "model": model, "build": json.loads(proc.stdout)}
+    built = json.loads(proc.stdout)
+    yield {"root": root, "model": model, "build": built}
+    remove_images(built)
+
+
+def remove_images(built: dict) -> None:
+    """The package's tags (its version and content tag) leave the engine with the test."""
+    client = docker.from_env()
+    for tag in {built["image"], built.get("content_tag")} - {None}:
+        try:
+            client.images.remove(tag, force=True)
+        except docker.errors.ImageNotFound:
+            pass
 
 
 def test_mlflow_batch_deployment_runs_as_azure_runs_it(heart, session_env, tmp_path):
@@ -167,3 +179,4 @@ def test_custom_container_keeps_the_images_own_server(standin, session_env, tmp_
     verified = run_pkgc("verify", image, "--request-file", str(request), "--expect", str(expected), "--json", env=session_env)
     assert verified.returncode == 0, verified.stderr[-3000:]
     assert json.loads(verified.stdout)["passed"] is True
+    remove_images(json.loads(proc.stdout))
