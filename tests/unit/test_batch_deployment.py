@@ -285,3 +285,16 @@ def test_the_last_set_wins_and_endpoint_name_is_for_deployments(tmp_path):
     package = tmp_path / "package.yml"
     package.write_text("target_environment: p\ninferencing_server: {type: azureml_online}\nmodel: m\n")
     assert fails(package, overrides=parse_overrides([], "e")) == "--endpoint-name: applies to deployment YAMLs; package.yml is a package spec"
+
+
+def test_the_written_batch_deployment_uses_the_package(tmp_path):
+    from compiler.spec.deployment_out import check_write_target, deployment_using
+
+    source = HEART / "deployment-simple" / "deployment.yml"
+    assert check_write_target(source, tmp_path / "with-package.yml") == tmp_path / "with-package.yml"
+    written = deployment_using(source, "heart-classifier-batch-classifier-xgboost-mlflow-pkg:1")
+    assert written["environment"] == "azureml:heart-classifier-batch-classifier-xgboost-mlflow-pkg:1" and "model" not in written
+    assert written["settings"]["mini_batch_size"] == 2 and written["compute"] == "azureml:batch-cluster"
+    filled = deployment_using(SAMPLES / "foundation-models" / "system" / "inference" / "fill-mask" / "batch-deploy.yml", "p:1",
+                              parse_overrides([], "fill-mask-ep"))  # fmt: skip
+    assert filled["endpoint_name"] == "fill-mask-ep"
