@@ -132,7 +132,7 @@ def refuse_pipeline(data: dict, doc: YamlDocument) -> None:
 def merged_settings(dep: BatchDeployment, raw: dict, doc: YamlDocument) -> Settings:
     """``settings:`` and the older top-level keys, one place each."""
     nested = raw.get("settings") if isinstance(raw.get("settings"), dict) else {}
-    both = [key for key in (*SETTING_KEYS, "environment_variables") if key in nested and key in raw and key != "environment_variables"]
+    both = [key for key in SETTING_KEYS if key in nested and key in raw]  # environment_variables: two different keys
     if both:
         raise SpecError(doc.problem((both[0],), f"given both here and under settings: give settings.{both[0]} only"))
     values = {key: getattr(dep, key) for key in SETTING_KEYS if key in raw}

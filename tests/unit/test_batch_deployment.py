@@ -298,3 +298,16 @@ def test_the_written_batch_deployment_uses_the_package(tmp_path):
     filled = deployment_using(SAMPLES / "foundation-models" / "system" / "inference" / "fill-mask" / "batch-deploy.yml", "p:1",
                               parse_overrides([], "fill-mask-ep"))  # fmt: skip
     assert filled["endpoint_name"] == "fill-mask-ep"
+
+
+def test_mlflow_custom_container_takes_the_base_image_given(tmp_path):
+    path = copy_sample("endpoints/online/custom-container/mlflow/multideployment-scikit/mlflow-deployment.yml", tmp_path)
+    mlflow_model(tmp_path / "heart" / "model")
+    sets = parse_overrides(["deployment_name=blue", "model_name=heart", "environment_name=heart-env", "acr_name=myacr"], "mlflow-ep")
+    spec_file = load_package_spec(path, overrides=sets)
+    assert spec_file.spec.inferencing_server.type == "custom"  # no scoring script: the image's own server
+    assert spec_file.deployment.inline_environment.image == "myacr.azurecr.io/azureml-examples/mlflow-cc-heart:latest"
+    ws, opts = Workspace(tmp_path / "ws"), options(tmp_path)
+    pkg = resolve_package(spec_file, None, ws, opts, "pkgc/base-debian-bookworm:latest")
+    assert pkg.mlflow is not None and pkg.environment.image == "pkgc/base-debian-bookworm:latest"
+    assert pkg.server.command == () and pkg.code is None  # nothing generated: the container serves the model
