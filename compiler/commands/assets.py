@@ -22,7 +22,7 @@ def _properties(pairs: list[str]) -> dict[str, str]:
 
 def register(sub) -> None:
     p = sub.add_parser("schema", help="print the JSON Schema of package.yml (or of a deployment YAML)")
-    p.add_argument("kind", nargs="?", choices=["package", "deployment"], default="package")
+    p.add_argument("kind", nargs="?", choices=["package", "deployment", "batch-deployment"], default="package")
     p.set_defaults(func=schema)
     for asset in ("model", "environment"):
         group = sub.add_parser(asset, help=f"manage {asset}s in the workspace").add_subparsers(dest="action", required=True)
@@ -57,6 +57,8 @@ def register(sub) -> None:
 def schema(args, options, reporter) -> int:
     if args.kind == "deployment":
         from compiler.spec.deployment import OnlineDeployment as Model
+    elif args.kind == "batch-deployment":
+        from compiler.spec.batch_deployment import BatchDeployment as Model
     else:
         from compiler.spec.model import PackageSpec as Model
 

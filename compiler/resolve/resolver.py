@@ -15,6 +15,7 @@ from compiler.resolve.inputs import resolve_inputs
 from compiler.resolve.models import resolve_model
 from compiler.mlflow.mlmodel import MLflowModel, read_mlflow_model
 from compiler.mlflow.scoring import generate_scoring
+from compiler.resolve.mlflow_batch import generate_batch_scoring
 from compiler.resolve.types import MODELS_ROOT, ResolvedCode, ResolvedEnvironment, ResolvedModel, ResolvedPackage
 from compiler.spec.load import SpecFile
 from compiler.resolve.servers import custom_from_spec, triton_from_spec
@@ -64,6 +65,8 @@ def _mlflow_defaults(
         environment = ResolvedEnvironment("mlflow-generated", "1", image, None, "")
     if code is None and server.type == "azureml_online":
         code = generate_scoring(mlflow_model, model.root_name, options.cache_dir)
+    elif code is None and server.type == "azureml_batch":
+        code = generate_batch_scoring(model.root_name, options.cache_dir)
     return mlflow_model, environment, code
 
 
@@ -82,11 +85,12 @@ def resolve_package(
         problems.append(
             spec_file.problem(("base_environment_source",), "required unless the model is an MLflow model")
         )
-    if spec.code_configuration is None and spec.inferencing_server.type == "azureml_online" and not model.is_mlflow:
+    server_type = spec.inferencing_server.type
+    if spec.code_configuration is None and server_type in ("azureml_online", "azureml_batch") and not model.is_mlflow:
         problems.append(
             spec_file.problem(
                 ("inferencing_server", "code_configuration"),
-                "required for azureml_online unless the model is an MLflow model",
+                f"required for {server_type} unless the model is an MLflow model",
             )
         )
     if problems:
@@ -115,7 +119,7 @@ def resolve_package(
     mlflow_model = None
     if model.is_mlflow:
         mlflow_model, environment, code = _mlflow_defaults(model, environment, code, options, base_image, server)
-    elif base_image and environment:
+    if base_image and environment:  # --base-image wins over every environment's image, an MLflow model's included
         environment = replace(environment, image=base_image)
     return ResolvedPackage(
         spec_path=spec_file.path,

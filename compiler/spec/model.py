@@ -135,10 +135,11 @@ class TritonServer(_Strict):
 
 
 class AzureMLBatchServer(_Strict):
-    """An Azure ML batch deployment's scoring script (init() and run(mini_batch)), run as a job."""
+    """An Azure ML batch deployment's scoring script (init() and run(mini_batch)), run as a job; an
+    MLflow model needs none (pkgc generates it, as Azure does)."""
 
     type: Literal["azureml_batch"]
-    code_configuration: CodeConfiguration
+    code_configuration: CodeConfiguration | None = None
 
 
 SERVER_TYPES = ("azureml_online", "custom", "triton", "azureml_batch")
