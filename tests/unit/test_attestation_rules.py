@@ -146,3 +146,25 @@ def test_an_oversized_envelope_is_called_too_large(signed, monkeypatch):
     with pytest.raises(SpecError, match=r"is too large \(over \d+ bytes\)") as raised:
         verify_attestations(f"oci:{signed['layout']}", signed["key"])
     assert "does not match its digest" not in str(raised.value)
+
+
+@pytest.mark.parametrize("encrypted, password, message", [
+    (False, "secret", "key.pem is not encrypted, but PKGC_SIGN_KEY_PASSWORD is set: unset it"),
+    (True, None, "key.pem is encrypted: set PKGC_SIGN_KEY_PASSWORD"),
+    (True, "wrong", "PKGC_SIGN_KEY_PASSWORD does not decrypt .*key.pem \\(wrong password\\)"),
+])  # fmt: skip
+def test_key_password_messages_say_what_is_wrong(tmp_path, monkeypatch, encrypted, password, message):
+    from cryptography.hazmat.primitives import serialization
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    protection = serialization.BestAvailableEncryption(b"right") if encrypted else serialization.NoEncryption()
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, protection))
+    if password is None:
+        monkeypatch.delenv(dsse.PASSWORD_VARIABLE, raising=False)
+    else:
+        monkeypatch.setenv(dsse.PASSWORD_VARIABLE, password)
+    with pytest.raises(SpecError, match=f"--sign-key: .*{message}"):
+        dsse.load_signer(tmp_path / "key.pem")
+    monkeypatch.setenv(dsse.PASSWORD_VARIABLE, "right")
+    if encrypted:  # the right password loads it
+        assert dsse.load_signer(tmp_path / "key.pem").public_key.keyid
