@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from compiler import __version__
+from compiler.closed_pipe import reader_gone, stop_writing
 from compiler.commands import assets, attestations, baseimage, build, lock, run, sbom, verify
 from compiler.errors import PkgcError
 from compiler.options import config_dir_for, load_options, progress_mode
@@ -37,6 +38,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # --help or a usage error into a closed pipe
+        if reader_gone(sys.stdout) or reader_gone(sys.stderr):
+            return stop_writing()
+        raise
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     reporter = Reporter(quiet=args.quiet)
     try:
@@ -46,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in LOGGED_COMMANDS:
             reporter.keep_log(options.cache_dir / "logs", args.command)
         code = args.func(args, options, reporter)
+        sys.stdout.flush()  # a reader that went away is found here, not at exit
         reporter.close(failed=code != 0)
         return code
     except PkgcError as exc:
@@ -55,17 +66,30 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         reporter.close()
         return 130
+    except BrokenPipeError:
+        if not (reader_gone(sys.stdout) or reader_gone(sys.stderr)):
+            return internal_error(reporter, sys.exc_info()[1])
+        try:  # the reader took what it wanted (`pkgc schema | head -1`): nothing more to say
+            reporter.close()
+        except OSError:
+            pass
+        return stop_writing()
     except Exception as exc:  # an internal error: one line, the traceback only on request
-        message = f"internal error: {type(exc).__name__}: {exc} (set PKGC_DEBUG=1 for a traceback)"
-        if os.environ.get("PKGC_DEBUG"):
-            reporter.close(failed=True)
-            raise
-        if reporter.mode == "json":  # every stderr line stays one JSON object
-            reporter.close(failed=True, errors=[message])
-        else:
-            reporter.close(failed=True)
-            reporter.console.print(f"pkgc: {message}", markup=False, highlight=False)
-        return 1
+        return internal_error(reporter, exc)
+
+
+def internal_error(reporter: Reporter, exc: BaseException) -> int:
+    """An internal error: one line, the traceback only on request (PKGC_DEBUG=1)."""
+    message = f"internal error: {type(exc).__name__}: {exc} (set PKGC_DEBUG=1 for a traceback)"
+    if os.environ.get("PKGC_DEBUG"):
+        reporter.close(failed=True)
+        raise exc
+    if reporter.mode == "json":  # every stderr line stays one JSON object
+        reporter.close(failed=True, errors=[message])
+    else:
+        reporter.close(failed=True)
+        reporter.console.print(f"pkgc: {message}", markup=False, highlight=False)
+    return 1
 
 
 if __name__ == "__main__":
