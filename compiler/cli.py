@@ -13,7 +13,7 @@ from pathlib import Path
 
 from compiler import __version__
 from compiler.closed_pipe import reader_gone, stop_writing
-from compiler.commands import assets, attestations, baseimage, build, lock, run, sbom, verify
+from compiler.commands import assets, attestations, baseimage, build, invoke, lock, run, sbom, verify
 from compiler.errors import PkgcError
 from compiler.options import config_dir_for, load_options, progress_mode
 from compiler.progress.events import MODES
@@ -21,7 +21,7 @@ from compiler.reporter import Reporter
 
 LOGGED_COMMANDS = ("build", "lock", "base-image")  # the long runs: their whole log is kept in <cache>/logs
 
-COMMAND_MODULES = (build, lock, assets, baseimage, run, verify, sbom, attestations)
+COMMAND_MODULES = (build, lock, assets, baseimage, run, invoke, verify, sbom, attestations)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 
 from compiler.commands import connect_engine, print_result
-from compiler.commands.run import read_request_file
 from compiler.errors import SpecError, SpecProblem
+from compiler.runtime.request_body import json_file
 from compiler.runtime.verify import Expected, VerifyRequest
 
 
@@ -37,13 +37,13 @@ def add_verify_arguments(parser, timeout_flag: str = "--timeout") -> None:
 
 def verify_request(image: str, args) -> VerifyRequest:
     """Read and check the request and expect files (bad input, exit 2) before anything starts."""
-    body = read_request_file(Path(args.request_file)) if args.request_file else None
+    body = json_file(Path(args.request_file)) if args.request_file else None
     expected = None
     if args.expect:
         if body is None:
             raise SpecError(SpecProblem("--expect", "", "needs --request-file (the request whose answer it is)"))
         path = Path(args.expect)
-        expected = Expected(json.loads(read_request_file(path)), str(path), rel_tol=args.rel_tol)
+        expected = Expected(json.loads(json_file(path, "expect file")), str(path), rel_tol=args.rel_tol)
     return VerifyRequest(
         image=image, body=body, expected=expected, timeout=args.verify_timeout,
         model_path=Path(args.model_path) if getattr(args, "model_path", None) else None,
