@@ -14,7 +14,7 @@ RESERVED_PREFIX = "PKGC_"  # PKGC_MODEL_MODE, PKGC_MODEL_REF, PKGC_SERVER, PKGC_
 
 def reserved_env_problem(name: str) -> str | None:
     """Why a spec may not set the variable ``name``, or None."""
-    if name in RESERVED_NAMES or name.upper().startswith(RESERVED_PREFIX):
+    if name in RESERVED_NAMES or name.startswith(RESERVED_PREFIX):
         listed = ", ".join(RESERVED_NAMES)
         return f"is set by pkgc (reserved: {listed} and {RESERVED_PREFIX}*); remove it or use another name"
     return None

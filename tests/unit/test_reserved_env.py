@@ -69,7 +69,7 @@ def _write(tmp_path: Path, text: str) -> Path:
 def test_every_variable_the_planner_sets_is_reserved():
     for name in PLANNER_SETS:
         assert reserved_env_problem(name), name
-    for name in ("FOO", "AZUREML_EXTRA", "SCORING_TIMEOUT_MS", "WORKER_COUNT", "PYTHONPATH", "MLSERVER_HTTP_PORT"):
+    for name in ("FOO", "AZUREML_EXTRA", "SCORING_TIMEOUT_MS", "WORKER_COUNT", "PYTHONPATH", "MLSERVER_HTTP_PORT", "pkgc_mine", "Path"):
         assert reserved_env_problem(name) is None, name
 
 
