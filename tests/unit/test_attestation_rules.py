@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from compiler.errors import SpecError, VerifyError
-from compiler.oci.referrers import Artifact, Descriptor, attach_to_layout, referrer
+from compiler.oci.referrers import Artifact, attach_to_layout, referrer
 from compiler.oci.store import canonical_json
 from compiler.provenance import dsse
 from compiler.provenance import verify as verify_module
