@@ -66,6 +66,10 @@ def test_model_and_environment_show_print_json(tmp_path, monkeypatch):
     assert run_pkgc("model", "create", "-n", "m", "-p", str(model)).returncode == 0
     env = run_pkgc("environment", "create", "-n", "e", "--image", "pkgc/base-debian-bookworm:latest", "--json")
     assert env.returncode == 0, env.stderr
+    assert json.loads(env.stdout)["name"] == "e"
+    for asset in ("model", "environment"):
+        listed = run_pkgc(asset, "list", "--json")
+        assert listed.returncode == 0 and [r["name"] for r in json.loads(listed.stdout)] == [asset[0]]
     for asset, ref in (("model", "m:1"), ("environment", "e:1")):
         with_flag, without = run_pkgc(asset, "show", ref, "--json"), run_pkgc(asset, "show", ref)
         assert with_flag.returncode == 0 and with_flag.stdout == without.stdout, with_flag.stderr
