@@ -24,7 +24,8 @@ def register(sub) -> None:
                    "with the content type its name suggests (or --content-type)")  # fmt: skip
     p.add_argument("--content-type", type=content_type_value, metavar="TYPE", help="the --request-file's content type")
     p.add_argument("--form", action="append", default=[], metavar="NAME=@FILE|NAME=VALUE",
-                   help="a multipart/form-data part, as curl -F (a file: NAME=@FILE[;type=TYPE]); repeatable")  # fmt: skip
+                   help="a multipart/form-data part, as curl -F (a file: NAME=@FILE[;type=TYPE]; a file's text as a "
+                   "field: NAME=<FILE); repeatable")  # fmt: skip
     p.add_argument("--timeout", type=float, default=60.0)
     p.add_argument("--json", action="store_true", help="print {status, content_type, response} as one JSON object")
     p.set_defaults(func=invoke)

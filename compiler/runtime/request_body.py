@@ -4,7 +4,8 @@
 - any other file: sent byte for byte, its content type guessed from its name (``image/png``,
   ``text/csv``; ``application/octet-stream`` when unknown) or given with ``--content-type``;
 - ``--form name=@file`` / ``--form name=value`` (as curl's ``-F``): a ``multipart/form-data`` body,
-  a file part named by its file name with its guessed type (``name=@file;type=T`` to say it).
+  a file part named by its file name with its guessed type (``name=@file;type=T`` to say it);
+  ``name=<file`` sends a file's content as a plain field.
 
 Every file is read up to ``BODY_LIMIT`` bytes; a missing, unreadable or oversized file is bad input."""
 
@@ -105,10 +106,12 @@ class FormField:
 
 
 def parse_form(text: str, base: Path = Path(".")) -> FormField:
-    """``name=value``, ``name=@file`` or ``name=@file;type=T`` (curl's -F), the file read now."""
+    """``name=value``, ``name=@file``, ``name=@file;type=T`` or ``name=<file`` (curl's -F), the file read now."""
     name, sep, value = text.partition("=")
     if not sep or not FIELD_NAME.match(name):
         raise SpecError(SpecProblem("--form", "", f"'{excerpt(text, 60)}' is not NAME=VALUE or NAME=@FILE"))
+    if value.startswith("<"):  # curl's NAME=<FILE: the file's content as a text field
+        return FormField(name, read_file(base / value[1:], "--form file"))
     if not value.startswith("@"):
         return FormField(name, value.encode("utf-8", "surrogateescape"))
     file_part, _, given_type = value[1:].partition(";type=")

@@ -60,16 +60,17 @@ def test_a_form_of_files_and_values_parses_back_part_by_part(tmp_path):
     (tmp_path / "image.png").write_bytes(PNG)
     weird = tmp_path / 'we"ird name.bin'
     weird.write_bytes(b"--pkgc-\r\n\r\n" + os.urandom(300))
+    (tmp_path / "prompt.txt").write_text("a long\nprompt")
     fields = [parse_form(f"file=@{tmp_path / 'image.png'}"), parse_form("threshold=0.5"), parse_form("note=héllo = x"),
-              parse_form(f"raw=@{weird};type=application/x-thing")]  # fmt: skip
+              parse_form(f"raw=@{weird};type=application/x-thing"), parse_form(f"prompt=<{tmp_path / 'prompt.txt'}")]  # fmt: skip
     body = multipart_body(fields)
     assert body.content_type.startswith("multipart/form-data; boundary=pkgc-")
     parts = parse_multipart(body.data, body.content_type)
     assert [(name, filename, kind) for name, filename, kind, _ in parts] == [
         ("file", "image.png", "image/png"), ("threshold", None, "text/plain"), ("note", None, "text/plain"),
-        ("raw", "we%22ird name.bin", "application/x-thing")]  # fmt: skip
+        ("raw", "we%22ird name.bin", "application/x-thing"), ("prompt", None, "text/plain")]  # fmt: skip
     assert parts[0][3] == PNG and parts[1][3] == b"0.5" and parts[2][3] == "héllo = x".encode()
-    assert parts[3][3] == weird.read_bytes()
+    assert parts[3][3] == weird.read_bytes() and parts[4][3] == b"a long\nprompt"
 
 
 @pytest.mark.parametrize("text, message", [
