@@ -82,10 +82,12 @@ def test_an_unsigned_statement_beside_signed_ones_fails_with_a_key(signed):
     assert sorted(c["verified"] for c in check.checked).count("signature not checked (no --key)") == 2
 
 
-def test_an_unsigned_statement_in_disguise_fails_too(signed):
-    """An in-toto statement whose layer is labelled as something else is still an attestation."""
+@pytest.mark.parametrize("artifact_type", ["application/vnd.in-toto+json", "application/vnd.dsse.envelope.v1+json"])
+def test_an_unsigned_statement_in_disguise_fails_too(signed, artifact_type):
+    """An in-toto statement whose layer is labelled as something else is still an attestation (by its
+    artifact type: pkgc's, or cosign's OCI 1.1 envelope type)."""
     statement = json.dumps(signed["attestor"].made.statement).encode()
-    disguised = Artifact("application/vnd.in-toto+json", "application/json", statement)
+    disguised = Artifact(artifact_type, "application/json", statement)
     attach_to_layout(signed["layout"], (referrer(disguised, signed["attestor"].made.subject),))
     with pytest.raises(VerifyError, match="is not signed"):
         verify_attestations(f"oci:{signed['layout']}", signed["key"])
