@@ -83,3 +83,16 @@ def test_a_form_of_files_and_values_parses_back_part_by_part(tmp_path):
 def test_bad_form_fields_are_bad_input(text, message):
     with pytest.raises(SpecError, match=message):
         parse_form(text)
+
+
+def test_verify_reads_its_request_and_expect_files_as_json_before_any_engine(tmp_path):
+    from tests.conftest import run_pkgc
+
+    (tmp_path / "req.json").write_text('{"data": [1]}')
+    (tmp_path / "bad.json").write_text("{")
+    cases = [(["--request-file", str(tmp_path / "missing.json")], "missing.json: request file not found"),
+             (["--request-file", str(tmp_path / "bad.json")], "bad.json: request file is not valid JSON"),
+             (["--request-file", str(tmp_path / "req.json"), "--expect", str(tmp_path / "none.json")], "none.json: expect file not found")]  # fmt: skip
+    for args, message in cases:
+        proc = run_pkgc("verify", "pkgc/not-built:1", *args)
+        assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
