@@ -47,6 +47,7 @@ def register(sub) -> None:
         c.set_defaults(func=list_assets, asset=asset)
         c = group.add_parser("show", help=f"show one {asset} version")
         c.add_argument("ref", help="NAME:VERSION, NAME@latest, azureml:... or a long id")
+        c.add_argument("--json", action="store_true", help="print the record as JSON (the default, as az ml prints it)")
         c.set_defaults(func=show, asset=asset)
         if asset == "model":
             from compiler.commands import package

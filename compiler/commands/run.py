@@ -1,16 +1,14 @@
-"""``pkgc run`` and ``pkgc invoke``: start a package and talk to it."""
+"""``pkgc run``: start a package (``pkgc invoke``, in invoke.py, talks to it)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import re
-import sys
 import time
 from pathlib import Path
 
 from compiler.commands import connect_engine, print_result
-from compiler.errors import PkgcError, SpecError, SpecProblem, VerifyError, excerpt
+from compiler.errors import PkgcError, SpecError, SpecProblem, excerpt
 from compiler.labels import ROUTE_RE
 
 # JobSettings field -> the flag's attribute (``pkgc run`` has its own --timeout)
@@ -72,15 +70,6 @@ def register(sub) -> None:
     batch.add_argument("--logging-level", choices=("debug", "info", "warning", "error", "critical"), help="default: the image's, else info")
     p.set_defaults(func=run)
 
-    p = sub.add_parser("invoke", help="POST a request file to a running package's /score")
-    p.add_argument("--port", type=port_number, default=5001)
-    p.add_argument("--host", type=host_name, default="127.0.0.1")
-    p.add_argument("--route", type=route_path, default="/score")
-    p.add_argument("--request-file", required=True)
-    p.add_argument("--timeout", type=float, default=60.0)
-    p.add_argument("--json", action="store_true", help="print {status, response} as one JSON object")
-    p.set_defaults(func=invoke)
-
 
 def run_batch_job(args, options, reporter) -> int:
     """``pkgc run --batch``: the job's log goes to stderr, the summary to stdout."""
@@ -139,39 +128,3 @@ def run(args, options, reporter) -> int:
         return 0
     finally:
         engine.stop(handle.container_id)
-
-
-def read_request_file(path: Path) -> bytes:
-    """A JSON request body; a missing or invalid file is bad input (exit 2)."""
-    try:
-        data = path.read_bytes()
-        json.loads(data)
-    except FileNotFoundError:
-        raise SpecError(SpecProblem(path, "", "request file not found")) from None
-    except ValueError as exc:
-        raise SpecError(SpecProblem(path, "", f"request file is not valid JSON: {exc}")) from None
-    return data
-
-
-def invoke(args, options, reporter) -> int:
-    from compiler.runtime.http import request
-
-    data = read_request_file(Path(args.request_file))
-    url = f"http://{args.host}:{args.port}{args.route}"
-    try:
-        response = request(url, data=data, timeout=args.timeout)
-    except OSError as exc:  # refused, reset, timed out: nothing (or nothing healthy) answers there
-        reason = getattr(exc, "reason", exc)
-        raise VerifyError(f"POST {url} failed: {reason}; is the package running (pkgc run IMAGE --port {args.port})?") from None
-    text = response.body.decode("utf-8", "replace")
-    if args.json:
-        try:
-            body = json.loads(text)
-        except ValueError:
-            body = text
-        print(json.dumps({"status": response.status, "response": body}))
-    else:
-        sys.stdout.write(text + "\n")
-    if response.status != 200:
-        raise VerifyError(f"POST {args.route} answered HTTP {response.status}")
-    return 0

@@ -115,7 +115,7 @@ def _describe(error: dict, doc: YamlDocument, renamed: dict[KeyPath, KeyPath]) -
         message = f"required key is missing (one of {', '.join(SERVER_TYPES)})"
     else:
         message = error["msg"].removeprefix("Value error, ")
-        if "input" in error and not isinstance(error["input"], (dict, list)):
+        if "input" in error and not isinstance(error["input"], (dict, list)) and error["loc"][-1:] != ("[key]",):  # a key: named already
             value = error["input"]
             if isinstance(value, datetime.date):
                 message += f" (got {value.isoformat()}, which YAML reads as a date: quote it)"

@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Dis
 
 from compiler.errors import excerpt
 from compiler.spec import values
+from compiler.spec.reserved_env import reserved_env_problem
 
 ENV_VAR_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -47,7 +48,8 @@ def _env_names(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
-EnvVars = Annotated[dict[str, ImageText], AfterValidator(_env_names)]  # names as a shell and an engine take them
+EnvName = Annotated[str, _rule(reserved_env_problem)]  # not one pkgc sets (the key and its line are named)
+EnvVars = Annotated[dict[EnvName, ImageText], AfterValidator(_env_names)]  # names as a shell and an engine take them
 HostPath = Annotated[str, Field(min_length=1), _rule(values.host_path_problem)]  # a path on this machine
 InnerPath = Annotated[str, Field(min_length=1), _rule(values.inner_path_problem)]  # inside the code folder
 AssetName = Annotated[str, _rule(_asset_name)]  # a name or version used as a path part and an image tag
