@@ -9,6 +9,7 @@ from pathlib import Path
 
 from compiler.deps.server import AZUREML_BATCH, AZUREML_ONLINE, InferenceServer
 from compiler.errors import ResolveError, SpecError, SpecProblem
+from compiler.resolve.batch_job import job_variables
 from compiler.options import Options
 from compiler.resolve.environments import resolve_environment
 from compiler.resolve.inputs import resolve_inputs
@@ -34,7 +35,9 @@ def _server(spec_file: SpecFile, model: ResolvedModel, model_dir: str) -> Infere
     if isinstance(server, TritonServer):
         return triton_from_spec(spec_file, server, model, model_dir)
     if isinstance(server, AzureMLBatchServer):
-        return AZUREML_BATCH
+        if server.settings is None:
+            return AZUREML_BATCH  # the strict driver: no retries, the first failed file stops the job
+        return replace(AZUREML_BATCH, environment=tuple(sorted(job_variables(server.settings).items())))
     return AZUREML_ONLINE
 
 

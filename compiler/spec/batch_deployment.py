@@ -6,8 +6,9 @@ level as older samples write them), then translated into a package spec:
 
 - ``inferencing_server: {type: azureml_batch, code_configuration}`` (an MLflow model needs no code:
   pkgc generates the driver's scoring script, as Azure does);
-- the settings become the job's defaults, baked into the image as ``PKGC_BATCH_*`` variables that
-  the batch driver reads (a job's own flags win); a setting not written takes Azure's default;
+- the settings become the batch server's ``settings`` (the job's defaults, baked into the image as
+  ``PKGC_BATCH_*`` variables the driver reads: ``compiler.resolve.batch_job``; a job's own flags win;
+  a setting not written takes Azure's default);
 - ``settings.environment_variables`` join ``environment_variables``; ``compute``, ``resources``,
   ``settings.instance_count`` and the other service-only keys are reported once as ignored.
 
@@ -20,14 +21,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from compiler.errors import SpecError
 from compiler.runsettings import RunSettings
 from compiler.spec.deployment import (
     DeploymentCode, DeploymentInfo, EnvironmentSource, Translated, inline_base, package_name, target_name,
 )  # fmt: skip
-from compiler.spec.model import AssetName, EnvVars, ModelSource, PropertyValue, Text
+from compiler.resolve.batch_job import job_variables
+from compiler.spec.model import AssetName, BatchJobSettings, EnvVars, ModelSource, PropertyValue, Text
 from compiler.spec.yamldoc import KeyPath, YamlDocument
 
 BATCH_SCHEMA = re.compile(r"batchDeployment", re.IGNORECASE)
@@ -36,41 +38,16 @@ SETTING_KEYS = ("mini_batch_size", "output_action", "output_file_name", "max_con
                 "retry_settings", "error_threshold", "logging_level")  # fmt: skip
 BATCH_ONLY_KEYS = ("compute", "settings", *SETTING_KEYS)
 IGNORED_KEYS = ("compute", "resources", "instance_count", "description", "properties", "id", "provisioning_state", "type", "job_definition")
-# Azure's defaults (azure-ai-ml's BatchDeployment, BatchRetrySettings): what a setting not written means.
-AZURE_DEFAULTS = {"mini_batch_size": 10, "output_action": "append_row", "output_file_name": "predictions.csv",
-                  "max_retries": 3, "timeout": 30, "error_threshold": -1, "max_concurrency": 1, "logging_level": "info"}  # fmt: skip
-ENV_PREFIX = "PKGC_BATCH_"  # templates/runtime/pkgc_batch.py reads these
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True, populate_by_name=True)
 
 
-def _plain_name(value: str) -> str:
-    if "/" in value or "\\" in value or value in ("", ".", "..") or len(value) > 255:
-        raise ValueError("must be a plain file name")
-    return value
-
-
-Level = Annotated[Literal["debug", "info", "warning", "error", "critical"], BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v)]
-FileName = Annotated[str, BeforeValidator(_plain_name)]
-
-
-class RetrySettings(_Strict):
-    max_retries: int | None = Field(None, ge=0, le=1000)
-    timeout: int | None = Field(None, ge=1, le=7 * 24 * 3600)  # seconds per mini-batch
-
-
-class Settings(_Strict):
+class Settings(BatchJobSettings):
     """The job's settings (``settings:`` of a modelBatchDeployment, or the top level of an older one)."""
 
-    mini_batch_size: int | None = Field(None, ge=1, le=100_000)
-    output_action: Literal["append_row", "summary_only"] | None = None
-    output_file_name: FileName | None = None
-    max_concurrency_per_instance: int | None = Field(None, ge=1, le=256)
-    retry_settings: RetrySettings | None = None
-    error_threshold: int | None = Field(None, ge=-1)
-    logging_level: Level | None = None
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True, populate_by_name=True)
     instance_count: int | None = Field(None, ge=1)  # of the cluster: nothing to a container image
     environment_variables: EnvVars = Field(default_factory=dict)
 
@@ -142,25 +119,13 @@ def merged_settings(dep: BatchDeployment, raw: dict, doc: YamlDocument) -> Setti
     return Settings(**values)
 
 
-def job_variables(settings: Settings) -> dict[str, str]:
-    """The driver's defaults (``PKGC_BATCH_*``): the written settings, Azure's defaults for the rest."""
-    retry = settings.retry_settings or RetrySettings()
-    written = {
-        "mini_batch_size": settings.mini_batch_size, "output_action": settings.output_action,
-        "output_file_name": settings.output_file_name, "max_retries": retry.max_retries, "timeout": retry.timeout,
-        "error_threshold": settings.error_threshold, "max_concurrency": settings.max_concurrency_per_instance,
-        "logging_level": settings.logging_level,
-    }  # fmt: skip
-    return {ENV_PREFIX + name.upper(): str(AZURE_DEFAULTS[name] if value is None else value) for name, value in written.items()}
-
-
 def translate_batch(dep: BatchDeployment, raw: dict, doc: YamlDocument, target: str | None) -> Translated:
     """The package spec data a batch deployment stands for, with the key map back to its keys."""
     name = target_name(dep.endpoint_name, dep.name, doc, target)
     settings = merged_settings(dep, raw, doc)
-    variables = job_variables(settings)
-    env_vars = {**variables, **dep.environment_variables, **settings.environment_variables}
-    data: dict = {"target_environment": name, "inferencing_server": {"type": "azureml_batch"},
+    job = settings.model_dump(include=set(BatchJobSettings.model_fields), exclude_none=True)
+    env_vars = {**dep.environment_variables, **settings.environment_variables}
+    data: dict = {"target_environment": name, "inferencing_server": {"type": "azureml_batch", "settings": job},
                   "model_configuration": {"mode": "copy"}, "tags": dict(dep.tags), "environment_variables": env_vars}  # fmt: skip
     key_map: dict[KeyPath, KeyPath] = {("target_environment",): ("name",), ("inferencing_server",): ("code_configuration",),
                                        ("base_environment_source",): ("environment",)}  # fmt: skip
@@ -179,7 +144,7 @@ def translate_batch(dep: BatchDeployment, raw: dict, doc: YamlDocument, target: 
     if settings.instance_count is not None:
         ignored.append("settings.instance_count")
     info = DeploymentInfo(dep.endpoint_name, dep.name, RunSettings(), tuple(ignored), inline, kind="batch",
-                          job={key.removeprefix(ENV_PREFIX).lower(): value for key, value in variables.items()})  # fmt: skip
+                          job=job_variables(BatchJobSettings(**job), prefix=""))  # fmt: skip
     return Translated(data, key_map, info)
 
 

@@ -15,7 +15,7 @@ from compiler.options import Options
 from compiler.plan.planner import _own_container
 from compiler.resolve import resolve_package
 from compiler.spec import load_package_spec
-from compiler.spec.batch_deployment import AZURE_DEFAULTS
+from compiler.resolve.batch_job import AZURE_DEFAULTS, job_variables
 from compiler.spec.overrides import parse_overrides
 from compiler.workspace import Workspace
 from tests.conftest import run_pkgc
@@ -43,7 +43,9 @@ def mlflow_model(folder: Path) -> Path:
 
 
 def variables(spec_file) -> dict[str, str]:
-    return {k: v for k, v in spec_file.spec.environment_variables.items() if k.startswith("PKGC_BATCH_")}
+    """The job defaults the image gets from the batch server's settings."""
+    assert not any(k.startswith("PKGC_") for k in spec_file.spec.environment_variables)  # reserved: pkgc's own
+    return job_variables(spec_file.spec.inferencing_server.settings)
 
 
 def options(tmp_path: Path) -> Options:
