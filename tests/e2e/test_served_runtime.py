@@ -1,6 +1,7 @@
 """The served sklearn example (azureml_online, copy mode) as clients and operators meet it: slow
 clients hold up no request (pkgc's gunicorn worker), kept-alive connections and the scoring timeout
-still work, and the package runs under a read-only root filesystem with a tmpfs at /tmp."""
+still work, and the package runs under a read-only root filesystem with a tmpfs at /tmp; a server
+that crashes is reported by its first exception."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import docker
 import pytest
 
 from compiler.runtime.http import wait_ready
+from tests.conftest import run_pkgc
+from tests.e2e.examples import build, copy_example
 from tests.slow_clients import median_latency, slow_clients, timed_request
 
 pytestmark = pytest.mark.engine
@@ -94,3 +97,34 @@ def test_the_stock_sync_worker_waits_on_a_silent_client(copy_package, example_co
             assert time.monotonic() - started >= 1.9  # held up behind the silent connection
     finally:
         container.remove(force=True)
+
+
+CRASHING_SERVER = '''\
+import logging, sys
+logging.basicConfig(format="%(asctime)s [%(levelname)s] %(message)s", level=logging.INFO)
+logging.info("Booting worker with pid: 7")
+try:
+    import model_loader_that_is_not_installed
+except ImportError:
+    logging.exception("Exception in worker process")
+    logging.info("Worker exiting (pid: 7)")
+    logging.info("Shutting down: Master")
+    logging.info("Reason: Worker failed to boot.")
+    sys.exit(3)
+'''
+
+
+def test_pkgc_run_names_the_first_exception_of_a_server_that_crashed(registered, session_env, tmp_path):
+    """A custom server that fails at start and goes on logging (as gunicorn does): `pkgc run` names the
+    exception, not the log's last line."""
+    example = copy_example("custom-http", tmp_path)
+    (example / "server" / "app.py").write_text(CRASHING_SERVER)
+    spec = example / "package.yml"
+    spec.write_text(spec.read_text().replace("custom-http-pkg", "runtime-crash-pkg"))
+    image = build(example / "package.yml", registered["model"], session_env)["image"]
+    proc = run_pkgc("run", image, "--timeout", "60", env=session_env)
+    assert proc.returncode == 4
+    error = [line for line in proc.stderr.splitlines() if "exited with code 3" in line]
+    assert len(error) == 1, proc.stderr
+    assert "first error: ModuleNotFoundError: No module named 'model_loader_that_is_not_installed'" in error[0]
+    assert "app.py:5, in <module>); last line: " in error[0] and error[0].endswith("Reason: Worker failed to boot.")
