@@ -10,12 +10,11 @@ import os
 import subprocess
 import sys
 
+import gunicorn  # noqa: F401 - a test dependency: the worker runs under the real gunicorn
 import pytest
 
 from compiler.resources import templates_dir
 from tests.slow_clients import free_port, median_latency, raw_exchange, slow_clients, timed_request, wait_listening
-
-gunicorn = pytest.importorskip("gunicorn")
 
 APP = """\
 import signal, threading, time
