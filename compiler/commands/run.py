@@ -93,7 +93,7 @@ def run_batch_job(args, options, reporter) -> int:
 
 
 def run(args, options, reporter) -> int:
-    from compiler.runtime.run import readiness_url, score_url, start_package, wait_until_ready
+    from compiler.runtime.run import crash_report, readiness_url, score_url, start_package, wait_until_ready
     from compiler.workspace import Workspace
 
     if args.batch:
@@ -123,7 +123,10 @@ def run(args, options, reporter) -> int:
         reporter.step("press Ctrl-C to stop")
         while engine.container_running(handle.container_id):
             time.sleep(1)
-        return engine.exit_code(handle.container_id) or 0
+        code = engine.exit_code(handle.container_id) or 0
+        if code:  # it stopped by itself: say why, before the container goes
+            reporter.error(f"the package exited with code {code}; {crash_report(engine.logs(handle.container_id))}")
+        return code
     except KeyboardInterrupt:
         return 0
     finally:
