@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from compiler.workspace import Workspace
 from compiler.workspace.archive_members import MemberTable
 from compiler.workspace.archives import ArchiveError, ArchiveLimits, unpacked, wants_unpack
 from tests.conftest import run_pkgc
@@ -139,11 +140,14 @@ def test_links_inside_the_tree_are_kept(tmp_path, staging):
         file("m/a.txt", b"A"), link("m/link", "a.txt"), link("m/hard", "m/a.txt", HARD),
         file("m/blobs/123", b"W"), link("m/snap/v1/w.bin", "../../blobs/123"),  # a Hugging Face cache's layout
         link("m/current", "snap/v1"), link("m/via", "current/w.bin"),  # a link through a link, ending inside
+        link("m/latest", "snap"), link("m/snap/cur", "v1"),  # a folder link into a folder with a folder link: no loop
     ])  # fmt: skip
     with unpacked(archive) as tree:
         assert (tree / "link").read_text() == "A" and (tree / "hard").read_text() == "A"
         assert (tree / "snap" / "v1" / "w.bin").read_text() == "W" and (tree / "via").read_text() == "W"
-        assert os.readlink(tree / "via") == "current/w.bin"
+        assert os.readlink(tree / "via") == "current/w.bin" and (tree / "latest" / "cur" / "w.bin").read_text() == "W"
+        stored = Workspace(tmp_path / "ws").tree_path(Workspace(tmp_path / "ws").store_tree(tree)) / "m"
+        assert (stored / "via").read_text() == "W" and (stored / "latest" / "cur" / "w.bin").read_text() == "W"
     assert list(staging.iterdir()) == []
 
 
@@ -212,6 +216,8 @@ BAD = {
     "symlink-absolute": ([file("m/a"), link("m/l", "/etc/passwd")], "member 'm/l' is a link to '/etc/passwd', outside"),
     "symlink-dangling": ([file("m/a"), link("m/l", "b")], "member 'm/l' is a link to 'b', which is not in the archive"),
     "symlink-loop": ([file("m/a"), link("m/l1", "l2"), link("m/l2", "l1")], "a loop of links"),
+    "symlink-loop-through-folders": ([file("m/a/f"), ("m/b", None, DIR), link("m/a/l", "../b"), link("m/b/l", "../a")],
+                                     "a loop through 'm/"),
     "symlink-to-parent": ([file("m/s/a"), link("m/s/up", "..")], "member 'm/s/up' is a link to '..', a folder that holds it"),
     "file-through-symlink": ([("m/d", None, DIR), link("m/l", "d"), file("m/l/x")], "member 'm/l/x' lies under 'm/l', a link"),
     "folder-through-symlink": ([("m/d", None, DIR), link("m/l", "d"), ("m/l/x", None, DIR)], "lies under 'm/l', a link"),
