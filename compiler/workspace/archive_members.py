@@ -10,11 +10,12 @@ only truth about the tree being unpacked: pkgc never asks the filesystem where a
   resolve it (each link followed, ``..`` taken after it), ends at a file or folder of the archive,
   inside the tree, that is not a folder holding the link itself.
 - A hard link only to a regular file made before it; a member name only once (folders may repeat).
+
+What the links add up to (loops through several folder links, content repeated) is ``archive_links``.
 """
 
 from __future__ import annotations
 
-import bisect
 import posixpath
 import tarfile
 from dataclasses import dataclass, field
@@ -26,7 +27,6 @@ from compiler.spec.values import CONTROL
 MAX_NAME_BYTES = 4096
 MAX_PART_BYTES = 255  # one name component, as Linux file systems allow
 MAX_LINK_HOPS = 40  # links followed while resolving one target (Linux's own limit)
-MAX_CYCLE_STEPS = 1_000_000  # (link, link below its folder) pairs looked at when checking for loops
 
 
 class MemberProblem(Exception):
@@ -94,6 +94,7 @@ class MemberTable:
 
     kinds: dict[str, Kind] = field(default_factory=lambda: {"": Kind.DIR})
     links: dict[str, str] = field(default_factory=dict)  # symbolic link path -> target as written
+    sizes: dict[str, int] = field(default_factory=dict)  # file path (hard links too) -> bytes
 
     def add(self, member: tarfile.TarInfo) -> Planned:
         """Check ``member`` against what came before it and record it; raise MemberProblem."""
@@ -115,6 +116,8 @@ class MemberTable:
         for folder in missing:
             self.kinds[folder] = Kind.DIR
         self.kinds[path] = kind
+        if kind is Kind.FILE:
+            self.sizes[path] = self.sizes[hard_source] if hard_source else max(member.size, 0)
         return Planned(path, kind, hard_source)
 
     def _parents(self, path: str) -> list[str]:
@@ -150,54 +153,6 @@ class MemberTable:
         resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
         if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
             raise _outside(target)
-
-    def check_links(self) -> None:
-        """Resolve every symbolic link against the whole archive, then look for loops through several
-        links to folders (a/l -> ../b, b/l -> ../a), which a walk of the tree would follow for ever;
-        raise LinkRefused for the first bad link."""
-        folders: dict[str, str] = {}  # link to a folder -> that folder
-        for path in self.links:
-            try:
-                end = self.resolve(path)
-            except MemberProblem as exc:
-                raise LinkRefused(path, exc) from None
-            if self.kinds.get(end) is Kind.DIR:
-                folders[path] = end
-        self._check_cycles(folders)
-
-    def _check_cycles(self, folders: dict[str, str]) -> None:
-        """A walk entering link L goes through every link below L's folder: refuse a cycle of such steps."""
-        ordered = sorted(folders)
-        below = {}  # link -> the links under its folder (a contiguous run of the sorted names)
-        steps = 0
-        for path, end in folders.items():
-            start = bisect.bisect_left(ordered, end + "/")
-            stop = bisect.bisect_left(ordered, end + "0")  # '0' follows '/': past every name under end/
-            below[path] = (start, stop)
-            steps += stop - start
-        if steps > MAX_CYCLE_STEPS:
-            first = next(iter(folders))
-            raise LinkRefused(first, MemberProblem(f"is one of too many links into folders holding other links (more than {MAX_CYCLE_STEPS} pairs)"))
-        state: dict[str, int] = {}  # 1: on the current path, 2: done
-        for root in ordered:
-            if root in state:
-                continue
-            stack = [(root, iter(range(*below[root])))]
-            state[root] = 1
-            while stack:
-                path, pending = stack[-1]
-                index = next(pending, None)
-                if index is None:
-                    state[path] = 2
-                    stack.pop()
-                    continue
-                child = ordered[index]
-                if state.get(child) == 1:
-                    raise LinkRefused(child, MemberProblem(
-                        f"is a link to '{excerpt(self.links[child], 60)}', a loop through '{excerpt(path, 60)}'"))
-                if child not in state:
-                    state[child] = 1
-                    stack.append((child, iter(range(*below[child]))))
 
     def resolve(self, path: str) -> str:
         """Where the link ``path`` leads, following the archive's links; refused when outside, dangling or a loop."""

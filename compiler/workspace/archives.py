@@ -8,6 +8,8 @@ itself, the same on every interpreter (tarfile's extraction and its filters are 
   (``archive_members``: names, types, links) and written below a staging folder with no link
   followed (``archive_writer``); symbolic links are made last, once the whole archive shows that
   each one ends inside the tree;
+- links count: a hard link, or a symbolic link to a file or folder, is stored as a copy of what it
+  leads to, so that content counts against ``max_bytes`` again (``archive_links``);
 - headers are bounded (an extended header or long name of more than ``MAX_HEADER_BYTES``, a sparse
   file map, are refused before tarfile reads them into memory); at most ``max_files`` members and
   ``max_bytes`` of content, both as declared by each header before its data is read and as written;
@@ -33,6 +35,7 @@ from pathlib import Path
 
 from compiler.errors import ResolveError, excerpt
 from compiler.spec.values import CONTROL
+from compiler.workspace.archive_links import link_contents
 from compiler.workspace.archive_members import MAX_PART_BYTES, Kind, LinkRefused, MemberProblem, MemberTable
 from compiler.workspace.archive_writer import TreeWriter
 
@@ -137,6 +140,7 @@ def _unpack_into(archive: Path, root: Path, limits: ArchiveLimits) -> MemberTabl
                 if planned.kind is Kind.DIR:
                     writer.folder(planned.path)
                 elif planned.hard_source is not None:
+                    budget.write(table.sizes[planned.path])  # stored as a second copy
                     writer.hard_link(planned.path, planned.hard_source)
                 elif planned.kind is Kind.FILE:
                     source = tar.extractfile(member)
@@ -144,7 +148,9 @@ def _unpack_into(archive: Path, root: Path, limits: ArchiveLimits) -> MemberTabl
                     if written != member.size:
                         raise MemberProblem(f"holds {written} bytes, not the {member.size} its header declares")
                 name, last = None, member.name
-            table.check_links()
+            for path, repeated in link_contents(table, limits.max_bytes):  # stored as what they lead to
+                name = path
+                budget.write(repeated)
             for path, target in table.links.items():  # last: no member can be written through them
                 name = path
                 writer.symlink(path, target)

@@ -273,6 +273,22 @@ def test_limits_on_files_and_bytes(tmp_path, staging):
         assert sorted(int(p.name) for p in tree.iterdir()) == list(range(20))
 
 
+def test_content_repeated_by_links_counts_against_the_limit(tmp_path, staging):
+    """The store keeps a link as a copy of what it leads to: 1 KB and 50 links to it is 51 KB to store."""
+    kb = b"k" * 1000
+    hard = make_archive(tmp_path / "h.tar.gz", [file("m/w", kb), *[link(f"m/h{i}", "m/w", HARD) for i in range(50)]])
+    refused(hard, tmp_path, "member 'm/h9' makes the archive unpack to more than 10000 bytes", ArchiveLimits(max_bytes=10_000))
+    soft = make_archive(tmp_path / "s.tar.gz", [file("m/w", kb), *[link(f"m/s{i}", "w") for i in range(50)]])
+    refused(soft, tmp_path, "member 'm/s9' makes the archive unpack to more than 10000 bytes", ArchiveLimits(max_bytes=10_000))
+    # folder links that each repeat the folder before them twice: 2**20 copies of 1 KB from a 22-member archive
+    doubling = [file("m/d0/w", kb)] + [m for i in range(20) for m in (link(f"m/d{i + 1}/a", f"../d{i}"), link(f"m/d{i + 1}/b", f"../d{i}"))]
+    text = refused(make_archive(tmp_path / "d.tar.gz", doubling), tmp_path, "makes the archive unpack to more than 1000000 bytes",
+                   ArchiveLimits(max_bytes=1_000_000))  # fmt: skip
+    assert "member 'm/d" in text
+    with unpacked(soft, ArchiveLimits(max_bytes=51_000)) as tree:  # at the limit: kept
+        assert (tree / "s49").read_bytes() == kb
+
+
 class Zeros(io.RawIOBase):
     def readable(self):
         return True
