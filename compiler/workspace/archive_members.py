@@ -187,7 +187,10 @@ class MemberTable:
                 parts = [p for p in parts if p]
             elif kind is None or (kind is Kind.FILE and i < len(steps) - 1):
                 raise MemberProblem(f"is a link to '{excerpt(shown, 60)}', which is not in the archive (dangling)")
-        return "/".join(parts)
+        end = "/".join(parts)
+        if self.kinds.get(end) is Kind.FILE and (target.endswith("/") or target.rsplit("/", 1)[-1] in (".", "..")):
+            raise MemberProblem(f"is a link to '{excerpt(shown, 60)}', which is not in the archive (dangling)")
+        return end
 
     def top_folder(self) -> str | None:
         """The archive's one top folder, when every other path lies in it."""

@@ -10,10 +10,11 @@ itself, the same on every interpreter (tarfile's extraction and its filters are 
   each one ends inside the tree;
 - links count: a hard link, or a symbolic link to a file or folder, is stored as a copy of what it
   leads to, so that content counts against ``max_bytes`` again (``archive_links``);
-- headers are bounded (an extended header or long name of more than ``MAX_HEADER_BYTES``, a sparse
-  file map, are refused before tarfile reads them into memory); at most ``max_files`` members and
+- every read is bounded (``archive_reader``: decompression by blocks, extended headers and sparse
+  maps refused before tarfile reads them whole); at most ``max_files`` members and
   ``max_bytes`` of content, both as declared by each header before its data is read and as written;
-- any refusal is one line naming the archive and the member, and the staging folder is removed.
+- any refusal is one line naming the archive and the member, and the staging folder is removed
+  (``unpack_staging``: also when a killed unpack left it, by the next unpack).
 
 Where the tree lands: an archive holding one top folder is that folder (``models.tar.gz`` with
 ``models/...`` gives ``AZUREML_MODEL_DIR/models/...``); otherwise its members go into a folder named
@@ -26,8 +27,6 @@ from __future__ import annotations
 
 import os
 import tarfile
-import tempfile
-import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,15 +35,16 @@ from pathlib import Path
 from compiler.errors import ResolveError, excerpt
 from compiler.spec.values import CONTROL
 from compiler.workspace.archive_links import link_contents
+from compiler.workspace.archive_reader import Oversized, Unreadable, members, tar_stream
 from compiler.workspace.archive_members import MAX_PART_BYTES, Kind, LinkRefused, MemberProblem, MemberTable
 from compiler.workspace.archive_writer import TreeWriter
+from compiler.workspace.unpack_staging import staging_folder
 
 UNPACK_PROPERTY = "azureml.unpack"
 TRUE_VALUES, FALSE_VALUES = ("true", "1", "yes"), ("false", "0", "no")
 SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar")
 FALLBACK_FOLDER = "model"  # the tree's name when the archive's own stem cannot be one ('...tar.gz')
 STAGED = "tree"  # the folder every archive is unpacked into, inside pkgc's staging folder
-MAX_HEADER_BYTES = 64 * 1024  # one pax extended header or GNU long name/link
 
 
 class ArchiveError(ResolveError):
@@ -86,26 +86,6 @@ def tree_name(path: Path) -> str:
     return stem if plain else FALLBACK_FOLDER
 
 
-class _Oversized(Exception):
-    """An extended header larger than pkgc reads, or a sparse map: refused before tarfile buffers it."""
-
-
-class _BoundedTarInfo(tarfile.TarInfo):
-    """tarfile reads pax headers, GNU long names and sparse maps into memory whole: bound them first."""
-
-    def _proc_member(self, tarfile_):
-        extended = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
-                    tarfile.SOLARIS_XHDTYPE)  # fmt: skip
-        if self.type in extended and self.size > MAX_HEADER_BYTES:
-            raise _Oversized(f"has an extended header of {self.size} bytes (more than {MAX_HEADER_BYTES})")
-        if self.type == tarfile.GNUTYPE_SPARSE:
-            raise _Oversized("is a sparse file (only files, folders and links inside the tree)")
-        return super()._proc_member(tarfile_)
-
-    def _proc_gnusparse_10(self, next_, pax_headers, tarfile_):  # its map is read from the data, unbounded
-        raise _Oversized("is a sparse file (only files, folders and links inside the tree)")
-
-
 class _Budget:
     """Members and bytes left before the limits; each overrun names the member that crossed it."""
 
@@ -132,8 +112,8 @@ def _unpack_into(archive: Path, root: Path, limits: ArchiveLimits) -> MemberTabl
     table, budget = MemberTable(), _Budget(limits)
     name = last = None  # the member being unpacked; the last one unpacked (a bad header comes after it)
     try:
-        with tarfile.open(archive, "r|*", tarinfo=_BoundedTarInfo) as tar, TreeWriter(str(root)) as writer:
-            for member in tar:
+        with tar_stream(archive) as tar, TreeWriter(str(root)) as writer:
+            for member in members(tar):
                 name = member.name
                 budget.member(member)
                 planned = table.add(member)
@@ -158,10 +138,10 @@ def _unpack_into(archive: Path, root: Path, limits: ArchiveLimits) -> MemberTabl
         raise ArchiveError(f"archive '{shown}': member '{excerpt(name, 80)}' {exc}") from None
     except LinkRefused as exc:
         raise ArchiveError(f"archive '{shown}': member '{excerpt(exc.path, 80)}' {exc.problem}") from None
-    except _Oversized as exc:
+    except Oversized as exc:
         where = f"the member after '{excerpt(last, 80)}'" if last else "its first member"
         raise ArchiveError(f"archive '{shown}': {where} {exc}") from None
-    except (tarfile.TarError, EOFError, zlib.error, ValueError, RecursionError) as exc:  # not a tar, truncated
+    except (Unreadable, tarfile.TarError) as exc:  # not a tar, truncated, bad compression
         where = f" at member '{excerpt(name, 80)}'" if name else f" after member '{excerpt(last, 80)}'" if last else ""
         raise ArchiveError(f"archive '{shown}' cannot be read{where}: {excerpt(str(exc) or type(exc).__name__, 120)}") from None
     except OSError as exc:  # a full disk; a name the file system refuses
@@ -183,15 +163,15 @@ def unpacked(archive: Path, limits: ArchiveLimits = ArchiveLimits()) -> Iterator
         )
     if not archive.is_file():
         raise ArchiveError(f"archive '{excerpt(str(archive))}' is not a file")
-    with tempfile.TemporaryDirectory(prefix="pkgc-unpack-") as staging:
-        staged = Path(staging) / STAGED
+    with staging_folder() as staging:
+        staged = staging / STAGED
         staged.mkdir()
         table = _unpack_into(archive, staged, limits)
         top = table.top_folder()
         if top is not None:
             yield staged / top
         else:
-            named = Path(staging) / "named"
+            named = staging / "named"
             named.mkdir()
             os.rename(staged, named / tree_name(archive))
             yield named / tree_name(archive)

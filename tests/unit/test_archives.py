@@ -8,12 +8,17 @@ extraction or its filters, so these tests run the same on Debian's /usr/bin/pyth
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import os
 import stat
+import subprocess
+import sys
 import tarfile
 import tempfile
+import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -215,6 +220,7 @@ BAD = {
     "symlink-out": ([file("m/a"), link("m/l", "../../etc/passwd")], "member 'm/l' is a link to '../../etc/passwd', outside"),
     "symlink-absolute": ([file("m/a"), link("m/l", "/etc/passwd")], "member 'm/l' is a link to '/etc/passwd', outside"),
     "symlink-dangling": ([file("m/a"), link("m/l", "b")], "member 'm/l' is a link to 'b', which is not in the archive"),
+    "symlink-slash-to-file": ([file("m/a"), link("m/l", "a/")], "member 'm/l' is a link to 'a/', which is not in the archive"),
     "symlink-loop": ([file("m/a"), link("m/l1", "l2"), link("m/l2", "l1")], "a loop of links"),
     "symlink-loop-through-folders": ([file("m/a/f"), ("m/b", None, DIR), link("m/a/l", "../b"), link("m/b/l", "../a")],
                                      "a loop through 'm/"),
@@ -311,11 +317,79 @@ def test_a_bomb_stops_at_the_header_before_anything_is_written(tmp_path, staging
         assert (tree / "zeros").stat().st_size == 64 * 1024 * 1024
 
 
+@pytest.mark.parametrize("codec", ["bz2", "xz", "gz"])
+def test_a_compressed_bomb_is_decompressed_by_bounded_blocks(tmp_path, staging, codec):
+    """64 MiB of zeros in a few hundred bytes of bzip2: tarfile's own 'r|*' holds ~200 MB before it sees
+    the first header (800 MB for 256 MiB); pkgc's reader holds a few MB (the xz decoder most) and refuses at the header."""
+    import bz2
+    import lzma
+    import zlib
+
+    compressor = {"bz2": lambda: bz2.BZ2Compressor(9), "xz": lambda: lzma.LZMACompressor(),
+                  "gz": lambda: zlib.compressobj(9, zlib.DEFLATED, 31)}[codec]()  # fmt: skip
+    info = tarfile.TarInfo("m/zeros")
+    info.size = 64 << 20
+    chunks = [compressor.compress(info.tobuf())] + [compressor.compress(bytes(1 << 20)) for _ in range(64)]
+    bomb = tmp_path / f"bomb.tar.{codec}"
+    bomb.write_bytes(b"".join(chunks + [compressor.compress(bytes(10240)), compressor.flush()]))
+    tracemalloc.start()
+    try:
+        refused(bomb, tmp_path, "member 'm/zeros' makes the archive unpack to more than 1048576 bytes",
+                ArchiveLimits(max_bytes=1 << 20))  # fmt: skip
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16_000_000, peak
+
+
 def test_a_truncated_archive_is_refused_and_leaves_nothing(tmp_path, staging):
     whole = make_archive(tmp_path / "whole.tar.gz", [file(f"m/{i}", os.urandom(50_000)) for i in range(10)])
     cut = tmp_path / "cut.tar.gz"
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
     refused(cut, tmp_path, "cannot be read")
+
+
+def test_headers_are_not_kept_while_unpacking(tmp_path, staging):
+    """tarfile keeps every header it read; 300 members with 60 KB pax headers each would be 18 MB held."""
+    archive = tmp_path / "pax.tar.gz"
+    with tarfile.open(archive, "w:gz", format=tarfile.PAX_FORMAT) as tar:
+        for i in range(300):
+            info = tarfile.TarInfo(f"m/{i}")
+            info.pax_headers = {"comment": "c" * 60_000}
+            tar.addfile(info, io.BytesIO(b""))
+    tracemalloc.start()
+    try:
+        with unpacked(archive) as tree:
+            assert len(list(tree.iterdir())) == 300
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4_000_000, peak
+
+
+def test_a_killed_unpack_leaves_a_staging_folder_the_next_one_removes(tmp_path, staging):
+    archive = make_archive(tmp_path / "m.tar.gz", [file("m/a", b"A")])
+    code = ("import os, sys, tempfile; tempfile.tempdir = sys.argv[2]; from pathlib import Path; "
+            "from compiler.workspace.archives import unpacked\n"
+            "with unpacked(Path(sys.argv[1])): os.kill(os.getpid(), 9)")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", code, str(archive), str(staging)], cwd=Path(__file__).parents[2])
+    assert proc.returncode == -9
+    (left,) = staging.iterdir()
+    assert (left / "tree" / "m" / "a").read_text() == "A"
+    live = Path(tempfile.mkdtemp(prefix="pkgc-unpack-"))  # another unpack's, still running: its lock is held
+    (live / ".lock").touch()
+    held = os.open(live / ".lock", os.O_RDWR)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    young = Path(tempfile.mkdtemp(prefix="pkgc-unpack-"))  # made, not locked yet
+    old = Path(tempfile.mkdtemp(prefix="pkgc-unpack-"))  # made, never locked: killed an hour ago
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    (staging / "pkgc-unpack-not-a-folder").write_text("kept")
+    try:
+        with unpacked(archive) as tree:
+            assert (tree / "a").read_text() == "A"
+    finally:
+        os.close(held)
+    assert sorted(p.name for p in staging.iterdir()) == sorted([live.name, young.name, "pkgc-unpack-not-a-folder"])
 
 
 def test_the_table_resolves_links_as_the_kernel_would():
