@@ -1,9 +1,9 @@
 """Reads a tar archive as a stream of member headers, with every read bounded.
 
-tarfile's own decompression (``r|*``, ``r:*``) hands each compressed block to the decompressor whole:
-a 276-byte ``.tar.bz2`` of zeros makes it hold 800 MB before the first header is seen. Here the file
-is decompressed by ``gzip`` / ``bz2`` / ``lzma`` file objects, which never return more than was asked
-for, and tarfile only parses the plain stream (``r|``). tarfile also reads a pax header, a GNU long
+tarfile's own stream mode (``r|*``) hands each compressed block to the decompressor whole: a
+276-byte ``.tar.bz2`` of zeros makes it hold 800 MB before the first header is seen. Here the file is
+decompressed by ``gzip`` / ``bz2`` / ``lzma`` file objects, which never return more than was asked
+for, and tarfile only parses the plain stream (``r|``), so the archive is read once, in order. tarfile also reads a pax header, a GNU long
 name or a sparse map into memory whole, and keeps every header it read: those are bounded or dropped.
 """
 
