@@ -42,7 +42,8 @@ def _order(table: MemberTable, ends: dict[str, str], ordered: list[str]) -> list
     folders = {path for path, end in ends.items() if table.kinds.get(end) is Kind.DIR}
     if sum(len(_under(ordered, ends[path])) for path in folders) > MAX_STEPS:
         first = min(folders)
-        raise LinkRefused(first, MemberProblem(f"is one of too many links into folders of links (over {MAX_STEPS} pairs)"))
+        problem = MemberProblem(f"is one of too many links into folders of links (over {MAX_STEPS} pairs)")
+        raise LinkRefused(first, problem)
     state: dict[str, int] = {}  # 1: on the current path, 2: done
     done: list[str] = []
     for start in sorted(folders):

@@ -127,7 +127,9 @@ class MemberTable:
             parent = "/".join(parts[:i])
             kind = self.kinds.get(parent)
             if kind is Kind.LINK:
-                raise MemberProblem(f"lies under '{excerpt(parent, 60)}', a link in the archive (pkgc follows no link while unpacking)")
+                raise MemberProblem(
+                    f"lies under '{excerpt(parent, 60)}', a link in the archive (pkgc follows no link while unpacking)"
+                )
             if kind is Kind.FILE:
                 raise MemberProblem(f"lies under '{excerpt(parent, 60)}', a file in the archive")
             if kind is None:

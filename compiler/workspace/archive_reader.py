@@ -3,8 +3,9 @@
 tarfile's own stream mode (``r|*``) hands each compressed block to the decompressor whole: a
 276-byte ``.tar.bz2`` of zeros makes it hold 800 MB before the first header is seen. Here the file is
 decompressed by ``gzip`` / ``bz2`` / ``lzma`` file objects, which never return more than was asked
-for, and tarfile only parses the plain stream (``r|``), so the archive is read once, in order. tarfile also reads a pax header, a GNU long
-name or a sparse map into memory whole, and keeps every header it read: those are bounded or dropped.
+for, and tarfile only parses the plain stream (``r|``), so the archive is read once, in order.
+tarfile also reads a pax header, a GNU long name or a sparse map into memory whole, and keeps every
+header it read: those are bounded or dropped.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 MAX_HEADER_BYTES = 64 * 1024  # one pax extended header or GNU long name/link
-EXTENDED = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE)
+EXTENDED = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
+            tarfile.SOLARIS_XHDTYPE)  # fmt: skip
 SPARSE = "is a sparse file (only files, folders and links inside the tree)"
 
 

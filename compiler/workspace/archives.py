@@ -143,7 +143,8 @@ def _unpack_into(archive: Path, root: Path, limits: ArchiveLimits) -> MemberTabl
         raise ArchiveError(f"archive '{shown}': {where} {exc}") from None
     except (Unreadable, tarfile.TarError) as exc:  # not a tar, truncated, bad compression
         where = f" at member '{excerpt(name, 80)}'" if name else f" after member '{excerpt(last, 80)}'" if last else ""
-        raise ArchiveError(f"archive '{shown}' cannot be read{where}: {excerpt(str(exc) or type(exc).__name__, 120)}") from None
+        why = excerpt(str(exc) or type(exc).__name__, 120)
+        raise ArchiveError(f"archive '{shown}' cannot be read{where}: {why}") from None
     except OSError as exc:  # a full disk; a name the file system refuses
         where = f": member '{excerpt(name, 80)}'" if name else ""
         why = exc.strerror or str(exc)
