@@ -27,6 +27,7 @@ from compiler.spec.values import CONTROL
 MAX_NAME_BYTES = 4096
 MAX_PART_BYTES = 255  # one name component, as Linux file systems allow
 MAX_LINK_HOPS = 40  # links followed while resolving one target (Linux's own limit)
+MAX_RESOLVE_STEPS = 2_000_000  # name steps taken resolving all the links of one archive
 
 
 class MemberProblem(Exception):
@@ -45,6 +46,7 @@ class Planned:
 
     path: str  # normalised, relative, '' for the archive's root folder
     kind: Kind
+    new_folders: tuple[str, ...] = ()  # folders to make first, outermost first (the member's own when a new folder)
     hard_source: str | None = None
 
 
@@ -67,7 +69,7 @@ def member_path(name: str, what: str = "name") -> str:
     parts = [part for part in name.split("/") if part not in ("", ".")]
     if ".." in parts:
         raise MemberProblem("leaves the archive's tree ('..')" if what == "name" else f"has '..' in its {what}")
-    if any(len(part.encode()) > MAX_PART_BYTES for part in parts):
+    if any(len(part) * 4 > MAX_PART_BYTES and len(part.encode()) > MAX_PART_BYTES for part in parts):
         raise MemberProblem(f"has a {what} with a part longer than {MAX_PART_BYTES} bytes")
     return "/".join(parts)
 
@@ -95,6 +97,7 @@ class MemberTable:
     kinds: dict[str, Kind] = field(default_factory=lambda: {"": Kind.DIR})
     links: dict[str, str] = field(default_factory=dict)  # symbolic link path -> target as written
     sizes: dict[str, int] = field(default_factory=dict)  # file path (hard links too) -> bytes
+    steps: int = 0  # resolution steps taken so far (MAX_RESOLVE_STEPS)
 
     def add(self, member: tarfile.TarInfo) -> Planned:
         """Check ``member`` against what came before it and record it; raise MemberProblem."""
@@ -113,27 +116,33 @@ class MemberTable:
         elif member.issym():
             self._check_symlink_text(path, member.linkname)
             self.links[path] = member.linkname
+        if kind is Kind.DIR and existing is None:
+            missing.append(path)
         for folder in missing:
             self.kinds[folder] = Kind.DIR
         self.kinds[path] = kind
         if kind is Kind.FILE:
             self.sizes[path] = self.sizes[hard_source] if hard_source else max(member.size, 0)
-        return Planned(path, kind, hard_source)
+        return Planned(path, kind, tuple(missing), hard_source)
 
     def _parents(self, path: str) -> list[str]:
-        """The folders above ``path`` the archive has not made yet; refuse a parent that is a link or a file."""
-        missing, parts = [], path.split("/")[:-1] if path else []
-        for i in range(1, len(parts) + 1):
-            parent = "/".join(parts[:i])
+        """The folders above ``path`` the archive has not made yet, outermost first; refuse a parent that
+        is a link or a file. Upwards to the first known folder: every folder's own parents are known."""
+        missing = []
+        parent = path.rpartition("/")[0]
+        while parent:
             kind = self.kinds.get(parent)
+            if kind is Kind.DIR:
+                break
             if kind is Kind.LINK:
                 raise MemberProblem(
                     f"lies under '{excerpt(parent, 60)}', a link in the archive (pkgc follows no link while unpacking)"
                 )
             if kind is Kind.FILE:
                 raise MemberProblem(f"lies under '{excerpt(parent, 60)}', a file in the archive")
-            if kind is None:
-                missing.append(parent)
+            missing.append(parent)
+            parent = parent.rpartition("/")[0]
+        missing.reverse()
         return missing
 
     def _hard_source(self, target: str) -> str:
@@ -158,41 +167,39 @@ class MemberTable:
 
     def resolve(self, path: str) -> str:
         """Where the link ``path`` leads, following the archive's links; refused when outside, dangling or a loop."""
-        hops = [0]
-        parent = path.rsplit("/", 1)[0] if "/" in path else ""
+        parent = path.rpartition("/")[0]
         target = self.links[path]
-        end = self._follow(parent.split("/") if parent else [], target, target, hops)
-        kind = self.kinds.get(end)
-        if kind is Kind.DIR and (end == "" or parent == end or parent.startswith(end + "/")):
+        end = self._follow(parent, target, target, [0])
+        if self.kinds.get(end) is Kind.DIR and (end == "" or parent == end or parent.startswith(end + "/")):
             raise MemberProblem(f"is a link to '{excerpt(target, 60)}', a folder that holds it (a loop)")
         return end
 
-    def _follow(self, base: list[str], target: str, shown: str, hops: list[int]) -> str:
-        parts = list(base)
-        steps = [step for step in target.split("/") if step not in ("", ".")]
+    def _follow(self, here: str, target: str, shown: str, hops: list[int]) -> str:
+        """``target`` read from the folder ``here``, as the kernel would: each link followed, '..' after it."""
         if target.startswith("/"):
             raise _outside(shown)
+        steps = [step for step in target.split("/") if step not in ("", ".")]
         for i, step in enumerate(steps):
+            self.steps += 1
+            if self.steps > MAX_RESOLVE_STEPS:
+                raise MemberProblem(f"is a link too many to resolve (over {MAX_RESOLVE_STEPS} steps for all links)")
             if step == "..":
-                if not parts:
+                if not here:
                     raise _outside(shown)
-                parts.pop()
+                here = here.rpartition("/")[0]
                 continue
-            parts.append(step)
-            here = "/".join(parts)
+            here = f"{here}/{step}" if here else step
             kind = self.kinds.get(here)
             if kind is Kind.LINK:
                 hops[0] += 1
                 if hops[0] > MAX_LINK_HOPS:
                     raise MemberProblem(f"is a link to '{excerpt(shown, 60)}', a loop of links")
-                parts = self._follow(parts[:-1], self.links[here], shown, hops).split("/")
-                parts = [p for p in parts if p]
+                here = self._follow(here.rpartition("/")[0], self.links[here], shown, hops)
             elif kind is None or (kind is Kind.FILE and i < len(steps) - 1):
                 raise MemberProblem(f"is a link to '{excerpt(shown, 60)}', which is not in the archive (dangling)")
-        end = "/".join(parts)
-        if self.kinds.get(end) is Kind.FILE and (target.endswith("/") or target.rsplit("/", 1)[-1] in (".", "..")):
+        if self.kinds.get(here) is Kind.FILE and (target.endswith("/") or target.rsplit("/", 1)[-1] in (".", "..")):
             raise MemberProblem(f"is a link to '{excerpt(shown, 60)}', which is not in the archive (dangling)")
-        return end
+        return here
 
     def top_folder(self) -> str | None:
         """The archive's one top folder, when every other path lies in it."""

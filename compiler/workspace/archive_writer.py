@@ -1,9 +1,16 @@
-"""Writes a checked archive's members below one folder without ever following a link.
+"""Writes a checked archive's members below one folder, with no link of the archive followed.
 
-Every path is opened one component at a time relative to a folder descriptor, with ``O_NOFOLLOW``
-(and ``O_DIRECTORY`` for folders), and every file is created with ``O_CREAT | O_EXCL``: whatever the
-archive or anyone else left in the tree, a write lands in the folder pkgc created or fails. The policy
-(which members, which links) is ``archive_members``; this module only writes what it is told.
+Why nothing is followed, whatever the archive holds:
+
+- the folder is pkgc's own staging folder (``mkdtemp``: mode 0700, no one else writes in it);
+- ``MemberTable`` refuses every member whose name passes through a link (or a file) of the archive;
+- the archive's symbolic links are made last, after every file, folder and hard link: while members
+  are written there is no link in the tree at all, and no link is made below another;
+- every name is created new (``O_CREAT | O_EXCL | O_NOFOLLOW``, ``mkdir``, ``linkat`` and
+  ``symlinkat`` never follow their last component), relative to the folder's descriptor.
+
+The kernel resolves each member's path in one call (no per-component walk from Python: a hostile
+archive of 100 000 members 2 000 folders deep costs a kernel path walk each, not 2 000 system calls).
 """
 
 from __future__ import annotations
@@ -22,10 +29,8 @@ class TreeWriter:
 
     def __init__(self, root: str):
         self._root = os.open(root, DIR_FLAGS)
-        self._cached: tuple[str, int] | None = None  # the last parent folder opened: members come grouped
 
     def close(self) -> None:
-        self._drop_cache()
         os.close(self._root)
 
     def __enter__(self) -> TreeWriter:
@@ -34,46 +39,14 @@ class TreeWriter:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _drop_cache(self) -> None:
-        if self._cached is not None:
-            os.close(self._cached[1])
-            self._cached = None
-
-    def _folder(self, path: str) -> int:
-        """A descriptor of folder ``path`` (made when missing), reached with no link followed."""
-        if not path:
-            return self._root
-        if self._cached is not None and self._cached[0] == path:
-            return self._cached[1]
-        fd = os.dup(self._root)
-        try:
-            for part in path.split("/"):
-                try:
-                    child = os.open(part, DIR_FLAGS, dir_fd=fd)
-                except FileNotFoundError:
-                    os.mkdir(part, 0o755, dir_fd=fd)
-                    child = os.open(part, DIR_FLAGS, dir_fd=fd)
-                os.close(fd)
-                fd = child
-        except BaseException:
-            os.close(fd)
-            raise
-        self._drop_cache()
-        self._cached = (path, fd)
-        return fd
-
-    @staticmethod
-    def _split(path: str) -> tuple[str, str]:
-        parent, _, name = path.rpartition("/")
-        return parent, name
-
-    def folder(self, path: str) -> None:
-        self._folder(path)
+    def folders(self, paths: tuple[str, ...]) -> None:
+        """Make each folder of ``paths`` (outermost first)."""
+        for path in paths:
+            os.mkdir(path, 0o755, dir_fd=self._root)
 
     def file(self, path: str, source: BinaryIO, executable: bool, count: Callable[[int], None]) -> int:
         """Copy ``source`` into a new file ``path``; ``count`` sees each block's size first (it may raise)."""
-        parent, name = self._split(path)
-        fd = os.open(name, FILE_FLAGS, 0o755 if executable else 0o644, dir_fd=self._folder(parent))
+        fd = os.open(path, FILE_FLAGS, 0o755 if executable else 0o644, dir_fd=self._root)
         written = 0
         with os.fdopen(fd, "wb", closefd=True) as sink:
             while block := source.read(CHUNK):
@@ -83,15 +56,8 @@ class TreeWriter:
         return written
 
     def hard_link(self, path: str, source: str) -> None:
-        """``path`` as a second name of the file ``source`` (neither followed if a link)."""
-        source_parent, source_name = self._split(source)
-        source_fd = os.dup(self._folder(source_parent))
-        try:
-            parent, name = self._split(path)
-            os.link(source_name, name, src_dir_fd=source_fd, dst_dir_fd=self._folder(parent), follow_symlinks=False)
-        finally:
-            os.close(source_fd)
+        """``path`` as a second name of the file ``source`` (not followed if it were a link)."""
+        os.link(source, path, src_dir_fd=self._root, dst_dir_fd=self._root, follow_symlinks=False)
 
     def symlink(self, path: str, target: str) -> None:
-        parent, name = self._split(path)
-        os.symlink(target, name, dir_fd=self._folder(parent))
+        os.symlink(target, path, dir_fd=self._root)

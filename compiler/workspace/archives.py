@@ -8,11 +8,13 @@ itself, the same on every interpreter (tarfile's extraction and its filters are 
   (``archive_members``: names, types, links) and written below a staging folder with no link
   followed (``archive_writer``); symbolic links are made last, once the whole archive shows that
   each one ends inside the tree;
+- at most ``max_files`` members, and as many files, folders and links (the folders a member's name
+  implies count too: one member may not make 2 000 folders);
 - links count: a hard link, or a symbolic link to a file or folder, is stored as a copy of what it
   leads to, so that content counts against ``max_bytes`` again (``archive_links``);
 - every read is bounded (``archive_reader``: decompression by blocks, extended headers and sparse
-  maps refused before tarfile reads them whole); at most ``max_files`` members and
-  ``max_bytes`` of content, both as declared by each header before its data is read and as written;
+  maps refused before tarfile reads them whole); at most ``max_bytes`` of content, as declared by
+  each header before its data is read and as written;
 - any refusal is one line naming the archive and the member, and the staging folder is removed
   (``unpack_staging``: also when a killed unpack left it, by the next unpack).
 
@@ -100,6 +102,11 @@ class _Budget:
         if self.declared > self.limits.max_bytes:
             raise MemberProblem(f"makes the archive unpack to more than {self.limits.max_bytes} bytes (the limit)")
 
+    def entries(self, count: int) -> None:
+        """Files, folders and links made so far (folders a name implies count too)."""
+        if count > self.limits.max_files:
+            raise MemberProblem(f"makes more than {self.limits.max_files} files, folders and links (the limit)")
+
     def write(self, size: int) -> None:
         self.written += size
         if self.written > self.limits.max_bytes:
@@ -117,9 +124,9 @@ def _unpack_into(archive: Path, root: Path, limits: ArchiveLimits) -> MemberTabl
                 name = member.name
                 budget.member(member)
                 planned = table.add(member)
-                if planned.kind is Kind.DIR:
-                    writer.folder(planned.path)
-                elif planned.hard_source is not None:
+                budget.entries(len(table.kinds) - 1)
+                writer.folders(planned.new_folders)
+                if planned.hard_source is not None:
                     budget.write(table.sizes[planned.path])  # stored as a second copy
                     writer.hard_link(planned.path, planned.hard_source)
                 elif planned.kind is Kind.FILE:

@@ -273,9 +273,13 @@ def test_an_oversized_extended_header_is_refused_before_it_is_read(tmp_path, sta
 
 def test_limits_on_files_and_bytes(tmp_path, staging):
     archive = make_archive(tmp_path / "m.tar.gz", [file(f"m/{i}", b"0123456789") for i in range(20)])
-    refused(archive, tmp_path, "member 'm/10' is one more than 10 members (the limit)", ArchiveLimits(max_files=10))
+    refused(archive, tmp_path, "member 'm/9' makes more than 10 files, folders and links", ArchiveLimits(max_files=10))
     refused(archive, tmp_path, "member 'm/10' makes the archive unpack to more than 100 bytes", ArchiveLimits(max_bytes=100))
-    with unpacked(archive, ArchiveLimits(max_files=20, max_bytes=200)) as tree:
+    folders = make_archive(tmp_path / "f.tar.gz", [file("/".join(["d"] * 30) + "/deep")])  # one member, 30 folders
+    refused(folders, tmp_path, "member 'd/d/d/d/d/d/d/d/d/d", ArchiveLimits(max_files=20))
+    repeated = make_archive(tmp_path / "r.tar.gz", [file("m/a")] + [("m/", None, DIR)] * 20)  # members that make nothing
+    refused(repeated, tmp_path, "member 'm' is one more than 10 members (the limit)", ArchiveLimits(max_files=10))
+    with unpacked(archive, ArchiveLimits(max_files=21, max_bytes=200)) as tree:  # 20 files and the folder m
         assert sorted(int(p.name) for p in tree.iterdir()) == list(range(20))
 
 
