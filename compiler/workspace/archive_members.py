@@ -98,6 +98,7 @@ class MemberTable:
     links: dict[str, str] = field(default_factory=dict)  # symbolic link path -> target as written
     sizes: dict[str, int] = field(default_factory=dict)  # file path (hard links too) -> bytes
     steps: int = 0  # resolution steps taken so far (MAX_RESOLVE_STEPS)
+    name_bytes: int = 0  # the characters of every path and link target held
 
     def add(self, member: tarfile.TarInfo) -> Planned:
         """Check ``member`` against what came before it and record it; raise MemberProblem."""
@@ -120,6 +121,9 @@ class MemberTable:
             missing.append(path)
         for folder in missing:
             self.kinds[folder] = Kind.DIR
+            self.name_bytes += len(folder)
+        if existing is None:
+            self.name_bytes += len(path) + len(self.links.get(path, ""))
         self.kinds[path] = kind
         if kind is Kind.FILE:
             self.sizes[path] = self.sizes[hard_source] if hard_source else max(member.size, 0)

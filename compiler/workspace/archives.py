@@ -9,7 +9,8 @@ itself, the same on every interpreter (tarfile's extraction and its filters are 
   followed (``archive_writer``); symbolic links are made last, once the whole archive shows that
   each one ends inside the tree;
 - at most ``max_files`` members, and as many files, folders and links (the folders a member's name
-  implies count too: one member may not make 2 000 folders);
+  implies count too: one member may not make 2 000 folders), whose names and link targets take at
+  most ``max_name_bytes`` (the table of them is in memory);
 - links count: a hard link, or a symbolic link to a file or folder, is stored as a copy of what it
   leads to, so that content counts against ``max_bytes`` again (``archive_links``);
 - every read is bounded (``archive_reader``: decompression by blocks, extended headers and sparse
@@ -57,6 +58,7 @@ class ArchiveError(ResolveError):
 class ArchiveLimits:
     max_files: int = 100_000
     max_bytes: int = 20 * 1024**3  # content: declared by the headers, and counted as written
+    max_name_bytes: int = 64 * 1024**2  # the names pkgc keeps in memory: paths made and link targets
 
 
 def wants_unpack(properties: Mapping[str, str]) -> bool:
@@ -102,10 +104,12 @@ class _Budget:
         if self.declared > self.limits.max_bytes:
             raise MemberProblem(f"makes the archive unpack to more than {self.limits.max_bytes} bytes (the limit)")
 
-    def entries(self, count: int) -> None:
-        """Files, folders and links made so far (folders a name implies count too)."""
-        if count > self.limits.max_files:
+    def entries(self, table: MemberTable) -> None:
+        """Files, folders and links made so far (folders a name implies count too), and their names' bytes."""
+        if len(table.kinds) - 1 > self.limits.max_files:
             raise MemberProblem(f"makes more than {self.limits.max_files} files, folders and links (the limit)")
+        if table.name_bytes > self.limits.max_name_bytes:
+            raise MemberProblem(f"makes the archive's names and link targets more than {self.limits.max_name_bytes} bytes (the limit)")
 
     def write(self, size: int) -> None:
         self.written += size
@@ -124,7 +128,7 @@ def _unpack_into(archive: Path, root: Path, limits: ArchiveLimits) -> MemberTabl
                 name = member.name
                 budget.member(member)
                 planned = table.add(member)
-                budget.entries(len(table.kinds) - 1)
+                budget.entries(table)
                 writer.folders(planned.new_folders)
                 if planned.hard_source is not None:
                     budget.write(table.sizes[planned.path])  # stored as a second copy

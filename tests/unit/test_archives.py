@@ -279,6 +279,9 @@ def test_limits_on_files_and_bytes(tmp_path, staging):
     refused(folders, tmp_path, "member 'd/d/d/d/d/d/d/d/d/d", ArchiveLimits(max_files=20))
     repeated = make_archive(tmp_path / "r.tar.gz", [file("m/a")] + [("m/", None, DIR)] * 20)  # members that make nothing
     refused(repeated, tmp_path, "member 'm' is one more than 10 members (the limit)", ArchiveLimits(max_files=10))
+    deep = make_archive(tmp_path / "n.tar.gz", [file("/".join(["d" * 200] * 20) + f"/{i}") for i in range(30)])
+    text = refused(deep, tmp_path, "names and link targets more than 100000 bytes", ArchiveLimits(max_name_bytes=100_000))
+    assert "member '" + "d" * 70 in text  # the folders' paths: 42 KB once, then 4 KB a file
     with unpacked(archive, ArchiveLimits(max_files=21, max_bytes=200)) as tree:  # 20 files and the folder m
         assert sorted(int(p.name) for p in tree.iterdir()) == list(range(20))
 
