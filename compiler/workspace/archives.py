@@ -109,7 +109,8 @@ class _Budget:
         if len(table.kinds) - 1 > self.limits.max_files:
             raise MemberProblem(f"makes more than {self.limits.max_files} files, folders and links (the limit)")
         if table.name_bytes > self.limits.max_name_bytes:
-            raise MemberProblem(f"makes the archive's names and link targets more than {self.limits.max_name_bytes} bytes (the limit)")
+            limit = self.limits.max_name_bytes
+            raise MemberProblem(f"makes the archive's names and link targets more than {limit} bytes (the limit)")
 
     def write(self, size: int) -> None:
         self.written += size
