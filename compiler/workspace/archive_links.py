@@ -5,7 +5,7 @@ file, a link to a folder as a copy of the folder. So an archive's links must end
 (``MemberTable.resolve``), must not form a loop through several folder links (``a/l -> ../b``,
 ``b/l -> ../a``: each alone is fine, the walk would go round for ever), and the content they repeat
 counts against the archive's byte limit like the content it holds (one 1 GiB file and a thousand
-links to it is a terabyte to store).
+links to it is a terabyte to store), the files and folders they repeat against the walk's bound.
 
 A link L "steps into" a folder link L2 when L2 lies in the folder L leads to; the walk follows those
 steps, so a loop is a cycle of steps. Folder links of one folder are a run of the sorted link names,
@@ -15,6 +15,7 @@ so each link's steps are found by bisection and checked in one depth-first pass.
 from __future__ import annotations
 
 import bisect
+from dataclasses import dataclass
 
 from compiler.errors import excerpt
 from compiler.workspace.archive_members import Kind, LinkRefused, MemberProblem, MemberTable
@@ -69,18 +70,31 @@ def _order(table: MemberTable, ends: dict[str, str], ordered: list[str]) -> list
     return done
 
 
-def link_contents(table: MemberTable, cap: int) -> list[tuple[str, int]]:
-    """Check every link of the whole archive; the bytes each one adds to the stored tree (at most ``cap`` + 1)."""
+@dataclass(frozen=True)
+class Repeated:
+    """What one link adds to the stored tree: the bytes and the files and folders it repeats."""
+
+    path: str
+    bytes: int
+    entries: int
+
+
+def link_contents(table: MemberTable, cap: int) -> list[Repeated]:
+    """Check every link of the whole archive; what each one adds to the stored tree (each figure capped
+    at ``cap`` + 1). A file link adds the file's bytes; a folder link its folder's files, folders and
+    the links in it, themselves expanded."""
     ends = _resolve_all(table)
     ordered = sorted(table.links)
-    files = sorted(table.sizes)
+    paths = sorted(path for path in table.kinds if path)
     running = [0]
-    for path in files:
-        running.append(running[-1] + table.sizes[path])
-    adds = {path: table.sizes.get(end, 0) for path, end in ends.items() if table.kinds.get(end) is Kind.FILE}
+    for path in paths:
+        running.append(running[-1] + table.sizes.get(path, 0))
+    adds = {path: (table.sizes.get(end, 0), 0) for path, end in ends.items() if table.kinds.get(end) is Kind.FILE}
     for path in _order(table, ends, ordered):  # a folder link repeats its folder's files and links
-        under = _under(files, ends[path])
-        total = running[under.stop] - running[under.start]
-        total += sum(adds.get(ordered[i], 0) for i in _under(ordered, ends[path]))
-        adds[path] = min(total, cap + 1)
-    return [(path, adds.get(path, 0)) for path in table.links]
+        under = _under(paths, ends[path])
+        size, count = running[under.stop] - running[under.start], len(under)
+        for i in _under(ordered, ends[path]):
+            more = adds.get(ordered[i], (0, 0))
+            size, count = size + more[0], count + more[1]
+        adds[path] = (min(size, cap + 1), min(count, cap + 1))
+    return [Repeated(path, *adds.get(path, (0, 0))) for path in table.links]

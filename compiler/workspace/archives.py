@@ -12,7 +12,8 @@ itself, the same on every interpreter (tarfile's extraction and its filters are 
   implies count too: one member may not make 2 000 folders), whose names and link targets take at
   most ``max_name_bytes`` (the table of them is in memory);
 - links count: a hard link, or a symbolic link to a file or folder, is stored as a copy of what it
-  leads to, so that content counts against ``max_bytes`` again (``archive_links``);
+  leads to, so that content counts against ``max_bytes`` again, and the files and folders a folder
+  link repeats against the store's bound on one tree (``walk.MAX_ENTRIES``; ``archive_links``);
 - every read is bounded (``archive_reader``: decompression by blocks, extended headers and sparse
   maps refused before tarfile reads them whole); at most ``max_bytes`` of content, as declared by
   each header before its data is read and as written;
@@ -42,6 +43,7 @@ from compiler.workspace.archive_reader import Oversized, Unreadable, members, ta
 from compiler.workspace.archive_members import MAX_PART_BYTES, Kind, LinkRefused, MemberProblem, MemberTable
 from compiler.workspace.archive_writer import TreeWriter
 from compiler.workspace.unpack_staging import staging_folder
+from compiler.workspace.walk import MAX_ENTRIES
 
 UNPACK_PROPERTY = "azureml.unpack"
 TRUE_VALUES, FALSE_VALUES = ("true", "1", "yes"), ("false", "0", "no")
@@ -140,9 +142,15 @@ def _unpack_into(archive: Path, root: Path, limits: ArchiveLimits) -> MemberTabl
                     if written != member.size:
                         raise MemberProblem(f"holds {written} bytes, not the {member.size} its header declares")
                 name, last = None, member.name
-            for path, repeated in link_contents(table, limits.max_bytes):  # stored as what they lead to
-                name = path
-                budget.write(repeated)
+            expanded = len(table.kinds) - 1
+            for repeated in link_contents(table, max(limits.max_bytes, MAX_ENTRIES)):  # stored as what they lead to
+                name = repeated.path
+                budget.write(repeated.bytes)
+                expanded += repeated.entries
+                if expanded > MAX_ENTRIES:
+                    raise MemberProblem(
+                        f"makes the stored tree more than {MAX_ENTRIES} files and folders (links repeat folders)"
+                    )
             for path, target in table.links.items():  # last: no member can be written through them
                 name = path
                 writer.symlink(path, target)

@@ -298,6 +298,10 @@ def test_content_repeated_by_links_counts_against_the_limit(tmp_path, staging):
     text = refused(make_archive(tmp_path / "d.tar.gz", doubling), tmp_path, "makes the archive unpack to more than 1000000 bytes",
                    ArchiveLimits(max_bytes=1_000_000))  # fmt: skip
     assert "member 'm/d" in text
+    # the same with empty files: 2**20 names to store, past the store's 500 000 a tree
+    empty = [file("m/d0/w", b"")] + doubling[1:]
+    text = refused(make_archive(tmp_path / "e.tar.gz", empty), tmp_path, "makes the stored tree more than 500000 files and folders")
+    assert "member 'm/d" in text
     with unpacked(soft, ArchiveLimits(max_bytes=51_000)) as tree:  # at the limit: kept
         assert (tree / "s49").read_bytes() == kb
 
