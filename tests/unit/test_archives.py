@@ -156,13 +156,15 @@ def test_links_inside_the_tree_are_kept(tmp_path, staging):
     assert list(staging.iterdir()) == []
 
 
-def cve_2025_4517_archive(path: Path, dest_len: int, target: Path) -> Path:
+def cve_2025_4517_archive(path: Path, dest_len: int, target: Path, drop: int = 0) -> Path:
     """The PATH_MAX realpath chain of CVE-2025-4517 (CPython's own test for it), aimed at ``target``.
 
     16 nested directories of long names, each with a one-letter link to the next; a link at the end of
     the letters back up 16 levels (the destination, though realpath cannot expand it); ``escape`` ->
     that link and '..' 17 times (lexically inside, physically '/'); then a hard link to and a file
-    through ``escape``: every name and link target is lexically inside the tree."""
+    through ``escape``: every name and link target is lexically inside the tree. ``drop``: leave out
+    that many of the last steps' leaders (the link through the letters, the hard link, the file), so
+    each later step is seen on its own."""
     steps = "abcdefghijklmnop"
     component = "d" * ((os.pathconf("/", "PC_PATH_MAX") - dest_len - 1) // (len(steps) + 1))
     members, folder = [], ""
@@ -170,12 +172,12 @@ def cve_2025_4517_archive(path: Path, dest_len: int, target: Path) -> Path:
         members += [(os.path.join(folder, component), None, DIR), link(os.path.join(folder, step), component)]
         folder = os.path.join(folder, component)
     last = os.path.join(*steps, "l" * 254)
-    members.append(link(last, os.path.join(*[".."] * len(steps))))
-    members.append(link("escape", os.path.join(last, *[".."] * (len(steps) + 1))))
-    members.append(link("flaglink", os.path.join("escape", str(target).lstrip("/")), HARD))
-    members.append(file(os.path.join("escape", str(target).lstrip("/")), b"overwritten by the archive"))
-    members.append(file(os.path.join("escape", str(target.parent).lstrip("/"), "new-file"), b"written by the archive"))
-    return make_archive(path, members, mode="w")
+    tail = [link(last, os.path.join(*[".."] * len(steps))),
+            link("flaglink", os.path.join("escape", str(target).lstrip("/")), HARD),
+            file(os.path.join("escape", str(target).lstrip("/")), b"overwritten by the archive"),
+            file(os.path.join("escape", str(target.parent).lstrip("/"), "new-file"), b"written by the archive")]  # fmt: skip
+    members += tail[:1] + [link("escape", os.path.join(last, *[".."] * (len(steps) + 1)))] + tail[1:]
+    return make_archive(path, [m for m in members if m not in tail[:drop]], mode="w")
 
 
 def test_the_cve_2025_4517_chain_is_refused_by_member_and_leaves_nothing(tmp_path, staging):
@@ -184,6 +186,19 @@ def test_the_cve_2025_4517_chain_is_refused_by_member_and_leaves_nothing(tmp_pat
     text = refused(archive, tmp_path, "a link in the archive (pkgc follows no link while unpacking)")
     assert "member 'a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/lll" in text and "lies under 'a'" in text
     assert (tmp_path / "sentinel.txt").read_text() == "the host's file" and not (tmp_path / "new-file").exists()
+
+
+@pytest.mark.parametrize("drop, message", [
+    (1, "member 'flaglink' is a hard link to 'escape/"),  # without the link through the letters
+    (2, "member 'escape/"),  # and without the hard link: the file through 'escape'
+    (4, "member 'escape' is a link to 'a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/lll"),  # the link alone, at the end
+])  # fmt: skip
+def test_each_step_of_the_cve_chain_is_refused_on_its_own(tmp_path, staging, drop, message):
+    dest_len = len(str(staging)) + len("/pkgc-unpack-12345678/tree")
+    archive = cve_2025_4517_archive(tmp_path / "chain.tar", dest_len, tmp_path / "sentinel.txt", drop)
+    text = refused(archive, tmp_path, message)
+    assert drop != 2 or "lies under 'escape', a link in the archive" in text
+    assert drop != 4 or "which is not in the archive (dangling)" in text
 
 
 def test_the_cve_chain_is_real_where_the_interpreter_is_vulnerable(tmp_path):
