@@ -135,7 +135,7 @@ def test_odd_archive_names_unpack_into_a_folder_of_pkgcs_own(tmp_path, staging, 
     before = snapshot(tmp_path)
     with unpacked(archive) as tree:
         stage = next(p for p in staging.iterdir() if p.name.startswith("pkgc-unpack-"))
-        assert tree.name == ("model" if name != "a\tb.tar.gz" else "model") and tree.parent.parent == stage
+        assert tree.name == "model" and tree.parent.parent == stage
         assert (tree / "a.txt").read_text() == "from the archive"
     assert snapshot(tmp_path) == before and (staging / "a.txt").read_text() == "pkgc's neighbour"
 
