@@ -418,6 +418,48 @@ def test_a_killed_unpack_leaves_a_staging_folder_the_next_one_removes(tmp_path, 
     assert sorted(p.name for p in staging.iterdir()) == sorted([live.name, young.name, "pkgc-unpack-not-a-folder"])
 
 
+def test_random_archives_write_nothing_outside_and_keep_only_links_that_stay_inside(tmp_path, staging):
+    """300 archives of random names, folders, files and links (targets with '..', absolute, through other
+    links): each is refused in one line or gives a tree whose every link ends inside it, which the store
+    then accepts; nothing outside the staging folder changes, nothing is left behind."""
+    import random
+
+    parts = ["a", "b", "c", "..", ".", "l", "m"]
+    workspace = Workspace(tmp_path / "ws")
+    workspace.store_tree(make_archive(tmp_path / "seed.tar", [file("x")], mode="w"))  # the workspace exists before
+    kept = 0
+    for seed in range(300):
+        rng = random.Random(seed)
+        name = lambda: "/".join(rng.choice(parts) for _ in range(rng.randint(1, 4)))  # noqa: E731
+        members = []
+        for _ in range(rng.randint(1, 12)):
+            kind = rng.random()
+            if kind < 0.4:
+                members.append(file(name()))
+            elif kind < 0.6:
+                members.append((name(), None, DIR))
+            elif kind < 0.9:
+                members.append(link(name(), rng.choice(["", "", "../", "/", f"{tmp_path}/"]) + name()))
+            else:
+                members.append(link(name(), name(), HARD))
+        archive = make_archive(tmp_path / "r.tar", members, mode="w")
+        before = snapshot(tmp_path / "tmp"), (tmp_path / "sentinel.txt").read_text(), sorted(os.listdir(tmp_path))
+        try:
+            with unpacked(archive) as tree:
+                inside = os.path.realpath(tree)
+                for folder, dirs, files in os.walk(tree):
+                    for entry in (Path(folder) / n for n in dirs + files if os.path.islink(Path(folder) / n)):
+                        real = os.path.realpath(entry)
+                        assert os.path.exists(entry) and (real + "/").startswith(inside + "/"), (seed, entry)
+                workspace.store_tree(tree)
+                kept += 1
+        except ArchiveError as exc:
+            assert "\n" not in str(exc) and "member" in str(exc) or "holds no files" in str(exc), (seed, str(exc))
+        after = snapshot(tmp_path / "tmp"), (tmp_path / "sentinel.txt").read_text(), sorted(os.listdir(tmp_path))
+        assert after == before, seed
+    assert 0 < kept < 300
+
+
 def test_the_table_resolves_links_as_the_kernel_would():
     """The physical resolution the checks rely on, against the archive's table alone."""
     table = MemberTable()
