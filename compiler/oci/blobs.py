@@ -1,7 +1,8 @@
 """A content-addressed blob store (``blobs/sha256/<hex>``, the layout of an OCI image layout).
 
-Blobs are written once: a writer streams into a temporary file while hashing and renames it into
-place only if no blob of that digest exists yet, so concurrent builds never see half a blob."""
+Blobs are written once: a writer streams into a temporary file (``.partial-*``) while hashing and
+renames it into place only if no blob of that digest exists yet, so concurrent builds never see half
+a blob; a write that fails for any reason (bad input, a full disk) removes its temporary file."""
 
 from __future__ import annotations
 
@@ -10,6 +11,15 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
+
+from compiler.oci.regular import open_regular
+
+CHUNK = 1 << 20
+
+
+class Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -37,23 +47,30 @@ class BlobWriter:
         return len(data)
 
     def commit(self, expected: str | None = None) -> Blob:
-        """Store the bytes written; with ``expected``, only if that is their digest (ValueError else,
-        and nothing is stored)."""
-        self._file.close()
-        digest = "sha256:" + self._hash.hexdigest()
-        if expected is not None and digest != expected:
-            self._tmp.unlink(missing_ok=True)
-            raise ValueError(f"blob {expected} has the digest {digest}")
-        target = self._store.path(digest)
-        if target.exists():
-            self._tmp.unlink()
-        else:
-            os.chmod(self._tmp, 0o444)
-            os.replace(self._tmp, target)
+        """Store the bytes written; with ``expected``, only if that is their digest (ValueError else).
+        Whatever fails, nothing is stored and the temporary file is gone."""
+        try:
+            self._file.close()
+            digest = "sha256:" + self._hash.hexdigest()
+            if expected is not None and digest != expected:
+                raise ValueError(f"blob {expected} has the digest {digest}")
+            target = self._store.path(digest)
+            if target.exists():
+                self._tmp.unlink()
+            else:
+                os.chmod(self._tmp, 0o444)
+                os.replace(self._tmp, target)
+        except BaseException:
+            self.abort()
+            raise
         return Blob(digest, self.size)
 
     def abort(self) -> None:
-        self._file.close()
+        """Drop what was written (the temporary file is removed even when closing it fails)."""
+        try:
+            self._file.close()
+        except OSError:
+            pass
         self._tmp.unlink(missing_ok=True)
 
 
@@ -77,22 +94,52 @@ class BlobStore:
 
     def put(self, data: bytes) -> Blob:
         writer = self.writer()
-        writer.write(data)
+        try:
+            writer.write(data)
+        except BaseException:
+            writer.abort()
+            raise
         return writer.commit()
 
-    def import_file(self, path: Path, digest: str) -> Blob:
-        """Copy the file at ``path`` in as the blob ``digest`` (checked while copying; ValueError when
-        its bytes have another digest); a blob already held is not copied again."""
-        if self.has(digest):
+    def import_stream(self, stream: Readable, digest: str | None = None) -> Blob:
+        """Store what ``stream`` gives until its end; with ``digest``, only if that is its digest
+        (ValueError else) and not at all when that blob is already held. Whatever fails (the stream
+        raising, a full disk), no partial file stays behind."""
+        if digest is not None and self.has(digest):
             return Blob(digest, self.path(digest).stat().st_size)
         writer = self.writer()
-        with open(path, "rb") as fh:
-            while block := fh.read(1 << 20):
+        try:
+            while block := stream.read(CHUNK):
                 writer.write(block)
+        except BaseException:
+            writer.abort()
+            raise
         return writer.commit(expected=digest)
+
+    def import_file(self, path: Path, digest: str) -> Blob:
+        """Copy the regular file at ``path`` (no link followed, no FIFO or device opened; NotRegularFile,
+        a ValueError, else) in as the blob ``digest``, reading at most the size it had when opened;
+        checked while copying (ValueError when its bytes have another digest)."""
+        if self.has(digest):
+            return Blob(digest, self.path(digest).stat().st_size)
+        fd, size = open_regular(path)
+        with os.fdopen(fd, "rb") as fh:
+            return self.import_stream(_Bounded(fh, size), digest)
 
     def read(self, digest: str) -> bytes:
         data = self.path(digest).read_bytes()
         if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
             raise ValueError(f"blob {digest} in {self.root} is corrupt")
         return data
+
+
+class _Bounded:
+    """At most ``left`` bytes of ``fh``."""
+
+    def __init__(self, fh, left: int):
+        self._fh, self._left = fh, left
+
+    def read(self, size: int = -1) -> bytes:
+        block = self._fh.read(self._left if size < 0 else min(size, self._left)) if self._left > 0 else b""
+        self._left -= len(block)
+        return block
