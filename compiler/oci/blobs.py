@@ -16,6 +16,7 @@ from typing import Protocol
 from compiler.oci.regular import open_regular
 
 CHUNK = 1 << 20
+READ_LIMIT = 64 << 20  # a blob read whole (a manifest, a config, an SBOM)
 
 
 class Readable(Protocol):
@@ -126,8 +127,14 @@ class BlobStore:
         with os.fdopen(fd, "rb") as fh:
             return self.import_stream(_Bounded(fh, size), digest)
 
-    def read(self, digest: str) -> bytes:
-        data = self.path(digest).read_bytes()
+    def read(self, digest: str, limit: int = READ_LIMIT) -> bytes:
+        """The whole blob, checked against its digest (ValueError when it is corrupt or larger than
+        ``limit``; a link or special file in the store is refused like one in an input)."""
+        fd, size = open_regular(self.path(digest))
+        with os.fdopen(fd, "rb") as fh:
+            if size > limit:
+                raise ValueError(f"blob {digest} in {self.root} is {size} bytes, more than the {limit} read whole")
+            data = fh.read(size)
         if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
             raise ValueError(f"blob {digest} in {self.root} is corrupt")
         return data
