@@ -21,7 +21,7 @@ from compiler.errors import BuildError, ResolveError, excerpt
 from compiler.oci.blobs import Blob
 from compiler.oci.compress import compressor
 from compiler.oci.layer import GZIP_LAYER, LayerBlob
-from compiler.oci.layout_reader import LayoutError, open_layout, parse_reference
+from compiler.oci.layout_reader import LayoutError, mapping, open_layout, parse_reference
 from compiler.oci.store import CONFIG, ENGINE_ID, MANIFEST, REF_NAME, OciStore, canonical_json
 
 SMALL = 16 << 20  # docker-archive members kept in memory (JSON, small layers)
@@ -172,7 +172,7 @@ def _pick_manifest(index: dict, tag: str | None, where: str) -> dict:
     manifests = index.get("manifests")
     manifests = [m for m in manifests if isinstance(m, dict)] if isinstance(manifests, list) else []
     if tag is not None:
-        manifests = [m for m in manifests if (m.get("annotations") or {}).get(REF_NAME) == tag]
+        manifests = [m for m in manifests if mapping(m.get("annotations")).get(REF_NAME) == tag]
     else:  # artifacts attached as referrers (an SBOM, attestations) are not images
         manifests = [m for m in manifests if "artifactType" not in m]
     if len(manifests) != 1:

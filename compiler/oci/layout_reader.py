@@ -57,6 +57,12 @@ class _Missing(LayoutError):
     """The member is not there at all."""
 
 
+def mapping(value: object) -> dict:
+    """``value`` when it is a JSON object, else an empty one (for optional fields of untrusted JSON:
+    ``annotations``, ``config``, ``Labels``)."""
+    return value if isinstance(value, dict) else {}
+
+
 def parse_reference(reference: str) -> tuple[str, Path, str | None] | None:
     """``oci:DIR[:TAG]`` / ``oci-archive:FILE[:TAG]`` -> (kind, path, tag); None for other references."""
     kind, sep, rest = reference.partition(":")

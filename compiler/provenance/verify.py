@@ -29,7 +29,7 @@ from compiler.provenance.attach import PREDICATE_ANNOTATION
 from compiler.provenance.dsse import ENVELOPE, IN_TOTO, BadSignature, verify
 from compiler.provenance.facts import SBOM_MEDIA_TYPE
 from compiler.provenance.statement import CYCLONEDX_BOM, SLSA_PROVENANCE, STATEMENT_TYPE
-from compiler.oci.layout_reader import OciLayout
+from compiler.oci.layout_reader import OciLayout, mapping
 from compiler.sbom.image_files import image_entry, open_reference
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ def verify_attestations(reference: str, key: SSlibKey | None, name: str | None =
         entry = image_entry(layout)
         manifest = layout.blob_json(entry)
         config = layout.blob_json(manifest.get("config"))
-        labels = (config.get("config") or {}).get("Labels") or {}
+        labels = mapping(mapping(config.get("config")).get("Labels"))
         check = AttestationCheck(name, entry["digest"], labels.get(SBOM_DIGEST))
         index = layout.json("index.json")
         found = layout_referrers(index, check.subject, layout.blob_json)
@@ -114,7 +114,7 @@ def verify_attestations(reference: str, key: SSlibKey | None, name: str | None =
         for index_entry, referrer in found:
             descriptor, data = _layer(layout, referrer)
             media = descriptor.get("mediaType")
-            stated = (referrer.get("annotations") or {}).get(PREDICATE_ANNOTATION)
+            stated = mapping(referrer.get("annotations")).get(PREDICATE_ANNOTATION)
             item = {"digest": index_entry["digest"], "artifactType": referrer.get("artifactType"), "mediaType": media}
             check.checked.append(item)
             if media == SBOM_MEDIA_TYPE:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from compiler.engines.base import Engine
 from compiler.errors import ResolveError, excerpt
-from compiler.oci.layout_reader import CHUNK, OciLayout, open_layout
+from compiler.oci.layout_reader import CHUNK, OciLayout, mapping, open_layout
 
 FILE_LIMIT = 64 << 20  # an SBOM or lock file larger than this is refused
 REF_NAME = "org.opencontainers.image.ref.name"
@@ -49,20 +49,22 @@ def open_reference(reference: str) -> OciLayout:
 
 def image_entry(blobs: OciLayout) -> dict:
     """The index.json entry the tag names, or the only image (artifacts attached as referrers,
-    which carry an ``artifactType``, are not images)."""
+    which carry an ``artifactType``, are not images); a descriptor checked for shape."""
     index = blobs.json("index.json")
     manifests = index.get("manifests")
-    if not isinstance(manifests, list) or not manifests:
-        raise blobs.fail("index.json lists no manifests")
+    manifests = [m for m in manifests if isinstance(m, dict)] if isinstance(manifests, list) else []
+    if not manifests:
+        raise blobs.error("index.json", "lists no manifests")
     if blobs.tag:
-        chosen = [m for m in manifests if isinstance(m, dict) and (m.get("annotations") or {}).get(REF_NAME) == blobs.tag]
+        chosen = [m for m in manifests if mapping(m.get("annotations")).get(REF_NAME) == blobs.tag]
         if not chosen:
             raise blobs.fail(f"no manifest is tagged '{excerpt(blobs.tag)}'")
-        return chosen[0]
-    images = [m for m in manifests if not (isinstance(m, dict) and "artifactType" in m)]
-    if len(images) != 1:
-        raise blobs.fail(f"index.json lists {len(images)} images; name one with :TAG")
-    return images[0]
+    else:
+        chosen = [m for m in manifests if "artifactType" not in m]
+        if len(chosen) != 1:
+            raise blobs.error("index.json", f"lists {len(chosen)} images; name one with :TAG")
+    blobs.descriptor(chosen[0], "index.json's manifest")
+    return chosen[0]
 
 
 def _manifest(blobs: OciLayout) -> dict:

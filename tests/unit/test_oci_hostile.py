@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from compiler.errors import ResolveError
+from compiler.errors import PkgcError, ResolveError
 from compiler.oci.base import resolve_base
 from compiler.oci.blobs import BlobStore
 from compiler.oci.builder import build_oci_image
@@ -370,3 +370,66 @@ def test_read_layout_file_and_the_cli_share_the_reader(tmp_path):
     proc = _cli("sbom", f"oci-archive:{archive}:base")
     assert proc.returncode == 2 and "has no SBOM" in proc.stderr, proc.stderr
 
+
+
+# -- JSON of the wrong shape ----------------------------------------------------------------------
+
+
+def _paths(value: object, prefix: tuple = ()):
+    """Every place in a JSON document (the document itself included)."""
+    yield prefix
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in items:
+        yield from _paths(child, (*prefix, key))
+
+
+def _replaced(document: object, path: tuple, value: object) -> object:
+    if not path:
+        return value
+    document = json.loads(json.dumps(document))
+    at = document
+    for key in path[:-1]:
+        at = at[key]  # type: ignore[index]
+    at[path[-1]] = value  # type: ignore[index]
+    return document
+
+
+def test_every_field_of_the_wrong_type_is_one_line_of_bad_input(tmp_path):
+    """Each value of index.json, the manifest and the config replaced by a value of another type (or
+    the document by one): importing the base, reading a file, verifying and reading the attached SBOM
+    all end in a pkgc error (exit 2, or 4 for a verification), never an internal error."""
+    from compiler.provenance.verify import attached_sbom, verify_attestations
+
+    folder, manifest = _layout(tmp_path)
+    index = json.loads((folder / "index.json").read_bytes())
+    entry = index["manifests"][0]
+    config = json.loads(_blob(folder, manifest["config"]).read_bytes())
+
+    def put(document: object) -> dict:
+        data = json.dumps(document).encode()
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        path = folder / "blobs" / "sha256" / digest[7:]
+        if not path.exists():
+            path.write_bytes(data)
+        return {"digest": digest, "size": len(data)}
+
+    readers = (lambda r: resolve_base(r, OciStore(tmp_path / "store"), None, lambda _msg: None),
+               lambda r: read_layout_file(r, "/etc/passwd"), lambda r: verify_attestations(r, None), attached_sbom)  # fmt: skip
+    cases = 0
+    for which, document in (("index", index), ("manifest", manifest), ("config", config)):
+        for path in list(_paths(document)):
+            for bad in (None, 1, "x", [1], {}):
+                changed = _replaced(document, path, bad)
+                if which == "config":
+                    changed = {**manifest, "config": {**manifest["config"], **put(changed)}}
+                if which in ("config", "manifest"):
+                    changed = {**index, "manifests": [{**entry, **put(changed)}]}
+                (folder / "index.json").write_text(json.dumps(changed))
+                for read in readers:
+                    for reference in (f"oci:{folder}:base", f"oci:{folder}"):
+                        cases += 1
+                        try:
+                            read(reference)
+                        except PkgcError as exc:
+                            assert exc.exit_code in (2, 4) and "\n" not in str(exc), str(exc)
+    assert cases > 1000
