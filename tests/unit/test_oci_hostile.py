@@ -433,3 +433,42 @@ def test_every_field_of_the_wrong_type_is_one_line_of_bad_input(tmp_path):
                         except PkgcError as exc:
                             assert exc.exit_code in (2, 4) and "\n" not in str(exc), str(exc)
     assert cases > 1000
+
+
+def test_a_full_store_during_an_import_is_one_line_naming_it_and_leaves_no_partial_file(tmp_path):
+    """The store's disk fills half-way through a blob (a file size limit: writes fail with EFBIG): one
+    BuildError line naming the store, and no ``.partial-*`` stays behind."""
+    folder = tmp_path / "layout"
+    (folder / "blobs" / "sha256").mkdir(parents=True)
+
+    def put(data: bytes) -> dict:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        (folder / "blobs" / "sha256" / digest[7:]).write_bytes(data)
+        return {"digest": digest, "size": len(data)}
+
+    layer = {"mediaType": "application/vnd.oci.image.layer.v1.tar", **put(os.urandom(1 << 20))}
+    config = put(json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}}).encode())
+    manifest = put(json.dumps({"schemaVersion": 2, "config": config, "layers": [layer]}).encode())
+    (folder / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [manifest]}))
+    store = tmp_path / "cache" / "oci"
+    script = (
+        "import sys\nfrom compiler.errors import PkgcError\nfrom compiler.oci.base import resolve_base\n"
+        "from compiler.oci.store import OciStore\n"
+        f"try:\n    resolve_base('oci:{folder}', OciStore(__import__('pathlib').Path('{store}')), None, print)\n"
+        "except PkgcError as exc:\n    print(type(exc).__name__, exc.exit_code, exc)\n"
+    )
+
+    def limit() -> None:
+        import resource
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (256 << 10, 256 << 10))
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, preexec_fn=limit, timeout=60)
+    assert proc.stdout.strip() == f"BuildError 3 cannot write pkgc's OCI store {store}: File too large", proc.stdout + proc.stderr
+    assert not list(store.rglob(".partial-*")) and not (store / "blobs" / "sha256" / layer["digest"][7:]).exists()
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.stdout == "" and proc.returncode == 0, proc.stdout + proc.stderr  # with room, it imports
+    assert (store / "blobs" / "sha256" / layer["digest"][7:]).stat().st_size == 1 << 20
