@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -16,6 +17,9 @@ from typing import Protocol
 from compiler.oci.regular import open_regular
 
 CHUNK = 1 << 20
+PARTIAL = ".partial-"  # a blob being written: .partial-<pid>-<random>
+STALE = 3600  # seconds a partial blob of a vanished process stays before a later write removes it
+DAY = 86400
 READ_LIMIT = 64 << 20  # a blob read whole (a manifest, a config, an SBOM)
 
 
@@ -35,7 +39,8 @@ class BlobWriter:
     def __init__(self, store: "BlobStore"):
         self._store = store
         store.root.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=".partial-", dir=store.root)
+        store.sweep_partials()
+        fd, name = tempfile.mkstemp(prefix=f"{PARTIAL}{os.getpid()}-", dir=store.root)
         self._file = os.fdopen(fd, "wb", buffering=1 << 20)
         self._tmp = Path(name)
         self._hash = hashlib.sha256()
@@ -80,6 +85,28 @@ class BlobStore:
 
     def __init__(self, root: Path):
         self.root = root
+        self._swept = False
+
+    def sweep_partials(self) -> list[str]:
+        """Remove the ``.partial-<pid>-*`` files killed writers left (once per store object, before
+        its first write): those not written for ``STALE`` seconds whose process is gone, and any not
+        written for a day. A live writer's file is written every few seconds, so it is never one."""
+        if self._swept:
+            return []
+        self._swept, removed, now = True, [], time.time()
+        try:
+            candidates = [entry for entry in os.scandir(self.root) if entry.name.startswith(PARTIAL)]
+        except OSError:
+            return []
+        for entry in candidates:
+            try:
+                age = now - entry.stat(follow_symlinks=False).st_mtime
+                if age > DAY or (age > STALE and not _alive(entry.name)):
+                    os.unlink(entry.path)
+                    removed.append(entry.name)
+            except OSError:
+                continue  # another run removed or renamed it
+        return removed
 
     def path(self, digest: str) -> Path:
         algorithm, _, hexdigest = digest.partition(":")
@@ -150,3 +177,17 @@ class _Bounded:
         block = self._fh.read(self._left if size < 0 else min(size, self._left)) if self._left > 0 else b""
         self._left -= len(block)
         return block
+
+
+def _alive(name: str) -> bool:
+    """Whether the process that named ``.partial-<pid>-*`` still runs (True when it cannot be told)."""
+    pid = name[len(PARTIAL) :].partition("-")[0]
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True

@@ -472,3 +472,24 @@ def test_a_full_store_during_an_import_is_one_line_naming_it_and_leaves_no_parti
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
     assert proc.stdout == "" and proc.returncode == 0, proc.stdout + proc.stderr  # with room, it imports
     assert (store / "blobs" / "sha256" / layer["digest"][7:]).stat().st_size == 1 << 20
+
+
+def test_partial_blobs_of_killed_writers_are_removed_by_the_next_write(tmp_path):
+    """A writer killed mid-blob leaves ``.partial-<pid>-*``: the next store's first write removes it once
+    it is stale (its process gone, an hour unwritten), and leaves a live writer's file alone."""
+    blobs = BlobStore(tmp_path / "blobs")
+    blobs.root.mkdir(parents=True)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    killed = blobs.root / f".partial-{gone}-abc"
+    killed.write_bytes(b"half a layer")
+    recent = blobs.root / f".partial-{gone}-def"  # the same dead process, but written a minute ago: kept (for now)
+    recent.write_bytes(b"x")
+    live = blobs.root / f".partial-{os.getpid()}-ghi"  # this process: alive, however old
+    live.write_bytes(b"y")
+    for path, age in ((killed, 7200), (recent, 60), (live, 7200)):
+        os.utime(path, (time.time() - age, time.time() - age))
+    blobs.put(b"next build")
+    assert sorted(p.name for p in blobs.root.glob(".partial-*")) == sorted([recent.name, live.name])
+    os.utime(live, (time.time() - 2 * 86400,) * 2)  # a day unwritten: gone whoever named it
+    BlobStore(blobs.root).put(b"another build")
+    assert [p.name for p in blobs.root.glob(".partial-*")] == [recent.name]
