@@ -104,10 +104,12 @@ def read_layout_file(reference: str, path: str) -> bytes | None:
     """``path`` (absolute) from the image an ``oci:``/``oci-archive:`` reference names."""
     blobs = open_reference(reference)
     try:
-        layers = _manifest(blobs).get("layers")
-        if not isinstance(layers, list):
-            raise blobs.fail("the manifest has no layers list")
+        layers = _manifest(blobs)["layers"]  # a list of checked descriptors
+        read: set[str] = set()  # a layer listed again says nothing new: each blob is read once
         for descriptor in reversed(layers):  # the top-most layer that mentions the path decides
+            if descriptor["digest"] in read:
+                continue
+            read.add(descriptor["digest"])
             state, data = _layer_entry(blobs, descriptor, path.lstrip("/"))
             if state:
                 return data
