@@ -47,7 +47,9 @@ class BaseImage:
 
     @property
     def labels(self) -> dict[str, str]:
-        return dict((self.config.get("config") or {}).get("Labels") or {})
+        """The config's labels (an OCI config maps strings to strings; anything else is not a label)."""
+        labels = mapping(mapping(self.config.get("config")).get("Labels"))
+        return {k: v for k, v in labels.items() if isinstance(k, str) and isinstance(v, str)}
 
 
 split_oci_reference = parse_reference  # ``oci:DIR[:TAG]`` / ``oci-archive:FILE[:TAG]`` -> (kind, path, tag) or None
@@ -56,7 +58,47 @@ split_oci_reference = parse_reference  # ``oci:DIR[:TAG]`` / ``oci-archive:FILE[
 def load_from_store(store: OciStore, descriptor: dict, reference: str, source: str) -> BaseImage:
     manifest = store.read_json(descriptor["digest"])
     config = store.read_json(manifest["config"]["digest"])
+    problem = config_problem(config, len(manifest["layers"]))
+    if problem:
+        raise ResolveError(f"base image {excerpt(reference, 200)}: its config's {problem}")
     return BaseImage(reference, descriptor["digest"], manifest, config, source)
+
+
+def _strings(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+# what the fields a package's config takes from its base's must be (absent or null: not set)
+_FIELDS = {
+    "Env": ("a list of strings", _strings), "Entrypoint": ("a list of strings", _strings), "Cmd": ("a list of strings", _strings),
+    "Labels": ("an object of strings", lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values())),
+    "ExposedPorts": ("an object", lambda v: isinstance(v, dict)), "Volumes": ("an object", lambda v: isinstance(v, dict)),
+    "StopSignal": ("a string", lambda v: isinstance(v, str)),
+}  # fmt: skip
+
+
+def config_problem(config: dict, layers: int) -> str | None:
+    """What is wrong with a base image's config for a package to be built on it (None: nothing): the
+    fields the package's config takes from it must have their OCI types, and one diff_id per layer."""
+    if not isinstance(config, dict):
+        return "document is not an object"
+    diff_ids = mapping(config.get("rootfs")).get("diff_ids")
+    if not _strings(diff_ids) or len(diff_ids) != layers:
+        return f"rootfs.diff_ids is not a list of {layers} digests, one per layer"
+    if not all(isinstance(config.get(k), (str, type(None))) for k in ("architecture", "os")):
+        return "architecture or os is not a string"
+    history = config.get("history")
+    if history is not None and not (isinstance(history, list) and all(isinstance(h, dict) for h in history)):
+        return "history is not a list of objects"
+    inner = config.get("config")
+    if inner is None:
+        return None
+    if not isinstance(inner, dict):
+        return "config is not an object"
+    for key, (kind, fits) in _FIELDS.items():
+        if inner.get(key) is not None and not fits(inner[key]):
+            return f"config.{key} is not {kind}"
+    return None
 
 
 def resolve_base(reference: str, store: OciStore, engine: Engine | None, log) -> BaseImage:
@@ -191,9 +233,9 @@ def _from_oci(reference: str, store: OciStore) -> BaseImage:
             layout.check_layout_file()
             descriptor, manifest = layout.image_manifest(_pick_manifest(layout.json("index.json"), layout.tag, reference))
             config = layout.blob_json(manifest["config"], "the manifest's config")
-            diff_ids = (config.get("rootfs") or {}).get("diff_ids") if isinstance(config.get("rootfs"), dict) else None
-            if not isinstance(diff_ids, list) or len(diff_ids) != len(manifest["layers"]):
-                raise layout.error(f"blobs/sha256/{manifest['config']['digest'][7:]}", "is not an image config with a diff_id per layer")
+            problem = config_problem(config, len(manifest["layers"]))
+            if problem:
+                raise layout.error(f"blobs/sha256/{manifest['config']['digest'][7:]}", f"the image config's {problem}")
             try:
                 for blob in [manifest["config"], *manifest["layers"], descriptor]:
                     if not store.blobs.has(blob["digest"]):

@@ -396,8 +396,8 @@ def _replaced(document: object, path: tuple, value: object) -> object:
 
 def test_every_field_of_the_wrong_type_is_one_line_of_bad_input(tmp_path):
     """Each value of index.json, the manifest and the config replaced by a value of another type (or
-    the document by one): importing the base, reading a file, verifying and reading the attached SBOM
-    all end in a pkgc error (exit 2, or 4 for a verification), never an internal error."""
+    the document by one): importing the base and making a package config on it, reading its facts,
+    reading a file, verifying and reading the attached SBOM all end in a pkgc error (exit 2, or 4 for a verification), never an internal error."""
     from compiler.provenance.verify import attached_sbom, verify_attestations
 
     folder, manifest = _layout(tmp_path)
@@ -413,7 +413,15 @@ def test_every_field_of_the_wrong_type_is_one_line_of_bad_input(tmp_path):
             path.write_bytes(data)
         return {"digest": digest, "size": len(data)}
 
-    readers = (lambda r: resolve_base(r, OciStore(tmp_path / "store"), None, lambda _msg: None),
+    from compiler.oci.config import image_config
+
+    plan = make_plan(f"oci:{folder}", make_wheel(tmp_path), tmp_path / "inputs")
+
+    def build_config(reference: str) -> None:  # what a build makes of the base's config
+        image_config(plan, resolve_base(reference, OciStore(tmp_path / "store"), None, lambda _msg: None), [], 0)
+
+    readers = (build_config,
+               lambda r: stored_base_facts(r, tmp_path / "facts", required=True),
                lambda r: read_layout_file(r, "/etc/passwd"), lambda r: verify_attestations(r, None), attached_sbom)  # fmt: skip
     cases = 0
     for which, document in (("index", index), ("manifest", manifest), ("config", config)):
