@@ -9,7 +9,8 @@ reads it through here, so the same rules hold everywhere:
   ``blobs/...``) must be regular-file members, each named once, each lying inside the archive (an
   uncompressed tar: it is read at member offsets, nothing is inflated);
 - every read is bounded: JSON documents by ``JSON_LIMIT``, a blob by its descriptor's size, which must
-  be the size of the file or member holding it;
+  be the size of the file or member holding it, and all that one command reads whole by
+  ``WHOLE_BUDGET`` (a manifest named many times is read once);
 - a blob is checked against its digest as it is read (the stream fails at its end when it differs).
 
 Every problem is a ``LayoutError`` (bad input, exit 2): one line naming the layout, the member and
@@ -32,6 +33,7 @@ CHUNK = 1 << 20
 MAX_MEMBERS = 100_000  # tar members listed before an archive is refused
 HEADER_LIMIT = 1 << 20  # the most tarfile may read at once while listing (a pax or long-name header)
 MAX_LAYERS = 1000
+WHOLE_BUDGET = 256 << 20  # bytes one opened layout may read whole (documents, attached blobs), all told
 MAX_NESTING = 4  # image indexes within image indexes
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 EMPTY = "sha256:" + hashlib.sha256(b"").hexdigest()
@@ -98,7 +100,7 @@ class BlobStream:
     its end fails (LayoutError) when the bytes are not the digest's, so whoever drains it has checked it."""
 
     def __init__(self, layout: "OciLayout", member: _Member, name: str, digest: str):
-        self._layout, self._member, self._name, self._digest = layout, member, name, digest
+        self._layout, self._member, self.name, self._digest = layout, member, name, digest
         self._hash, self._done = hashlib.sha256(), 0
         self.size = member.size
 
@@ -114,13 +116,13 @@ class BlobStream:
         try:
             block = os.pread(self._member.fd, want, self._member.offset + self._done)
         except OSError as exc:
-            raise self._layout.error(self._name, f"cannot be read: {exc.strerror or exc}") from None
+            raise self._layout.error(self.name, f"cannot be read: {exc.strerror or exc}") from None
         if not block:
-            raise self._layout.error(self._name, f"ends after {self._done} of its {self.size} bytes")
+            raise self._layout.error(self.name, f"ends after {self._done} of its {self.size} bytes")
         self._done += len(block)
         self._hash.update(block)
         if self._done == self.size and "sha256:" + self._hash.hexdigest() != self._digest:
-            raise self._layout.error(self._name, "does not match its digest")
+            raise self._layout.error(self.name, "does not match its digest")
         return block
 
     def readable(self) -> bool:
@@ -142,6 +144,8 @@ class OciLayout:
 
     def __init__(self, where: str, tag: str | None):
         self.where, self.tag = where, tag
+        self._budget = WHOLE_BUDGET
+        self._documents: dict[str, dict] = {}  # digest -> the parsed blob (shared: callers only read it)
 
     # -- what each kind provides -------------------------------------------------------------
     def _member(self, name: str) -> _Member:
@@ -161,12 +165,20 @@ class OciLayout:
         """A problem with the layout as a whole (no one member)."""
         return LayoutError(self.where, "", why)
 
+    def _spend(self, name: str, size: int) -> None:
+        """Count ``size`` bytes read whole against ``WHOLE_BUDGET``, so that many entries naming big
+        blobs cannot make one command read without end."""
+        if size > self._budget:
+            raise self.error(name, f"would take the bytes read whole from this layout past {WHOLE_BUDGET}")
+        self._budget -= size
+
     def read(self, name: str, limit: int) -> bytes:
         """The whole member ``name``, refused when larger than ``limit``."""
         member = self._member(name)
         try:
             if member.size > limit:
                 raise self.error(name, f"is {member.size} bytes, more than the {limit} pkgc reads")
+            self._spend(name, member.size)
             try:
                 data = read_at(member.fd, member.offset, member.size)
             except OSError as exc:
@@ -221,12 +233,16 @@ class OciLayout:
     def blob(self, descriptor: object, limit: int, what: str = "a descriptor") -> bytes:
         """The whole blob ``descriptor`` names (at most ``limit`` bytes), checked."""
         with self.open_blob(descriptor, limit, what) as stream:
+            self._spend(stream.name, stream.size)
             return stream.read()
 
     def blob_json(self, descriptor: object, what: str = "a descriptor") -> dict:
-        """The JSON object in the blob ``descriptor`` names (a manifest, an index, a config), checked."""
+        """The JSON object in the blob ``descriptor`` names (a manifest, an index, a config), checked;
+        read once per layout however many entries name it (the object is shared: do not modify it)."""
         digest, _ = self.descriptor(descriptor, what)
-        return self.json(f"blobs/sha256/{digest[7:]}", self.blob(descriptor, JSON_LIMIT, what))
+        if digest not in self._documents:
+            self._documents[digest] = self.json(f"blobs/sha256/{digest[7:]}", self.blob(descriptor, JSON_LIMIT, what))
+        return self._documents[digest]
 
     def image_manifest(self, descriptor: object) -> tuple[dict, dict]:
         """(descriptor, manifest) of the image ``descriptor`` names, through image indexes (at most

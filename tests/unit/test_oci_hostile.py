@@ -29,7 +29,7 @@ from compiler.oci.facts import stored_base_facts
 from compiler.oci.layers import LayerOptions
 from compiler.oci.outputs import StoredImage, write_archive
 from compiler.oci.regular import NotRegularFile
-from compiler.oci.store import OciStore
+from compiler.oci.store import MANIFEST, OciStore
 from compiler.reporter import Reporter
 from compiler.sbom.image_files import read_layout_file
 from tests.unit.test_oci_backend import make_base, make_plan, make_wheel
@@ -501,3 +501,32 @@ def test_partial_blobs_of_killed_writers_are_removed_by_the_next_write(tmp_path)
     os.utime(live, (time.time() - 2 * 86400,) * 2)  # a day unwritten: gone whoever named it
     BlobStore(blobs.root).put(b"another build")
     assert [p.name for p in blobs.root.glob(".partial-*")] == [recent.name]
+
+
+def test_many_entries_naming_big_blobs_cannot_make_a_command_read_without_end(tmp_path):
+    """3000 referrers (distinct manifests, in an index.json under 4 MiB) all naming one 1 MiB layer: reading
+    them would read 3 GB; the layout's read budget stops it, quickly, as bad input (or a failed check)."""
+    from compiler.provenance.verify import verify_attestations
+
+    folder, _ = _layout(tmp_path)
+    index = json.loads((folder / "index.json").read_bytes())
+    subject = {k: index["manifests"][0][k] for k in ("mediaType", "digest", "size")}
+
+    def put(data: bytes) -> dict:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        (folder / "blobs" / "sha256" / digest[7:]).write_bytes(data)
+        return {"digest": digest, "size": len(data)}
+
+    layer = {"mediaType": "application/octet-stream", **put(os.urandom(1 << 20))}
+    empty = {"mediaType": "application/vnd.oci.empty.v1+json", **put(b"{}")}
+    for n in range(3000):
+        manifest = {"schemaVersion": 2, "mediaType": MANIFEST, "artifactType": "application/x-pkgc-test", "config": empty,
+                    "layers": [layer], "subject": subject, "annotations": {"n": str(n)}}  # fmt: skip
+        index["manifests"].append({"mediaType": MANIFEST, "artifactType": "application/x-pkgc-test", **put(json.dumps(manifest).encode())})
+    (folder / "index.json").write_text(json.dumps(index))
+    assert (folder / "index.json").stat().st_size < 4 << 20
+    started = time.monotonic()
+    with pytest.raises(PkgcError) as caught:
+        verify_attestations(f"oci:{folder}:base", None)
+    assert time.monotonic() - started < QUICK * 2 and caught.value.exit_code in (2, 4)
+    assert "would take the bytes read whole from this layout past" in str(caught.value)
