@@ -12,8 +12,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from isal import igzip
+from isal.igzip_lib import IsalError
 
-from compiler.errors import BuildError
+from compiler.errors import BuildError, ResolveError
 from compiler.oci.base import BaseImage
 from compiler.oci.layer import GZIP_LAYER, TAR_LAYER
 from compiler.oci.store import OciStore
@@ -21,6 +22,7 @@ from compiler.oci.store import OciStore
 WANTED = {"etc/passwd", "etc/group"}
 PYTHON = re.compile(r"^(usr/local/bin|usr/bin|bin|opt/[^/]+/bin)/python(3\.\d+)$")
 SCAN_VERSION = 1
+FILE_LIMIT = 4 << 20  # /etc/passwd, /etc/group: larger is not a base image pkgc builds on
 
 
 @dataclass(frozen=True)
@@ -56,19 +58,29 @@ def scan_base(store: OciStore, base: BaseImage) -> BaseScan:
     files: dict[str, str] = {}
     pythons: dict[str, str] = {}
     for layer in base.layers:
-        for member, tar in _members(store, layer):
-            name = member.name.lstrip("./").lstrip("/")
-            folder, _, leaf = name.rpartition("/")
-            if leaf.startswith(".wh."):
-                files.pop(f"{folder}/{leaf[4:]}".lstrip("/"), None)
-                continue
-            if name in WANTED and member.isfile():
-                fh = tar.extractfile(member)
-                files[name] = fh.read().decode("utf-8", "replace") if fh else ""
-            match = PYTHON.match(name)
-            if match and (member.isfile() or member.issym()):
-                pythons.setdefault(match.group(2), "/" + match.group(1))
+        try:
+            _scan_layer(store, layer, files, pythons)
+        except (OSError, EOFError, tarfile.TarError, IsalError) as exc:  # the layer's digest held: its bytes are the image's
+            raise ResolveError(f"base image layer {layer['digest'][:19]} is not a readable layer: {exc}") from None
     scan = BaseScan(files.get("etc/passwd", ""), files.get("etc/group", ""), pythons)
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps({"version": SCAN_VERSION, **asdict(scan)}, sort_keys=True))
     return scan
+
+
+def _scan_layer(store: OciStore, layer: dict, files: dict[str, str], pythons: dict[str, str]) -> None:
+    """Note the wanted files and the pythons of one layer (a later layer's replace an earlier's)."""
+    for member, tar in _members(store, layer):
+        name = member.name.lstrip("./").lstrip("/")
+        folder, _, leaf = name.rpartition("/")
+        if leaf.startswith(".wh."):
+            files.pop(f"{folder}/{leaf[4:]}".lstrip("/"), None)
+            continue
+        if name in WANTED and member.isfile():
+            if member.size > FILE_LIMIT:
+                raise ResolveError(f"base image layer {layer['digest'][:19]}: /{name} is larger than {FILE_LIMIT} bytes")
+            fh = tar.extractfile(member)
+            files[name] = fh.read().decode("utf-8", "replace") if fh else ""
+        match = PYTHON.match(name)
+        if match and (member.isfile() or member.issym()):
+            pythons.setdefault(match.group(2), "/" + match.group(1))

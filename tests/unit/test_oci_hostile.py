@@ -530,3 +530,43 @@ def test_many_entries_naming_big_blobs_cannot_make_a_command_read_without_end(tm
         verify_attestations(f"oci:{folder}:base", None)
     assert time.monotonic() - started < QUICK * 2 and caught.value.exit_code in (2, 4)
     assert "would take the bytes read whole from this layout past" in str(caught.value)
+
+
+def _one_layer_layout(folder: Path, layer_bytes: bytes, media: str) -> str:
+    """A layout of one image with one layer of ``layer_bytes`` and no labels (its Python is scanned for)."""
+    (folder / "blobs" / "sha256").mkdir(parents=True)
+
+    def put(data: bytes) -> dict:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        (folder / "blobs" / "sha256" / digest[7:]).write_bytes(data)
+        return {"digest": digest, "size": len(data)}
+
+    layer = {"mediaType": media, **put(layer_bytes)}
+    config = put(json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "0" * 64]}}).encode())
+    manifest = put(json.dumps({"schemaVersion": 2, "config": config, "layers": [layer]}).encode())
+    (folder / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [manifest]}))
+    return f"oci:{folder}"
+
+
+def test_a_base_layer_that_is_no_tar_or_holds_a_huge_passwd_is_bad_input(tmp_path):
+    """The layer bytes match their digest but are not a layer, or hold a 64 MiB /etc/passwd (64 KiB
+    compressed): scanning the base for its Python and users is one line, exit 2, quickly."""
+    from compiler.oci.scan import scan_base
+
+    passwd = io.BytesIO()
+    with tarfile.open(fileobj=passwd, mode="w") as tar:
+        info = _info("etc/passwd", size=64 << 20)
+        tar.addfile(info, io.BytesIO(b"root:x:0:0::/root:/bin/sh\n" + bytes((64 << 20) - 26)))
+    cases = ((os.urandom(4096), "application/vnd.oci.image.layer.v1.tar+gzip", "is not a readable layer"),
+             (gzip.compress(passwd.getvalue(), 1), "application/vnd.oci.image.layer.v1.tar+gzip", "/etc/passwd is larger than 4194304 bytes"),
+             (b"not a tar" * 100, "application/vnd.oci.image.layer.v1.tar", "is not a readable layer"))  # fmt: skip
+    for n, (data, media, expected) in enumerate(cases):
+        reference = _one_layer_layout(tmp_path / f"layout{n}", data, media)
+        store = OciStore(tmp_path / "cache" / "oci")
+        base = resolve_base(reference, store, None, lambda _msg: None)  # its blobs are what they say
+        started = time.monotonic()
+        with pytest.raises(ResolveError, match=expected) as caught:
+            scan_base(store, base)
+        assert caught.value.exit_code == 2 and time.monotonic() - started < QUICK
+        with pytest.raises(ResolveError, match=expected):  # what a build asks first
+            stored_base_facts(reference, tmp_path / "cache", required=True)
