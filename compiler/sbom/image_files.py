@@ -118,3 +118,6 @@ def read_layout_file(reference: str, path: str) -> bytes | None:
         blobs.close()
 
 
+
+
+Layout = open_reference  # the name callers used before the shared reader (compiler.oci.layout_reader)
