@@ -32,7 +32,8 @@ from compiler.provenance.attach import PREDICATE_ANNOTATION
 from compiler.provenance.dsse import ENVELOPE, IN_TOTO, BadSignature, verify
 from compiler.provenance.facts import SBOM_MEDIA_TYPE
 from compiler.provenance.statement import CYCLONEDX_BOM, SLSA_PROVENANCE, STATEMENT_TYPE
-from compiler.sbom.image_files import Layout, image_entry
+from compiler.oci.layout_reader import OciLayout, mapping
+from compiler.sbom.image_files import image_entry, open_reference
 
 if TYPE_CHECKING:
     from securesystemslib.signer import SSlibKey
@@ -62,27 +63,15 @@ class AttestationCheck:
                 "referrers": self.checked}  # fmt: skip
 
 
-def _layer(layout: Layout, manifest: dict) -> tuple[dict, bytes]:
+def _layer(layout: OciLayout, manifest: dict) -> tuple[dict, bytes]:
     layers = manifest.get("layers")
     if not isinstance(layers, list) or len(layers) != 1 or not isinstance(layers[0], dict):
         raise layout.fail("a referrer does not have exactly one layer")
     descriptor = layers[0]
-    digest = str(descriptor.get("digest", ""))
-    if not digest.startswith("sha256:") or len(digest) != 71:
-        raise layout.fail(f"a referrer's layer digest {digest[:80]!r} is not sha256:<64 hex>")
-    size = descriptor.get("size")
-    if isinstance(size, int) and not isinstance(size, bool) and size > BLOB_LIMIT:
-        raise layout.fail(f"attestation blob {digest} is too large ({size} bytes; the limit is {BLOB_LIMIT})")
-    with layout.open(f"blobs/sha256/{digest[7:]}") as fh:
-        data = fh.read(BLOB_LIMIT + 1)
-    if len(data) > BLOB_LIMIT:
-        raise layout.fail(f"attestation blob {digest} is too large (over {BLOB_LIMIT} bytes)")
-    if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
-        raise layout.fail(f"blob {digest} does not match its digest")
-    return descriptor, data
+    return descriptor, layout.blob(descriptor, BLOB_LIMIT, "a referrer's layer")  # checked: size, digest
 
 
-def _json(layout: Layout, data: bytes) -> dict:
+def _json(layout: OciLayout, data: bytes) -> dict:
     try:
         value = json.loads(data)
     except ValueError:
@@ -133,12 +122,12 @@ def _unique(found: list[tuple[dict, dict]]) -> list[tuple[dict, dict]]:
     return kept
 
 
-def _check_referrer(check: AttestationCheck, layout: Layout, index_entry: dict, referrer: dict, key: SSlibKey | None) -> None:
+def _check_referrer(check: AttestationCheck, layout: OciLayout, index_entry: dict, referrer: dict, key: SSlibKey | None) -> None:
     """Check one referrer and record it in ``check``; raise VerifyError when it fails."""
     name = check.image
     descriptor, data = _layer(layout, referrer)
     media = descriptor.get("mediaType")
-    stated = (referrer.get("annotations") or {}).get(PREDICATE_ANNOTATION)
+    stated = mapping(referrer.get("annotations")).get(PREDICATE_ANNOTATION)
     item = {"digest": index_entry["digest"], "artifactType": referrer.get("artifactType"), "mediaType": media}
     check.checked.append(item)
     short = str(index_entry["digest"])[:19]
@@ -188,13 +177,13 @@ def _missing(check: AttestationCheck, signed: bool) -> list[str]:
 def verify_attestations(reference: str, key: SSlibKey | None, name: str | None = None) -> AttestationCheck:
     """Check every referrer of the image ``reference`` names (``name`` in messages); raise VerifyError
     on the first failure."""
-    layout = Layout(reference)
+    layout = open_reference(reference)
     name = name or reference
     try:
         entry = image_entry(layout)
         manifest = layout.blob_json(entry)
         config = layout.blob_json(manifest.get("config"))
-        labels = (config.get("config") or {}).get("Labels") or {}
+        labels = mapping(mapping(config.get("config")).get("Labels"))
         check = AttestationCheck(name, entry["digest"], labels.get(SBOM_DIGEST))
         index = layout.json("index.json")
         found = layout_referrers(index, check.subject, layout.blob_json)
@@ -214,7 +203,7 @@ def verify_attestations(reference: str, key: SSlibKey | None, name: str | None =
 
 def attached_sbom(reference: str) -> bytes | None:
     """The SBOM attached as a referrer to the image an ``oci:``/``oci-archive:`` reference names."""
-    layout = Layout(reference)
+    layout = open_reference(reference)
     try:
         subject = image_entry(layout)["digest"]
         for _entry, referrer in layout_referrers(layout.json("index.json"), subject, layout.blob_json):
