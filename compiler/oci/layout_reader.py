@@ -220,7 +220,7 @@ class OciLayout:
         digest, size = self.descriptor(descriptor, what)
         name = f"blobs/sha256/{digest[7:]}"
         if limit is not None and size > limit:
-            raise self.error(name, f"is {size} bytes by its descriptor, more than the {limit} pkgc reads")
+            raise self.error(name, f"is too large: {size} bytes by its descriptor, more than the {limit} pkgc reads")
         member = self._member(name)
         if member.size != size:
             member.close()

@@ -104,7 +104,7 @@ def _check_statement(check: AttestationCheck, statement: dict, stated_type: str 
 
 def _is_attestation(referrer: dict, media: object) -> bool:
     """An in-toto attestation (signed or not), by its artifact type, its layer or its predicate annotation."""
-    annotated = PREDICATE_ANNOTATION in (referrer.get("annotations") or {})
+    annotated = PREDICATE_ANNOTATION in mapping(referrer.get("annotations"))
     return referrer.get("artifactType") in (IN_TOTO, ENVELOPE) or media in (IN_TOTO, ENVELOPE) or annotated
 
 

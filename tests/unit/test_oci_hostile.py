@@ -529,7 +529,8 @@ def test_many_entries_naming_big_blobs_cannot_make_a_command_read_without_end(tm
     with pytest.raises(PkgcError) as caught:
         verify_attestations(f"oci:{folder}:base", None)
     assert time.monotonic() - started < QUICK * 2 and caught.value.exit_code in (2, 4)
-    assert "would take the bytes read whole from this layout past" in str(caught.value)
+    message = str(caught.value)  # the read budget, or (the same layer read once: duplicates collapse) a failed check
+    assert "would take the bytes read whole from this layout past" in message or "are not attached" in message, message
 
 
 def _one_layer_layout(folder: Path, layer_bytes: bytes, media: str) -> str:
