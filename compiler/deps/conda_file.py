@@ -1,4 +1,7 @@
-"""Source parser: a conda environment file (``name``, ``channels``, ``dependencies`` with ``pip:``)."""
+"""Source parser: a conda environment file (``name``, ``channels``, ``dependencies`` with ``pip:``).
+
+A file without ``channels:`` gets no channels here: as conda reads it, it means the configured default
+channels, which the merge supplies (``conda_default_channels`` in pkgc.toml, else ``defaults``)."""
 
 from __future__ import annotations
 
@@ -50,7 +53,12 @@ def parse_conda_document(doc: YamlDocument, source: Source) -> DepSet:
     return DepSet(source=source, requirements=tuple(requirements), channels=tuple(channels))
 
 
+def load_conda_file(path: Path, label: str) -> tuple[DepSet, YamlDocument]:
+    """The parsed conda file and its document (for messages naming a key's line)."""
+    doc = load_yaml(path, "conda file")
+    return parse_conda_document(doc, Source("conda_file", label, str(path))), doc
+
+
 def parse_conda_file(path: Path, label: str) -> DepSet:
     """Load and parse the conda file at ``path``; ``label`` says whose file it is, for messages."""
-    doc = load_yaml(path, "conda file")
-    return parse_conda_document(doc, Source("conda_file", label, str(path)))
+    return load_conda_file(path, label)[0]

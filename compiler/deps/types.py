@@ -91,3 +91,18 @@ class MergedEnvironment:
     @property
     def python(self) -> MergedDependency | None:
         return self.conda_dep("python")
+
+    def venv_pip_lines(self) -> tuple[str, ...]:
+        """The pip part of a virtual environment: a conda ``pip`` pin (``pip<22.0``), which a venv has
+        no conda to honour, becomes the venv's own pip requirement instead of being dropped."""
+        conda_pip = self.conda_dep("pip")
+        pinned = tuple(r for r in (conda_pip.constraints if conda_pip else ()) if r.specifier)
+        if not pinned:
+            return tuple(d.pip_line() for d in self.pip)
+        deps = list(self.pip)
+        at = next((i for i, d in enumerate(deps) if d.name == "pip"), None)
+        if at is None:
+            deps.append(MergedDependency("pip", "pip", pinned))
+        else:
+            deps[at] = MergedDependency("pip", "pip", deps[at].constraints + pinned, deps[at].extras)
+        return tuple(d.pip_line() for d in sorted(deps, key=lambda d: d.name))

@@ -1,24 +1,32 @@
 """Source parser: the dependencies an MLflow model declares, and what serving it needs.
 
-MLflow's own rule: the virtualenv form (python_env.yaml + requirements.txt) when present, else the
-conda.yaml. The recorded Python becomes a ``python==X.Y.*`` requirement of the model's source, so
-a different Python in the base environment is a merge conflict naming both files.
+MLflow's own rule (``mlflow.utils.virtualenv._get_python_env``): the virtualenv form
+(python_env.yaml + requirements.txt) when present, else the conda.yaml; the Python is the one THAT
+file names (MLmodel's ``python_version`` only when the file names none). It becomes a ``python=X.Y``
+requirement whose source names the file, so a different Python in the base environment or the base
+image is a message naming the file that set it.
+
+The model's conda.yaml is untrusted input: its channels reach the solver only when its conda
+packages need the conda path, and then only channels the user trusts (the base environment's conda
+file, ``conda_default_channels`` in pkgc.toml); another channel is refused, naming it and its line.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
-from compiler.deps.conda_file import parse_conda_file
+from compiler.deps.conda_file import load_conda_file
 from compiler.deps.specs import RequirementSyntaxError, parse_conda, parse_pip
 from compiler.deps.types import DepSet, Requirement, Source
-from compiler.errors import SpecError, SpecProblem
-from compiler.mlflow.mlmodel import MLflowModel
-from compiler.spec.yamldoc import read_text
+from compiler.errors import SpecError, SpecProblem, excerpt
+from compiler.mlflow.mlmodel import MLflowModel, minor
+from compiler.spec.yamldoc import YamlDocument, read_text
 
 # mlflow-skinny has pyfunc and every flavour's loader; the full mlflow adds the tracking server,
 # UI, and their dependencies, none of which serving needs. pyfunc itself needs pandas and numpy.
 SERVING_EXTRAS = ("pandas", "numpy")
+INSTALLERS = {"python", "pip", "setuptools", "wheel"}  # conda packages a venv provides itself
 
 
 def _requirements_file(model: MLflowModel, source: Source) -> list[Requirement]:
@@ -40,23 +48,81 @@ def _to_skinny(req: Requirement, source: Source) -> Requirement:
     return replace(req, name="mlflow-skinny", raw=f"mlflow-skinny{req.specifier} (for '{req.raw}')", source=source)
 
 
-def mlflow_depsets(model: MLflowModel, label: str, python_override: str | None = None) -> list[DepSet]:
+def _python_requirement(version: str, source: Source) -> Requirement:
+    """``python=X.Y`` of the file's version: the base image's patch release serves the model."""
+    return parse_conda(f"python={minor(version)}", source)
+
+
+def _conda_python(python: Requirement | None, source: Source) -> Requirement | None:
+    """conda.yaml's python, reduced to X.Y when it pins a version (``python=3.12.1`` -> ``python=3.12``)."""
+    if python is None:
+        return None
+    spec = python.specifier
+    if spec.startswith("==") and "," not in spec:
+        version = spec[2:].removesuffix(".*")
+        if version.replace(".", "").isdigit():
+            return _python_requirement(version, source)
+    return replace(python, source=source)
+
+
+def _untrusted_channels(doc: YamlDocument, depset: DepSet, trusted: tuple[str, ...]) -> list[SpecProblem]:
+    """The model's channels (listed or per package, ``channel::name``) that the user did not configure."""
+    allowed = {c.rstrip("/") for c in trusted}
+    why = (f"is not a channel you configured (yours: {', '.join(trusted) or 'none'}); "
+           "add it to conda_default_channels in pkgc.toml or to your base environment's conda file if you trust it")  # fmt: skip
+    problems = [doc.problem(("channels", i), f"conda channel '{excerpt(c)}' {why}")
+                for i, c in enumerate(depset.channels) if c.rstrip("/") not in allowed]  # fmt: skip
+    data = doc.data.get("dependencies") if isinstance(doc.data, dict) else None
+    for i, item in enumerate(data if isinstance(data, list) else []):
+        channel = str(item).split("::", 1)[0].strip() if isinstance(item, str) and "::" in item else None
+        if channel is not None and channel.rstrip("/") not in allowed:
+            problems.append(doc.problem(("dependencies", i), f"conda channel '{excerpt(channel)}' {why}"))
+    return problems
+
+
+def _conda_form(model: MLflowModel, label: str, trusted: tuple[str, ...]) -> tuple[list[Requirement], Requirement | None, tuple[str, ...]]:
+    """(requirements, python, channels) of the conda.yaml; its channels only when its packages need them."""
+    path = model.conda_env
+    source = Source("mlflow_model", f"MLflow model {label} ({path.name})", str(path))
+    parsed, doc = load_conda_file(path, source.label)
+    reqs = [replace(r, source=source) for r in parsed.requirements if r.name != "python"]
+    python = _conda_python(next((r for r in parsed.requirements if r.name == "python"), None), source)
+    needs_conda = any(r.manager == "conda" and r.name not in INSTALLERS for r in parsed.requirements)
+    if not needs_conda:
+        return reqs, python, ()  # python and pip only: a venv, no channel is ever asked
+    problems = _untrusted_channels(doc, parsed, trusted)
+    if problems:
+        raise SpecError(problems)
+    return reqs, python, parsed.channels
+
+
+def model_environment_file(model: MLflowModel) -> Path:
+    """The file MLflow builds the model's environment from (MLmodel when it names none)."""
+    if model.virtualenv_env and model.requirements:
+        return model.virtualenv_env
+    return model.conda_env or model.mlmodel
+
+
+def mlflow_depsets(model: MLflowModel, label: str, trusted_channels: tuple[str, ...] = ("defaults",)) -> list[DepSet]:
     """The model's own requirements and the serving additions, each its own source."""
+    python: Requirement | None = None
+    channels: tuple[str, ...] = ()
     if model.virtualenv_env and model.requirements:
         source = Source("mlflow_model", f"MLflow model {label} ({model.requirements.name})", str(model.requirements))
         reqs = _requirements_file(model, source)
-        channels: tuple[str, ...] = ()
+        if model.virtualenv_python:
+            venv = Source("mlflow_model", f"MLflow model {label} ({model.virtualenv_env.name})", str(model.virtualenv_env))
+            python = _python_requirement(model.virtualenv_python, venv)
     elif model.conda_env:
+        reqs, python, channels = _conda_form(model, label, trusted_channels)
         source = Source("mlflow_model", f"MLflow model {label} ({model.conda_env.name})", str(model.conda_env))
-        parsed = parse_conda_file(model.conda_env, source.label)
-        reqs = [replace(r, source=source) for r in parsed.requirements if r.name != "python"]
-        channels = parsed.channels
     else:
         source = Source("mlflow_model", f"MLflow model {label} (MLmodel)", str(model.mlmodel))
-        reqs, channels = [], ()
-    python = python_override or model.python_minor
-    if python:
-        reqs.append(parse_conda(f"python={python}", source))
+        reqs = []
+    if python is None and model.python_version:  # the file names no Python: the one MLmodel records
+        python = _python_requirement(model.python_version, Source("mlflow_model", f"MLflow model {label} (MLmodel)", str(model.mlmodel)))
+    if python is not None:
+        reqs.append(python)
     serving = Source("mlflow_model", "MLflow serving (pyfunc with mlflow-skinny)")
     reqs = [_to_skinny(r, serving) if r.name == "mlflow" else r for r in reqs]
     if not any(r.name == "mlflow-skinny" for r in reqs):

@@ -22,10 +22,25 @@ _TYPES = {
 }  # fmt: skip
 
 
+def params_schema(model: MLflowModel) -> dict | None:
+    """The JSON schema of the request's ``params``: the signature's params with their types and defaults."""
+    if not model.signature_params:
+        return None
+    properties = {}
+    for param in model.signature_params:
+        kind, fmt = _TYPES.get(str(param.get("type", "")), ("string", None))
+        item = {"type": kind, **({"format": fmt} if fmt else {})}
+        if param.get("shape"):
+            item = {"type": "array", "items": item}
+        properties[str(param.get("name", ""))] = {**item, **({"default": param["default"]} if "default" in param else {})}
+    return {"type": "object", "properties": properties, "additionalProperties": False}
+
+
 def input_schema(model: MLflowModel) -> dict:
-    """The JSON schema of {"input_data": {"columns", "index", "data"}} for the signature's columns."""
+    """The JSON schema of {"input_data": {"columns", "index", "data"}, "params"} for the signature."""
+    params = params_schema(model)
     if not model.signature_inputs:
-        return {"type": "object", "example": {}}
+        return {"type": "object", "example": {}, **({"properties": {"params": params}} if params else {})}
     columns = [c.get("name", f"col{i}") for i, c in enumerate(model.signature_inputs)]
     items = []
     for column in model.signature_inputs:
@@ -44,7 +59,8 @@ def input_schema(model: MLflowModel) -> dict:
                     "index": {"type": "array", "items": {"type": "integer"}},
                     "data": {"type": "array", "items": row},
                 },
-            }
+            },
+            **({"params": params} if params else {}),
         },
     }
 
