@@ -68,8 +68,8 @@ def _conda_python(python: Requirement | None, source: Source) -> Requirement | N
 def _untrusted_channels(doc: YamlDocument, depset: DepSet, trusted: tuple[str, ...]) -> list[SpecProblem]:
     """The model's channels (listed or per package, ``channel::name``) that the user did not configure."""
     allowed = {c.rstrip("/") for c in trusted}
-    why = (f"is not a channel you configured (yours: {', '.join(trusted) or 'none'}); "
-           "add it to conda_default_channels in pkgc.toml or to your base environment's conda file if you trust it")  # fmt: skip
+    why = (f"is not a channel you configured ({', '.join(trusted) or 'none'}); to trust it, add it to "
+           "conda_default_channels in pkgc.toml or to your base environment's conda file")  # fmt: skip
     problems = [doc.problem(("channels", i), f"conda channel '{excerpt(c)}' {why}")
                 for i, c in enumerate(depset.channels) if c.rstrip("/") not in allowed]  # fmt: skip
     data = doc.data.get("dependencies") if isinstance(doc.data, dict) else None

@@ -85,6 +85,11 @@ def generated_files(model: MLflowModel, model_subdir: str) -> dict[str, bytes]:
     }
 
 
+def is_generated(code: ResolvedCode | None) -> bool:
+    """Is ``code`` the scoring folder :func:`generate_scoring` wrote (not the user's own)?"""
+    return code is not None and code.directory.name == FOLDER and code.directory.parent.parent.name == "generated"
+
+
 def generate_scoring(model: MLflowModel, model_subdir: str, cache_dir: Path) -> ResolvedCode:
     """Write the scoring folder content-addressed under ``cache_dir``; the same model gives the same folder."""
     files = generated_files(model, model_subdir)
