@@ -183,6 +183,11 @@ def lock(resolved: Resolved, request: BuildRequest, options: Options, reporter: 
     with reporter.stage("lock"):
         locked = load_or_lock(resolved.strategy, lock_path, request.relock, [resolved.spec_file.path.name], cache_root, reporter.detail)
         reporter.step(f"lock {locked.status}: {lock_path} ({len(locked.lock.packages)} packages)")
+    pkg = resolved.package
+    if pkg.mlflow is not None:  # a pickle saved with another library version: said now, not as a 500 at run time
+        versions = {p.name: p.version for p in locked.lock.packages}
+        for line in version_drift(pkg.mlflow.flavor_versions, versions, f"{pkg.model.name}:{pkg.model.version}"):
+            reporter.warn(line)
     return locked
 
 
@@ -222,10 +227,6 @@ def compile_package(
     reporter.step(f"environment strategy: {strategy.kind}: {strategy.reason}")
     reporter.step(f"builder: {resolved.builder}" + ("" if engine is not None else " (no engine answers: the image goes to the OCI store)"))
     locked = lock(resolved, request, options, reporter)
-    if pkg.mlflow is not None:  # a pickle saved with another library version: said now, not as a 500 at run time
-        versions = {p.name: p.version for p in locked.lock.packages}
-        for line in version_drift(pkg.mlflow.flavor_versions, versions, f"{pkg.model.name}:{pkg.model.version}"):
-            reporter.warn(line)
     cache = PackageCache(options.cache_dir)
     with reporter.stage("fetch") as fetching:
         fetched = fetch_lock(locked.lock, cache, reporter.detail, fetching.update)
