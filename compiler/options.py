@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 import tomli
 
+from compiler.deps.conda_file import CHANNEL
 from compiler.errors import SpecError, SpecProblem, excerpt
 
 DEFAULT_WORKSPACE = Path.home() / ".pkgc" / "workspace"
@@ -22,7 +23,6 @@ DEFAULT_CACHE = Path.home() / ".cache" / "pkgc"
 CONFIG_MAX_BYTES = 1024 * 1024
 CONFIG_KEYS = ("workspace", "registries", "mlflow_base_image", "slim", "bytecode", "conda_default_channels")
 DEFAULT_CONDA_CHANNELS = ("defaults",)  # what conda uses for a file without channels: when .condarc names none
-CHANNEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@+~%-]{0,255}$")
 
 
 @dataclass(frozen=True)

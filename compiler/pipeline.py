@@ -244,7 +244,7 @@ def compile_package(
                           model_image.manifest_digest if model_image else None)  # fmt: skip
         plan, note = apply_environment_choices(
             plan, options.slim if request.slim is None else request.slim, options.bytecode if request.bytecode is None else request.bytecode,
-            keep=tuple(dep.name for dep in resolved.merged.pip),  # a conda file's `pip` only enables its pip: part
+            keep=resolved.merged.pinned_installers(),  # a conda file's bare `pip` only enables its pip: part
         )  # fmt: skip
         if note:
             reporter.warn(note)

@@ -5,14 +5,16 @@ channels, which the merge supplies (``conda_default_channels`` in pkgc.toml, els
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from compiler.deps.specs import RequirementSyntaxError, parse_conda, parse_pip
 from compiler.deps.types import DepSet, Requirement, Source
-from compiler.errors import Collected
+from compiler.errors import Collected, excerpt
 from compiler.spec.yamldoc import YamlDocument, load_yaml
 
 ALLOWED_KEYS = {"name", "channels", "dependencies", "prefix", "variables"}
+CHANNEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@+~%-]{0,255}$")  # a channel name or URL: no spaces, no controls
 
 
 def parse_conda_document(doc: YamlDocument, source: Source) -> DepSet:
@@ -26,9 +28,13 @@ def parse_conda_document(doc: YamlDocument, source: Source) -> DepSet:
         if key not in ALLOWED_KEYS:
             problems.problems.append(doc.problem((key,), "unknown key in conda file"))
     channels = data.get("channels") or []
-    if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
+    if not isinstance(channels, list):
         problems.problems.append(doc.problem(("channels",), "must be a list of channel names"))
         channels = []
+    for index, channel in enumerate(channels):
+        if not (isinstance(channel, str) and CHANNEL.match(channel)):
+            problems.problems.append(doc.problem(("channels", index), f"'{excerpt(str(channel))}' is not a conda channel name or URL"))
+    channels = [c for c in channels if isinstance(c, str) and CHANNEL.match(c)]
     deps = data.get("dependencies") or []
     requirements: list[Requirement] = []
     if not isinstance(deps, list):

@@ -330,3 +330,17 @@ def test_a_spec_with_its_own_environment_and_script_does_not_merge_the_model(skl
     merged = run_pkgc("-q", "build", str(tmp_path / "env-only.yml"), "--emit", "deps", env=env)
     assert merged.returncode == 0, merged.stderr
     assert "scikit-learn==1.9.1" in merged.stdout and "joblib==1.5.2" in merged.stdout
+
+
+def test_slim_keeps_a_pinned_pip(tmp_path):
+    (tmp_path / "conda.yaml").write_text("dependencies:\n  - python=3.11\n  - pip<22.0\n  - pip:\n    - six\n")
+    assert merge([parse_conda_file(tmp_path / "conda.yaml", "c")]).pinned_installers() == ("six", "pip")
+    (tmp_path / "conda.yaml").write_text("dependencies:\n  - python=3.11\n  - pip\n  - pip:\n    - six\n")
+    assert merge([parse_conda_file(tmp_path / "conda.yaml", "c")]).pinned_installers() == ("six",)
+
+
+@pytest.mark.parametrize("channel", ["bad channel", "x\\n", "", "-c"])
+def test_a_channel_that_is_no_name_or_url_is_refused_where_it_is_written(tmp_path, channel):
+    (tmp_path / "conda.yaml").write_text(f"channels:\n  - {json.dumps(channel)}\ndependencies:\n  - python=3.11\n")
+    with pytest.raises(SpecError, match=r"conda.yaml:2: channels\[0\]: .* is not a conda channel name or URL"):
+        parse_conda_file(tmp_path / "conda.yaml", "c")
