@@ -27,7 +27,7 @@ def register(sub) -> None:
 
 def add_verify_arguments(parser, timeout_flag: str = "--timeout") -> None:
     """The options ``pkgc verify`` and ``pkgc build --verify`` share."""
-    parser.add_argument("--request-file", help="JSON body to POST to the score route (default: health route only)")
+    parser.add_argument("--request-file", help="JSON body to POST to the score route (default: an MLflow model's serving_input_example.json, else health route only)")
     parser.add_argument("--expect", help="JSON file the response must equal (numbers within --rel-tol)")
     parser.add_argument("--rel-tol", type=float, default=1e-6, help="relative tolerance for numbers (default 1e-6)")
     parser.add_argument(timeout_flag, dest="verify_timeout", metavar="SECONDS", type=float, default=120.0,
