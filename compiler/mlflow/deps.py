@@ -14,8 +14,6 @@ file, ``conda_default_channels`` in pkgc.toml); another channel is refused, nami
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
-
 from compiler.deps.conda_file import load_conda_file
 from compiler.deps.specs import RequirementSyntaxError, parse_conda, parse_pip
 from compiler.deps.types import DepSet, Requirement, Source
@@ -55,8 +53,8 @@ def _python_requirement(version: str, source: Source) -> Requirement:
 
 def _conda_python(python: Requirement | None, source: Source) -> Requirement | None:
     """conda.yaml's python, reduced to X.Y when it pins a version (``python=3.12.1`` -> ``python=3.12``)."""
-    if python is None:
-        return None
+    if python is None or not python.specifier:
+        return None  # an unpinned python (MLflow refuses it): MLmodel's python_version decides
     spec = python.specifier
     if spec.startswith("==") and "," not in spec:
         version = spec[2:].removesuffix(".*")
@@ -94,13 +92,6 @@ def _conda_form(model: MLflowModel, label: str, trusted: tuple[str, ...]) -> tup
     if problems:
         raise SpecError(problems)
     return reqs, python, parsed.channels
-
-
-def model_environment_file(model: MLflowModel) -> Path:
-    """The file MLflow builds the model's environment from (MLmodel when it names none)."""
-    if model.virtualenv_env and model.requirements:
-        return model.virtualenv_env
-    return model.conda_env or model.mlmodel
 
 
 def mlflow_depsets(model: MLflowModel, label: str, trusted_channels: tuple[str, ...] = ("defaults",)) -> list[DepSet]:

@@ -17,6 +17,7 @@ checks them against the signature's params schema and a value of the wrong type 
 param.
 """
 
+import inspect
 import json
 import logging
 import os
@@ -260,8 +261,12 @@ def request_params(payload):
 
 
 def predict(data, params):
-    """``model.predict`` with the request's params, as MLflow's scoring server calls it."""
+    """``model.predict`` with the request's params, as MLflow's scoring server calls it (an MLflow
+    older than 2.6 has no params: they are ignored with a warning, as MLflow's server does)."""
     if params is None:
+        return model.predict(data)
+    if "params" not in inspect.signature(model.predict).parameters:
+        logging.warning("params %s ignored: this MLflow version's predict() takes no params", sorted(params))
         return model.predict(data)
     return model.predict(data, params=params)
 
