@@ -46,9 +46,10 @@ def _to_skinny(req: Requirement, source: Source) -> Requirement:
     return replace(req, name="mlflow-skinny", raw=f"mlflow-skinny{req.specifier} (for '{req.raw}')", source=source)
 
 
-def _python_requirement(version: str, source: Source) -> Requirement:
-    """``python=X.Y`` of the file's version: the base image's patch release serves the model."""
-    return parse_conda(f"python={minor(version)}", source)
+def _python_requirement(version: str, source: Source, written: str) -> Requirement:
+    """``python=X.Y`` of the file's version (the base image's patch release serves the model); its
+    text is as the file wrote it, for messages."""
+    return replace(parse_conda(f"python={minor(version)}", source), raw=written)
 
 
 def _conda_python(python: Requirement | None, source: Source) -> Requirement | None:
@@ -59,7 +60,7 @@ def _conda_python(python: Requirement | None, source: Source) -> Requirement | N
     if spec.startswith("==") and "," not in spec:
         version = spec[2:].removesuffix(".*")
         if version.replace(".", "").isdigit():
-            return _python_requirement(version, source)
+            return _python_requirement(version, source, python.raw)
     return replace(python, source=source)
 
 
@@ -103,7 +104,7 @@ def mlflow_depsets(model: MLflowModel, label: str, trusted_channels: tuple[str, 
         reqs = _requirements_file(model, source)
         if model.virtualenv_python:
             venv = Source("mlflow_model", f"MLflow model {label} ({model.virtualenv_env.name})", str(model.virtualenv_env))
-            python = _python_requirement(model.virtualenv_python, venv)
+            python = _python_requirement(model.virtualenv_python, venv, f"python: {model.virtualenv_python}")
     elif model.conda_env:
         reqs, python, channels = _conda_form(model, label, trusted_channels)
         source = Source("mlflow_model", f"MLflow model {label} ({model.conda_env.name})", str(model.conda_env))
@@ -111,7 +112,8 @@ def mlflow_depsets(model: MLflowModel, label: str, trusted_channels: tuple[str, 
         source = Source("mlflow_model", f"MLflow model {label} (MLmodel)", str(model.mlmodel))
         reqs = []
     if python is None and model.python_version:  # the file names no Python: the one MLmodel records
-        python = _python_requirement(model.python_version, Source("mlflow_model", f"MLflow model {label} (MLmodel)", str(model.mlmodel)))
+        mlmodel = Source("mlflow_model", f"MLflow model {label} (MLmodel)", str(model.mlmodel))
+        python = _python_requirement(model.python_version, mlmodel, f"python_version: {model.python_version}")
     if python is not None:
         reqs.append(python)
     serving = Source("mlflow_model", "MLflow serving (pyfunc with mlflow-skinny)")

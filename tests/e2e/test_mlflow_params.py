@@ -69,6 +69,13 @@ def test_verify_sends_the_models_serving_input_example(built, saved):
     assert built["verify"]["response"] == {"predictions": expected} and expected == ["ex:2.0", "ex:5.0"]
 
 
+def test_pkgc_verify_sends_it_too(built, saved, session_env):
+    proc = run_pkgc("verify", built["image"], "--json", env=session_env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    verified = json.loads(proc.stdout)
+    assert verified["scored"] is True and verified["response"] == built["verify"]["response"]
+
+
 @pytest.fixture(scope="module")
 def port(built, session_env, engine):
     chosen = free_port()

@@ -172,6 +172,7 @@ def test_conda_yaml_python_wins_over_mlmodel_and_the_message_names_it(sklearn_mo
     merged = merge(mlflow_depsets(model, "old:1"))
     (python,) = merged.python.constraints
     assert python.specifier == "==3.12.*" and str(python.source) == "MLflow model old:1 (conda.yaml)"
+    assert python.raw == "python=3.12.4"
     with pytest.raises(StrategyError, match=r"^MLflow model old:1 \(conda\.yaml\) records Python 3\.12 but base image"):
         choose_strategy(merged, BASE_311, conda_available=False)
 
@@ -201,7 +202,7 @@ def test_python_version_overrides_the_base_environment_too(sklearn_model, tmp_pa
     (python,) = merge(depsets).python.constraints
     assert python.raw == "python=3.10" and str(python.source) == "--python-version 3.10"
     assert "'python=3.11' from conda file 'conda.yaml' of environment e:1" in note
-    assert "'python=3.12' from MLflow model m:1 (conda.yaml)" in note
+    assert "'python=3.12' from MLflow model m:1 (conda.yaml)" in note  # as the file writes it
     with pytest.raises(SpecError, match="--python-version: '3.1x' is not a Python version X.Y"):
         override_python(depsets, "3.1x")
 
