@@ -1,7 +1,8 @@
 """Source parser: the dependencies an MLflow model declares, and what serving it needs.
 
 MLflow's own rule (``mlflow.utils.virtualenv._get_python_env``): the virtualenv form
-(python_env.yaml + requirements.txt) when present, else the conda.yaml; the Python is the one THAT
+(python_env.yaml and the files its ``dependencies`` name, ``-r requirements.txt``) when present, else
+the conda.yaml; the Python is the one THAT
 file names (MLmodel's ``python_version`` only when the file names none). It becomes a ``python=X.Y``
 requirement whose source names the file, so a different Python in the base environment or the base
 image is a message naming the file that set it.
@@ -14,6 +15,7 @@ file, ``conda_default_channels`` in pkgc.toml); another channel is refused, nami
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from compiler.deps.conda_file import load_conda_file
 from compiler.deps.specs import RequirementSyntaxError, parse_conda, parse_pip
 from compiler.deps.types import DepSet, Requirement, Source
@@ -27,17 +29,40 @@ SERVING_EXTRAS = ("pandas", "numpy")
 INSTALLERS = {"python", "pip", "setuptools", "wheel"}  # conda packages a venv provides itself
 
 
-def _requirements_file(model: MLflowModel, source: Source) -> list[Requirement]:
+def _requirements_file(path: Path, source: Source) -> list[Requirement]:
     reqs = []
-    for number, line in enumerate(read_text(model.requirements, "requirements.txt").splitlines(), start=1):
+    for number, line in enumerate(read_text(path, path.name).splitlines(), start=1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
         try:
             reqs.append(parse_pip(line, source))
         except RequirementSyntaxError as exc:
-            raise SpecError(SpecProblem(model.requirements, f"line {number}", str(exc), number)) from None
+            raise SpecError(SpecProblem(path, f"line {number}", str(exc), number)) from None
     return reqs
+
+
+def _virtualenv_form(model: MLflowModel, label: str) -> tuple[Source, list[Requirement]]:
+    """python_env.yaml's ``dependencies`` (``-r requirements.txt`` as MLflow writes it, or lines of
+    their own); requirements.txt when it lists none."""
+    venv = Source("mlflow_model", f"MLflow model {label} ({model.virtualenv_env.name})", str(model.virtualenv_env))
+    if model.virtualenv_dependencies is None:
+        source = Source("mlflow_model", f"MLflow model {label} ({model.requirements.name})", str(model.requirements))
+        return source, _requirements_file(model.requirements, source)
+    reqs, main = [], venv
+    for line, named, index in model.virtualenv_dependencies:
+        if named is not None:
+            if not named.is_file():
+                raise SpecError(SpecProblem(model.virtualenv_env, f"dependencies[{index}]", f"{named.name} not found in the model"))
+            source = Source("mlflow_model", f"MLflow model {label} ({named.name})", str(named))
+            main = source if main is venv else main
+            reqs += _requirements_file(named, source)
+            continue
+        try:
+            reqs.append(parse_pip(line, venv))
+        except RequirementSyntaxError as exc:
+            raise SpecError(SpecProblem(model.virtualenv_env, f"dependencies[{index}]", str(exc))) from None
+    return main, reqs
 
 
 def _to_skinny(req: Requirement, source: Source) -> Requirement:
@@ -99,9 +124,8 @@ def mlflow_depsets(model: MLflowModel, label: str, trusted_channels: tuple[str, 
     """The model's own requirements and the serving additions, each its own source."""
     python: Requirement | None = None
     channels: tuple[str, ...] = ()
-    if model.virtualenv_env and model.requirements:
-        source = Source("mlflow_model", f"MLflow model {label} ({model.requirements.name})", str(model.requirements))
-        reqs = _requirements_file(model, source)
+    if model.virtualenv_env and (model.virtualenv_dependencies is not None or model.requirements):
+        source, reqs = _virtualenv_form(model, label)
         if model.virtualenv_python:
             venv = Source("mlflow_model", f"MLflow model {label} ({model.virtualenv_env.name})", str(model.virtualenv_env))
             python = _python_requirement(model.virtualenv_python, venv, f"python: {model.virtualenv_python}")

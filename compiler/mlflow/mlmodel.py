@@ -30,6 +30,7 @@ class MLflowModel:
     signature_inputs: tuple[dict, ...] | None
     mlflow_version: str | None
     virtualenv_python: str | None = None  # python_env.yaml's ``python``
+    virtualenv_dependencies: tuple[tuple[str, Path | None, int], ...] | None = None  # (line, ``-r`` file, index)
     signature_params: tuple[dict, ...] | None = None
     flavor_versions: tuple[FlavorVersion, ...] = ()
     serving_example: str | None = None  # serving_input_example.json as compact JSON, when small enough
@@ -85,12 +86,23 @@ def _checked_python(doc: YamlDocument, key: tuple, recorded: object) -> str | No
     return str(recorded)
 
 
-def _virtualenv_python(venv: Path | None) -> str | None:
+def _virtualenv(root: Path, venv: Path | None) -> tuple[str | None, tuple | None]:
+    """python_env.yaml's ``python`` and ``dependencies`` (each line, with the file a ``-r FILE`` names)."""
     if not (venv and venv.is_file()):
-        return None
+        return None, None
     venv_doc = load_yaml(venv, "python_env.yaml")
     data = venv_doc.data if isinstance(venv_doc.data, dict) else {}
-    return _checked_python(venv_doc, ("python",), data.get("python"))
+    python = _checked_python(venv_doc, ("python",), data.get("python"))
+    deps = data.get("dependencies")
+    if deps is None:
+        return python, None
+    if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
+        raise SpecError(venv_doc.problem(("dependencies",), "must be a list of requirement lines"))
+    lines = []
+    for index, line in enumerate(deps):
+        named = line.strip()[2:].strip() if line.strip().startswith("-r") else None
+        lines.append((line, _model_file(venv_doc, root, named, ("dependencies", index)) if named is not None else None, index))
+    return python, tuple(lines)
 
 
 def _json_list(doc: YamlDocument, signature: dict, key: str) -> tuple[dict, ...] | None:
@@ -145,6 +157,7 @@ def read_mlflow_model(root: Path) -> MLflowModel:
     requirements = root / "requirements.txt"
     signature = data.get("signature") if isinstance(data.get("signature"), dict) else {}
     example, example_note = _serving_example(doc, root, data)
+    virtualenv_python, virtualenv_dependencies = _virtualenv(root, venv)
     return MLflowModel(
         root=root,
         flavors=tuple(flavors),
@@ -155,7 +168,8 @@ def read_mlflow_model(root: Path) -> MLflowModel:
         requirements=requirements if requirements.is_file() else None,
         signature_inputs=_json_list(doc, signature, "inputs"),
         mlflow_version=str(data["mlflow_version"]) if data.get("mlflow_version") else None,
-        virtualenv_python=_virtualenv_python(venv),
+        virtualenv_python=virtualenv_python,
+        virtualenv_dependencies=virtualenv_dependencies,
         signature_params=_json_list(doc, signature, "params"),
         flavor_versions=flavor_versions(flavors),
         serving_example=example,

@@ -345,3 +345,21 @@ def test_a_channel_that_is_no_name_or_url_is_refused_where_it_is_written(tmp_pat
     (tmp_path / "conda.yaml").write_text(f"channels:\n  - {json.dumps(channel)}\ndependencies:\n  - python=3.11\n")
     with pytest.raises(SpecError, match=r"conda.yaml:2: channels\[0\]: .* is not a conda channel name or URL"):
         parse_conda_file(tmp_path / "conda.yaml", "c")
+
+
+def test_python_env_yaml_dependencies_decide(sklearn_model, tmp_path):
+    """The file the flavour names: its ``dependencies`` (``-r FILE`` and lines of its own), not a fixed requirements.txt."""
+    target = tmp_path / "deps"
+    shutil.copytree(sklearn_model, target)
+    (target / "requirements.txt").unlink()
+    (target / "reqs-extra.txt").write_text("mlflow==3.17.2\nscikit-learn==1.9.1\n")
+    (target / "python_env.yaml").write_text("python: 3.11.7\ndependencies:\n  - -r reqs-extra.txt\n  - six==1.17.0\n")
+    model_set, _ = mlflow_depsets(read_mlflow_model(target), "m:1")
+    sources = {r.name: str(r.source) for r in model_set.requirements}
+    assert sources["scikit-learn"] == "MLflow model m:1 (reqs-extra.txt)" and sources["six"] == "MLflow model m:1 (python_env.yaml)"
+    (target / "python_env.yaml").write_text("python: 3.11.7\ndependencies:\n  - -r ../../etc/passwd\n")
+    with pytest.raises(SpecError, match=r"python_env.yaml:3: dependencies\[0\]: '../../etc/passwd' leaves the model folder"):
+        read_mlflow_model(target)
+    (target / "python_env.yaml").write_text("python: 3.11.7\ndependencies:\n  - -c constraints.txt\n")
+    with pytest.raises(SpecError, match=r"python_env.yaml: dependencies\[0\]: pip option '-c' is not supported"):
+        mlflow_depsets(read_mlflow_model(target), "m:1")
