@@ -161,6 +161,8 @@ def resolve(spec_file: SpecFile, request: BuildRequest, options: Options, connec
     reporter.step(f"resolving {spec_file.path.name}")
     pkg = resolve_package(spec_file, request.model, Workspace(options.workspace), options, request.base_image)
     reporter.detail(f"model {pkg.model.name}:{pkg.model.version} ({pkg.model.type}) from {pkg.model.reference}")
+    if pkg.mlflow is not None and pkg.mlflow.serving_example_note:
+        reporter.detail(f"{pkg.mlflow.serving_example_note}: verify needs --request-file to score it")
     depsets = collect_depsets(pkg, options.conda_default_channels)
     if request.python_version:
         depsets, note = override_python(depsets, request.python_version)

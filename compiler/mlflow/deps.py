@@ -26,7 +26,7 @@ from compiler.spec.yamldoc import YamlDocument, read_text
 # mlflow-skinny has pyfunc and every flavour's loader; the full mlflow adds the tracking server,
 # UI, and their dependencies, none of which serving needs. pyfunc itself needs pandas and numpy.
 SERVING_EXTRAS = ("pandas", "numpy")
-INSTALLERS = {"python", "pip", "setuptools", "wheel"}  # conda packages a venv provides itself
+INSTALLERS = {"python", "pip"}  # conda packages a venv provides itself (as compiler/environment/strategy.py reads them)
 
 
 def _requirements_file(path: Path, source: Source) -> list[Requirement]:

@@ -137,7 +137,7 @@ def _serving_example(doc: YamlDocument, root: Path, data: dict) -> tuple[str | N
         return None, f"{path.name} is not valid JSON"
     if not isinstance(example, dict):
         return None, f"{path.name} is not a JSON object"
-    return json.dumps(example, separators=(",", ":"), sort_keys=True), None
+    return json.dumps(example, separators=(",", ":")), None  # key order kept: "inputs" columns keep theirs
 
 
 def read_mlflow_model(root: Path) -> MLflowModel:
