@@ -44,6 +44,9 @@ RECORDED = {
     (None, "openai_version"): "openai",
 }
 
+# Distributions that install the same importable package under another name.
+ALSO_AS = {"tensorflow": ("tensorflow-cpu", "tensorflow-intel"), "xgboost": ("xgboost-cpu",), "torch": ("torch-cpu",)}
+
 
 @dataclass(frozen=True)
 class FlavorVersion:
@@ -80,7 +83,8 @@ def version_drift(recorded: Iterable[FlavorVersion], locked: dict[str, str], mod
     locked = {canonicalize_name(name): version for name, version in locked.items()}
     lines = []
     for item in recorded:
-        name = canonicalize_name(item.package)
+        names = (canonicalize_name(item.package),) + ALSO_AS.get(canonicalize_name(item.package), ())
+        name = next((n for n in names if n in locked), names[0])
         where = f"MLflow model {model}: flavor {item.flavor} recorded {item.package} {item.version} ({item.key})"
         if name not in locked:
             lines.append(f"{where}, but the lock has no {item.package}: the model will not load unless the base image provides it")

@@ -363,3 +363,11 @@ def test_python_env_yaml_dependencies_decide(sklearn_model, tmp_path):
     (target / "python_env.yaml").write_text("python: 3.11.7\ndependencies:\n  - -c constraints.txt\n")
     with pytest.raises(SpecError, match=r"python_env.yaml: dependencies\[0\]: pip option '-c' is not supported"):
         mlflow_depsets(read_mlflow_model(target), "m:1")
+
+
+def test_a_distribution_under_another_name_counts():
+    from compiler.mlflow.versions import FlavorVersion
+
+    recorded = (FlavorVersion("tensorflow", "keras_version", "tensorflow", "2.16.1"),)
+    assert version_drift(recorded, {"tensorflow-cpu": "2.16.1"}, "m:1") == []
+    assert "the lock installs 2.15.0" in version_drift(recorded, {"tensorflow_cpu": "2.15.0"}, "m:1")[0]
