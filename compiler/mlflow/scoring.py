@@ -22,10 +22,25 @@ _TYPES = {
 }  # fmt: skip
 
 
+def params_schema(model: MLflowModel) -> dict | None:
+    """The JSON schema of the request's ``params``: the signature's params with their types and defaults."""
+    if not model.signature_params:
+        return None
+    properties = {}
+    for param in model.signature_params:
+        kind, fmt = _TYPES.get(str(param.get("type", "")), ("string", None))
+        item = {"type": kind, **({"format": fmt} if fmt else {})}
+        if param.get("shape"):
+            item = {"type": "array", "items": item}
+        properties[str(param.get("name", ""))] = {**item, **({"default": param["default"]} if "default" in param else {})}
+    return {"type": "object", "properties": properties, "additionalProperties": False}
+
+
 def input_schema(model: MLflowModel) -> dict:
-    """The JSON schema of {"input_data": {"columns", "index", "data"}} for the signature's columns."""
+    """The JSON schema of {"input_data": {"columns", "index", "data"}, "params"} for the signature."""
+    params = params_schema(model)
     if not model.signature_inputs:
-        return {"type": "object", "example": {}}
+        return {"type": "object", "example": {}, **({"properties": {"params": params}} if params else {})}
     columns = [c.get("name", f"col{i}") for i, c in enumerate(model.signature_inputs)]
     items = []
     for column in model.signature_inputs:
@@ -44,7 +59,8 @@ def input_schema(model: MLflowModel) -> dict:
                     "index": {"type": "array", "items": {"type": "integer"}},
                     "data": {"type": "array", "items": row},
                 },
-            }
+            },
+            **({"params": params} if params else {}),
         },
     }
 
@@ -67,6 +83,11 @@ def generated_files(model: MLflowModel, model_subdir: str) -> dict[str, bytes]:
         "swagger2.json": json.dumps(_swagger("2", schema), indent=2).encode() + b"\n",
         "swagger3.json": json.dumps(_swagger("3", schema), indent=2).encode() + b"\n",
     }
+
+
+def is_generated(code: ResolvedCode | None) -> bool:
+    """Is ``code`` the scoring folder :func:`generate_scoring` wrote (not the user's own)?"""
+    return code is not None and code.directory.name == FOLDER and code.directory.parent.parent.name == "generated"
 
 
 def generate_scoring(model: MLflowModel, model_subdir: str, cache_dir: Path) -> ResolvedCode:
