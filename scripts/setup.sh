@@ -36,9 +36,15 @@ fi
 if [ -e "$VENV" ] && ! "$VENV/bin/python" -c "" >/dev/null 2>&1; then rm -rf "$VENV"; fi
 if [ ! -e "$VENV/bin/python" ]; then "$PYTHON" -m venv "$VENV"; fi
 
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[test]" 2>&1 \
-  | grep -v -e "is ignored" -e "Running pip as the 'root'" || true
-"$VENV/bin/python" -c "import compiler, docker, rattler, pytest" \
-  || { say "pkgc did not install into $VENV"; exit 1; }
+# installed once per pyproject.toml, checkout and interpreter (CI calls setup twice)
+stamp="$(sha256sum pyproject.toml | cut -c1-64) $PWD $("$VENV/bin/python" -V 2>&1)"
+if [ "$(cat "$VENV/.pkgc-setup" 2>/dev/null)" != "$stamp" ]; then
+  rm -f "$VENV/.pkgc-setup"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[test]" 2>&1 \
+    | grep -v -e "is ignored" -e "Running pip as the 'root'" || true
+  "$VENV/bin/python" -I -c "import compiler, docker, rattler, pytest" \
+    || { say "pkgc did not install into $VENV"; exit 1; }
+  printf '%s\n' "$stamp" > "$VENV/.pkgc-setup"
+fi
 say "pkgc in $VENV ($("$VENV/bin/python" -c 'import platform; print("Python", platform.python_version())'))"
 if [ "${1:-}" != "--python-only" ]; then "$VENV/bin/pkgc" base-image build debian-bookworm; fi

@@ -107,8 +107,8 @@ PLANS: dict[str, Plan] = {
     "README.md: bash scripts/run-example.sh   # set up (Docker engine, pkgc, offline base image) and run the bundled example": Plan(
         substitutions=(Substitution("bash .ci/run  ", "# .ci/run not run: ",
                                     "the CI is what runs this test (it would run itself); CI runs every commit"),),  # fmt: skip
-        # setup.sh runs for real (engine, podman, pip install -e ".[test]", base image) into the test's
-        # venv, whose packages are already there, so pip downloads nothing; its own workspace
+        # setup.sh runs for real (engine, podman, base image) with the test's venv, where pkgc of this
+        # checkout and its test dependencies are installed (and stamped so: no pip run); its own workspace
         env={"PKGC_VENV": "{venv}", "PKGC_WORKSPACE": "{root}/.pkgc/run-example"},
         ports=(5101,),
     ),

@@ -10,6 +10,7 @@ and ``PKGC_WORKSPACE`` (README's *Using it* exports it; the later blocks registe
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import stat
@@ -52,6 +53,12 @@ def _layered_venv(venv: Path, project: Path) -> None:
     pip.chmod(pip.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
                     "-e", str(project)], check=True, capture_output=True)  # fmt: skip
+    # setup.sh's stamp: pkgc of this checkout and its test dependencies are installed, so the
+    # run-example.sh block's setup skips `pip install -e ".[test]"` (a minute of resolving with nothing
+    # to install; .ci/run's first step runs that install for real)
+    digest = hashlib.sha256((project / "pyproject.toml").read_bytes()).hexdigest()
+    version = subprocess.run([str(venv / "bin" / "python"), "-V"], capture_output=True, text=True, check=True).stdout.strip()
+    (venv / ".pkgc-setup").write_text(f"{digest} {project} {version}\n")
 
 
 @pytest.fixture(scope="module")

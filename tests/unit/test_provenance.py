@@ -274,14 +274,20 @@ def test_a_referrers_annotation_naming_a_missing_or_foreign_blob_is_one_line(inp
     layout = tmp_path / "layout"
     _attest(layout, inputs, None)
     index = json.loads((layout / "index.json").read_text())
-    for value, message in (("sha256:" + "0" * 64, "is missing from the layout"), ("../../../etc/passwd", "is not sha256:<64 hex>"),
-                           (index["manifests"][0]["digest"], "")):  # fmt: skip
-        index["manifests"][0]["annotations"][REFERRERS_ANNOTATION] = value
+    for value, error, message in (("sha256:" + "0" * 64, SpecError, "is missing from the layout"),
+                                  ("../../../etc/passwd", SpecError, "is not sha256:<64 hex>"),
+                                  (index["manifests"][0]["digest"], VerifyError, "no attestations are attached")):  # fmt: skip
+        index["manifests"][0]["annotations"][REFERRERS_ANNOTATION] = value  # not an index: nothing listed
         (layout / "index.json").write_bytes(canonical_json(index))
-        for args in (["attestations", "verify", f"oci:{layout}"], ["sbom", f"oci:{layout}", "--attached"]):
-            proc = run_pkgc(*args)
-            assert proc.returncode in (2, 4) and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-            assert message in proc.stderr and "Traceback" not in proc.stderr
+        with pytest.raises(error, match=message):
+            verify_attestations(f"oci:{layout}", None)
+        if error is SpecError:
+            with pytest.raises(error, match=message):
+                attached_sbom(f"oci:{layout}")
+        else:
+            assert attached_sbom(f"oci:{layout}") is None
+    proc = run_pkgc("attestations", "verify", f"oci:{layout}")  # the command line: one line, exit 4
+    assert proc.returncode == 4 and len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr, proc.stderr
 
 
 def test_bad_flags_fail_before_any_build_work(tmp_path):
