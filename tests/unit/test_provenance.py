@@ -290,6 +290,25 @@ def test_a_referrers_annotation_naming_a_missing_or_foreign_blob_is_one_line(inp
     assert proc.returncode == 4 and len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr, proc.stderr
 
 
+def test_attaching_to_an_output_that_does_not_hold_the_subject_is_a_build_error(inputs, tmp_path):
+    from compiler.emit.oci import EmittedOutput, PreparedOutput
+    from compiler.errors import BuildError
+    from compiler.oci.referrers import attach_to_outputs
+
+    layout = tmp_path / "layout"
+    digest = _image_layout(layout, SBOM_BYTES, inputs["result"]["sbom_digest"])
+    attestor = Attestor(lambda sbom, finished: _facts(inputs), inputs["result"]["sbom_digest"], None)
+    refs = attestor(layout, "4", digest)
+    index = json.loads((layout / "index.json").read_text())
+    index["manifests"][0]["digest"] = "sha256:" + "e" * 64  # the output holds another image
+    before = canonical_json(index)
+    (layout / "index.json").write_bytes(before)
+    output = PreparedOutput(EmittedOutput("oci", tmp_path / "out", "4", "sha256:" + "e" * 64, 0, 0.0), layout, tmp_path)
+    with pytest.raises(BuildError, match=f"cannot attach the SBOM and provenance to {tmp_path / 'out'}: index.json does not list"):
+        attach_to_outputs([output], refs)
+    assert (layout / "index.json").read_bytes() == before
+
+
 def test_bad_flags_fail_before_any_build_work(tmp_path):
     (tmp_path / "junk.pem").write_text("-----BEGIN PRIVATE KEY-----\nnot base64\n-----END PRIVATE KEY-----\n")
     proc = run_pkgc("build", str(tmp_path / "missing.yml"), "--sign-key", str(tmp_path / "junk.pem"))
