@@ -148,3 +148,15 @@ PLANS: dict[str, Plan] = {
         env={"REG": REGISTRY, "KEY_FILE": "{root}/signing.pem"},
         prepare="openssl genpkey -algorithm ed25519 -out signing.pem && openssl pkey -in signing.pem -pubout -out signing.pub"),
 }
+
+# Documented commands outside the ```bash blocks that cannot run here, each with the reason; the unit
+# test checks that each text is still in its file, so this list stays true.
+NOT_RUN_ELSEWHERE: dict[tuple[str, str], str] = {
+    ("examples/pipelines/github-actions.yml", "runs-on: ubuntu-24.04"):
+        "a GitHub Actions workflow: it needs a GitHub runner (no GitHub here) and ghcr.io for its push step; "
+        "its steps are the commands the README and docs/pipelines.md blocks run here",
+    ("README.md", "cosign verify-blob-attestation --key key.pub"):
+        "cosign is not installable here (no GitHub, no Sigstore); the envelope it reads is checked against "
+        "go-securesystemslib's computation in tests/unit/test_provenance.py",
+    ("README.md", "cosign verify-attestation IMAGE"): "cosign is not installable here; pkgc writes no cosign .att tag",
+}

@@ -40,3 +40,11 @@ def test_output_blocks_match_with_ellipses_and_in_order():
     assert plan.matches(block, printed) == []
     assert plan.matches(block, printed.replace("/m\n", "/x\n")) == ["az set --name <app> ... --mount-path /m"]
     assert plan.matches("b\na\n", "a\nb\n") == ["a"]  # order matters
+
+
+def test_commands_listed_as_not_run_are_still_documented():
+    from tests.e2e.docs_blocks import NOT_RUN_ELSEWHERE, ROOT
+
+    for (document, text), reason in NOT_RUN_ELSEWHERE.items():
+        assert text in (ROOT / document).read_text(), f"{document} no longer has {text!r}: update NOT_RUN_ELSEWHERE"
+        assert len(reason) > 20
