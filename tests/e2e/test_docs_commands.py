@@ -28,7 +28,7 @@ pytestmark = pytest.mark.engine
 
 BLOCKS = blocks()
 TIMEOUT = 1500  # seconds for one block (run-example.sh builds two packages)
-LEFT_BEHIND = {"docker": ["sklearn:1"], "podman": ["localhost/sk-pkg:1"]}  # images the docs' commands create
+LEFT_BEHIND = {"docker": ["sklearn:1"], "podman": ["docker.io/library/sk-pkg:1"]}  # images the docs' commands create
 
 
 def _copy_ignore(folder: str, names: list[str]) -> set[str]:
@@ -77,7 +77,9 @@ def sandbox(tmp_path_factory, base_image) -> dict:
         registry.stop()
         for tool, images in LEFT_BEHIND.items():
             if shutil.which(tool):
-                subprocess.run([tool, "rmi", "-f", *images], capture_output=True)
+                listed = subprocess.run([tool, "images", "--format", "{{.Repository}} {{.ID}}"], capture_output=True, text=True)
+                pulled = [line.split()[1] for line in listed.stdout.splitlines() if line.startswith(f"{registry.host}/")]
+                subprocess.run([tool, "rmi", "-f", *images, *pulled], capture_output=True)
 
 
 def _containers_on(ports: tuple[int, ...]) -> set[str]:
