@@ -3,16 +3,13 @@ documents whose input schema reflects the model signature."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from compiler.mlflow.mlmodel import MLflowModel
 from compiler.resolve.types import ResolvedCode
 from compiler.resources import templates_dir
+from compiler.workspace.generated import generated_folder
 
 FOLDER = "mlflow_scoring"
 _TYPES = {
@@ -92,17 +89,5 @@ def is_generated(code: ResolvedCode | None) -> bool:
 
 def generate_scoring(model: MLflowModel, model_subdir: str, cache_dir: Path) -> ResolvedCode:
     """Write the scoring folder content-addressed under ``cache_dir``; the same model gives the same folder."""
-    files = generated_files(model, model_subdir)
-    digest = hashlib.sha256(b"".join(name.encode() + b"\0" + data for name, data in sorted(files.items())))
-    final = cache_dir / "generated" / digest.hexdigest()[:32]
-    if not final.exists():
-        final.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=final.parent))
-        (staging / FOLDER).mkdir()
-        for name, data in files.items():
-            (staging / FOLDER / name).write_bytes(data)
-        try:
-            os.rename(staging, final)
-        except OSError:
-            shutil.rmtree(staging, ignore_errors=True)
-    return ResolvedCode(directory=final / FOLDER, scoring_script="score.py")
+    folder = generated_folder(generated_files(model, model_subdir), cache_dir / "generated", FOLDER)
+    return ResolvedCode(directory=folder, scoring_script="score.py")
