@@ -88,3 +88,23 @@ def test_schema_command_prints_the_spec_schema():
     schema = json.loads(proc.stdout)
     assert "target_environment" in schema["properties"] and "$schema" in schema["properties"]
     assert schema["additionalProperties"] is False
+
+
+def test_inline_model_trees_take_their_own_versions(tmp_path):
+    """Two different trees under one inline name are two versions (as Azure registers inline models);
+    the same tree again is the version it already has."""
+    from compiler.resolve.models import resolve_local_model
+    from compiler.spec.model import LocalModel
+
+    workspace = Workspace(tmp_path / "ws")
+    for folder, text in (("a", "1"), ("b", "2")):
+        (tmp_path / folder / "model").mkdir(parents=True)
+        (tmp_path / folder / "model" / "weights.txt").write_text(text)
+    first = resolve_local_model(LocalModel(path="a/model"), tmp_path, workspace)
+    second = resolve_local_model(LocalModel(path="b/model"), tmp_path, workspace)
+    again = resolve_local_model(LocalModel(path="a/model"), tmp_path, workspace)
+    assert (first.name, first.version) == ("model", "1") and (second.name, second.version) == ("model", "2")
+    assert again.version == "1" and again.tree_digest == first.tree_digest != second.tree_digest
+    assert [r.version for r in workspace.list_models()] == ["1", "2"]
+    pinned = resolve_local_model(LocalModel(path="b/model", version="7"), tmp_path, workspace)
+    assert pinned.version == "7"  # a version the spec names is the spec's
