@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import platform
+
 import mlflow.sklearn
 import pytest
 from sklearn.datasets import load_diabetes
@@ -63,7 +65,7 @@ def test_python_mismatch_with_base_image_stops_with_a_hint(saved):
     with pytest.raises(StrategyError, match=r"MLflow model m:1 \(python_env\.yaml\) records Python 3\.11 but base image python:3\.12-slim provides Python 3\.12.*--python-version 3\.12"):
         choose_strategy(merged, facts, conda_available=True)
     depsets, note = override_python(mlflow_depsets(read_mlflow_model(saved), "m:1"), "3.12")
-    assert note == ("--python-version 3.12 overrides the environment's Python: 'python: 3.11.7' from MLflow model m:1 "
+    assert note == (f"--python-version 3.12 overrides the environment's Python: 'python: {platform.python_version()}' from MLflow model m:1 "
                     "(python_env.yaml); check that the model and code run on Python 3.12")  # fmt: skip
     assert choose_strategy(merge(depsets), facts, conda_available=True).kind == "venv"
 

@@ -6,6 +6,8 @@ versions are compared with the lock; the model's serving_input_example.json is v
 
 from __future__ import annotations
 
+import platform
+
 import json
 import os
 import shutil
@@ -37,6 +39,8 @@ from tests.unit.test_mlflow_scoring import answer, load_score, server_on_path  #
 BASE_311 = BaseImageFacts("pkgc/base-debian-bookworm:latest", "3.11", False, "recipe")
 FRAME = pandas.DataFrame({"x": [1.0, 2.5, -4.0]})
 PARAMS = {"scale": 1.0, "shift": 0, "tag": "a"}
+
+HOST_PYTHON = platform.python_version()  # what mlflow records for models saved here
 
 
 class Scaled(mlflow.pyfunc.PythonModel):
@@ -160,10 +164,10 @@ def old_form(saved: Path, target: Path, conda_python: str, mlmodel_python: str) 
     shutil.copytree(saved, target)
     text = (target / "MLmodel").read_text()
     text = text.replace("    env:\n      conda: conda.yaml\n      virtualenv: python_env.yaml\n", "    env: conda.yaml\n")
-    (target / "MLmodel").write_text(text.replace("python_version: 3.11.7", f"python_version: {mlmodel_python}"))
+    (target / "MLmodel").write_text(text.replace(f"python_version: {HOST_PYTHON}", f"python_version: {mlmodel_python}"))
     (target / "python_env.yaml").unlink()
     conda = (target / "conda.yaml").read_text()
-    (target / "conda.yaml").write_text(conda.replace("- python=3.11.7", f"- python={conda_python}"))
+    (target / "conda.yaml").write_text(conda.replace(f"- python={HOST_PYTHON}", f"- python={conda_python}"))
     return target
 
 
@@ -180,13 +184,13 @@ def test_conda_yaml_python_wins_over_mlmodel_and_the_message_names_it(sklearn_mo
 def test_python_env_yaml_python_wins_over_mlmodel(sklearn_model, tmp_path):
     target = tmp_path / "venv"
     shutil.copytree(sklearn_model, target)
-    (target / "python_env.yaml").write_text((target / "python_env.yaml").read_text().replace("python: 3.11.7", "python: 3.10.2"))
+    (target / "python_env.yaml").write_text((target / "python_env.yaml").read_text().replace(f"python: {HOST_PYTHON}", "python: 3.10.2"))
     (python,) = merge(mlflow_depsets(read_mlflow_model(target), "m:1")).python.constraints
     assert python.specifier == "==3.10.*" and str(python.source) == "MLflow model m:1 (python_env.yaml)"
 
 
 def test_mlmodel_python_only_when_the_file_names_none(sklearn_model, tmp_path):
-    target = old_form(sklearn_model, tmp_path / "nopy", "3.11", "3.11.7")
+    target = old_form(sklearn_model, tmp_path / "nopy", "3.11", HOST_PYTHON)
     (target / "conda.yaml").write_text((target / "conda.yaml").read_text().replace("- python=3.11\n", ""))
     (python,) = merge(mlflow_depsets(read_mlflow_model(target), "m:1")).python.constraints
     assert python.specifier == "==3.11.*" and str(python.source) == "MLflow model m:1 (MLmodel)"
@@ -211,7 +215,7 @@ def test_python_version_overrides_the_base_environment_too(sklearn_model, tmp_pa
 
 
 def with_conda(saved: Path, target: Path, conda_yaml: str) -> Path:
-    old_form(saved, target, "3.11", "3.11.7")
+    old_form(saved, target, "3.11", HOST_PYTHON)
     (target / "conda.yaml").write_text(conda_yaml)
     return target
 
