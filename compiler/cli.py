@@ -15,7 +15,8 @@ from pathlib import Path
 from compiler import __version__
 from compiler.cache.faults import storage_fault
 from compiler.cache.use import cache_in_use
-from compiler.commands import assets, attestations, baseimage, build, cache, lock, run, sbom, verify
+from compiler.closed_pipe import reader_gone, stop_writing
+from compiler.commands import assets, attestations, baseimage, build, cache, invoke, lock, run, sbom, verify
 from compiler.errors import PkgcError
 from compiler.options import config_dir_for, load_options, progress_mode
 from compiler.progress.events import MODES
@@ -24,7 +25,7 @@ from compiler.reporter import Reporter
 LOGGED_COMMANDS = ("build", "lock", "base-image")  # the long runs: their whole log is kept in <cache>/logs
 CACHE_WRITERS = (*LOGGED_COMMANDS, "model")  # hold the cache while they run (compiler/cache/use.py)
 
-COMMAND_MODULES = (build, lock, assets, baseimage, run, verify, sbom, attestations, cache)
+COMMAND_MODULES = (build, lock, assets, baseimage, run, invoke, verify, sbom, attestations, cache)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # --help or a usage error into a closed pipe
+        if reader_gone(sys.stdout) or reader_gone(sys.stderr):
+            return stop_writing()
+        raise
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     reporter = Reporter(quiet=args.quiet)
     try:
@@ -54,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                 code = args.func(args, options, reporter)
         except OSError as exc:  # a full disk, a read-only cache: one line naming the path
             raise storage_fault(exc, options.cache_dir, options.workspace) or exc
+        sys.stdout.flush()  # a reader that went away is found here, not at exit
         reporter.close(failed=code != 0)
         return code
     except PkgcError as exc:
@@ -63,17 +74,30 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         reporter.close()
         return 130
+    except BrokenPipeError:
+        if not (reader_gone(sys.stdout) or reader_gone(sys.stderr)):
+            return internal_error(reporter, sys.exc_info()[1])
+        try:  # the reader took what it wanted (`pkgc schema | head -1`): nothing more to say
+            reporter.close()
+        except OSError:
+            pass
+        return stop_writing()
     except Exception as exc:  # an internal error: one line, the traceback only on request
-        message = f"internal error: {type(exc).__name__}: {exc} (set PKGC_DEBUG=1 for a traceback)"
-        if os.environ.get("PKGC_DEBUG"):
-            reporter.close(failed=True)
-            raise
-        if reporter.mode == "json":  # every stderr line stays one JSON object
-            reporter.close(failed=True, errors=[message])
-        else:
-            reporter.close(failed=True)
-            reporter.console.print(f"pkgc: {message}", markup=False, highlight=False)
-        return 1
+        return internal_error(reporter, exc)
+
+
+def internal_error(reporter: Reporter, exc: BaseException) -> int:
+    """An internal error: one line, the traceback only on request (PKGC_DEBUG=1)."""
+    message = f"internal error: {type(exc).__name__}: {exc} (set PKGC_DEBUG=1 for a traceback)"
+    if os.environ.get("PKGC_DEBUG"):
+        reporter.close(failed=True)
+        raise exc
+    if reporter.mode == "json":  # every stderr line stays one JSON object
+        reporter.close(failed=True, errors=[message])
+    else:
+        reporter.close(failed=True)
+        reporter.console.print(f"pkgc: {message}", markup=False, highlight=False)
+    return 1
 
 
 if __name__ == "__main__":

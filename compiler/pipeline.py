@@ -41,6 +41,7 @@ from compiler.sbom.collect import sbom_context_file
 from compiler.spec import load_package_spec
 from compiler.spec.load import SpecFile
 from compiler.spec.model import ModelMode
+from compiler.spec.overrides import Overrides
 from compiler.workspace import EnvironmentRecord, Workspace
 from compiler.workspace.records import PackageInfo
 
@@ -64,6 +65,7 @@ class BuildRequest:
     slim: bool | None = None  # --slim/--no-slim; None: the config's ``slim``
     bytecode: bool | None = None  # --bytecode/--no-bytecode; None: the config's ``bytecode``
     model_image_wanted: bool = False  # --model-output/--model-push: only a readonly_mount package has a model image
+    overrides: Overrides | None = None  # --set KEY=VALUE, --endpoint-name (compiler/spec/overrides.py)
 
 
 def lock_path_for(spec_path: Path, explicit: Path | None) -> Path:
@@ -140,7 +142,7 @@ class Compiled:
 
 
 def load_spec(request: BuildRequest, reporter: Reporter) -> SpecFile:
-    spec_file = load_package_spec(request.spec_path, request.target_environment)
+    spec_file = load_package_spec(request.spec_path, request.target_environment, request.overrides)
     if spec_file.deployment is not None and spec_file.deployment.ignored:
         reporter.warn(f"{spec_file.path.name}: ignored (no meaning for a container image): {', '.join(spec_file.deployment.ignored)}")
     return spec_file

@@ -22,7 +22,7 @@ def _properties(pairs: list[str]) -> dict[str, str]:
 
 def register(sub) -> None:
     p = sub.add_parser("schema", help="print the JSON Schema of package.yml (or of a deployment YAML)")
-    p.add_argument("kind", nargs="?", choices=["package", "deployment"], default="package")
+    p.add_argument("kind", nargs="?", choices=["package", "deployment", "batch-deployment"], default="package")
     p.set_defaults(func=schema)
     for asset in ("model", "environment"):
         group = sub.add_parser(asset, help=f"manage {asset}s in the workspace").add_subparsers(dest="action", required=True)
@@ -47,6 +47,7 @@ def register(sub) -> None:
         c.set_defaults(func=list_assets, asset=asset)
         c = group.add_parser("show", help=f"show one {asset} version")
         c.add_argument("ref", help="NAME:VERSION, NAME@latest, azureml:... or a long id")
+        c.add_argument("--json", action="store_true", help="print the record as JSON (the default, as az ml prints it)")
         c.set_defaults(func=show, asset=asset)
         if asset == "model":
             from compiler.commands import package
@@ -57,6 +58,8 @@ def register(sub) -> None:
 def schema(args, options, reporter) -> int:
     if args.kind == "deployment":
         from compiler.spec.deployment import OnlineDeployment as Model
+    elif args.kind == "batch-deployment":
+        from compiler.spec.batch_deployment import BatchDeployment as Model
     else:
         from compiler.spec.model import PackageSpec as Model
 

@@ -22,7 +22,7 @@ def register(sub) -> None:
 
 
 def describe(result: dict) -> str:
-    signed = "signed provenance verified" if result["signed_provenance"] else "signatures not checked"
+    signed = "signed provenance and SBOM statement verified" if result["signed_provenance"] else "signatures not checked"
     sbom = ", SBOM matches its label" if result["sbom_attached"] else ""
     return f"verified {len(result['referrers'])} attestations of {result['subject'][:19]}: {signed}{sbom}"
 

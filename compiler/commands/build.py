@@ -58,6 +58,9 @@ def register(sub) -> None:
     p.add_argument("--deploy-settings", choices=PLATFORMS, help="print the settings this platform needs")
     p.add_argument("--target-environment", help="the package's name (default: the spec's; <endpoint>-<name>-pkg for a deployment)")
     p.add_argument("--write-deployment", metavar="FILE", help="write the deployment YAML that uses the package (deployment input)")
+    p.add_argument("--set", action="append", default=[], dest="set_values", metavar="KEY=VALUE",
+                   help="fill the placeholders named KEY (<KEY>, {{KEY}}) or set the dotted key KEY (repeatable)")  # fmt: skip
+    p.add_argument("--endpoint-name", help="the deployment's endpoint_name (fills <endpoint_name> placeholders)")
     p.set_defaults(func=run)
 
 
@@ -96,7 +99,14 @@ def _write_deployment_target(args) -> Path | None:
         raise SpecError(SpecProblem("--write-deployment", "", "needs a built package; drop --emit"))
     from compiler.spec.deployment_out import check_write_target
 
-    return check_write_target(Path(args.spec), Path(target))
+    return check_write_target(Path(args.spec), Path(target), _overrides(args))
+
+
+def _overrides(args):
+    """``--set KEY=VALUE`` and ``--endpoint-name``, checked before any build work."""
+    from compiler.spec.overrides import parse_overrides
+
+    return parse_overrides(getattr(args, "set_values", None), getattr(args, "endpoint_name", None))
 
 
 class _OneEngine:
@@ -122,7 +132,7 @@ def run(args, options, reporter) -> int:
         base_image=args.base_image, python_version=args.python_version, builder=getattr(args, "builder", None) or "auto",
         target_environment=getattr(args, "target_environment", None),
         slim=getattr(args, "slim", None), bytecode=getattr(args, "bytecode", None),
-        model_image_wanted=after.model is not None and after.model.any,
+        model_image_wanted=after.model is not None and after.model.any, overrides=_overrides(args),
     )  # fmt: skip
     write_to = _write_deployment_target(args)
     engine = _OneEngine()
@@ -144,7 +154,7 @@ def run(args, options, reporter) -> int:
     if write_to is not None:
         from compiler.spec.deployment_out import write_deployment
 
-        data["deployment_file"] = str(write_deployment(Path(args.spec), result.target_environment, write_to))
+        data["deployment_file"] = str(write_deployment(Path(args.spec), result.target_environment, write_to, request.overrides))
         reporter.step(f"wrote {write_to}: the deployment with environment azureml:{result.target_environment}")
     if shipped.settings_text is not None and not args.json:
         sys.stdout.write(shipped.settings_text)  # pipeable: `pkgc build ... --deploy-settings kubernetes | kubectl apply -f -`

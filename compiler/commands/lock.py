@@ -15,6 +15,9 @@ def register(sub) -> None:
     p.add_argument("--check", action="store_true", help="only check that the existing lock matches (exit 2 if not)")
     p.add_argument("--base-image", help="replace the base image (or an MLflow package's default one)")
     p.add_argument("--python-version", help="override the Python an MLflow model records (X.Y)")
+    p.add_argument("--set", action="append", default=[], dest="set_values", metavar="KEY=VALUE",
+                   help="fill a deployment YAML's placeholders or set a dotted key (as pkgc build)")  # fmt: skip
+    p.add_argument("--endpoint-name", help="a deployment YAML's endpoint_name (as pkgc build)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
 
@@ -22,6 +25,7 @@ def register(sub) -> None:
 def run(args, options, reporter) -> int:
     from compiler.errors import LockError
     from compiler.pipeline import BuildRequest, lock_package, lock_path_for
+    from compiler.spec.overrides import parse_overrides
 
     lock_path = lock_path_for(Path(args.spec).resolve(), Path(args.lock_file) if args.lock_file else None)
     if args.check and not lock_path.exists():
@@ -30,6 +34,7 @@ def run(args, options, reporter) -> int:
         spec_path=Path(args.spec), model=args.model, relock=not args.check,
         lock_path=Path(args.lock_file) if args.lock_file else None,
         base_image=args.base_image, python_version=args.python_version,
+        overrides=parse_overrides(args.set_values, args.endpoint_name),
     )  # fmt: skip
     result = lock_package(request, options, connect_engine, reporter)
     print_result(result, args.json, result["lock_file"])

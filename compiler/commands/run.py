@@ -1,17 +1,20 @@
-"""``pkgc run`` and ``pkgc invoke``: start a package and talk to it."""
+"""``pkgc run``: start a package (``pkgc invoke``, in invoke.py, talks to it)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import re
-import sys
 import time
 from pathlib import Path
 
 from compiler.commands import connect_engine, print_result
-from compiler.errors import PkgcError, SpecError, SpecProblem, VerifyError, excerpt
+from compiler.errors import PkgcError, SpecError, SpecProblem, excerpt
 from compiler.labels import ROUTE_RE
+
+# JobSettings field -> the flag's attribute (``pkgc run`` has its own --timeout)
+BATCH_FLAGS = {"mini_batch_size": "mini_batch_size", "output_action": "output_action", "output_file_name": "output_file_name",
+               "max_retries": "max_retries", "timeout": "mini_batch_timeout", "error_threshold": "error_threshold",
+               "max_concurrency": "max_concurrency", "logging_level": "logging_level"}  # fmt: skip
 
 HOST_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,252}))$")
 
@@ -57,23 +60,20 @@ def register(sub) -> None:
     batch.add_argument("--batch", action="store_true", help="run a batch package over --input, writing to --output")
     batch.add_argument("--input", help="folder of input files (mounted read-only)")
     batch.add_argument("--output", help="folder for the results (created when missing)")
-    batch.add_argument("--mini-batch-size", type=positive_int, help="files per run() call (default 10)")
-    batch.add_argument("--output-action", choices=("append_row", "summary_only"), help="default append_row")
+    batch.add_argument("--mini-batch-size", type=positive_int, help="files per run() call (default: the image's, else 10)")
+    batch.add_argument("--output-action", choices=("append_row", "summary_only"), help="default: the image's, else append_row")
+    batch.add_argument("--output-file-name", help="default: the image's, else predictions.csv")
+    batch.add_argument("--max-retries", type=int, help="tries after a failed mini-batch (default: the image's, else 0)")
+    batch.add_argument("--mini-batch-timeout", type=float, help="seconds per mini-batch, 0 for none (default: the image's, else none)")
+    batch.add_argument("--error-threshold", type=int, help="failed files tolerated, -1 for any (default: the image's, else 0)")
+    batch.add_argument("--max-concurrency", type=positive_int, help="worker processes (default: the image's, else 1)")
+    batch.add_argument("--logging-level", choices=("debug", "info", "warning", "error", "critical"), help="default: the image's, else info")
     p.set_defaults(func=run)
-
-    p = sub.add_parser("invoke", help="POST a request file to a running package's /score")
-    p.add_argument("--port", type=port_number, default=5001)
-    p.add_argument("--host", type=host_name, default="127.0.0.1")
-    p.add_argument("--route", type=route_path, default="/score")
-    p.add_argument("--request-file", required=True)
-    p.add_argument("--timeout", type=float, default=60.0)
-    p.add_argument("--json", action="store_true", help="print {status, response} as one JSON object")
-    p.set_defaults(func=invoke)
 
 
 def run_batch_job(args, options, reporter) -> int:
     """``pkgc run --batch``: the job's log goes to stderr, the summary to stdout."""
-    from compiler.runtime.batch import BatchRequest, run_batch
+    from compiler.runtime.batch import BatchRequest, JobSettings, run_batch
     from compiler.workspace import Workspace
 
     missing = [flag for flag in ("input", "output") if not getattr(args, flag)]
@@ -81,10 +81,9 @@ def run_batch_job(args, options, reporter) -> int:
         raise SpecError(SpecProblem(f"--{missing[0]}", "", "is required with --batch"))
     if args.port or args.detach or args.name:
         raise SpecError(SpecProblem("--batch", "", "runs a job to its end: --port, --detach and --name do not apply"))
-    req = BatchRequest(
-        image=args.image, input_dir=Path(args.input), output_dir=Path(args.output), mini_batch_size=args.mini_batch_size,
-        output_action=args.output_action, model_path=Path(args.model_path) if args.model_path else None,
-    )  # fmt: skip
+    settings = JobSettings(**{field: getattr(args, flag) for field, flag in BATCH_FLAGS.items()})
+    req = BatchRequest(image=args.image, input_dir=Path(args.input), output_dir=Path(args.output), settings=settings,
+                       model_path=Path(args.model_path) if args.model_path else None)  # fmt: skip
     reporter.step(f"running batch job {args.image} over {args.input}")
     result = run_batch(connect_engine(), Workspace(options.workspace), req)
     for line in result.log.strip().splitlines():
@@ -94,12 +93,12 @@ def run_batch_job(args, options, reporter) -> int:
 
 
 def run(args, options, reporter) -> int:
-    from compiler.runtime.run import readiness_url, score_url, start_package, wait_until_ready
+    from compiler.runtime.run import crash_report, readiness_url, score_url, start_package, wait_until_ready
     from compiler.workspace import Workspace
 
     if args.batch:
         return run_batch_job(args, options, reporter)
-    extra = [flag for flag in ("input", "output", "mini_batch_size", "output_action") if getattr(args, flag)]
+    extra = [flag for flag in ("input", "output", *BATCH_FLAGS.values()) if getattr(args, flag) is not None]
     if extra:
         raise SpecError(SpecProblem(f"--{extra[0].replace('_', '-')}", "", "applies to batch packages only: add --batch"))
     engine = connect_engine()
@@ -124,44 +123,11 @@ def run(args, options, reporter) -> int:
         reporter.step("press Ctrl-C to stop")
         while engine.container_running(handle.container_id):
             time.sleep(1)
-        return engine.exit_code(handle.container_id) or 0
+        code = engine.exit_code(handle.container_id) or 0
+        if code:  # it stopped by itself: say why, before the container goes
+            reporter.error(f"the package exited with code {code}; {crash_report(engine.logs(handle.container_id))}")
+        return code
     except KeyboardInterrupt:
         return 0
     finally:
         engine.stop(handle.container_id)
-
-
-def read_request_file(path: Path) -> bytes:
-    """A JSON request body; a missing or invalid file is bad input (exit 2)."""
-    try:
-        data = path.read_bytes()
-        json.loads(data)
-    except FileNotFoundError:
-        raise SpecError(SpecProblem(path, "", "request file not found")) from None
-    except ValueError as exc:
-        raise SpecError(SpecProblem(path, "", f"request file is not valid JSON: {exc}")) from None
-    return data
-
-
-def invoke(args, options, reporter) -> int:
-    from compiler.runtime.http import request
-
-    data = read_request_file(Path(args.request_file))
-    url = f"http://{args.host}:{args.port}{args.route}"
-    try:
-        response = request(url, data=data, timeout=args.timeout)
-    except OSError as exc:  # refused, reset, timed out: nothing (or nothing healthy) answers there
-        reason = getattr(exc, "reason", exc)
-        raise VerifyError(f"POST {url} failed: {reason}; is the package running (pkgc run IMAGE --port {args.port})?") from None
-    text = response.body.decode("utf-8", "replace")
-    if args.json:
-        try:
-            body = json.loads(text)
-        except ValueError:
-            body = text
-        print(json.dumps({"status": response.status, "response": body}))
-    else:
-        sys.stdout.write(text + "\n")
-    if response.status != 200:
-        raise VerifyError(f"POST {args.route} answered HTTP {response.status}")
-    return 0

@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 
 from compiler.commands import connect_engine, print_result
-from compiler.commands.run import read_request_file
 from compiler.errors import SpecError, SpecProblem
+from compiler.runtime.request_body import json_file
 from compiler.runtime.verify import Expected, VerifyRequest
 
 
@@ -28,7 +28,8 @@ def register(sub) -> None:
 def add_verify_arguments(parser, timeout_flag: str = "--timeout") -> None:
     """The options ``pkgc verify`` and ``pkgc build --verify`` share."""
     parser.add_argument("--request-file", help="JSON body to POST to the score route (default: health route only)")
-    parser.add_argument("--expect", help="JSON file the response must equal (numbers within --rel-tol)")
+    parser.add_argument("--expect", help="JSON the response must match: only the keys it names (at any depth; "
+                        "extra keys such as a V2 'id' are ignored), lists element by element, numbers within --rel-tol")
     parser.add_argument("--rel-tol", type=float, default=1e-6, help="relative tolerance for numbers (default 1e-6)")
     parser.add_argument(timeout_flag, dest="verify_timeout", metavar="SECONDS", type=float, default=120.0,
                         help="seconds to wait for the health route and the response (default 120)")  # fmt: skip
@@ -36,13 +37,13 @@ def add_verify_arguments(parser, timeout_flag: str = "--timeout") -> None:
 
 def verify_request(image: str, args) -> VerifyRequest:
     """Read and check the request and expect files (bad input, exit 2) before anything starts."""
-    body = read_request_file(Path(args.request_file)) if args.request_file else None
+    body = json_file(Path(args.request_file)) if args.request_file else None
     expected = None
     if args.expect:
         if body is None:
             raise SpecError(SpecProblem("--expect", "", "needs --request-file (the request whose answer it is)"))
         path = Path(args.expect)
-        expected = Expected(json.loads(read_request_file(path)), str(path), rel_tol=args.rel_tol)
+        expected = Expected(json.loads(json_file(path, "expect file")), str(path), rel_tol=args.rel_tol)
     return VerifyRequest(
         image=image, body=body, expected=expected, timeout=args.verify_timeout,
         model_path=Path(args.model_path) if getattr(args, "model_path", None) else None,

@@ -21,6 +21,7 @@ from typing import Callable
 from urllib.parse import unquote, urlparse
 
 from compiler.cache.owner import staging_dir
+from compiler.envbuild.notes import caught_notes, summary
 from compiler.envbuild.venv import VenvTarget, install_wheels, venv_skeleton
 from compiler.errors import BuildError
 
@@ -132,14 +133,18 @@ def assemble_conda_env(
     else:
         root = staging / target.prefix.lstrip("/")
         root.mkdir(parents=True, exist_ok=True)
+    notes: list[str] = []
     with staging_dir(staging.parent, "pkgc-rattler-") as cache:
         try:
-            asyncio.run(_link(asyncio.run(_records(packages, target)), root, target, Path(cache)))
+            with caught_notes(notes):  # rattler's warnings and log records: notes in the log, not raw stderr
+                asyncio.run(_link(asyncio.run(_records(packages, target)), root, target, Path(cache)))
         except BuildError:
             raise
         except Exception as exc:  # noqa: BLE001 - rattler's errors: linking, clobbering, broken archives
             detail = " | ".join(line.strip() for line in str(exc).splitlines() if line.strip())
             raise BuildError(f"rattler could not link the conda packages for {target.prefix}: {detail[:500]}") from None
+    for line in summary(notes, "rattler"):
+        log(line)
     normalise_conda_meta(root, packages)
     log(f"linked {len(packages)} conda packages for {target.prefix} on the host")
     install_wheels(wheels, target.scheme, staging, workers, log, overwrite=True)

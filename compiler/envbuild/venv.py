@@ -17,6 +17,7 @@ from installer import install
 from installer.destinations import SchemeDictionaryDestination
 from installer.sources import WheelFile
 
+from compiler.envbuild.notes import caught_notes, summary
 from compiler.errors import BuildError
 
 
@@ -89,16 +90,21 @@ def install_wheels(
     jobs = [(group, target, staging, overwrite) for group in groups]
     if workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(workers) as pool:
-            failures = [f for f in pool.map(_install_group, jobs) if f]
+            results = list(pool.map(_install_group, jobs))
     else:
-        failures = [f for f in map(_install_group, jobs) if f]
+        results = list(map(_install_group, jobs))
+    for line in summary([note for _failure, notes in results for note in notes], "the wheel installer"):
+        log(line)
+    failures = [failure for failure, _notes in results if failure]
     if failures:
         raise BuildError(failures[0])
 
 
-def _install_group(job: tuple[list[Path], VenvTarget, Path, bool]) -> str | None:
-    """Install wheels that share files one after the other, in lock order; the error message, or None."""
+def _install_group(job: tuple[list[Path], VenvTarget, Path, bool]) -> tuple[str | None, list[str]]:
+    """Install wheels that share files one after the other, in lock order; the error message (or None)
+    and the installer's warnings as notes (the worker's stderr stays clean)."""
     wheels, target, staging, overwrite = job
+    notes: list[str] = []
     for wheel in wheels:
         name = wheel.name.split("-", 1)[0]
         destination = SchemeDictionaryDestination(
@@ -106,11 +112,11 @@ def _install_group(job: tuple[list[Path], VenvTarget, Path, bool]) -> str | None
             overwrite_existing=overwrite or len(wheels) > 1,
         )  # fmt: skip
         try:
-            with WheelFile.open(wheel) as source:
+            with caught_notes(notes), WheelFile.open(wheel) as source:
                 install(source, destination, additional_metadata={"INSTALLER": b"pkgc\n"})
         except Exception as exc:  # installer raises InvalidWheelSource, FileExistsError, zip errors
-            return f"installing {wheel.name} into the environment failed: {exc}"
-    return None
+            return f"installing {wheel.name} into the environment failed: {exc}", notes
+    return None, notes
 
 
 def install_groups(wheels: list[Path], log: Callable[[str], None] = lambda _msg: None) -> list[list[Path]]:

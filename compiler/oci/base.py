@@ -12,17 +12,17 @@ import hashlib
 import io
 import json
 import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterator
 
 from compiler.engines.base import Engine
-from compiler.errors import BuildError
+from compiler.errors import BuildError, ResolveError, excerpt
 from compiler.oci.blobs import Blob
 from compiler.oci.compress import compressor
 from compiler.oci.layer import GZIP_LAYER, LayerBlob
-from compiler.oci.store import CONFIG, ENGINE_ID, MANIFEST, OciStore, canonical_json
+from compiler.oci.layout_reader import LayoutError, mapping, open_layout, parse_reference
+from compiler.oci.store import CONFIG, ENGINE_ID, MANIFEST, REF_NAME, OciStore, canonical_json
 
 SMALL = 16 << 20  # docker-archive members kept in memory (JSON, small layers)
 
@@ -47,32 +47,64 @@ class BaseImage:
 
     @property
     def labels(self) -> dict[str, str]:
-        return dict((self.config.get("config") or {}).get("Labels") or {})
+        """The config's labels (an OCI config maps strings to strings; anything else is not a label)."""
+        labels = mapping(mapping(self.config.get("config")).get("Labels"))
+        return {k: v for k, v in labels.items() if isinstance(k, str) and isinstance(v, str)}
 
 
-def split_oci_reference(ref: str) -> tuple[str, Path, str | None] | None:
-    """``oci:DIR[:TAG]`` / ``oci-archive:FILE[:TAG]`` -> (kind, path, tag); None for other references."""
-    kind, sep, rest = ref.partition(":")
-    if not sep or kind not in ("oci", "oci-archive"):
-        return None
-    path, _, tag = rest.partition(":")
-    return kind, Path(path).expanduser(), tag or None
+split_oci_reference = parse_reference  # ``oci:DIR[:TAG]`` / ``oci-archive:FILE[:TAG]`` -> (kind, path, tag) or None
 
 
 def load_from_store(store: OciStore, descriptor: dict, reference: str, source: str) -> BaseImage:
     manifest = store.read_json(descriptor["digest"])
     config = store.read_json(manifest["config"]["digest"])
+    problem = config_problem(config, len(manifest["layers"]))
+    if problem:
+        raise ResolveError(f"base image {excerpt(reference, 200)}: its config's {problem}")
     return BaseImage(reference, descriptor["digest"], manifest, config, source)
+
+
+def _strings(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+# what the fields a package's config takes from its base's must be (absent or null: not set)
+_FIELDS = {
+    "Env": ("a list of strings", _strings), "Entrypoint": ("a list of strings", _strings), "Cmd": ("a list of strings", _strings),
+    "Labels": ("an object of strings", lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values())),
+    "ExposedPorts": ("an object", lambda v: isinstance(v, dict)), "Volumes": ("an object", lambda v: isinstance(v, dict)),
+    "StopSignal": ("a string", lambda v: isinstance(v, str)),
+}  # fmt: skip
+
+
+def config_problem(config: dict, layers: int) -> str | None:
+    """What is wrong with a base image's config for a package to be built on it (None: nothing): the
+    fields the package's config takes from it must have their OCI types, and one diff_id per layer."""
+    if not isinstance(config, dict):
+        return "document is not an object"
+    diff_ids = mapping(config.get("rootfs")).get("diff_ids")
+    if not _strings(diff_ids) or len(diff_ids) != layers:
+        return f"rootfs.diff_ids is not a list of {layers} digests, one per layer"
+    if not all(isinstance(config.get(k), (str, type(None))) for k in ("architecture", "os")):
+        return "architecture or os is not a string"
+    history = config.get("history")
+    if history is not None and not (isinstance(history, list) and all(isinstance(h, dict) for h in history)):
+        return "history is not a list of objects"
+    inner = config.get("config")
+    if inner is None:
+        return None
+    if not isinstance(inner, dict):
+        return "config is not an object"
+    for key, (kind, fits) in _FIELDS.items():
+        if inner.get(key) is not None and not fits(inner[key]):
+            return f"config.{key} is not {kind}"
+    return None
 
 
 def resolve_base(reference: str, store: OciStore, engine: Engine | None, log) -> BaseImage:
     """Find ``reference`` and make sure its blobs are in ``store``."""
-    oci = split_oci_reference(reference)
-    if oci is not None:
-        kind, path, tag = oci
-        if kind == "oci-archive":
-            return _from_oci_archive(path, tag, store, reference)
-        return _from_oci_layout(path, tag, store, reference, "oci")
+    if split_oci_reference(reference) is not None:
+        return _from_oci(reference, store)
     from compiler.oci.registry import from_registry, parse_registry_image
 
     registry = parse_registry_image(reference)
@@ -179,50 +211,38 @@ def _follow(name: str, links: dict[str, str]) -> str:
 
 
 def _pick_manifest(index: dict, tag: str | None, where: str) -> dict:
-    manifests = index.get("manifests") or []
+    manifests = index.get("manifests")
+    manifests = [m for m in manifests if isinstance(m, dict)] if isinstance(manifests, list) else []
     if tag is not None:
-        manifests = [m for m in manifests if (m.get("annotations") or {}).get("org.opencontainers.image.ref.name") == tag]
+        manifests = [m for m in manifests if mapping(m.get("annotations")).get(REF_NAME) == tag]
     else:  # artifacts attached as referrers (an SBOM, attestations) are not images
         manifests = [m for m in manifests if "artifactType" not in m]
     if len(manifests) != 1:
-        what = f"no image tagged '{tag}'" if tag and not manifests else f"{len(manifests)} images; name one with :TAG"
-        raise BuildError(f"{where}: {what}")
+        what = f"no image tagged '{excerpt(tag)}'" if tag and not manifests else f"{len(manifests)} images; name one with :TAG"
+        raise ResolveError(f"{where}: {what}")
     return manifests[0]
 
 
-def _from_oci_layout(path: Path, tag: str | None, store: OciStore, reference: str, source: str) -> BaseImage:
-    """Copy an OCI layout's image (an index picks linux/amd64) into the store, checking every digest."""
+def _from_oci(reference: str, store: OciStore) -> BaseImage:
+    """Copy the image an ``oci:DIR[:TAG]``/``oci-archive:FILE[:TAG]`` names (an index picks linux/amd64)
+    into the store: read in place through the one checked layout reader (only regular files, every
+    read bounded by its descriptor, every digest checked while copying). Bad input is a ResolveError
+    naming the member; a store that cannot be written, a BuildError naming the store."""
     try:
-        index = json.loads((path / "index.json").read_text())
-        descriptor = _pick_manifest(index, tag, reference)
-        while descriptor.get("mediaType") == "application/vnd.oci.image.index.v1+json":
-            nested = json.loads(_copy_blob(path, descriptor["digest"], store))
-            amd64 = [m for m in nested.get("manifests", []) if (m.get("platform") or {}).get("architecture") == "amd64"]
-            if not amd64:
-                raise BuildError(f"{reference}: the image index has no linux/amd64 image")
-            descriptor = amd64[0]
-        manifest = json.loads(_copy_blob(path, descriptor["digest"], store))
-        _copy_blob(path, manifest["config"]["digest"], store)
-        for layer in manifest["layers"]:
-            _copy_blob(path, layer["digest"], store)
-    except (OSError, ValueError, KeyError) as exc:
-        raise BuildError(f"cannot read the OCI image {reference}: {exc}") from None
-    found = {"digest": descriptor["digest"]}
-    return load_from_store(store, found, reference, source)
-
-
-def _copy_blob(layout: Path, digest: str, store: OciStore) -> bytes:
-    """Copy one blob into the store (verified); return it when it is small (a manifest/config)."""
-    store.blobs.import_file(layout / "blobs" / Path(*digest.split(":", 1)), digest)
-    path = store.blobs.path(digest)
-    return path.read_bytes() if path.stat().st_size <= SMALL else b""
-
-
-def _from_oci_archive(path: Path, tag: str | None, store: OciStore, reference: str) -> BaseImage:
-    with tempfile.TemporaryDirectory(prefix="pkgc-oci-archive-") as tmp:
-        try:
-            with tarfile.open(path) as tar:
-                tar.extractall(tmp, filter="data")
-        except (OSError, tarfile.TarError) as exc:
-            raise BuildError(f"cannot read the OCI archive {path}: {exc}") from None
-        return _from_oci_layout(Path(tmp), tag, store, reference, "oci-archive")
+        with open_layout(reference) as layout:
+            layout.check_layout_file()
+            descriptor, manifest = layout.image_manifest(_pick_manifest(layout.json("index.json"), layout.tag, reference))
+            config = layout.blob_json(manifest["config"], "the manifest's config")
+            problem = config_problem(config, len(manifest["layers"]))
+            if problem:
+                raise layout.error(f"blobs/sha256/{manifest['config']['digest'][7:]}", f"the image config's {problem}")
+            try:
+                for blob in [manifest["config"], *manifest["layers"], descriptor]:
+                    if not store.blobs.has(blob["digest"]):
+                        with layout.open_blob(blob) as stream:
+                            store.blobs.import_stream(stream, blob["digest"])
+            except OSError as exc:
+                raise BuildError(f"cannot write pkgc's OCI store {store.root}: {exc.strerror or exc}") from None
+    except LayoutError as exc:
+        raise ResolveError(f"cannot read the OCI image {excerpt(reference, 200)}: {exc.detail}") from None
+    return load_from_store(store, descriptor, reference, "oci" if reference.startswith("oci:") else "oci-archive")

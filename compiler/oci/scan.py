@@ -13,9 +13,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from isal import igzip
+from isal.igzip_lib import IsalError
 
 from compiler.envbuild.libraries import STANDARD_DIRS
-from compiler.errors import BuildError
+from compiler.errors import BuildError, ResolveError
 from compiler.oci.base import BaseImage
 from compiler.oci.layer import GZIP_LAYER, TAR_LAYER
 from compiler.oci.store import OciStore
@@ -30,6 +31,7 @@ DIST_INFO = re.compile(r"^((?:usr/local|usr|opt/[^/]+|opt/[^/]+/envs/[^/]+)/lib/
                        r"/[^/]+\.dist-info/METADATA$")
 METADATA_MAX = 1 << 20  # bytes of one METADATA file read
 SCAN_VERSION = 3
+FILE_LIMIT = 4 << 20  # /etc/passwd, /etc/group, ld.so.conf files: larger is not a base image pkgc builds on
 
 
 @dataclass(frozen=True)
@@ -70,41 +72,58 @@ def scan_base(store: OciStore, base: BaseImage) -> BaseScan:
         if data.get("version") == SCAN_VERSION:
             packages = tuple(BasePackage(p["name"], p["version"], p["site"], tuple(p["requires"])) for p in data["packages"])
             return BaseScan(data["passwd"], data["group"], data["pythons"], tuple(data["libraries"]), packages)
-    files: dict[str, str] = {}
-    pythons: dict[str, str] = {}
-    libraries: dict[str, set[str]] = {}  # folder -> library file names
-    packages: dict[str, BasePackage] = {}  # dist-info path -> what its METADATA says
+    found = _Found({}, {}, {}, {})
     for layer in base.layers:
-        for member, tar in _members(store, layer):
-            name = member.name.lstrip("./").lstrip("/")
-            folder, _, leaf = name.rpartition("/")
-            if leaf.startswith(".wh."):
-                files.pop(f"{folder}/{leaf[4:]}".lstrip("/"), None)
-                gone = f"{folder}/{leaf[4:]}".lstrip("/") + "/"
-                packages = {k: v for k, v in packages.items() if not k.startswith(gone)}
-                continue
-            site = DIST_INFO.match(name)
-            if site and member.isfile() and member.size <= METADATA_MAX:
-                fh = tar.extractfile(member)
-                found = _distribution(fh.read().decode("utf-8", "replace") if fh else "", "/" + site.group(1))
-                if found is not None:
-                    packages[name] = found
-            if (name in WANTED or LD_CONF.match(name)) and member.isfile() and member.size <= 4 << 20:
-                fh = tar.extractfile(member)
-                files[name] = fh.read().decode("utf-8", "replace") if fh else ""
-            library = LIBRARY.match(name)
-            if library and (member.isfile() or member.issym()):
-                libraries.setdefault(library.group(1), set()).add(library.group(2))
-            match = PYTHON.match(name)
-            if match and (member.isfile() or member.issym()):
-                pythons.setdefault(match.group(2), "/" + match.group(1))
-    folders = set(STANDARD_DIRS) | _configured_dirs(files)
-    found = sorted({lib for folder, names in libraries.items() if folder in folders for lib in names})
-    installed = tuple(sorted(packages.values(), key=lambda p: (p.site, p.name.lower())))
-    scan = BaseScan(files.get("etc/passwd", ""), files.get("etc/group", ""), pythons, tuple(found), installed)
+        try:
+            _scan_layer(store, layer, found)
+        except (OSError, EOFError, tarfile.TarError, IsalError) as exc:  # the layer's digest held: its bytes are the image's
+            raise ResolveError(f"base image layer {layer['digest'][:19]} is not a readable layer: {exc}") from None
+    folders = set(STANDARD_DIRS) | _configured_dirs(found.files)
+    libraries = sorted({lib for folder, names in found.libraries.items() if folder in folders for lib in names})
+    installed = tuple(sorted(found.packages.values(), key=lambda p: (p.site, p.name.lower())))
+    scan = BaseScan(found.files.get("etc/passwd", ""), found.files.get("etc/group", ""), found.pythons, tuple(libraries), installed)
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps({"version": SCAN_VERSION, **asdict(scan)}, sort_keys=True))
     return scan
+
+
+@dataclass
+class _Found:
+    """What the layers read so far hold (a later layer's replace an earlier's)."""
+
+    files: dict[str, str]
+    pythons: dict[str, str]
+    libraries: dict[str, set[str]]  # folder -> library file names
+    packages: dict[str, BasePackage]  # dist-info METADATA path -> what it says
+
+
+def _scan_layer(store: OciStore, layer: dict, found: _Found) -> None:
+    """Note the wanted files, the pythons, the libraries and the Python packages of one layer."""
+    for member, tar in _members(store, layer):
+        name = member.name.lstrip("./").lstrip("/")
+        folder, _, leaf = name.rpartition("/")
+        if leaf.startswith(".wh."):
+            gone = f"{folder}/{leaf[4:]}".lstrip("/")
+            found.files.pop(gone, None)
+            found.packages = {k: v for k, v in found.packages.items() if not k.startswith(gone + "/")}
+            continue
+        site = DIST_INFO.match(name)
+        if site and member.isfile() and member.size <= METADATA_MAX:
+            fh = tar.extractfile(member)
+            package = _distribution(fh.read().decode("utf-8", "replace") if fh else "", "/" + site.group(1))
+            if package is not None:
+                found.packages[name] = package
+        if (name in WANTED or LD_CONF.match(name)) and member.isfile():
+            if member.size > FILE_LIMIT:
+                raise ResolveError(f"base image layer {layer['digest'][:19]}: /{name} is larger than {FILE_LIMIT} bytes")
+            fh = tar.extractfile(member)
+            found.files[name] = fh.read().decode("utf-8", "replace") if fh else ""
+        library = LIBRARY.match(name)
+        if library and (member.isfile() or member.issym()):
+            found.libraries.setdefault(library.group(1), set()).add(library.group(2))
+        match = PYTHON.match(name)
+        if match and (member.isfile() or member.issym()):
+            found.pythons.setdefault(match.group(2), "/" + match.group(1))
 
 
 def _configured_dirs(files: dict[str, str]) -> set[str]:

@@ -15,7 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from compiler.errors import BuildError, excerpt
 from compiler.oci.blobs import Blob, BlobStore
+from compiler.oci.regular import NotRegularFile, open_regular
 
 REF_NAME = "org.opencontainers.image.ref.name"
 ENGINE_ID = "io.pkgc.engine.image-id"
@@ -23,6 +25,8 @@ MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 INDEX = "application/vnd.oci.image.index.v1+json"
 CONFIG = "application/vnd.oci.image.config.v1+json"
 LAYOUT = {"imageLayoutVersion": "1.0.0"}
+JSON_LIMIT = 16 << 20  # a manifest or config read from the store
+INDEX_LIMIT = 64 << 20  # the store's own index.json (one entry per name)
 
 
 def canonical_json(value: object) -> bytes:
@@ -43,13 +47,31 @@ class OciStore:
         return self.blobs.put(canonical_json(value))
 
     def read_json(self, digest: str) -> dict:
-        return json.loads(self.blobs.read(digest))
+        """A manifest or config blob (at most JSON_LIMIT bytes), checked against its digest."""
+        return json.loads(self.blobs.read(digest, JSON_LIMIT))
 
     def _index(self) -> dict:
+        """The store's index; one that is not a regular file, too large or not an OCI index is a
+        BuildError naming it (the store is pkgc's, but a disk or a hand can damage it)."""
         path = self.root / "index.json"
-        if not path.is_file():
+        try:
+            fd, size = open_regular(path)
+        except FileNotFoundError:
             return {"schemaVersion": 2, "mediaType": INDEX, "manifests": []}
-        return json.loads(path.read_text())
+        except (OSError, NotRegularFile) as exc:
+            raise BuildError(f"cannot read pkgc's OCI store index {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        with os.fdopen(fd, "rb") as fh:
+            data = fh.read(min(size, INDEX_LIMIT + 1))
+        try:
+            if len(data) > INDEX_LIMIT:
+                raise ValueError(f"more than {INDEX_LIMIT} bytes")
+            index = json.loads(data)
+            if not isinstance(index, dict) or not isinstance(index.get("manifests"), list):
+                raise ValueError("no manifests list")
+        except (ValueError, RecursionError) as exc:
+            raise BuildError(f"{path} is not an OCI index ({excerpt(str(exc), 80)}); remove it to empty pkgc's OCI store") from None
+        index["manifests"] = [m for m in index["manifests"] if isinstance(m, dict) and isinstance(m.get("digest"), str)]
+        return index
 
     def entries(self) -> list[dict]:
         return list(self._index().get("manifests", []))
@@ -88,7 +110,12 @@ class OciStore:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
+    """``path`` holds ``data`` or what it held before, never a part; a failed write leaves no temporary file."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -118,6 +118,11 @@ def _env(pkg: ResolvedPackage) -> dict[str, str]:
     return env
 
 
+def _own_container(pkg: ResolvedPackage) -> bool:
+    """A custom server with no start command: a deployment's own container, started as its image says."""
+    return pkg.server.type == "custom" and not pkg.server.command
+
+
 def _server_runtime(pkg: ResolvedPackage) -> list[tuple[ContextFile, Copy]]:
     """The server's own runtime file, if it has one: the batch driver, or the Triton launcher."""
     shipped = {"azureml_online": ("pkgc_worker.py", KEEPALIVE_WORKER, "pkgc's gunicorn worker: connections kept alive"),
@@ -215,7 +220,7 @@ def plan_image(
         uid=UID,
         workdir=pkg.code.container_dir if pkg.code else "/var/azureml-app",
         port=pkg.server.default_port,
-        entrypoint=(ENTRYPOINT,),
+        entrypoint=None if _own_container(pkg) else (ENTRYPOINT,),  # None: the base image's ENTRYPOINT and CMD stay
         command=pkg.server.command,
         path_prefix=f"{environment.prefix}/bin",
     )

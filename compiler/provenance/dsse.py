@@ -51,11 +51,29 @@ def load_signer(path: Path, flag: str = "--sign-key") -> CryptoSigner:
     try:
         key = serialization.load_pem_private_key(data, password.encode() if password else None)
         return CryptoSigner(key)
-    except TypeError:
+    except TypeError:  # a password for a plain key, or none for an encrypted one
+        if password:
+            raise SpecError(SpecProblem(flag, "", f"{path} is not encrypted, but {PASSWORD_VARIABLE} is set: unset it")) from None
         raise SpecError(SpecProblem(flag, "", f"{path} is encrypted: set {PASSWORD_VARIABLE}")) from None
     except (ValueError, UnsupportedAlgorithm) as exc:
+        if password and _encrypted(data):
+            raise SpecError(SpecProblem(flag, "", f"{PASSWORD_VARIABLE} does not decrypt {path} (wrong password)")) from None
         why = str(exc).splitlines()[0][:120] if str(exc) else "unsupported key"
         raise SpecError(SpecProblem(flag, "", f"{path} is not a usable PEM private key ({why})")) from None
+
+
+def _encrypted(data: bytes) -> bool:
+    """Whether the PEM private key ``data`` asks for a password (cryptography says so by a TypeError)."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        serialization.load_pem_private_key(data, None)
+    except TypeError:
+        return True
+    except (ValueError, UnsupportedAlgorithm):
+        return False
+    return False
 
 
 def load_public_key(path: Path, flag: str = "--key") -> SSlibKey:

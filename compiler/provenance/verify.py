@@ -8,8 +8,11 @@ manifest (every blob read is checked against its digest). Then:
   name the image's manifest digest as subject and carry the predicate type its annotation states;
 - the SBOM referrer must have the digest the image's label states (so a signature over the manifest
   also covers the SBOM), and so must the provenance's SBOM byproduct;
-- with a key, a signed SLSA provenance must be among them; without one, signatures are not checked
-  and the result says so.
+- the SBOM and an SLSA provenance must both be attached (the missing one is named); a referrer listed
+  twice (the same manifest, or the same attested bytes) counts once;
+- with a key, every attestation (each in-toto referrer) must be a DSSE envelope signed by it: an
+  unsigned statement beside a signed one fails, and a signed provenance and a signed SBOM statement
+  must both be among them; without a key, signatures are not checked and the result says so.
 
 The chain a passing check establishes: key -> signature -> statement -> subject digest = the image
 manifest -> its config -> the SBOM label -> the attached SBOM."""
@@ -22,14 +25,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 
-from compiler.errors import VerifyError
+from compiler.errors import VerifyError, excerpt
 from compiler.labels import SBOM_DIGEST
 from compiler.oci.referrers import layout_referrers
 from compiler.provenance.attach import PREDICATE_ANNOTATION
 from compiler.provenance.dsse import ENVELOPE, IN_TOTO, BadSignature, verify
 from compiler.provenance.facts import SBOM_MEDIA_TYPE
 from compiler.provenance.statement import CYCLONEDX_BOM, SLSA_PROVENANCE, STATEMENT_TYPE
-from compiler.sbom.image_files import Layout, image_entry
+from compiler.oci.layout_reader import OciLayout, mapping
+from compiler.sbom.image_files import image_entry, open_reference
 
 if TYPE_CHECKING:
     from securesystemslib.signer import SSlibKey
@@ -46,32 +50,28 @@ class AttestationCheck:
     sbom_digest: str | None
     checked: list[dict] = field(default_factory=list)  # one entry per referrer
     signed_provenance: bool = False
+    signed_sbom: bool = False
+    provenance: bool = False  # an SLSA provenance, signed or not
     sbom_attached: bool = False
     sbom: dict | None = None  # the attached SBOM, parsed
     signed_sboms: list = field(default_factory=list)  # predicates of signed CycloneDX statements
 
     def as_dict(self) -> dict:
         return {"image": self.image, "subject": self.subject, "sbom_digest": self.sbom_digest,
-                "signed_provenance": self.signed_provenance, "sbom_attached": self.sbom_attached,
+                "signed_provenance": self.signed_provenance, "signed_sbom": self.signed_sbom,
+                "provenance": self.provenance, "sbom_attached": self.sbom_attached,
                 "referrers": self.checked}  # fmt: skip
 
 
-def _layer(layout: Layout, manifest: dict) -> tuple[dict, bytes]:
+def _layer(layout: OciLayout, manifest: dict) -> tuple[dict, bytes]:
     layers = manifest.get("layers")
     if not isinstance(layers, list) or len(layers) != 1 or not isinstance(layers[0], dict):
         raise layout.fail("a referrer does not have exactly one layer")
     descriptor = layers[0]
-    digest = str(descriptor.get("digest", ""))
-    if not digest.startswith("sha256:") or len(digest) != 71:
-        raise layout.fail(f"a referrer's layer digest {digest[:80]!r} is not sha256:<64 hex>")
-    with layout.open(f"blobs/sha256/{digest[7:]}") as fh:
-        data = fh.read(BLOB_LIMIT + 1)
-    if len(data) > BLOB_LIMIT or "sha256:" + hashlib.sha256(data).hexdigest() != digest:
-        raise layout.fail(f"blob {digest} does not match its digest")
-    return descriptor, data
+    return descriptor, layout.blob(descriptor, BLOB_LIMIT, "a referrer's layer")  # checked: size, digest
 
 
-def _json(layout: Layout, data: bytes) -> dict:
+def _json(layout: OciLayout, data: bytes) -> dict:
     try:
         value = json.loads(data)
     except ValueError:
@@ -102,51 +102,100 @@ def _check_statement(check: AttestationCheck, statement: dict, stated_type: str 
     return str(kind)
 
 
+def _is_attestation(referrer: dict, media: object) -> bool:
+    """An in-toto attestation (signed or not), by its artifact type, its layer or its predicate annotation."""
+    annotated = PREDICATE_ANNOTATION in mapping(referrer.get("annotations"))
+    return referrer.get("artifactType") in (IN_TOTO, ENVELOPE) or media in (IN_TOTO, ENVELOPE) or annotated
+
+
+def _unique(found: list[tuple[dict, dict]]) -> list[tuple[dict, dict]]:
+    """The referrers once each: an index entry listed twice, or two referrers of the same layer, count once."""
+    seen: set[str] = set()
+    kept = []
+    for entry, referrer in found:
+        layers = referrer.get("layers") if isinstance(referrer.get("layers"), list) else []
+        keys = {str(entry.get("digest"))} | {f"layer:{layer.get('digest')}" for layer in layers if isinstance(layer, dict)}
+        if keys & seen:
+            continue
+        seen |= keys
+        kept.append((entry, referrer))
+    return kept
+
+
+def _check_referrer(check: AttestationCheck, layout: OciLayout, index_entry: dict, referrer: dict, key: SSlibKey | None) -> None:
+    """Check one referrer and record it in ``check``; raise VerifyError when it fails."""
+    name = check.image
+    descriptor, data = _layer(layout, referrer)
+    media = descriptor.get("mediaType")
+    stated = mapping(referrer.get("annotations")).get(PREDICATE_ANNOTATION)
+    item = {"digest": index_entry["digest"], "artifactType": referrer.get("artifactType"), "mediaType": media}
+    check.checked.append(item)
+    short = str(index_entry["digest"])[:19]
+    if media == SBOM_MEDIA_TYPE and not _is_attestation(referrer, media):
+        found_digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        if found_digest != check.sbom_digest:
+            raise VerifyError(f"{name}: the attached SBOM has digest {found_digest}, the image's label states {check.sbom_digest}")
+        check.sbom_attached, item["verified"] = True, "digest matches the image's SBOM label"
+        check.sbom = _json(layout, data)
+    elif not _is_attestation(referrer, media):
+        item["verified"] = "not checked (neither the SBOM nor an in-toto attestation)"
+    elif key is not None and media != ENVELOPE:
+        raise VerifyError(f"{name}: attestation {short} is not signed (a {media} layer); with --key every attestation must be signed by the key")
+    elif media == ENVELOPE:
+        if key is None:
+            item["verified"] = "signature not checked (no --key)"
+            check.provenance |= stated == SLSA_PROVENANCE
+            return
+        try:
+            statement = verify(data, key)
+        except BadSignature as exc:
+            raise VerifyError(f"{name}: attestation {short} is not signed by the key: {exc}") from None
+        item["predicateType"] = _check_statement(check, statement, stated)
+        item["verified"] = "signature verified, subject matches"
+        check.signed_provenance |= item["predicateType"] == SLSA_PROVENANCE
+        check.signed_sbom |= item["predicateType"] == CYCLONEDX_BOM
+        check.provenance |= item["predicateType"] == SLSA_PROVENANCE
+    elif media == IN_TOTO:
+        item["predicateType"] = _check_statement(check, _json(layout, data), stated)
+        item["verified"] = "unsigned; subject matches"
+        check.provenance |= item["predicateType"] == SLSA_PROVENANCE
+    else:
+        raise VerifyError(f"{name}: attestation {short} has a {excerpt(str(media), 80)} layer, neither a statement nor a DSSE envelope")
+
+
+def _missing(check: AttestationCheck, signed: bool) -> list[str]:
+    """What a complete set of attestations lacks: the SBOM, the provenance (and, with a key, their signatures)."""
+    missing = [] if check.sbom_attached else ["the SBOM"]
+    if signed:
+        missing += [] if check.signed_provenance else ["a signed SLSA provenance"]
+        missing += [] if check.signed_sbom else ["a signed SBOM statement"]
+    elif not check.provenance:
+        missing.append("an SLSA provenance")
+    return missing
+
+
 def verify_attestations(reference: str, key: SSlibKey | None, name: str | None = None) -> AttestationCheck:
     """Check every referrer of the image ``reference`` names (``name`` in messages); raise VerifyError
     on the first failure."""
-    layout = Layout(reference)
+    layout = open_reference(reference)
     name = name or reference
     try:
         entry = image_entry(layout)
         manifest = layout.blob_json(entry)
         config = layout.blob_json(manifest.get("config"))
-        labels = (config.get("config") or {}).get("Labels") or {}
+        labels = mapping(mapping(config.get("config")).get("Labels"))
         check = AttestationCheck(name, entry["digest"], labels.get(SBOM_DIGEST))
         index = layout.json("index.json")
         found = layout_referrers(index, check.subject, layout.blob_json)
         if not found:
             raise VerifyError(f"{name}: no attestations are attached to {check.subject}")
-        for index_entry, referrer in found:
-            descriptor, data = _layer(layout, referrer)
-            media = descriptor.get("mediaType")
-            stated = (referrer.get("annotations") or {}).get(PREDICATE_ANNOTATION)
-            item = {"digest": index_entry["digest"], "artifactType": referrer.get("artifactType"), "mediaType": media}
-            check.checked.append(item)
-            if media == SBOM_MEDIA_TYPE:
-                found_digest = "sha256:" + hashlib.sha256(data).hexdigest()
-                if found_digest != check.sbom_digest:
-                    raise VerifyError(f"{name}: the attached SBOM has digest {found_digest}, the image's label states {check.sbom_digest}")
-                check.sbom_attached, item["verified"] = True, "digest matches the image's SBOM label"
-                check.sbom = _json(layout, data)
-            elif media == ENVELOPE:
-                if key is None:
-                    item["verified"] = "signature not checked (no --key)"
-                    continue
-                try:
-                    statement = verify(data, key)
-                except BadSignature as exc:
-                    raise VerifyError(f"{name}: attestation {index_entry['digest'][:19]} is not signed by the key: {exc}") from None
-                item["predicateType"] = _check_statement(check, statement, stated)
-                item["verified"] = "signature verified, subject matches"
-                check.signed_provenance |= item["predicateType"] == SLSA_PROVENANCE
-            elif media == IN_TOTO:
-                item["predicateType"] = _check_statement(check, _json(layout, data), stated)
-                item["verified"] = "unsigned; subject matches"
+        for index_entry, referrer in _unique(found):
+            _check_referrer(check, layout, index_entry, referrer, key)
+        missing = _missing(check, key is not None)
+        if missing:
+            raise VerifyError(f"{name}: {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not attached to {check.subject}")
         if any(signed != check.sbom for signed in check.signed_sboms):
             raise VerifyError(f"{name}: a signed SBOM statement differs from the image's SBOM")
-        if key is not None and not check.signed_provenance:
-            raise VerifyError(f"{name}: no signed SLSA provenance is attached to {check.subject}")
         return check
     finally:
         layout.close()
@@ -154,7 +203,7 @@ def verify_attestations(reference: str, key: SSlibKey | None, name: str | None =
 
 def attached_sbom(reference: str) -> bytes | None:
     """The SBOM attached as a referrer to the image an ``oci:``/``oci-archive:`` reference names."""
-    layout = Layout(reference)
+    layout = open_reference(reference)
     try:
         subject = image_entry(layout)["digest"]
         for _entry, referrer in layout_referrers(layout.json("index.json"), subject, layout.blob_json):

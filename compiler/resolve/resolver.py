@@ -9,12 +9,14 @@ from pathlib import Path
 
 from compiler.deps.server import AZUREML_BATCH, AZUREML_ONLINE, InferenceServer
 from compiler.errors import ResolveError, SpecError, SpecProblem
+from compiler.resolve.batch_job import job_variables
 from compiler.options import Options
 from compiler.resolve.environments import resolve_environment
 from compiler.resolve.inputs import resolve_inputs
 from compiler.resolve.models import resolve_model
 from compiler.mlflow.mlmodel import MLflowModel, read_mlflow_model
 from compiler.mlflow.scoring import generate_scoring
+from compiler.resolve.mlflow_batch import generate_batch_scoring
 from compiler.resolve.types import MODELS_ROOT, ResolvedCode, ResolvedEnvironment, ResolvedModel, ResolvedPackage
 from compiler.spec.load import SpecFile
 from compiler.resolve.servers import custom_from_spec, triton_from_spec
@@ -33,7 +35,9 @@ def _server(spec_file: SpecFile, model: ResolvedModel, model_dir: str) -> Infere
     if isinstance(server, TritonServer):
         return triton_from_spec(spec_file, server, model, model_dir)
     if isinstance(server, AzureMLBatchServer):
-        return AZUREML_BATCH
+        if server.settings is None:
+            return AZUREML_BATCH  # the strict driver: no retries, the first failed file stops the job
+        return replace(AZUREML_BATCH, environment=tuple(sorted(job_variables(server.settings).items())))
     return AZUREML_ONLINE
 
 
@@ -64,6 +68,8 @@ def _mlflow_defaults(
         environment = ResolvedEnvironment("mlflow-generated", "1", image, None, "")
     if code is None and server.type == "azureml_online":
         code = generate_scoring(mlflow_model, model.root_name, options.cache_dir)
+    elif code is None and server.type == "azureml_batch":
+        code = generate_batch_scoring(model.root_name, options.cache_dir)
     return mlflow_model, environment, code
 
 
@@ -82,11 +88,12 @@ def resolve_package(
         problems.append(
             spec_file.problem(("base_environment_source",), "required unless the model is an MLflow model")
         )
-    if spec.code_configuration is None and spec.inferencing_server.type == "azureml_online" and not model.is_mlflow:
+    server_type = spec.inferencing_server.type
+    if spec.code_configuration is None and server_type in ("azureml_online", "azureml_batch") and not model.is_mlflow:
         problems.append(
             spec_file.problem(
                 ("inferencing_server", "code_configuration"),
-                "required for azureml_online unless the model is an MLflow model",
+                f"required for {server_type} unless the model is an MLflow model",
             )
         )
     if problems:
@@ -115,7 +122,7 @@ def resolve_package(
     mlflow_model = None
     if model.is_mlflow:
         mlflow_model, environment, code = _mlflow_defaults(model, environment, code, options, base_image, server)
-    elif base_image and environment:
+    if base_image and environment:  # --base-image wins over every environment's image, an MLflow model's included
         environment = replace(environment, image=base_image)
     return ResolvedPackage(
         spec_path=spec_file.path,

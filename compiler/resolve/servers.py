@@ -54,13 +54,14 @@ def custom_from_spec(spec_file: SpecFile, server: CustomOnlineServer, model_dir:
     missing = [what for what, absent in (
         ("scoring_route {port, path}", config.scoring_route is None),
         ("readiness_route (or liveness_route) {port, path}", config.readiness_route is None and config.liveness_route is None),
-        ("entry_script (the start command)", config.entry_script is None),
+        # a deployment's custom container without one runs the image's own ENTRYPOINT and CMD
+        ("entry_script (the start command)", config.entry_script is None and spec_file.deployment is None),
     ) if absent]  # fmt: skip
     if missing:
         raise SpecError(spec_file.problem(CONFIG_KEY, f"a custom server needs {', '.join(missing)}"))
     readiness = _route(config.readiness_route or config.liveness_route)
     liveness = _route(config.liveness_route or config.readiness_route)
-    command = _command(spec_file, config.entry_script, model_dir)
+    command = _command(spec_file, config.entry_script, model_dir) if config.entry_script is not None else ()
     return custom_server(_route(config.scoring_route), readiness, liveness, command, _variables(config, model_dir))
 
 

@@ -1,7 +1,9 @@
 """Run a batch package (``azureml_batch``) as a job: input folder read-only, output folder writable.
 
 The container runs with the network off and as the calling user (so the output files are theirs);
-the model is mounted read-only when the package expects it, as for online packages.
+the model is mounted read-only when the package expects it, as for online packages. The job's
+settings are the image's (``PKGC_BATCH_*``, from a batch deployment's ``settings``) unless
+``JobSettings`` overrides them; the driver (templates/runtime/pkgc_batch.py) reads both.
 """
 
 from __future__ import annotations
@@ -22,12 +24,32 @@ OUTPUT_ACTIONS = ("append_row", "summary_only")
 
 
 @dataclass(frozen=True)
+class JobSettings:
+    """The job's flags; None keeps the image's default (a batch deployment's settings, else the driver's)."""
+
+    mini_batch_size: int | None = None
+    output_action: str | None = None
+    output_file_name: str | None = None
+    max_retries: int | None = None
+    timeout: float | None = None  # seconds per mini-batch
+    error_threshold: int | None = None
+    max_concurrency: int | None = None
+    logging_level: str | None = None
+
+    def arguments(self) -> list[str]:
+        args: list[str] = []
+        for name, value in self.__dict__.items():
+            if value is not None:
+                args += [f"--{name.replace('_', '-')}", f"{value:g}" if isinstance(value, float) else str(value)]
+        return args
+
+
+@dataclass(frozen=True)
 class BatchRequest:
     image: str
     input_dir: Path
     output_dir: Path
-    mini_batch_size: int | None = None
-    output_action: str | None = None
+    settings: JobSettings = JobSettings()
     model_path: Path | None = None
 
 
@@ -44,12 +66,7 @@ class BatchResult:
 
 def job_arguments(req: BatchRequest) -> list[str]:
     """The batch driver's arguments (see templates/runtime/pkgc_batch.py)."""
-    args = ["--input", CONTAINER_INPUT, "--output", CONTAINER_OUTPUT]
-    if req.mini_batch_size is not None:
-        args += ["--mini-batch-size", str(req.mini_batch_size)]
-    if req.output_action is not None:
-        args += ["--output-action", req.output_action]
-    return args
+    return ["--input", CONTAINER_INPUT, "--output", CONTAINER_OUTPUT, *req.settings.arguments()]
 
 
 def _folders(req: BatchRequest) -> tuple[Path, Path]:

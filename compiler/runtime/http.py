@@ -21,11 +21,11 @@ class Response:
         return json.loads(self.body)
 
 
-def request(url: str, data: bytes | None = None, timeout: float = 30.0) -> Response:
-    """GET (or POST ``data`` as JSON) ``url``; HTTP errors are responses, not exceptions."""
+def request(url: str, data: bytes | None = None, timeout: float = 30.0, content_type: str = "application/json") -> Response:
+    """GET (or POST ``data``, JSON unless ``content_type`` says otherwise) ``url``; HTTP errors are responses, not exceptions."""
     req = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET")
     if data is not None:
-        req.add_header("Content-Type", "application/json")
+        req.add_header("Content-Type", content_type)
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
     try:
         with opener.open(req, timeout=timeout) as resp:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from compiler.engines.base import Engine, Mount, RunHandle
@@ -9,6 +10,10 @@ from compiler.errors import ResolveError, VerifyError, excerpt
 from compiler.labels import PackageLabels
 from compiler.runtime.http import wait_ready
 from compiler.workspace import Workspace
+
+TRACEBACK = "Traceback (most recent call last):"
+FRAME_RE = re.compile(r'^\s*File "(?P<file>[^"]*)", line (?P<line>\d+)(?:, in (?P<func>.*))?$')
+ERROR_RE = re.compile(r"^pkgc: |\b[A-Z]\w*(?:Error|Exception)\b|\b(?:ERROR|FATAL|CRITICAL|Error|error)\b")
 
 
 def package_labels(engine: Engine, image: str) -> PackageLabels:
@@ -82,13 +87,43 @@ def score_url(handle: RunHandle, labels: PackageLabels) -> str:
     return f"http://127.0.0.1:{handle.host_port_of(labels.score.port)}{labels.score.path}"
 
 
+def first_error(log: str) -> str | None:
+    """The first error a server printed: the exception line that ends its first traceback, with the
+    innermost frame; else the first line that says error; None when there is neither. (A server that
+    crashes goes on printing: its last line is rarely the cause.)"""
+    lines = log.splitlines()
+    for index, line in enumerate(lines):
+        if TRACEBACK not in line:
+            continue
+        frame = None
+        for follow in lines[index + 1 :]:
+            if not follow.strip():
+                continue
+            if follow[:1].isspace():  # a frame, its source line, its carets
+                frame = FRAME_RE.match(follow) or frame
+                continue
+            where = f" (at {frame['file']}:{frame['line']}{', in ' + frame['func'] if frame['func'] else ''})" if frame else ""
+            return excerpt(follow.strip(), 200) + excerpt(where, 160)
+        break  # a traceback cut short: look for an error line instead
+    return next((excerpt(line.strip(), 200) for line in lines if ERROR_RE.search(line)), None)
+
+
+def crash_report(log: str) -> str:
+    """One line on a server's log: its first error and its last line, or its last lines."""
+    lines = [line.strip() for line in log.splitlines() if line.strip(" ^~\t")]
+    error = first_error(log)
+    if error is None:
+        return f"container log: {' | '.join(excerpt(line, 200) for line in lines[-5:]) or '(empty)'}"
+    last = excerpt(lines[-1], 200) if lines else ""
+    return f"first error: {error}" + (f"; last line: {last}" if last and last not in error else "")
+
+
 def wait_until_ready(engine: Engine, handle: RunHandle, labels: PackageLabels, timeout: float) -> float:
-    """Wait for the health route; on failure the error carries the container's last log lines."""
+    """Wait for the health route; on failure the error carries the server's first error (else its last lines)."""
     url = readiness_url(handle, labels)
     try:
         return wait_ready(url, timeout, lambda: engine.container_running(handle.container_id))
     except VerifyError as exc:
         code = engine.exit_code(handle.container_id)
         reason = f"the package exited with code {code} before {labels.readiness.path} answered" if code is not None else str(exc)
-        tail = " | ".join(engine.logs(handle.container_id).strip().splitlines()[-5:])
-        raise VerifyError(f"{reason}; container log: {tail}") from None
+        raise VerifyError(f"{reason}; {crash_report(engine.logs(handle.container_id))}") from None

@@ -27,7 +27,7 @@ EXCEPTION_RE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrup
 
 @dataclass(frozen=True)
 class Expected:
-    """The JSON the response must equal (numbers within ``rel_tol``); ``source`` names it in messages."""
+    """The JSON the response must match (the keys it names, numbers within ``rel_tol``); ``source`` names it in messages."""
 
     value: object
     source: str
@@ -66,14 +66,19 @@ class VerifyResult:
 
 
 def first_difference(actual: object, expected: object, rel_tol: float, abs_tol: float, path: str = "$") -> str | None:
-    """Where ``actual`` differs from ``expected`` (``$.key[3]: got 1, expected 2``), or None when equal."""
+    """Where ``actual`` differs from ``expected`` (``$.key[3]: got 1, expected 2``), or None when it matches.
+
+    A dict matches when every key ``expected`` names matches (keys it does not name, such as a V2
+    answer's random ``id``, are not compared), at any depth; a list matches element by element (same
+    length); numbers within the tolerances; everything else exactly."""
     if isinstance(expected, bool) or isinstance(actual, bool) or expected is None or actual is None:
         return None if actual is expected or (type(actual) is type(expected) and actual == expected) else _got(path, actual, expected)
     if isinstance(expected, (int, float)) and isinstance(actual, (int, float)):
         return None if math.isclose(actual, expected, rel_tol=rel_tol, abs_tol=abs_tol) else _got(path, actual, expected)
     if isinstance(expected, dict) and isinstance(actual, dict):
-        if actual.keys() != expected.keys():
-            return f"{path}: keys {sorted(actual)} differ from expected {sorted(expected)}"
+        missing = [key for key in expected if key not in actual]
+        if missing:
+            return f"{path}: no key {json.dumps(missing[0])} (the answer has {json.dumps(sorted(actual))[:120]})"
         diffs = (first_difference(actual[k], expected[k], rel_tol, abs_tol, f"{path}.{k}") for k in expected)
         return next((d for d in diffs if d), None)
     if isinstance(expected, list) and isinstance(actual, list):

@@ -13,6 +13,10 @@ Translation (deployment -> package):
 - ``code_configuration`` -> ``inferencing_server: {type: azureml_online, code_configuration}``;
 - ``environment``: a reference -> ``base_environment_source.resource_id``; inline ``{image, conda_file}``
   (relative to the YAML) -> the base environment directly;
+- a custom container (``environment.inference_config``: liveness, readiness and scoring routes): with
+  a scoring script, Azure ML's inference server runs it (its routes must be that server's); without
+  one, ``inferencing_server: {type: custom}`` with those routes and no start command: the image's
+  own ENTRYPOINT and CMD run (bring your own container);
 - ``environment_variables``, ``tags`` as they are; ``request_settings`` and the probes -> run settings
   (``compiler.runsettings``); the other deployment-only keys are accepted and reported once as ignored.
 """
@@ -29,12 +33,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field
 from compiler.errors import SpecError, excerpt
 from compiler.runsettings import QUANTITY, Probe, RunSettings
 from compiler.spec.model import (
-    AssetName, EnvVars, ContainerPath, HostPath, InnerPath, Line, ModelSource, PropertyValue, Text,
+    AssetName, EnvVars, ContainerPath, HostPath, InnerPath, Line, ModelSource, PropertyValue, Route, Text,
 )  # fmt: skip
 from compiler.spec.refs import looks_like_reference
 from compiler.spec.values import ASSET_NAME
 from compiler.spec.yamldoc import KeyPath, YamlDocument
 
+AZUREML_SERVER_PORT = 5001  # compiler.deps.server.AZUREML_ONLINE's routes
 DEPLOYMENT_SCHEMA = re.compile(r"(managed|kubernetes)OnlineDeployment", re.IGNORECASE)
 PACKAGE_KEYS = ("inferencing_server", "target_environment", "target_environment_name", "base_environment_source")
 DEPLOYMENT_KEYS = ("endpoint_name", "instance_type", "instance_count", "code_configuration", "environment")
@@ -55,6 +60,14 @@ class DeploymentCode(_Strict):
     scoring_script: InnerPath
 
 
+class InferenceConfig(_Strict):
+    """A custom container's routes (Azure SDK's ``inference_config``): each ``{port, path}``."""
+
+    liveness_route: Route
+    readiness_route: Route
+    scoring_route: Route
+
+
 class InlineEnvironment(_Strict):
     """An anonymous environment written in the deployment: an image and, usually, a conda file."""
 
@@ -64,6 +77,8 @@ class InlineEnvironment(_Strict):
     conda_file: HostPath | None = None
     description: Text | None = None
     tags: dict[Text, Text] = Field(default_factory=dict)
+    os_type: Literal["linux", "Linux"] | None = None
+    inference_config: InferenceConfig | None = None
 
 
 def _environment_kind(value: object) -> str:
@@ -167,10 +182,14 @@ class DeploymentInfo:
     run_settings: RunSettings
     ignored: tuple[str, ...] = ()
     inline_environment: InlineBase | None = None
+    kind: Literal["online", "batch"] = "online"
+    job: dict[str, str] | None = None  # a batch deployment's settings: the job's defaults
 
     def summary(self) -> dict:
-        summary = {"endpoint_name": self.endpoint_name, "name": self.name, "run_settings": self.run_settings.summary(),
-                   "ignored": list(self.ignored)}  # fmt: skip
+        summary = {"kind": self.kind, "endpoint_name": self.endpoint_name, "name": self.name,
+                   "run_settings": self.run_settings.summary(), "ignored": list(self.ignored)}  # fmt: skip
+        if self.job is not None:
+            summary["job"] = dict(self.job)
         if self.inline_environment is not None:
             env = self.inline_environment
             summary["environment"] = {"name": env.name, "image": env.image, "conda_file": str(env.conda_file) if env.conda_file else None}
@@ -222,12 +241,18 @@ def _ignored(dep: OnlineDeployment, raw: dict) -> tuple[str, ...]:
     return tuple(ignored)
 
 
+def target_name(endpoint: str, name: str, doc: YamlDocument, target: str | None) -> str:
+    """``--target-environment``, else ``<endpoint>-<name>-pkg`` when that is a valid asset name."""
+    package = target or package_name(endpoint, name)
+    if target is None and not ASSET_NAME.match(package):
+        raise SpecError(doc.problem(("name",), f"the package name '{excerpt(package)}' (<endpoint_name>-<name>-pkg) is longer "
+                                                "than 64 characters: pass --target-environment NAME"))  # fmt: skip
+    return package
+
+
 def translate(dep: OnlineDeployment, raw: dict, doc: YamlDocument, target: str | None) -> Translated:
     """The package spec data a deployment stands for, with the key map back to the deployment's keys."""
-    name = target or package_name(dep.endpoint_name, dep.name)
-    if target is None and not ASSET_NAME.match(name):
-        raise SpecError(doc.problem(("name",), f"the package name '{excerpt(name)}' (<endpoint_name>-<name>-pkg) is longer "
-                                                "than 64 characters: pass --target-environment NAME"))  # fmt: skip
+    name = target_name(dep.endpoint_name, dep.name, doc, target)
     key_map: dict[KeyPath, KeyPath] = {("target_environment",): ("name",)}
     run = _run_settings(dep)
     env_vars = {**run.environment(), **dep.environment_variables}
@@ -247,13 +272,31 @@ def translate(dep: OnlineDeployment, raw: dict, doc: YamlDocument, target: str |
         data["base_environment_source"] = {"type": "environment_asset", "resource_id": dep.environment}
         key_map[("base_environment_source", "resource_id")] = ("environment",)
     elif dep.environment is not None:
-        inline = _inline_base(dep.environment, doc, name)
+        inline = inline_base(dep.environment, doc, name)
+        if dep.environment.inference_config is not None:
+            _custom_container(dep, dep.environment.inference_config, data, key_map, doc)
     key_map[("base_environment_source",)] = ("environment",)
     info = DeploymentInfo(dep.endpoint_name, dep.name, run, _ignored(dep, raw), inline)
     return Translated(data, key_map, info)
 
 
-def _inline_base(env: InlineEnvironment, doc: YamlDocument, package: str) -> InlineBase:
+def _custom_container(dep: OnlineDeployment, config: InferenceConfig, data: dict, key_map: dict, doc: YamlDocument) -> None:
+    """A custom container's routes: Azure ML's server when a scoring script is given, else the image's own."""
+    key = ("environment", "inference_config")
+    if dep.code_configuration is not None:
+        for name, route in (("scoring_route", config.scoring_route), ("readiness_route", config.readiness_route),
+                            ("liveness_route", config.liveness_route)):  # fmt: skip
+            if route.port != AZUREML_SERVER_PORT or (name == "scoring_route" and route.path != "/score"):
+                raise SpecError(doc.problem(key + (name,), f"with code_configuration, Azure ML's inference server runs the "
+                                                           f"scoring script: it answers on port {AZUREML_SERVER_PORT}, scoring "
+                                                           "at /score; drop code_configuration to run the image's own server"))  # fmt: skip
+        return
+    data["inferencing_server"] = {"type": "custom", "inference_configuration": config.model_dump()}
+    key_map[("inferencing_server", "inference_configuration")] = key
+    key_map[("inferencing_server",)] = key
+
+
+def inline_base(env: InlineEnvironment, doc: YamlDocument, package: str) -> InlineBase:
     """The inline environment, its conda file checked now (relative to the deployment YAML)."""
     from compiler.deps.conda_file import parse_conda_file
 

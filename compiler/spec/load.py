@@ -19,6 +19,7 @@ from compiler.spec.yamldoc import KeyPath, YamlDocument, load_yaml
 
 if TYPE_CHECKING:
     from compiler.spec.deployment import DeploymentInfo
+    from compiler.spec.overrides import Overrides
 
 SPEC_MAX_BYTES = 1024 * 1024
 
@@ -114,7 +115,7 @@ def _describe(error: dict, doc: YamlDocument, renamed: dict[KeyPath, KeyPath]) -
         message = f"required key is missing (one of {', '.join(SERVER_TYPES)})"
     else:
         message = error["msg"].removeprefix("Value error, ")
-        if "input" in error and not isinstance(error["input"], (dict, list)):
+        if "input" in error and not isinstance(error["input"], (dict, list)) and error["loc"][-1:] != ("[key]",):  # a key: named already
             value = error["input"]
             if isinstance(value, datetime.date):
                 message += f" (got {value.isoformat()}, which YAML reads as a date: quote it)"
@@ -123,19 +124,47 @@ def _describe(error: dict, doc: YamlDocument, renamed: dict[KeyPath, KeyPath]) -
     return doc.problem(loc, message)
 
 
-def load_package_spec(path: Path, target_environment: str | None = None) -> SpecFile:
-    """Read and validate package.yml, or an online-deployment YAML read as one (``compiler.spec.deployment``);
-    raise SpecError listing every problem found. ``target_environment`` overrides the package's name."""
+def load_spec_document(path: Path, overrides: "Overrides | None" = None) -> YamlDocument:
+    """The spec's YAML with ``--set``/``--endpoint-name`` applied (``compiler.spec.overrides``)."""
+    from compiler.spec.overrides import Overrides, check_text, fill_text, set_keys
+
+    overrides = overrides or Overrides()
+    used: frozenset[str] = frozenset()
+
+    def fill(text: str) -> str:
+        nonlocal used
+        text, used = fill_text(text, overrides)
+        if "{{" in text:
+            check_text(text, path)
+        return text
+
+    doc = load_yaml(path, "package spec", max_bytes=SPEC_MAX_BYTES, transform=fill)
+    if not isinstance(doc.data, dict):
+        raise SpecError(SpecProblem(path, "", "the package spec must be a YAML mapping", doc.line_of(())))
+    set_keys(doc, overrides, used)
+    return doc
+
+
+def load_package_spec(path: Path, target_environment: str | None = None, overrides: "Overrides | None" = None) -> SpecFile:
+    """Read and validate package.yml, or an online- or batch-deployment YAML read as one
+    (``compiler.spec.deployment``, ``compiler.spec.batch_deployment``); raise SpecError listing every
+    problem found. ``target_environment`` overrides the package's name; ``overrides`` are ``--set``."""
     path = Path(path)
     if target_environment is not None and not ASSET_NAME.match(target_environment):
         raise SpecError(SpecProblem("--target-environment", "", f"'{excerpt(target_environment)}' {ASSET_NAME_RULE}"))
-    doc = load_yaml(path, "package spec", max_bytes=SPEC_MAX_BYTES)
-    if not isinstance(doc.data, dict):
-        raise SpecError(SpecProblem(path, "", "the package spec must be a YAML mapping", doc.line_of(())))
+    doc = load_spec_document(path, overrides)
+    from compiler.spec.batch_deployment import is_batch_deployment
     from compiler.spec.deployment import is_deployment
+    from compiler.spec.overrides import check_values
 
+    if is_batch_deployment(doc.data):
+        check_values(doc)
+        return _load_batch_deployment(path, doc, target_environment)
     if is_deployment(doc.data):
+        check_values(doc)
         return _load_deployment(path, doc, target_environment)
+    if overrides is not None and overrides.endpoint_name is not None:
+        raise SpecError(SpecProblem("--endpoint-name", "", f"applies to deployment YAMLs; {path.name} is a package spec"))
     collected = Collected()
     renamed = _rename_aliases(doc, collected)
     collected.raise_if_any()
@@ -150,6 +179,20 @@ def load_package_spec(path: Path, target_environment: str | None = None) -> Spec
     return spec_file
 
 
+def _load_batch_deployment(path: Path, doc: YamlDocument, target_environment: str | None) -> SpecFile:
+    """A batch-deployment YAML: validated with its own schema, then translated into a PackageSpec."""
+    from compiler.spec.batch_deployment import BatchDeployment, refuse_pipeline, translate_batch
+    from compiler.spec.deployment import check_model_form
+
+    refuse_pipeline(doc.data, doc)
+    check_model_form(doc.data, doc)
+    try:
+        deployment = BatchDeployment.model_validate(doc.data)
+    except ValidationError as exc:
+        raise SpecError([_describe(err, doc, {}) for err in exc.errors()]) from None
+    return _translated(path, doc, translate_batch(deployment, doc.data, doc, target_environment))
+
+
 def _load_deployment(path: Path, doc: YamlDocument, target_environment: str | None) -> SpecFile:
     """A deployment YAML: validated with its own schema, then translated into a PackageSpec."""
     from compiler.spec.deployment import OnlineDeployment, check_model_form, translate
@@ -159,7 +202,11 @@ def _load_deployment(path: Path, doc: YamlDocument, target_environment: str | No
         deployment = OnlineDeployment.model_validate(doc.data)
     except ValidationError as exc:
         raise SpecError([_describe(err, doc, {}) for err in exc.errors()]) from None
-    translated = translate(deployment, doc.data, doc, target_environment)
+    return _translated(path, doc, translate(deployment, doc.data, doc, target_environment))
+
+
+def _translated(path: Path, doc: YamlDocument, translated) -> SpecFile:
+    """The package spec a deployment was translated into, checked like any spec."""
     try:
         spec = PackageSpec.model_validate(translated.data)
     except ValidationError as exc:  # not expected: every value was checked by the deployment's schema

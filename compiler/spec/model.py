@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Dis
 
 from compiler.errors import excerpt
 from compiler.spec import values
+from compiler.spec.reserved_env import reserved_env_problem
 
 ENV_VAR_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -47,7 +48,8 @@ def _env_names(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
-EnvVars = Annotated[dict[str, ImageText], AfterValidator(_env_names)]  # names as a shell and an engine take them
+EnvName = Annotated[str, _rule(reserved_env_problem)]  # not one pkgc sets (the key and its line are named)
+EnvVars = Annotated[dict[EnvName, ImageText], AfterValidator(_env_names)]  # names as a shell and an engine take them
 HostPath = Annotated[str, Field(min_length=1), _rule(values.host_path_problem)]  # a path on this machine
 InnerPath = Annotated[str, Field(min_length=1), _rule(values.inner_path_problem)]  # inside the code folder
 AssetName = Annotated[str, _rule(_asset_name)]  # a name or version used as a path part and an image tag
@@ -134,11 +136,43 @@ class TritonServer(_Strict):
     code_configuration: ServerCodeConfiguration | None = None
 
 
+def _plain_name(value: str) -> str:
+    if "/" in value or "\\" in value or value in ("", ".", "..") or len(value) > 255:
+        raise ValueError("must be a plain file name")
+    return value
+
+
+LogLevel = Annotated[Literal["debug", "info", "warning", "error", "critical"],
+                     BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v)]  # fmt: skip
+FileName = Annotated[str, BeforeValidator(_plain_name)]
+
+
+class BatchRetrySettings(_Strict):
+    max_retries: int | None = Field(None, ge=0, le=1000)
+    timeout: int | None = Field(None, ge=1, le=7 * 24 * 3600)  # seconds per mini-batch
+
+
+class BatchJobSettings(_Strict):
+    """A batch job's defaults, named as Azure's batch deployment ``settings`` name them (a setting not
+    written takes Azure's default); a job's own flags win. Absent: the strict driver (no retries,
+    the first failed file stops the job)."""
+
+    mini_batch_size: int | None = Field(None, ge=1, le=100_000)
+    output_action: Literal["append_row", "summary_only"] | None = None
+    output_file_name: FileName | None = None
+    max_concurrency_per_instance: int | None = Field(None, ge=1, le=256)
+    retry_settings: BatchRetrySettings | None = None
+    error_threshold: int | None = Field(None, ge=-1)
+    logging_level: LogLevel | None = None
+
+
 class AzureMLBatchServer(_Strict):
-    """An Azure ML batch deployment's scoring script (init() and run(mini_batch)), run as a job."""
+    """An Azure ML batch deployment's scoring script (init() and run(mini_batch)), run as a job; an
+    MLflow model needs none (pkgc generates it, as Azure does)."""
 
     type: Literal["azureml_batch"]
-    code_configuration: CodeConfiguration
+    code_configuration: CodeConfiguration | None = None
+    settings: BatchJobSettings | None = None
 
 
 SERVER_TYPES = ("azureml_online", "custom", "triton", "azureml_batch")

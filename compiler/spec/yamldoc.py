@@ -18,7 +18,7 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 from yaml.composer import Composer
@@ -284,10 +284,13 @@ def _yaml_problem(path: Path, exc: yaml.YAMLError) -> SpecProblem:
     return SpecProblem(path, "", f"invalid YAML: {excerpt(first_line, 200)}")
 
 
-def load_yaml(path: Path, what: str = "file", max_bytes: int = MAX_BYTES) -> YamlDocument:
-    """Read ``path`` as one YAML document within the limits above; any problem is a one-line SpecError."""
+def load_yaml(path: Path, what: str = "file", max_bytes: int = MAX_BYTES, transform: Callable[[str], str] | None = None) -> YamlDocument:
+    """Read ``path`` as one YAML document within the limits above; any problem is a one-line SpecError.
+    ``transform`` rewrites the text before it is parsed, line for line (``--set`` fills placeholders)."""
     path = Path(path)
     text = _decode(_read_bytes(path, what, max_bytes), path, what)
+    if transform is not None:
+        text = transform(text)
     _check_characters(text, path)
     loader = _Loader(text)
     data = None

@@ -2,6 +2,7 @@
 # pkgc runtime entrypoint: check the model is where the package expects it, then start the server.
 #   azureml_online  Azure ML's inference server; any arguments replace it (for debugging)
 #   custom, triton  the arguments: the server's start command (the image's CMD), from the working folder
+#                   (a writable one mirroring the code folder: see below)
 #   azureml_batch   pkgc's batch driver with the arguments (--input DIR --output DIR ...)
 set -eu
 
@@ -31,6 +32,41 @@ if [ -n "${PKGC_INPUT_PATHS:-}" ]; then
     done
     IFS="$old_ifs"
     set +f
+fi
+
+# Writable places: HOME, TMPDIR and the working folder (code and model stay read-only). Under a read-only
+# root filesystem (docker run --read-only) /tmp must be a writable mount (--tmpfs /tmp); HOME moves under it.
+writable() { [ -d "$1" ] && [ -w "$1" ] && [ -x "$1" ]; }
+export TMPDIR="${TMPDIR:-/tmp}"
+if ! writable "$TMPDIR"; then
+    echo "pkgc: $TMPDIR is not writable (a read-only root filesystem?): the server needs a writable temporary" \
+         "folder; mount one, e.g. 'docker run --read-only --tmpfs /tmp ...', or set TMPDIR to a writable mount" >&2
+    exit 78
+fi
+if [ -z "${HOME:-}" ] || ! writable "$HOME"; then
+    export HOME="$TMPDIR/pkgc-home"
+    mkdir -p "$HOME"
+fi
+# The server starts in the image's working folder (the code folder) when it is writable; otherwise in a
+# writable working folder holding a link to each of its entries, so a server that reads its settings from
+# and writes its state to "." (mlserver start .) finds the one and can do the other.
+if ! writable "$PWD"; then
+    code="$PWD"
+    work="${PKGC_WORK_DIR:-$TMPDIR/pkgc-work}"
+    mkdir -p "$work" 2>/dev/null || true
+    if ! writable "$work"; then
+        echo "pkgc: the working folder $work is not writable; set PKGC_WORK_DIR to a writable folder" >&2
+        exit 78
+    fi
+    for entry in "$code"/* "$code"/.[!.]* "$code"/..?*; do
+        [ -e "$entry" ] || [ -L "$entry" ] || continue   # an unmatched pattern
+        name="${entry##*/}"
+        if [ -e "$work/$name" ] && [ ! -L "$work/$name" ]; then
+            continue   # the server's own file or folder, from an earlier start of this container
+        fi
+        ln -sfn "$entry" "$work/$name"
+    done
+    cd "$work"
 fi
 
 case "$server" in

@@ -12,6 +12,7 @@ import pytest
 
 from compiler.emit.deploy import app_service, deploy_facts
 from compiler.labels import PackageLabels, Route
+from compiler.runtime.http import wait_ready
 from tests.conftest import run_pkgc
 from tests.e2e.examples import build, copy_example, host_predict, register_environment
 
@@ -93,6 +94,44 @@ def test_mlserver_readonly_mount_serves_the_mounted_model(mlserver, session_env,
         engine.stop(started["container"])
     unmounted = run_pkgc("verify", image, "--no-model-mount", "--timeout", "30", env=session_env)
     assert unmounted.returncode == 4 and "exited with code 78" in unmounted.stderr
+
+
+def test_mlserver_as_documented_writes_its_state_in_a_writable_working_folder_under_a_read_only_root(mlserver):
+    """`mlserver start .` reads settings.json from "." and writes .metrics and .envs there: the server
+    starts in a writable folder mirroring the read-only code folder, also with `docker run --read-only
+    --tmpfs /tmp` (the example keeps MLServer's defaults: no metrics_dir, a worker pool)."""
+    assert "metrics_dir" not in (mlserver["example"] / "server" / "settings.json").read_text()
+    client = docker.from_env()
+    body = (mlserver["example"] / "sample-request.json").read_bytes()
+    try:
+        for options in ({}, {"read_only": True, "tmpfs": {"/tmp": ""}}):
+            container = client.containers.run(mlserver["copy"]["image"], detach=True, ports={"8080/tcp": ("127.0.0.1", None)}, **options)
+            try:
+                container.reload()
+                port = int(container.attrs["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"])
+                wait_ready(f"http://127.0.0.1:{port}/v2/models/sklearn-regression/ready", 180, lambda: running(container))
+                answer = post(f"http://127.0.0.1:{port}/v2/models/sklearn-regression/infer", body)
+                assert answer["outputs"][0]["data"] == pytest.approx(mlserver["expected"], rel=1e-12)
+                script = "cd /proc/1/cwd && pwd -P && ls -A && readlink settings.json && ls -A /var/azureml-app/server"
+                code, out = container.exec_run(["sh", "-c", script])
+                lines = out.decode().split()
+                assert code == 0 and lines[0] == "/tmp/pkgc-work", out
+                assert {".metrics", ".envs", "settings.json"} <= set(lines[1:-2])  # written beside the settings read
+                assert lines[-2:] == ["/var/azureml-app/server/settings.json", "settings.json"]  # the code folder as built
+            finally:
+                container.remove(force=True)
+        container = client.containers.run(mlserver["copy"]["image"], detach=True, read_only=True)  # no tmpfs
+        try:
+            assert container.wait(timeout=60)["StatusCode"] == 78 and "--tmpfs /tmp" in container.logs().decode()
+        finally:
+            container.remove(force=True)
+    finally:
+        client.close()
+
+
+def running(container) -> bool:
+    container.reload()
+    return container.status in ("created", "running")
 
 
 @pytest.fixture(scope="module")

@@ -220,5 +220,5 @@ def test_a_tampered_layout_blob_is_refused(tmp_path):
     manifest = json.loads((layout / "blobs/sha256" / index["manifests"][0]["digest"][7:]).read_text())
     layer = layout / "blobs/sha256" / manifest["layers"][0]["digest"][7:]
     layer.write_bytes(_layer({"opt/pkgc/sbom.cdx.json": b"evil"}, True))
-    with pytest.raises(SpecError, match="does not match its digest"):
+    with pytest.raises(SpecError, match="does not match its digest|its descriptor says"):
         read_layout_file(f"oci:{layout}:1", SBOM_IN_IMAGE)
