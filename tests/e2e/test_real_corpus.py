@@ -224,10 +224,10 @@ def test_azureml_model_package_mlflow_model(env, tmp_path):
 
 
 @known_failure(
-    "pkgc has no `--set` (the sample's script runs `az ml online-deployment create -f "
-    "binary-payloads-deployment.yml --set code_configuration.scoring_script=...` with -e ENDPOINT for the "
-    "<ENDPOINT_NAME> placeholder), nor `--endpoint-name` (issue 17, item 8)",
-    match="unrecognized arguments: --endpoint-name",
+    "pkgc refuses the sample's env.yml, which names no channels (conda reads that as its default channel): "
+    "\"the conda file names no channels; add a 'channels:' list\" (issue 17, item 6; the message names "
+    "neither the file nor the line)",
+    match="the conda file names no channels",
 )
 def test_azureml_binary_payloads(env, tmp_path, containers):
     """azureml-examples cli/endpoints/online/managed/binary-payloads: a JPEG posted as multipart form
@@ -258,10 +258,12 @@ def test_azureml_binary_payloads(env, tmp_path, containers):
 # --- Seldon MLServer's documented examples (`mlserver start .`) and KServe's V2 sklearn sample -------
 
 
-def register_mlserver(env: dict, tmp_path: Path, name: str, model_name: str, environment: str = "mlserver") -> Path:
+def register_mlserver(env: dict, tmp_path: Path, name: str, model_name: str, base_image: str, environment: str = "mlserver") -> Path:
     """The sample folder (trained on the host beforehand) registered as the model, and the environment."""
     for file in (TRANSLATIONS / "environments").glob(f"{environment}-*"):
-        shutil.copy(file, tmp_path / file.name)
+        # the offline base by the tag of the recipe this session built: on an engine other checkouts share,
+        # their sessions may move `latest` to their own recipe's build
+        (tmp_path / file.name).write_text(file.read_text().replace("pkgc/base-debian-bookworm:latest", base_image))
     pkgc(env, "-q", "environment", "create", "--file", str(tmp_path / f"{environment}-env.yml"))
     pkgc(env, "-q", "model", "create", "--name", model_name, "--path", str(tmp_path / name))
     spec = tmp_path / "package.yml"
@@ -277,10 +279,10 @@ MLSERVER_WORKDIR_ERROR = "Permission denied: '/var/azureml-app/.metrics'"
 
 
 @known_failure(MLSERVER_WORKDIR, MLSERVER_WORKDIR_ERROR)
-def test_mlserver_sklearn(env, tmp_path):
+def test_mlserver_sklearn(env, tmp_path, base_image):
     folder = sample("mlserver-sklearn", tmp_path)
     trained = run_readme_training(folder / "README.md", folder)  # writes mnist-svm.joblib, as the README does
-    spec = register_mlserver(env, tmp_path, "mlserver-sklearn", "mnist-svm")
+    spec = register_mlserver(env, tmp_path, "mlserver-sklearn", "mnist-svm", base_image)
     built = build(env, str(spec), "--model", "azureml:mnist-svm:1")
     x_0 = trained["X_test"][0:1]
     answer = served(env, built["image"], v2_request("predict", x_0, tmp_path / "request.json"))
@@ -288,10 +290,10 @@ def test_mlserver_sklearn(env, tmp_path):
 
 
 @known_failure(MLSERVER_WORKDIR, MLSERVER_WORKDIR_ERROR)
-def test_mlserver_lightgbm(env, tmp_path):
+def test_mlserver_lightgbm(env, tmp_path, base_image):
     folder = sample("mlserver-lightgbm", tmp_path)
     trained = run_readme_training(folder / "README.md", folder)  # writes iris-lightgbm.bst
-    spec = register_mlserver(env, tmp_path, "mlserver-lightgbm", "iris-lgb")
+    spec = register_mlserver(env, tmp_path, "mlserver-lightgbm", "iris-lgb", base_image)
     built = build(env, str(spec), "--model", "azureml:iris-lgb:1")
     x_0 = trained["X_test"][0:1]
     answer = served(env, built["image"], v2_request("predict-prob", x_0, tmp_path / "request.json"))
@@ -300,7 +302,7 @@ def test_mlserver_lightgbm(env, tmp_path):
 
 @heavy
 @known_failure(MLSERVER_WORKDIR, MLSERVER_WORKDIR_ERROR)
-def test_mlserver_xgboost(env, tmp_path):
+def test_mlserver_xgboost(env, tmp_path, base_image):
     """The README's training downloads its data from raw.githubusercontent.com (unreachable): the sample's
     own trained model (mushroom-xgboost.json) is served, and the request is the README's ``X_test[0:1]``:
     the first row of agaricus.txt.test (its first lines are kept in the corpus)."""
@@ -311,19 +313,19 @@ def test_mlserver_xgboost(env, tmp_path):
     booster = xgboost.Booster(model_file=str(folder / "mushroom-xgboost.json"))
     X_test, _ = load_svmlight_file(str(folder / "agaricus.txt.test.head"), n_features=booster.num_features())
     x_0 = X_test.toarray()[0:1]
-    spec = register_mlserver(env, tmp_path, "mlserver-xgboost", "mushroom-xgboost", "mlserver-xgboost")
+    spec = register_mlserver(env, tmp_path, "mlserver-xgboost", "mushroom-xgboost", base_image, "mlserver-xgboost")
     built = build(env, str(spec), "--model", "azureml:mushroom-xgboost:1")
     answer = served(env, built["image"], v2_request("predict", x_0, tmp_path / "request.json"))
     assert_close(v2_outputs(answer)[0], booster.predict(xgboost.DMatrix(x_0)), rel=1e-6)
 
 
 @known_failure(MLSERVER_WORKDIR, MLSERVER_WORKDIR_ERROR)
-def test_kserve_sklearn_v2(env, tmp_path):
+def test_kserve_sklearn_v2(env, tmp_path, base_image):
     """KServe docs/samples/v1beta1/sklearn/v2: trained as its README says, served by MLServer with the
     sample's model-settings.json, asked with its iris-input.json."""
     folder = sample("kserve-sklearn-v2", tmp_path)
     trained = run_readme_training(folder / "README.md", folder)  # writes model.joblib
-    spec = register_mlserver(env, tmp_path, "kserve-sklearn-v2", "sklearn-iris")
+    spec = register_mlserver(env, tmp_path, "kserve-sklearn-v2", "sklearn-iris", base_image)
     built = build(env, str(spec), "--model", "azureml:sklearn-iris:1")
     request = folder / "iris-input.json"
     rows = numpy.asarray(json.loads(request.read_text())["inputs"][0]["data"], dtype=numpy.float32)
@@ -332,14 +334,14 @@ def test_kserve_sklearn_v2(env, tmp_path):
 
 @heavy
 @known_failure(MLSERVER_WORKDIR, MLSERVER_WORKDIR_ERROR)
-def test_kserve_xgboost_v2(env, tmp_path):
+def test_kserve_xgboost_v2(env, tmp_path, base_image):
     """KServe docs/samples/v1beta1/xgboost (V2 dataplane): trained as its README says, served by MLServer
     with the sample's model-settings.json (the same environment as mlserver-xgboost: one lock, one layer)."""
     import xgboost
 
     folder = sample("kserve-xgboost-v2", tmp_path)
     trained = run_readme_training(folder / "README.md", folder)  # writes model.bst
-    spec = register_mlserver(env, tmp_path, "kserve-xgboost-v2", "xgboost-iris", "mlserver-xgboost")
+    spec = register_mlserver(env, tmp_path, "kserve-xgboost-v2", "xgboost-iris", base_image, "mlserver-xgboost")
     built = build(env, str(spec), "--model", "azureml:xgboost-iris:1")
     request = folder / "iris-input.json"
     rows = numpy.asarray(json.loads(request.read_text())["inputs"][0]["data"], dtype=numpy.float32)
@@ -347,11 +349,11 @@ def test_kserve_xgboost_v2(env, tmp_path):
 
 
 @known_failure(MLSERVER_WORKDIR, MLSERVER_WORKDIR_ERROR)
-def test_mlserver_custom_json_runtime(env, tmp_path):
+def test_mlserver_custom_json_runtime(env, tmp_path, base_image):
     """MLServer docs/examples/custom-json: a custom runtime (jsonmodels.py beside model-settings.json),
     sent the README's REST request and read as the README reads it."""
     folder = sample("mlserver-custom-json", tmp_path)
-    spec = register_mlserver(env, tmp_path, "mlserver-custom-json", "json-hello-world")
+    spec = register_mlserver(env, tmp_path, "mlserver-custom-json", "json-hello-world", base_image)
     built = build(env, str(spec), "--model", "azureml:json-hello-world:1")
     inputs = {"name": "Foo Bar", "message": "Hello from Client (REST)!"}  # the README's request
     inputs_string = json.dumps(inputs)
