@@ -271,14 +271,8 @@ def register_mlserver(env: dict, tmp_path: Path, name: str, model_name: str, bas
     return spec
 
 
-MLSERVER_WORKDIR = (
-    "pkgc: MLServer writes .metrics (and .envs) into the folder it starts in, which pkgc keeps read-only: "
-    "\"PermissionError: [Errno 13] Permission denied: '/var/azureml-app/.metrics'\" (issue 17, item 7)"
-)
-MLSERVER_WORKDIR_ERROR = "Permission denied: '/var/azureml-app/.metrics'"
 
 
-@known_failure(MLSERVER_WORKDIR, MLSERVER_WORKDIR_ERROR)
 def test_mlserver_sklearn(env, tmp_path, base_image):
     folder = sample("mlserver-sklearn", tmp_path)
     trained = run_readme_training(folder / "README.md", folder)  # writes mnist-svm.joblib, as the README does
@@ -289,7 +283,6 @@ def test_mlserver_sklearn(env, tmp_path, base_image):
     assert v2_outputs(answer) == [trained["classifier"].predict(x_0).tolist()]
 
 
-@known_failure(MLSERVER_WORKDIR, MLSERVER_WORKDIR_ERROR)
 def test_mlserver_lightgbm(env, tmp_path, base_image):
     folder = sample("mlserver-lightgbm", tmp_path)
     trained = run_readme_training(folder / "README.md", folder)  # writes iris-lightgbm.bst
@@ -301,7 +294,6 @@ def test_mlserver_lightgbm(env, tmp_path, base_image):
 
 
 @heavy
-@known_failure(MLSERVER_WORKDIR, MLSERVER_WORKDIR_ERROR)
 def test_mlserver_xgboost(env, tmp_path, base_image):
     """The README's training downloads its data from raw.githubusercontent.com (unreachable): the sample's
     own trained model (mushroom-xgboost.json) is served, and the request is the README's ``X_test[0:1]``:
@@ -319,36 +311,50 @@ def test_mlserver_xgboost(env, tmp_path, base_image):
     assert_close(v2_outputs(answer)[0], booster.predict(xgboost.DMatrix(x_0)), rel=1e-6)
 
 
-@known_failure(MLSERVER_WORKDIR, MLSERVER_WORKDIR_ERROR)
+def kserve_v2(env: dict, tmp_path: Path, base_image: str, name: str, model_name: str, environment: str) -> tuple[dict, str]:
+    """A KServe V2 sample as documented: trained by its README's code, then served with MLServer.
+
+    The sample's own model-settings.json names ``mlserver.models.<Runtime>``, a module MLServer 1.x no
+    longer has: served as is, the package must stop at start-up naming that first exception (pkgc shows
+    a crashed server's first exception). Then the model-settings.json its README documents (the runtime
+    package ``mlserver_<flavor>``) is written, registered as version 2, and served. Returns the trained
+    names and the image."""
+    folder = sample(name, tmp_path)
+    trained = run_readme_training(folder / "README.md", folder)
+    spec = register_mlserver(env, tmp_path, name, model_name, base_image, environment)
+    as_committed = build(env, str(spec), "--model", f"azureml:{model_name}:1")
+    proc = run_pkgc("verify", as_committed["image"], "--request-file", str(folder / "iris-input.json"), "--timeout", "240", env=env)
+    assert proc.returncode == 4 and "No module named 'mlserver.models'" in proc.stderr, proc.stderr[-3000:]
+    (folder / "model-settings.json").write_text(readme_json_block(folder / "README.md"))
+    pkgc(env, "-q", "model", "create", "--name", model_name, "--path", str(folder))
+    return trained, build(env, str(spec), "--model", f"azureml:{model_name}:2")["image"]
+
+
+def readme_json_block(readme: Path) -> str:
+    """The README's documented model-settings.json (its first ```json block)."""
+    return re.search(r"```json\n(.*?)```", readme.read_text(), re.S).group(1)
+
+
 def test_kserve_sklearn_v2(env, tmp_path, base_image):
-    """KServe docs/samples/v1beta1/sklearn/v2: trained as its README says, served by MLServer with the
-    sample's model-settings.json, asked with its iris-input.json."""
-    folder = sample("kserve-sklearn-v2", tmp_path)
-    trained = run_readme_training(folder / "README.md", folder)  # writes model.joblib
-    spec = register_mlserver(env, tmp_path, "kserve-sklearn-v2", "sklearn-iris", base_image)
-    built = build(env, str(spec), "--model", "azureml:sklearn-iris:1")
-    request = folder / "iris-input.json"
+    """KServe docs/samples/v1beta1/sklearn/v2, asked with its iris-input.json."""
+    trained, image = kserve_v2(env, tmp_path, base_image, "kserve-sklearn-v2", "sklearn-iris", "mlserver")
+    request = tmp_path / "kserve-sklearn-v2" / "iris-input.json"
     rows = numpy.asarray(json.loads(request.read_text())["inputs"][0]["data"], dtype=numpy.float32)
-    assert v2_outputs(served(env, built["image"], request)) == [trained["clf"].predict(rows).tolist()]
+    assert v2_outputs(served(env, image, request)) == [trained["clf"].predict(rows).tolist()]
 
 
 @heavy
-@known_failure(MLSERVER_WORKDIR, MLSERVER_WORKDIR_ERROR)
 def test_kserve_xgboost_v2(env, tmp_path, base_image):
-    """KServe docs/samples/v1beta1/xgboost (V2 dataplane): trained as its README says, served by MLServer
-    with the sample's model-settings.json (the same environment as mlserver-xgboost: one lock, one layer)."""
+    """KServe docs/samples/v1beta1/xgboost (V2 dataplane), on the mlserver-xgboost environment (one lock,
+    one layer for both)."""
     import xgboost
 
-    folder = sample("kserve-xgboost-v2", tmp_path)
-    trained = run_readme_training(folder / "README.md", folder)  # writes model.bst
-    spec = register_mlserver(env, tmp_path, "kserve-xgboost-v2", "xgboost-iris", base_image, "mlserver-xgboost")
-    built = build(env, str(spec), "--model", "azureml:xgboost-iris:1")
-    request = folder / "iris-input.json"
+    trained, image = kserve_v2(env, tmp_path, base_image, "kserve-xgboost-v2", "xgboost-iris", "mlserver-xgboost")
+    request = tmp_path / "kserve-xgboost-v2" / "iris-input.json"
     rows = numpy.asarray(json.loads(request.read_text())["inputs"][0]["data"], dtype=numpy.float32)
-    assert_close(v2_outputs(served(env, built["image"], request))[0], trained["xgb_model"].predict(xgboost.DMatrix(rows)), rel=1e-6)
+    assert_close(v2_outputs(served(env, image, request))[0], trained["xgb_model"].predict(xgboost.DMatrix(rows)), rel=1e-6)
 
 
-@known_failure(MLSERVER_WORKDIR, MLSERVER_WORKDIR_ERROR)
 def test_mlserver_custom_json_runtime(env, tmp_path, base_image):
     """MLServer docs/examples/custom-json: a custom runtime (jsonmodels.py beside model-settings.json),
     sent the README's REST request and read as the README reads it."""
