@@ -145,8 +145,8 @@ def post(url: str, body: bytes, content_type: str) -> tuple[int, bytes]:
 
 
 def v2_outputs(answer: dict) -> list:
-    """The data of a V2 inference answer's outputs (MLServer, KServe)."""
-    return [numpy.asarray(out["data"]).reshape(out["shape"]).tolist() for out in answer["outputs"]]
+    """The data of a V2 inference answer's outputs, flat, as the protocol sends it (MLServer, KServe)."""
+    return [numpy.asarray(out["data"]).ravel().tolist() for out in answer["outputs"]]
 
 
 def v2_request(name: str, rows: numpy.ndarray, path: Path) -> Path:
@@ -290,7 +290,7 @@ def test_mlserver_lightgbm(env, tmp_path, base_image):
     built = build(env, str(spec), "--model", "azureml:iris-lgb:1")
     x_0 = trained["X_test"][0:1]
     answer = served(env, built["image"], v2_request("predict-prob", x_0, tmp_path / "request.json"))
-    assert_close(v2_outputs(answer)[0], trained["lgb_model"].predict(x_0), rel=1e-6)
+    assert_close(v2_outputs(answer)[0], trained["lgb_model"].predict(x_0).ravel(), rel=1e-6)
 
 
 @heavy
