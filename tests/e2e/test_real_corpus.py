@@ -370,3 +370,45 @@ def test_mlserver_custom_json_runtime(env, tmp_path, base_image):
     assert output["name"] == "echo_response" and output["parameters"]["content_type"] == "str"
     # what JsonHelloWorldModel.predict builds from this request: its input parsed, echoed, and its message
     assert json.loads(output["data"][0]) == {"request": {"echo_request": inputs}, "server_response": "Got your request. Hello from the server."}
+
+
+# --- Samples this machine cannot run: the README table's reason, checked ------------------------------
+
+
+def refused(env: dict, *args: str, cwd: Path) -> str:
+    """Run pkgc as the sample's docs say; it must stop with exit 2 (bad input): its one-line message."""
+    proc = run_pkgc(*args, cwd=cwd, env=env)
+    assert proc.returncode == 2, f"exit {proc.returncode}\n{proc.stderr[-3000:]}"
+    (line,) = [line for line in proc.stderr.splitlines() if line.startswith("pkgc: error:")]
+    return line
+
+
+CONDA_FORGE = "cannot fetch conda channel 'conda-forge' (https://conda.anaconda.org/conda-forge/)"
+
+
+def test_azureml_model_package_custom_model_needs_conda_forge(env, tmp_path):
+    """deploy-with-packages/custom-model/deploy.sh: its environment's conda.yaml installs numpy, scikit-learn,
+    scipy and xgboost as conda packages from conda-forge, which this machine cannot reach."""
+    folder = sample("azureml-package-custom-model", tmp_path)
+    pkgc(env, "-q", "model", "create", "--name", "sklearn-regression", "--path", "model", "--type", "custom_model", cwd=folder)
+    pkgc(env, "-q", "environment", "create", "-f", "environment/sklearn-regression-env.yml", cwd=folder)
+    line = refused(env, "model", "package", "-n", "sklearn-regression", "-v", "1", "--file", "package-moe.yml", *MACHINE["python"], *MACHINE["base"], cwd=folder)
+    assert CONDA_FORGE in line
+
+
+def test_azureml_managed_online_sample_needs_conda_forge(env, tmp_path):
+    """managed/sample/blue-deployment.yml (model-1): the same conda-forge packages."""
+    folder = sample("azureml-managed-sample", tmp_path) / "managed" / "sample"
+    line = refused(env, "build", "blue-deployment.yml", *MACHINE["python"], *MACHINE["base"], cwd=folder)
+    assert CONDA_FORGE in line
+
+
+@heavy  # uv says "no usable wheels" at once; pkgc then retries with pip for about 90 s (issue 17, item 8)
+def test_azureml_batch_heart_classifier_needs_python_38(env, tmp_path):
+    """batch/deploy-models/heart-classifier-mlflow/deploy-and-run.sh, deployment-simple: the batch
+    deployment YAML is read, and the MLflow model pins scikit-learn 1.1.2 for Python 3.8.5, which has no
+    CPython 3.11 wheel (the only Python here)."""
+    folder = sample("azureml-batch-heart", tmp_path)
+    pkgc(env, "-q", "model", "create", "--name", "heart-classifier-mlflow", "--type", "mlflow_model", "--path", "deployment-simple/model", cwd=folder)
+    line = refused(env, "build", "deployment-simple/deployment.yml", "--endpoint-name", "heart-classifier-batch", *MACHINE["python"], cwd=folder)
+    assert "scikit-learn==1.1.2" in line and "Python 3.11" in line
