@@ -26,6 +26,8 @@ MODEL_IMAGE = "io.pkgc.model.image"  # manifest digest of the model image a read
 SBOM_DIGEST = "io.pkgc.sbom.digest"  # sha256 of /opt/pkgc/sbom.cdx.json (an ``extra`` label)
 # ``extra`` labels written only when a build leaves the default: "true" (--slim), "false" (--no-bytecode)
 SLIM, BYTECODE = "io.pkgc.environment.slim", "io.pkgc.environment.bytecode"
+# an ``extra`` label: the MLflow model's serving_input_example.json (compact JSON), verify's default request
+MLFLOW_SERVING_INPUT = "io.pkgc.mlflow.serving-input"
 ROUTE_LABELS = {"readiness": "io.pkgc.route.health", "liveness": "io.pkgc.route.liveness", "score": "io.pkgc.route.score"}
 
 MODES = ("copy", "readonly_mount")

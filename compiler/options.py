@@ -15,13 +15,15 @@ from typing import Any, Mapping
 
 import tomli
 
+from compiler.deps.conda_file import CHANNEL
 from compiler.errors import SpecError, SpecProblem, excerpt
 
 DEFAULT_WORKSPACE = Path.home() / ".pkgc" / "workspace"
 DEFAULT_CACHE = Path.home() / ".cache" / "pkgc"
 CONFIG_MAX_BYTES = 1024 * 1024
 SONAME = re.compile(r"^[A-Za-z0-9_.+-]{1,128}$")
-CONFIG_KEYS = ("workspace", "registries", "mlflow_base_image", "slim", "bytecode", "allow_missing_libraries")
+CONFIG_KEYS = ("workspace", "registries", "mlflow_base_image", "slim", "bytecode", "conda_default_channels", "allow_missing_libraries")
+DEFAULT_CONDA_CHANNELS = ("defaults",)  # what conda uses for a file without channels: when .condarc names none
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class Options:
     source_date_epoch: int = 0  # SOURCE_DATE_EPOCH: the time of every file and history entry the OCI back end writes
     slim: bool = False  # config ``slim = true``: build --slim by default
     bytecode: bool = True  # config ``bytecode = false``: build --no-bytecode by default
+    conda_default_channels: tuple[str, ...] = DEFAULT_CONDA_CHANNELS  # a conda file without channels; trusted
     allow_missing_libraries: frozenset[str] = frozenset()  # sonames the build check lets through
 
 
@@ -49,6 +52,7 @@ class Config:
     mlflow_base_image: str | None = None
     slim: bool = False
     bytecode: bool = True
+    conda_default_channels: tuple[str, ...] = DEFAULT_CONDA_CHANNELS
     allow_missing_libraries: frozenset[str] = frozenset()
 
 
@@ -125,12 +129,15 @@ def _check(file: _ConfigFile, data: Any) -> Config:
     for flag in ("slim", "bytecode"):
         if flag in data and not isinstance(data[flag], bool):
             raise file.problem(flag, f"must be true or false (got {_shown(data[flag])})")
+    channels = data.get("conda_default_channels", list(DEFAULT_CONDA_CHANNELS))
+    if not isinstance(channels, list) or not channels or not all(isinstance(c, str) and CHANNEL.match(c) for c in channels):
+        raise file.problem("conda_default_channels", 'must be a list of conda channel names or URLs (e.g. ["conda-forge"])')
     allowed = data.get("allow_missing_libraries", [])
     if not isinstance(allowed, list) or not all(isinstance(a, str) and SONAME.match(a) for a in allowed):
         raise file.problem("allow_missing_libraries", f"must be a list of library names such as \"libfoo.so.1\" (got {_shown(allowed)})")
     return Config(workspace=workspace, registries=paths, mlflow_base_image=image,
                   slim=data.get("slim", False), bytecode=data.get("bytecode", True),
-                  allow_missing_libraries=frozenset(allowed))  # fmt: skip
+                  conda_default_channels=tuple(channels), allow_missing_libraries=frozenset(allowed))  # fmt: skip
 
 
 def read_config(start: Path) -> Config:
@@ -174,6 +181,7 @@ def load_options(
         source_date_epoch=_epoch(env.get("SOURCE_DATE_EPOCH")),
         slim=config.slim,
         bytecode=config.bytecode,
+        conda_default_channels=config.conda_default_channels,
         allow_missing_libraries=config.allow_missing_libraries,
     )
 

@@ -16,7 +16,8 @@ from compiler.build import build_image
 from compiler.built import BuiltImage
 from compiler.deps.base_packages import conflicts as base_conflicts
 from compiler.deps.conda_file import parse_conda_file
-from compiler.deps.merge import merge
+from compiler.deps.merge import DEFAULT_CHANNELS, merge
+from compiler.deps.python_override import override_python
 from compiler.deps.server_pin import describe_server, server_depset
 from compiler.deps.types import DepSet, MergedEnvironment
 from compiler.engines.base import Engine
@@ -28,6 +29,7 @@ from compiler.fetch.conda_inputs import prepare_conda_inputs
 from compiler.lock.locker import LockResult, load_or_lock
 from compiler.lock.lockfile import read_lock
 from compiler.mlflow.deps import mlflow_depsets
+from compiler.mlflow.versions import version_drift
 from compiler.options import Options
 from compiler.oci.model_image import ModelImage, package_model_image
 from compiler.plan import ContextFile, ImagePlan, plan_image
@@ -73,15 +75,17 @@ def lock_path_for(spec_path: Path, explicit: Path | None) -> Path:
     return explicit or spec_path.with_name(f"{spec_path.stem}.conda-lock.yml")
 
 
-def collect_depsets(pkg: ResolvedPackage, python_override: str | None = None) -> list[DepSet]:
+def collect_depsets(pkg: ResolvedPackage, default_channels: tuple[str, ...] = DEFAULT_CHANNELS) -> list[DepSet]:
     """Every source of dependencies: the base environment's conda file, the MLflow model's own
-    requirements (and what serving it needs), then the inference server."""
+    requirements (and what serving it needs) unless the spec brings both environment and scoring
+    script, then the inference server."""
     depsets = []
     if pkg.environment and pkg.environment.conda_file:
         depsets.append(parse_conda_file(pkg.environment.conda_file, pkg.environment.conda_label))
-    if pkg.mlflow is not None:
+    if pkg.mlflow is not None and pkg.mlflow_environment:
         label = f"{pkg.model.name}:{pkg.model.version}"
-        depsets.extend(mlflow_depsets(pkg.mlflow, label, python_override))
+        trusted = tuple(dict.fromkeys(default_channels + tuple(c for d in depsets for c in d.channels)))
+        depsets.extend(mlflow_depsets(pkg.mlflow, label, trusted))
     depsets.append(server_depset(pkg.server, depsets))
     return depsets
 
@@ -160,12 +164,14 @@ def resolve(spec_file: SpecFile, request: BuildRequest, options: Options, connec
     reporter.step(f"resolving {spec_file.path.name}")
     pkg = resolve_package(spec_file, request.model, Workspace(options.workspace), options, request.base_image)
     reporter.detail(f"model {pkg.model.name}:{pkg.model.version} ({pkg.model.type}) from {pkg.model.reference}")
-    if pkg.mlflow is not None and request.python_version and request.python_version != pkg.mlflow.python_minor:
-        reporter.warn(
-            f"--python-version {request.python_version} overrides the Python {pkg.mlflow.python_version} "
-            f"recorded in MLflow model {pkg.model.name}:{pkg.model.version}; the model may not load"
-        )
-    merged = merge(collect_depsets(pkg, request.python_version))
+    if pkg.mlflow is not None and pkg.mlflow.serving_example_note:
+        reporter.detail(f"{pkg.mlflow.serving_example_note}: verify needs --request-file to score it")
+    depsets = collect_depsets(pkg, options.conda_default_channels)
+    if request.python_version:
+        depsets, note = override_python(depsets, request.python_version)
+        if note:
+            reporter.warn(note)
+    merged = merge(depsets, options.conda_default_channels)
     engine = connect() if request.builder == "docker" else _engine_if_any(connect)
     facts = _base_facts(pkg.environment.image, engine, options)
     strategy = choose_strategy(merged, facts, conda_available=_conda_path_available())
@@ -182,6 +188,11 @@ def lock(resolved: Resolved, request: BuildRequest, options: Options, reporter: 
     with reporter.stage("lock"):
         locked = load_or_lock(resolved.strategy, lock_path, request.relock, [resolved.spec_file.path.name], cache_root, reporter.detail)
         reporter.step(f"lock {locked.status}: {lock_path} ({len(locked.lock.packages)} packages)")
+    pkg = resolved.package
+    if pkg.mlflow is not None:  # a pickle saved with another library version: said now, not as a 500 at run time
+        versions = {p.name: p.version for p in locked.lock.packages}
+        for line in version_drift(pkg.mlflow.flavor_versions, versions, f"{pkg.model.name}:{pkg.model.version}"):
+            reporter.warn(line)
     return locked
 
 
@@ -240,7 +251,7 @@ def compile_package(
                           model_image.manifest_digest if model_image else None)  # fmt: skip
         plan, note = apply_environment_choices(
             plan, options.slim if request.slim is None else request.slim, options.bytecode if request.bytecode is None else request.bytecode,
-            keep=tuple(dep.name for dep in resolved.merged.pip),  # a conda file's `pip` only enables its pip: part
+            keep=resolved.merged.pinned_installers(),  # a conda file's bare `pip` only enables its pip: part
         )  # fmt: skip
         if note:
             reporter.warn(note)

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+export PATH="$(cd "${PKGC_VENV:-.venv}" && pwd)/bin:$PATH"  # pkgc, which setup.sh installs into that venv
 
 export PKGC_WORKSPACE="${PKGC_WORKSPACE:-$PWD/.pkgc/workspace}"
 ex=examples/sklearn-regression

@@ -1,13 +1,50 @@
 #!/usr/bin/env bash
 # Set up a fresh machine for pkgc: a Docker engine (installed and started when none answers),
-# podman (for model images), pkgc with its test dependencies, and the offline Debian base image.
+# podman (for model images), pkgc with its test dependencies in a virtual environment, and the
+# offline Debian base image.
+#
+#   scripts/setup.sh [--python-only]   # --python-only: just the venv (what unit and golden tests need)
+#
+# pkgc goes into a venv (PKGC_VENV, default .venv in the repository) made by PKGC_PYTHON (default
+# python3), never into that interpreter itself: Debian's own Python is externally managed (PEP 668)
+# and refuses `pip install` outside a venv. `. .venv/bin/activate` puts `pkgc` and the venv's
+# `python3` first on PATH. Without the venv module (Debian: python3-venv) it is installed with apt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# --python-only: just pkgc and its test dependencies (what the unit and golden tests need).
+PYTHON="${PKGC_PYTHON:-python3}"
+VENV="${PKGC_VENV:-.venv}"
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO=(sudo); fi
+
 if [ "${1:-}" != "--python-only" ]; then bash scripts/ensure-engine.sh; fi
 # podman mounts model images read-only (the model-image e2e test); without it that test skips.
-if [ "${1:-}" != "--python-only" ]; then bash scripts/ensure-podman.sh || echo "setup: podman not installed" >&2; fi
-python3 -m pip install --quiet --disable-pip-version-check -e ".[test]" 2>&1 | grep -v -e "is ignored" -e "Running pip as the 'root'" || true
-python3 -c "import compiler, docker, rattler" || { echo "setup: pkgc did not install" >&2; exit 1; }
-if [ "${1:-}" != "--python-only" ]; then pkgc base-image build debian-bookworm; fi
+if [ "${1:-}" != "--python-only" ]; then bash scripts/ensure-podman.sh || say "podman not installed"; fi
+
+command -v "$PYTHON" >/dev/null 2>&1 || { say "$PYTHON not found (PKGC_PYTHON names the interpreter)"; exit 1; }
+# venv needs ensurepip, which Debian ships apart (python3-venv / python3.X-venv)
+if ! "$PYTHON" -c "import ensurepip, venv" >/dev/null 2>&1; then
+  command -v apt-get >/dev/null 2>&1 || { say "$PYTHON has no venv module: install it by hand"; exit 1; }
+  minor="$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv "python$minor-venv" >/dev/null \
+    || { say "apt-get install python3-venv failed"; exit 1; }
+fi
+# a venv whose interpreter no longer runs (its base Python was removed or upgraded) is made again
+if [ -e "$VENV" ] && ! "$VENV/bin/python" -c "" >/dev/null 2>&1; then rm -rf "$VENV"; fi
+if [ ! -e "$VENV/bin/python" ]; then "$PYTHON" -m venv "$VENV"; fi
+
+# installed once per pyproject.toml, checkout and interpreter (CI calls setup twice)
+stamp="$(sha256sum pyproject.toml | cut -c1-64) $PWD $("$VENV/bin/python" -V 2>&1)"
+if [ "$(cat "$VENV/.pkgc-setup" 2>/dev/null)" != "$stamp" ]; then
+  rm -f "$VENV/.pkgc-setup"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[test]" 2>&1 \
+    | grep -v -e "is ignored" -e "Running pip as the 'root'" || true
+  "$VENV/bin/python" -I -c "import compiler, docker, rattler, pytest" \
+    || { say "pkgc did not install into $VENV"; exit 1; }
+  printf '%s\n' "$stamp" > "$VENV/.pkgc-setup"
+fi
+say "pkgc in $VENV ($("$VENV/bin/python" -c 'import platform; print("Python", platform.python_version())'))"
+if [ "${1:-}" != "--python-only" ]; then "$VENV/bin/pkgc" base-image build debian-bookworm; fi

@@ -45,7 +45,7 @@ def register(sub) -> None:
     p.add_argument("--bytecode", action=argparse.BooleanOptionalAction, default=None,
                    help="ship the environment's byte-code (default; config: bytecode); --no-bytecode: sources only")  # fmt: skip
     p.add_argument("--base-image", help="replace the base image (or an MLflow package's default one)")
-    p.add_argument("--python-version", help="override the Python an MLflow model records (X.Y)")
+    p.add_argument("--python-version", help="the whole environment's Python (X.Y): overrides the model's and the base environment's")
     p.add_argument("--output", action="append", default=[], metavar="oci:DIR[:TAG]|oci-archive:FILE[:TAG]",
                    help="also write the image as an OCI layout or OCI archive (repeatable)")  # fmt: skip
     p.add_argument("--push", metavar="REGISTRY/REPO[:TAG]", help="push the image; the JSON reports the manifest digest")

@@ -27,7 +27,7 @@ def register(sub) -> None:
 
 def add_verify_arguments(parser, timeout_flag: str = "--timeout") -> None:
     """The options ``pkgc verify`` and ``pkgc build --verify`` share."""
-    parser.add_argument("--request-file", help="JSON body to POST to the score route (default: health route only)")
+    parser.add_argument("--request-file", help="JSON body to POST to the score route (default: an MLflow model's serving_input_example.json, else health route only)")
     parser.add_argument("--expect", help="JSON the response must match: only the keys it names (at any depth; "
                         "extra keys such as a V2 'id' are ignored), lists element by element, numbers within --rel-tol")
     parser.add_argument("--rel-tol", type=float, default=1e-6, help="relative tolerance for numbers (default 1e-6)")

@@ -1,6 +1,8 @@
 """Stage merge: several DepSets become one MergedEnvironment, or a MergeError naming both sources.
 
-Constraints on the same package are combined (never overwritten); each keeps its source.
+Constraints on the same package are combined (never overwritten); each keeps its source. When no
+source names a conda channel, the environment gets the default channels, as conda reads a file
+without ``channels:`` (``conda_default_channels`` in pkgc.toml, else ``defaults``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from itertools import combinations
 from compiler.deps.satisfiable import satisfiable
 from compiler.deps.types import DepSet, MergedDependency, MergedEnvironment, Requirement
 from compiler.errors import Conflict, MergeError
+
+DEFAULT_CHANNELS = ("defaults",)  # conda's own default when .condarc names none
 
 
 def _group(depsets: list[DepSet], manager: str) -> dict[str, list[Requirement]]:
@@ -37,7 +41,7 @@ def _merge_one(name: str, manager: str, reqs: list[Requirement]) -> MergedDepend
     return MergedDependency(name=name, manager=manager, constraints=tuple(reqs), extras=extras)
 
 
-def merge(depsets: list[DepSet]) -> MergedEnvironment:
+def merge(depsets: list[DepSet], default_channels: tuple[str, ...] = DEFAULT_CHANNELS) -> MergedEnvironment:
     """Merge every source's requirements; conda and pip constraints on one package must agree too."""
     conflicts: list[Conflict] = []
     merged: dict[str, list[MergedDependency]] = {"conda": [], "pip": []}
@@ -55,7 +59,7 @@ def merge(depsets: list[DepSet]) -> MergedEnvironment:
             conflicts.append(conflict)
     if conflicts:
         raise MergeError(conflicts)
-    channels = tuple(dict.fromkeys(c for d in depsets for c in d.channels))
+    channels = tuple(dict.fromkeys(c for d in depsets for c in d.channels)) or tuple(default_channels)
     return MergedEnvironment(
         channels=channels,
         conda=tuple(merged["conda"]),

@@ -91,3 +91,25 @@ class MergedEnvironment:
     @property
     def python(self) -> MergedDependency | None:
         return self.conda_dep("python")
+
+    def pinned_installers(self) -> tuple[str, ...]:
+        """The pip packages a slim environment keeps: every name under ``pip:``, and ``pip`` when the conda
+        part pins it (``pip<22.0``); a bare conda ``pip`` only enables the ``pip:`` part."""
+        conda_pip = self.conda_dep("pip")
+        pinned = ("pip",) if conda_pip and any(r.specifier for r in conda_pip.constraints) else ()
+        return tuple(dict.fromkeys(tuple(d.name for d in self.pip) + pinned))
+
+    def venv_pip_lines(self) -> tuple[str, ...]:
+        """The pip part of a virtual environment: a conda ``pip`` pin (``pip<22.0``), which a venv has
+        no conda to honour, becomes the venv's own pip requirement instead of being dropped."""
+        conda_pip = self.conda_dep("pip")
+        pinned = tuple(r for r in (conda_pip.constraints if conda_pip else ()) if r.specifier)
+        if not pinned:
+            return tuple(d.pip_line() for d in self.pip)
+        deps = list(self.pip)
+        at = next((i for i, d in enumerate(deps) if d.name == "pip"), None)
+        if at is None:
+            deps.append(MergedDependency("pip", "pip", pinned))
+        else:
+            deps[at] = MergedDependency("pip", "pip", deps[at].constraints + pinned, deps[at].extras)
+        return tuple(d.pip_line() for d in sorted(deps, key=lambda d: d.name))

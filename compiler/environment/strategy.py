@@ -56,7 +56,7 @@ def choose_strategy(merged: MergedEnvironment, facts: BaseImageFacts, conda_avai
                 f"the conda part is only python and pip ({wanted}) and base image {facts.image} provides "
                 f"Python {facts.python} ({facts.how}): a virtual environment with pip packages"
             ),
-            pip=pip_lines,
+            pip=merged.venv_pip_lines(),  # a conda file's pip pin (pip<22.0) is the venv's pip
             glibc=facts.glibc,
         )
     mlflow_python = [r for r in (merged.python.constraints if merged.python else ()) if r.source.kind == "mlflow_model"]

@@ -3,16 +3,13 @@ documents whose input schema reflects the model signature."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from compiler.mlflow.mlmodel import MLflowModel
 from compiler.resolve.types import ResolvedCode
 from compiler.resources import templates_dir
+from compiler.workspace.generated import generated_folder
 
 FOLDER = "mlflow_scoring"
 _TYPES = {
@@ -22,10 +19,25 @@ _TYPES = {
 }  # fmt: skip
 
 
+def params_schema(model: MLflowModel) -> dict | None:
+    """The JSON schema of the request's ``params``: the signature's params with their types and defaults."""
+    if not model.signature_params:
+        return None
+    properties = {}
+    for param in model.signature_params:
+        kind, fmt = _TYPES.get(str(param.get("type", "")), ("string", None))
+        item = {"type": kind, **({"format": fmt} if fmt else {})}
+        if param.get("shape"):
+            item = {"type": "array", "items": item}
+        properties[str(param.get("name", ""))] = {**item, **({"default": param["default"]} if "default" in param else {})}
+    return {"type": "object", "properties": properties, "additionalProperties": False}
+
+
 def input_schema(model: MLflowModel) -> dict:
-    """The JSON schema of {"input_data": {"columns", "index", "data"}} for the signature's columns."""
+    """The JSON schema of {"input_data": {"columns", "index", "data"}, "params"} for the signature."""
+    params = params_schema(model)
     if not model.signature_inputs:
-        return {"type": "object", "example": {}}
+        return {"type": "object", "example": {}, **({"properties": {"params": params}} if params else {})}
     columns = [c.get("name", f"col{i}") for i, c in enumerate(model.signature_inputs)]
     items = []
     for column in model.signature_inputs:
@@ -44,7 +56,8 @@ def input_schema(model: MLflowModel) -> dict:
                     "index": {"type": "array", "items": {"type": "integer"}},
                     "data": {"type": "array", "items": row},
                 },
-            }
+            },
+            **({"params": params} if params else {}),
         },
     }
 
@@ -69,19 +82,12 @@ def generated_files(model: MLflowModel, model_subdir: str) -> dict[str, bytes]:
     }
 
 
+def is_generated(code: ResolvedCode | None) -> bool:
+    """Is ``code`` the scoring folder :func:`generate_scoring` wrote (not the user's own)?"""
+    return code is not None and code.directory.name == FOLDER and code.directory.parent.parent.name == "generated"
+
+
 def generate_scoring(model: MLflowModel, model_subdir: str, cache_dir: Path) -> ResolvedCode:
     """Write the scoring folder content-addressed under ``cache_dir``; the same model gives the same folder."""
-    files = generated_files(model, model_subdir)
-    digest = hashlib.sha256(b"".join(name.encode() + b"\0" + data for name, data in sorted(files.items())))
-    final = cache_dir / "generated" / digest.hexdigest()[:32]
-    if not final.exists():
-        final.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=final.parent))
-        (staging / FOLDER).mkdir()
-        for name, data in files.items():
-            (staging / FOLDER / name).write_bytes(data)
-        try:
-            os.rename(staging, final)
-        except OSError:
-            shutil.rmtree(staging, ignore_errors=True)
-    return ResolvedCode(directory=final / FOLDER, scoring_script="score.py")
+    folder = generated_folder(generated_files(model, model_subdir), cache_dir / "generated", FOLDER)
+    return ResolvedCode(directory=folder, scoring_script="score.py")

@@ -3,8 +3,13 @@
 Each artifact is an image manifest with an ``artifactType``, the empty config
 (``application/vnd.oci.empty.v1+json``) and one layer holding its bytes. Where they go:
 
-- ``oci:DIR``: its blobs are added and the manifest listed in ``index.json`` (untagged, with its
-  ``artifactType``), where OCI layout readers (``oras discover --oci-layout``) find referrers.
+- ``oci:DIR``: its blobs are added, and so is the image index the distribution spec's fallback tag
+  ``sha256-<subject hex>`` would name (every referrer's descriptor, with its ``artifactType``), as a
+  blob. ``index.json`` keeps one entry, the image, whose annotation ``io.pkgc.referrers`` names that
+  index's digest: a layout with one entry is what ``skopeo inspect oci:DIR`` and ``skopeo copy``
+  read with no tag (skopeo 1.9 refuses an index.json listing the referrers beside the image: "more
+  than one image in oci"). Readers also accept referrers listed in ``index.json`` itself (earlier
+  pkgc, ``oras attach --oci-layout``).
 - ``oci-archive:FILE``: the archive is rewritten with the same additions.
 - a registry: pushed by skopeo (credentials stay skopeo's) as the tag-schema fallback of the
   distribution spec: an image index of the referrers tagged ``sha256-<subject hex>``. A registry with
@@ -31,11 +36,14 @@ from pathlib import Path
 
 from compiler.emit.oci import PreparedOutput
 from compiler.emit.skopeo import LogSink, skopeo_binary, skopeo_copy
+from compiler.errors import BuildError
 from compiler.oci.store import INDEX, LAYOUT, MANIFEST, canonical_json
 
 EMPTY = "application/vnd.oci.empty.v1+json"
 EMPTY_DATA = b"{}"
 TAG_PREFIX = "sha256-"
+REFERRERS_ANNOTATION = "io.pkgc.referrers"  # on a layout's image entry: the digest of its referrers index blob
+INDEX_LIMIT = 4 << 20  # index.json and referrers indexes pkgc reads back while attaching
 
 
 @dataclass(frozen=True)
@@ -109,23 +117,60 @@ def _blob_items(refs: tuple[Referrer, ...]) -> dict[str, bytes]:
     return items
 
 
-def _with_referrers(index: dict, refs: tuple[Referrer, ...]) -> dict:
-    """``index`` listing ``refs`` too (each once, after the entries already there)."""
-    manifests = [m for m in index.get("manifests", []) if m.get("digest") not in {r.digest for r in refs}]
-    return {**index, "manifests": manifests + [r.descriptor for r in refs]}
+def _subjects(refs: tuple[Referrer, ...]) -> dict[str, tuple[Referrer, ...]]:
+    """``refs`` grouped by the digest of the manifest each is attached to."""
+    groups: dict[str, list[Referrer]] = {}
+    for ref in refs:
+        groups.setdefault(json.loads(ref.manifest)["subject"]["digest"], []).append(ref)
+    return {subject: tuple(group) for subject, group in groups.items()}
 
 
-def attach_to_layout(folder: Path, refs: tuple[Referrer, ...]) -> int:
-    """Add ``refs`` to the OCI layout ``folder``; return the bytes added."""
-    blobs = folder / "blobs" / "sha256"
+def _with_referrers(index: dict, refs: tuple[Referrer, ...], read_blob: Callable[[str], bytes]) -> tuple[dict, dict[str, bytes]]:
+    """``index`` (a layout's index.json) with ``refs`` attached, and the new blobs that takes.
+
+    Each subject's entry gets (or keeps) the annotation naming its referrers index: the referrers it
+    named before (in their order), then ``refs``. ``read_blob(digest)`` reads a blob of the layout."""
+    manifests = [dict(m) for m in index.get("manifests", [])]
+    blobs: dict[str, bytes] = {}
+    for subject, group in _subjects(refs).items():
+        entries = [m for m in manifests if m.get("digest") == subject and "artifactType" not in m]
+        if not entries:
+            raise ValueError(f"index.json does not list the image {subject}")
+        earlier_digest = (entries[0].get("annotations") or {}).get(REFERRERS_ANNOTATION)
+        earlier = json.loads(read_blob(earlier_digest)).get("manifests", []) if earlier_digest else []
+        data = canonical_json(merged_index(earlier, group))
+        digest = Descriptor.of(INDEX, data).digest
+        blobs[digest] = data
+        for entry in entries:
+            entry["annotations"] = {**(entry.get("annotations") or {}), REFERRERS_ANNOTATION: digest}
+    return {**index, "manifests": manifests}, blobs
+
+
+def _write_blobs(folder: Path, items: dict[str, bytes]) -> int:
+    """Write the blobs a layout lacks; return the bytes written."""
     added = 0
-    for digest, data in _blob_items(refs).items():
-        path = blobs / digest.split(":", 1)[1]
+    for digest, data in items.items():
+        path = folder / "blobs" / "sha256" / digest.split(":", 1)[1]
         if not path.exists():
             path.write_bytes(data)
             added += len(data)
-    index = json.loads((folder / "index.json").read_bytes())
-    (folder / "index.json").write_bytes(canonical_json(_with_referrers(index, refs)))
+    return added
+
+
+def _read_json_blob(path: Path) -> bytes:
+    with open(path, "rb") as fh:
+        data = fh.read(INDEX_LIMIT + 1)
+    if len(data) > INDEX_LIMIT:
+        raise ValueError(f"{path} is larger than {INDEX_LIMIT} bytes")
+    return data
+
+
+def attach_to_layout(folder: Path, refs: tuple[Referrer, ...]) -> int:
+    """Add ``refs`` to the OCI layout ``folder`` (one written by pkgc or skopeo); return the bytes added."""
+    index = json.loads(_read_json_blob(folder / "index.json"))
+    updated, indexes = _with_referrers(index, refs, lambda d: _read_json_blob(folder / "blobs" / "sha256" / d.split(":", 1)[1]))
+    added = _write_blobs(folder, {**_blob_items(refs), **indexes})
+    (folder / "index.json").write_bytes(canonical_json(updated))
     return added
 
 
@@ -139,24 +184,29 @@ def _info(name: str, size: int, like: tarfile.TarInfo | None = None) -> tarfile.
 
 def attach_to_archive(path: Path, refs: tuple[Referrer, ...]) -> int:
     """Rewrite the OCI archive ``path`` with ``refs`` added (blobs, then ``index.json`` last)."""
-    new_blobs = {f"blobs/sha256/{d.split(':', 1)[1]}": data for d, data in _blob_items(refs).items()}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
         with tarfile.open(path) as source, tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as target:
-            index_info, index = None, None
+            members = {m.name.removeprefix("./"): m for m in source.getmembers() if m.isfile()}
+
+            def read(name: str) -> bytes:
+                if name not in members or members[name].size > INDEX_LIMIT:
+                    raise ValueError(f"{path}: {name} is missing or larger than {INDEX_LIMIT} bytes")
+                return source.extractfile(members[name]).read()
+
+            index_info = members.get("index.json")
+            index, indexes = _with_referrers(json.loads(read("index.json")), refs, lambda d: read(f"blobs/sha256/{d.split(':', 1)[1]}"))
+            new_blobs = {f"blobs/sha256/{d.split(':', 1)[1]}": data for d, data in {**_blob_items(refs), **indexes}.items()}
             for member in source:
                 name = member.name.removeprefix("./")
                 if name == "index.json":
-                    index_info, index = member, json.loads(source.extractfile(member).read())
                     continue
                 new_blobs.pop(name, None)
                 target.addfile(member, source.extractfile(member) if member.isfile() else None)
-            if index is None:
-                raise ValueError(f"{path} has no index.json")
             for name in sorted(new_blobs):
                 target.addfile(_info(name, len(new_blobs[name])), io.BytesIO(new_blobs[name]))
-            data = canonical_json(_with_referrers(index, refs))
+            data = canonical_json(index)
             target.addfile(_info("index.json", len(data), index_info), io.BytesIO(data))
         added = os.stat(tmp).st_size - path.stat().st_size
         os.replace(tmp, path)
@@ -226,11 +276,9 @@ def push_referrers(refs: tuple[Referrer, ...], subject_digest: str, repository: 
         layout = Path(scratch) / "layout"
         (layout / "blobs" / "sha256").mkdir(parents=True)
         (layout / "oci-layout").write_bytes(canonical_json(LAYOUT))
-        (layout / "index.json").write_bytes(canonical_json({"schemaVersion": 2, "mediaType": INDEX, "manifests": []}))
-        attach_to_layout(layout, refs)
         index = canonical_json(index_without_types(refs))
         entry = Descriptor.of(INDEX, index)
-        (layout / "blobs" / "sha256" / entry.digest.split(":", 1)[1]).write_bytes(index)
+        _write_blobs(layout, {**_blob_items(refs), entry.digest: index})
         top = {"schemaVersion": 2, "mediaType": INDEX,
                "manifests": [{**entry.as_dict(), "annotations": {"org.opencontainers.image.ref.name": tag}}]}  # fmt: skip
         (layout / "index.json").write_bytes(canonical_json(top))
@@ -257,16 +305,32 @@ def put_manifest(repository: str, tag: str, data: bytes, media_type: str, tls_ve
         return False
 
 
+def _listed_referrers(index: dict, subject_digest: str, read_blob) -> list:
+    """The descriptors that may be referrers of ``subject_digest``: those of the referrers index the
+    subject's entry names (``io.pkgc.referrers``), then the artifacts ``index.json`` lists itself."""
+    entries = [e for e in index.get("manifests") or [] if isinstance(e, dict)]
+    listed: list = []
+    for entry in entries:
+        named = (entry.get("annotations") or {}).get(REFERRERS_ANNOTATION) if isinstance(entry.get("annotations"), dict) else None
+        if entry.get("digest") == subject_digest and "artifactType" not in entry and named is not None:
+            referrers_index = read_blob({"digest": named})
+            manifests = referrers_index.get("manifests")
+            listed += manifests if isinstance(manifests, list) else []
+    return listed + [e for e in entries if "artifactType" in e]
+
+
 def layout_referrers(index: dict, subject_digest: str, read_blob) -> list[tuple[dict, dict]]:
-    """(index entry, manifest) of every manifest in a layout's ``index`` whose subject is ``subject_digest``.
+    """(descriptor, manifest) of every referrer of ``subject_digest`` a layout's ``index`` reaches,
+    each digest once.
 
     ``read_blob(descriptor) -> dict`` reads and checks a manifest (the caller owns untrusted reading)."""
-    found = []
-    for entry in index.get("manifests") or []:
-        if not isinstance(entry, dict) or entry.get("mediaType") != MANIFEST or entry.get("digest") == subject_digest:
+    found, seen = [], {subject_digest}
+    for entry in _listed_referrers(index, subject_digest, read_blob):
+        if not isinstance(entry, dict) or entry.get("mediaType") != MANIFEST or entry.get("digest") in seen:
             continue
         if "artifactType" not in entry:
             continue  # an image, not an artifact: its subject is not looked at
+        seen.add(entry.get("digest"))
         manifest = read_blob(entry)
         subject = manifest.get("subject")
         if isinstance(subject, dict) and subject.get("digest") == subject_digest:
@@ -281,7 +345,10 @@ Attest = Callable[[Path, str, str], tuple[Referrer, ...]]
 def attach_to_outputs(prepared: list[PreparedOutput], refs: tuple[Referrer, ...]) -> None:
     """Add ``refs`` to every prepared (not yet committed) ``--output``."""
     for p in prepared:
-        if p.output.kind == "oci":
-            attach_to_layout(p.written, refs)
-        else:
-            attach_to_archive(p.written, refs)
+        try:
+            if p.output.kind == "oci":
+                attach_to_layout(p.written, refs)
+            else:
+                attach_to_archive(p.written, refs)
+        except (OSError, ValueError, tarfile.TarError) as exc:
+            raise BuildError(f"cannot attach the SBOM and provenance to {p.output.path}: {getattr(exc, 'strerror', None) or exc}") from None

@@ -25,6 +25,8 @@ from compiler.environment.strategy import EnvironmentStrategy
 from compiler.fetch.cache import FetchedFiles
 from compiler.labels import SBOM_DIGEST, PackageLabels
 from compiler.lock.types import Lock
+from compiler.mlflow.example import example_labels
+from compiler.mlflow.scoring import is_generated
 from compiler.plan.inputs import deployment_labels, input_copies
 from compiler.package_inputs import PATHS_ENV
 from compiler.plan.types import BaseImage, ContextFile, Copy, EnvironmentBuild, ImageConfig, ImagePlan, Layer, LayerKind
@@ -88,6 +90,7 @@ def _labels(
             "io.pkgc.environment.strategy": strategy.kind,
             "io.pkgc.lock.inputs": lock.inputs_hash,
             **deployment_labels(pkg),
+            **example_labels(pkg.mlflow, is_generated(pkg.code)),  # verify's default request
             **({SBOM_DIGEST: f"sha256:{hashlib.sha256(sbom.data).hexdigest()}"} if sbom and sbom.data is not None else {}),
         },
         model_image=model_image,

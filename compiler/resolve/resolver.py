@@ -120,6 +120,7 @@ def resolve_package(
     model_dir = spec.model_configuration.mount_path or f"{MODELS_ROOT}/{model.name}/{model.version}"
     server = _server(spec_file, model, model_dir)
     mlflow_model = None
+    own_environment = environment is not None and code is not None  # Azure then uses them alone
     if model.is_mlflow:
         mlflow_model, environment, code = _mlflow_defaults(model, environment, code, options, base_image, server)
     if base_image and environment:  # --base-image wins over every environment's image, an MLflow model's included
@@ -137,6 +138,7 @@ def resolve_package(
         environment_variables=dict(spec.environment_variables),
         tags=dict(spec.tags),
         mlflow=mlflow_model,
+        mlflow_environment=not own_environment,
         run_settings=spec_file.deployment.run_settings if spec_file.deployment else None,
         inputs=resolve_inputs(spec_file, workspace, model_dir),
         spec_digest=hashlib.sha256(spec_file.path.read_bytes()).hexdigest(),

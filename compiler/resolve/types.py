@@ -92,6 +92,7 @@ class ResolvedPackage:
     environment_variables: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     mlflow: MLflowModel | None = None
+    mlflow_environment: bool = True  # the MLflow model's own environment is merged (False: the spec brings environment and scoring script, as Azure uses them alone)
     run_settings: RunSettings | None = None  # from a deployment YAML: probes, request timeout, concurrency
     inputs: tuple[ResolvedInput, ...] = ()
     spec_digest: str = ""  # sha256 of the spec file as read (labelled; the plan does no I/O)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from compiler.engines.base import Engine
 from compiler.errors import PkgcError, VerifyError
+from compiler.mlflow.example import example_request
 from compiler.runtime.http import request
 from compiler.runtime.run import score_url, start_package, wait_until_ready
 from compiler.workspace import Workspace
@@ -126,10 +127,11 @@ def verify_package(engine: Engine, workspace: Workspace, req: VerifyRequest) -> 
             where = log_tail(engine, handle.container_id)
             raise VerifyError(f"{req.image}: the package exited with code {code} before {labels.readiness.path} answered; {where}") from None
         url = f"http://127.0.0.1:{handle.host_port}"
-        if req.body is None:
+        body = req.body if req.body is not None else example_request(req.image, labels.extra)  # the MLflow model's own
+        if body is None:
             return VerifyResult(req.image, url, labels.needs_mount and req.mount_model, ready, False, None, None, False, None, sbom)
         started = time.monotonic()
-        response = request(score_url(handle, labels), data=req.body, timeout=req.timeout)
+        response = request(score_url(handle, labels), data=body, timeout=req.timeout)
         seconds = time.monotonic() - started
         if response.status != 200:
             excerpt = response.body.decode("utf-8", "replace").strip().replace("\n", " ")[:200]

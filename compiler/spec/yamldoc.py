@@ -107,6 +107,24 @@ class _LimitedComposer(Composer):
     def _refuse(self, mark, message: str, key: KeyPath | None = None) -> _Refused:
         return _Refused(tuple(self._path) if key is None else key, mark.line + 1, message)
 
+    def _parsed(self, step, *args):
+        """A parser step, libyaml's own nesting limit (in PyYAML 6.0.4's wheels) refused as pkgc's, at this key."""
+        try:
+            return step(*args)
+        except yaml.MarkedYAMLError as exc:
+            if exc.problem_mark is not None and "maximum nesting depth" in str(exc.problem):
+                raise self._refuse(exc.problem_mark, f"nested more than {MAX_DEPTH} levels deep") from None
+            raise
+
+    def peek_event(self):
+        return self._parsed(super().peek_event)  # type: ignore[misc]
+
+    def check_event(self, *choices):
+        return self._parsed(super().check_event, *choices)  # type: ignore[misc]
+
+    def get_event(self):
+        return self._parsed(super().get_event)  # type: ignore[misc]
+
     def _count(self, size: int, mark) -> None:
         self._values += size
         if self._values > MAX_VALUES:

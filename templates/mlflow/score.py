@@ -10,8 +10,14 @@ cast to the signature's column types before the signature is enforced, so a clie
 for a string column, "1.5" for a double, 0/1 or "true"/"false" for a boolean. Unlike pandas' astype,
 a cast never loses information (1.5 is not a long, "false" is not true); a value that cannot be
 converted is a 400 naming the column, the value, the row and the type.
+
+A request's ``params`` (MLflow 2.6+: {"dataframe_split": ..., "params": {...}}, also beside Azure's
+"input_data") are passed to ``predict(data, params=...)``, as MLflow's scoring server does; MLflow
+checks them against the signature's params schema and a value of the wrong type is a 400 naming the
+param.
 """
 
+import inspect
 import json
 import logging
 import os
@@ -26,6 +32,7 @@ from mlflow.types import DataType
 from mlflow.utils.proto_json_utils import dataframe_from_parsed_json
 
 MLFLOW_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+PARAMS_KEY = "params"
 model = None
 
 
@@ -214,7 +221,7 @@ def _azure_frame(payload, schema):
 def _tabular_tf_input(payload, key, schema):
     """``instances``/``inputs`` holding rows or columns of a signature of named scalar columns."""
     data = payload[key]
-    if not _scalar_columns(schema) or set(payload) - {key}:
+    if not _scalar_columns(schema) or set(payload) - {key, PARAMS_KEY}:
         return None
     if isinstance(data, list) and data and all(isinstance(row, dict) for row in data):
         return pandas.DataFrame.from_records(data)
@@ -243,6 +250,27 @@ def parse_request(payload):
     raise BadRequest("expected input_data, a list of rows, or one of " + ", ".join(MLFLOW_KEYS))
 
 
+def request_params(payload):
+    """The request's ``params`` object, or None when it has none."""
+    params = payload.get(PARAMS_KEY) if isinstance(payload, dict) else None
+    if params is None:
+        return None
+    if not isinstance(params, dict):
+        raise BadRequest(f"'{PARAMS_KEY}' must be a JSON object of parameter names and values")
+    return params
+
+
+def predict(data, params):
+    """``model.predict`` with the request's params, as MLflow's scoring server calls it (an MLflow
+    older than 2.6 has no params: they are ignored with a warning, as MLflow's server does)."""
+    if params is None:
+        return model.predict(data)
+    if "params" not in inspect.signature(model.predict).parameters:
+        logging.warning("params %s ignored: this MLflow version's predict() takes no params", sorted(params))
+        return model.predict(data)
+    return model.predict(data, params=params)
+
+
 def _jsonable(predictions):
     if isinstance(predictions, pandas.DataFrame):
         return predictions.to_dict(orient="records")
@@ -262,7 +290,7 @@ def run(raw_data):
         return _error(f"the request is not JSON: {exc}")
     try:
         data, mlflow_shape = parse_request(payload)
-        predictions = _jsonable(model.predict(data))
+        predictions = _jsonable(predict(data, request_params(payload)))
     except MlflowException as exc:
         return _error(exc.message)
     except BadRequest as exc:

@@ -89,9 +89,11 @@ def test_oci_layout_is_valid_from_index_to_every_blob(published, out_dir):
     layout = out_dir / "layout"
     assert json.loads((layout / "oci-layout").read_text()) == {"imageLayoutVersion": "1.0.0"}
     index = json.loads((layout / "index.json").read_text())
-    images = [m for m in index["manifests"] if "artifactType" not in m]  # the rest: referrers (test_attestations)
-    assert index["schemaVersion"] == 2 and len(images) == 1 and len(index["manifests"]) == 4
-    entry = images[0]
+    assert index["schemaVersion"] == 2 and len(index["manifests"]) == 1  # the image alone: skopeo reads it with no tag
+    entry = index["manifests"][0]
+    listed = (layout / "blobs" / "sha256" / entry["annotations"]["io.pkgc.referrers"].removeprefix("sha256:")).read_bytes()
+    assert sha256(listed) == entry["annotations"]["io.pkgc.referrers"]  # the referrers index (test_attestations)
+    assert [m["artifactType"] for m in json.loads(listed)["manifests"]] == ARTIFACT_TYPES
     assert entry["mediaType"] == OCI_MANIFEST and entry["digest"] == published["manifest_digest"]
     assert entry["annotations"]["org.opencontainers.image.ref.name"] == published["outputs"][0]["tag"]
     manifest = json.loads(blob(layout, entry))
@@ -109,10 +111,12 @@ def test_oci_layout_is_valid_from_index_to_every_blob(published, out_dir):
 
 def test_oci_archive_is_read_by_skopeo_and_the_engine_runs_it(published, out_dir, engine, containers, example_copy):
     archive = out_dir / "image.tar"
-    inspected = subprocess.run(["skopeo", "inspect", f"oci-archive:{archive}:e2e"], capture_output=True, text=True, check=True)
-    info = json.loads(inspected.stdout)
-    assert info["Digest"] == published["manifest_digest"]
-    assert info["Labels"]["io.pkgc.model.name"] == "sklearn-regression"
+    for reference in (f"oci-archive:{archive}:e2e", f"oci-archive:{archive}", f"oci:{out_dir / 'layout'}"):  # no tag needed
+        inspected = subprocess.run(["skopeo", "inspect", reference], capture_output=True, text=True)
+        assert inspected.returncode == 0, inspected.stderr
+        info = json.loads(inspected.stdout)
+        assert info["Digest"] == published["manifest_digest"]
+        assert info["Labels"]["io.pkgc.model.name"] == "sklearn-regression"
     ref = "pkgc-e2e/from-archive:e2e"
     subprocess.run(["skopeo", "copy", "--quiet", f"oci-archive:{archive}:e2e", f"docker-daemon:{ref}"], check=True, capture_output=True)
     try:

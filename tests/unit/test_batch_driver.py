@@ -50,7 +50,8 @@ def run(mini_batch):
             time.sleep(60)
         if text == "crash":
             os._exit(3)
-        if text == "pid":
+        if text == "pid":  # long enough that the other workers take the next mini-batches
+            time.sleep(0.5)
             text = str(os.getpid())
         rows.append(f"{os.path.basename(path)},{text},{len(calls) - 1}")
     return KIND(rows)

@@ -8,6 +8,7 @@ from sklearn.datasets import load_diabetes
 from sklearn.linear_model import Ridge
 
 from compiler.deps.merge import merge
+from compiler.deps.python_override import override_python
 from compiler.environment.strategy import choose_strategy
 from compiler.errors import StrategyError
 from compiler.mlflow.deps import mlflow_depsets
@@ -59,10 +60,12 @@ def test_old_single_file_env_form(saved, tmp_path):
 def test_python_mismatch_with_base_image_stops_with_a_hint(saved):
     merged = merge(mlflow_depsets(read_mlflow_model(saved), "m:1"))
     facts = BaseImageFacts("python:3.12-slim", "3.12", False, "recipe")
-    with pytest.raises(StrategyError, match=r"records Python 3\.11 but base image python:3\.12-slim provides Python 3\.12.*--python-version 3\.12"):
+    with pytest.raises(StrategyError, match=r"MLflow model m:1 \(python_env\.yaml\) records Python 3\.11 but base image python:3\.12-slim provides Python 3\.12.*--python-version 3\.12"):
         choose_strategy(merged, facts, conda_available=True)
-    overridden = merge(mlflow_depsets(read_mlflow_model(saved), "m:1", python_override="3.12"))
-    assert choose_strategy(overridden, facts, conda_available=True).kind == "venv"
+    depsets, note = override_python(mlflow_depsets(read_mlflow_model(saved), "m:1"), "3.12")
+    assert note == ("--python-version 3.12 overrides the environment's Python: 'python: 3.11.7' from MLflow model m:1 "
+                    "(python_env.yaml); check that the model and code run on Python 3.12")  # fmt: skip
+    assert choose_strategy(merge(depsets), facts, conda_available=True).kind == "venv"
 
 
 def test_generated_scoring_is_deterministic(saved):

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from compiler.errors import SpecError, VerifyError
-from compiler.oci.referrers import Artifact, Descriptor, attach_to_archive, attach_to_layout, referrer
+from compiler.oci.referrers import REFERRERS_ANNOTATION, Artifact, Descriptor, attach_to_archive, attach_to_layout, referrer
 from compiler.oci.store import canonical_json
 from compiler.provenance import dsse
 from compiler.provenance.attach import Attestor
@@ -193,9 +193,13 @@ def test_signed_referrers_in_a_layout_verify_and_a_forged_one_does_not(keys, inp
     layout = tmp_path / "layout"
     digest, attestor = _attest(layout, inputs, dsse.load_signer(keys[0]))
     index = json.loads((layout / "index.json").read_text())
-    assert [m.get("artifactType") for m in index["manifests"]] == [
-        None, "application/vnd.cyclonedx+json", "application/vnd.in-toto+json", "application/vnd.in-toto+json"]
-    for entry in index["manifests"][1:]:
+    assert len(index["manifests"]) == 1 and index["manifests"][0]["digest"] == digest  # one image: skopeo reads it untagged
+    listed = index["manifests"][0]["annotations"][REFERRERS_ANNOTATION]
+    referrers_index = json.loads((layout / "blobs" / "sha256" / listed[7:]).read_bytes())
+    assert referrers_index["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    assert [m.get("artifactType") for m in referrers_index["manifests"]] == [
+        "application/vnd.cyclonedx+json", "application/vnd.in-toto+json", "application/vnd.in-toto+json"]
+    for entry in referrers_index["manifests"]:
         manifest = json.loads((layout / "blobs" / "sha256" / entry["digest"][7:]).read_bytes())
         assert manifest["subject"]["digest"] == digest and manifest["config"]["mediaType"] == "application/vnd.oci.empty.v1+json"
     check = verify_attestations(f"oci:{layout}", dsse.load_public_key(keys[1]))
@@ -207,6 +211,10 @@ def test_signed_referrers_in_a_layout_verify_and_a_forged_one_does_not(keys, inp
     forged = referrer(Artifact("application/vnd.in-toto+json", "application/vnd.dsse.envelope.v1+json",
                                json.dumps(envelope).encode()), Descriptor("application/vnd.oci.image.manifest.v1+json", digest, 1))  # fmt: skip
     attach_to_layout(layout, (forged,))
+    index = json.loads((layout / "index.json").read_text())
+    listed = index["manifests"][0]["annotations"][REFERRERS_ANNOTATION]
+    merged = json.loads((layout / "blobs" / "sha256" / listed[7:]).read_bytes())["manifests"]
+    assert [m["digest"] for m in merged] == [m["digest"] for m in referrers_index["manifests"]] + [forged.digest]  # kept, then added
     with pytest.raises(VerifyError, match="is not signed by the key"):
         verify_attestations(f"oci:{layout}", dsse.load_public_key(keys[1]))
 
@@ -217,7 +225,7 @@ def test_unsigned_attestations_in_an_archive_and_the_sbom_label_check(inputs, tm
     archive = tmp_path / "image.tar"
     with tarfile.open(archive, "w") as tar:  # an archive of the image alone, then the referrers added
         index = json.loads((layout / "index.json").read_text())
-        index["manifests"] = index["manifests"][:1]
+        del index["manifests"][0]["annotations"][REFERRERS_ANNOTATION]
         for path in sorted((layout / "blobs" / "sha256").iterdir()):
             tar.add(path, f"blobs/sha256/{path.name}")
         data = canonical_json(index)
@@ -244,6 +252,61 @@ def test_an_sbom_that_differs_from_the_label_is_refused(inputs, tmp_path):
     attach_to_layout(layout, attestor(layout, "4", digest))
     with pytest.raises(VerifyError, match="the attached SBOM has digest"):
         verify_attestations(f"oci:{layout}", None)
+
+
+def test_referrers_listed_in_index_json_itself_are_read_too_and_each_once(inputs, tmp_path):
+    """Layouts of earlier pkgc and of ``oras attach --oci-layout`` list the referrers in index.json."""
+    layout = tmp_path / "layout"
+    digest, attestor = _attest(layout, inputs, None)
+    index = json.loads((layout / "index.json").read_text())
+    listed = json.loads((layout / "blobs" / "sha256" / index["manifests"][0]["annotations"][REFERRERS_ANNOTATION][7:]).read_bytes())
+    index["manifests"] += listed["manifests"]  # the same referrers reachable both ways
+    (layout / "index.json").write_bytes(canonical_json(index))
+    check = verify_attestations(f"oci:{layout}", None)
+    assert [c["digest"] for c in check.checked] == [r.digest for r in attestor.made.referrers]
+    del index["manifests"][0]["annotations"][REFERRERS_ANNOTATION]  # only the old form left
+    (layout / "index.json").write_bytes(canonical_json(index))
+    assert len(verify_attestations(f"oci:{layout}", None).checked) == 2
+    assert attached_sbom(f"oci:{layout}") == SBOM_BYTES
+
+
+def test_a_referrers_annotation_naming_a_missing_or_foreign_blob_is_one_line(inputs, tmp_path):
+    layout = tmp_path / "layout"
+    _attest(layout, inputs, None)
+    index = json.loads((layout / "index.json").read_text())
+    for value, error, message in (("sha256:" + "0" * 64, SpecError, "is missing from the layout"),
+                                  ("../../../etc/passwd", SpecError, "is not sha256:<64 hex>"),
+                                  (index["manifests"][0]["digest"], VerifyError, "no attestations are attached")):  # fmt: skip
+        index["manifests"][0]["annotations"][REFERRERS_ANNOTATION] = value  # not an index: nothing listed
+        (layout / "index.json").write_bytes(canonical_json(index))
+        with pytest.raises(error, match=message):
+            verify_attestations(f"oci:{layout}", None)
+        if error is SpecError:
+            with pytest.raises(error, match=message):
+                attached_sbom(f"oci:{layout}")
+        else:
+            assert attached_sbom(f"oci:{layout}") is None
+    proc = run_pkgc("attestations", "verify", f"oci:{layout}")  # the command line: one line, exit 4
+    assert proc.returncode == 4 and len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_attaching_to_an_output_that_does_not_hold_the_subject_is_a_build_error(inputs, tmp_path):
+    from compiler.emit.oci import EmittedOutput, PreparedOutput
+    from compiler.errors import BuildError
+    from compiler.oci.referrers import attach_to_outputs
+
+    layout = tmp_path / "layout"
+    digest = _image_layout(layout, SBOM_BYTES, inputs["result"]["sbom_digest"])
+    attestor = Attestor(lambda sbom, finished: _facts(inputs), inputs["result"]["sbom_digest"], None)
+    refs = attestor(layout, "4", digest)
+    index = json.loads((layout / "index.json").read_text())
+    index["manifests"][0]["digest"] = "sha256:" + "e" * 64  # the output holds another image
+    before = canonical_json(index)
+    (layout / "index.json").write_bytes(before)
+    output = PreparedOutput(EmittedOutput("oci", tmp_path / "out", "4", "sha256:" + "e" * 64, 0, 0.0), layout, tmp_path)
+    with pytest.raises(BuildError, match=f"cannot attach the SBOM and provenance to {tmp_path / 'out'}: index.json does not list"):
+        attach_to_outputs([output], refs)
+    assert (layout / "index.json").read_bytes() == before
 
 
 def test_bad_flags_fail_before_any_build_work(tmp_path):
