@@ -4,9 +4,9 @@ of the same code answers.
 
 Only what this machine forces is overridden, and every override is named here (``MACHINE``) and in
 README.md's "Real-world samples" table: Azure's mcr.microsoft.com images and Pythons other than 3.11
-are unreachable. A sample that fails because of pkgc is marked ``xfail(strict=True)`` with the exact
-failure, so the suite says when it is fixed. Samples that cannot run here at all are only in the
-README table, with the reason.
+are unreachable. A sample whose own files cannot serve (code for an older library, a pickle for another
+version) must fail in the package exactly as the host's run fails, with pkgc naming the cause. Samples
+this machine cannot run are checked for the reason the README gives; the rest are in the table only.
 
 Marks: every test is ``corpus``; ``corpus_heavy`` ones install xgboost (~230 MB with NCCL) or build
 images over 1 GB: ``-m "corpus and not corpus_heavy"`` runs the rest.
@@ -14,7 +14,6 @@ images over 1 GB: ``-m "corpus and not corpus_heavy"`` runs the rest.
 
 from __future__ import annotations
 
-import functools
 import io
 import json
 import os
@@ -42,27 +41,6 @@ OFFLINE_BASE = ("--base-image", "pkgc/base-debian-bookworm:latest")  # mcr.micro
 MACHINE = {"python": PYTHON_311, "base": OFFLINE_BASE}
 
 heavy = pytest.mark.corpus_heavy
-
-
-def known_failure(reason: str, match: str):
-    """A sample pkgc does not serve yet: the test runs in full and must fail with ``match`` in the
-    failure (then it is reported as xfail with ``reason``); any other failure is a failure, and a pass
-    fails too, so the mark goes as soon as pkgc is fixed."""
-
-    def mark(test):
-        @functools.wraps(test)
-        def run(*args, **kwargs):
-            try:
-                test(*args, **kwargs)
-            except Exception as exc:  # assertion errors included: the failure is what is known
-                if match in str(exc):
-                    pytest.xfail(reason)
-                raise
-            pytest.fail(f"known failure no longer fails, remove its mark: {reason}")
-
-        return run
-
-    return mark
 
 
 # --- helpers -------------------------------------------------------------------------------------------
@@ -206,21 +184,40 @@ def host_score_py(model_parent: Path, request: Path) -> str:
     return module.run(request.read_text())
 
 
-@heavy
-@known_failure(
-    "the model was pickled with scikit-learn 1.1.2 (MLmodel sklearn_version) and its conda.yaml installs "
-    "1.7.0: the package builds (1.4 GB) and every request is a 500 (AttributeError: 'OrdinalEncoder' object "
-    "has no attribute '_infrequent_enabled'); pkgc should say so at build time (issue 17, item 5)",
-    match="built without naming the recorded scikit-learn 1.1.2",
+HEART_VERSIONS = (
+    "MLflow model heart-classifier-mlflow:1: flavor sklearn recorded scikit-learn 1.1.2 (sklearn_version), "
+    "the lock installs 1.7.0"
 )
+
+
+def test_azureml_model_package_mlflow_model_versions_said_at_lock_time(env, tmp_path):
+    """deploy-with-packages/mlflow-model: the model was pickled with scikit-learn 1.1.2 (MLmodel), and the
+    conda.yaml its flavor names installs 1.7.0. pkgc says so as soon as it locks (seconds, no image)."""
+    folder = sample("azureml-package-mlflow", tmp_path)
+    pkgc(env, "-q", "model", "create", "--name", "heart-classifier-mlflow", "--path", "model", "--type", "mlflow_model", cwd=folder)
+    proc = run_pkgc("lock", "package.yml", "--model", "azureml:heart-classifier-mlflow:1", *MACHINE["python"], cwd=folder, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"pkgc warning: {HEART_VERSIONS}" in proc.stderr
+
+
+@heavy
 def test_azureml_model_package_mlflow_model(env, tmp_path):
-    """azureml-examples cli/endpoints/online/deploy-with-packages/mlflow-model/deploy.sh:
-    `az ml model create --type mlflow_model` then `az ml model package -f package.yml`."""
+    """deploy-with-packages/mlflow-model/deploy.sh as documented: `az ml model create --type mlflow_model`,
+    `az ml model package -f package.yml`, invoke with sample-request.json. The build warns (above); the
+    1.4 GB package then answers 500 with the unpickled pipeline's error, and the host cannot run the model
+    either (its xgboost 3.2 refuses the 1.4.2 booster inside the pickle)."""
+    import mlflow.pyfunc
+
     folder = sample("azureml-package-mlflow", tmp_path)
     pkgc(env, "-q", "model", "create", "--name", "heart-classifier-mlflow", "--path", "model", "--type", "mlflow_model", cwd=folder)
     proc = run_pkgc("model", "package", "-n", "heart-classifier-mlflow", "-v", "1", "-f", "package.yml", *MACHINE["python"], "--json", cwd=folder, env=env)
-    assert proc.returncode == 2, f"built without naming the recorded scikit-learn 1.1.2 (exit {proc.returncode})"
-    assert "1.1.2" in proc.stderr and "1.7.0" in proc.stderr, proc.stderr[-3000:]
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert HEART_VERSIONS in proc.stderr
+    with pytest.raises(Exception, match="Invalid serialization file"):
+        mlflow.pyfunc.load_model(str(folder / "model"))
+    answer = run_pkgc("verify", json.loads(proc.stdout)["image"], "--request-file", "sample-request.json", "--timeout", "240", cwd=folder, env=env)
+    assert answer.returncode == 4 and "answered HTTP 500" in answer.stderr, answer.stderr[-3000:]
+    assert "AttributeError: 'OrdinalEncoder' object has no attribute '_infrequent_enabled'" in answer.stderr
 
 
 def test_azureml_binary_payloads(env, tmp_path, containers):
