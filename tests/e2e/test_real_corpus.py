@@ -367,6 +367,26 @@ def test_mlserver_custom_json_runtime(env, tmp_path, base_image):
     assert json.loads(output["data"][0]) == {"request": {"echo_request": inputs}, "server_response": "Got your request. Hello from the server."}
 
 
+def test_mlserver_content_type_runtime(env, tmp_path, base_image):
+    """MLServer docs/examples/content-type: a custom runtime decoding inputs by the content types its
+    model-settings.json declares; the README's "Model Metadata" request comes back echoed."""
+    folder = sample("mlserver-content-type", tmp_path)
+    spec = register_mlserver(env, tmp_path, "mlserver-content-type", "content-type-example", base_image)
+    built = build(env, str(spec), "--model", "azureml:content-type-example:1")
+    payload = {
+        "inputs": [
+            {"name": "metadata-np", "datatype": "INT32", "shape": [2, 2], "data": [1, 2, 3, 4]},
+            {"name": "metadata-str", "datatype": "BYTES", "shape": [11], "data": "hello world 😁"},
+        ]
+    }  # the README's request, as written
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps(payload))
+    answer = served(env, built["image"], request)
+    assert answer["model_name"] == "content-type-example"
+    echoed = [(o["name"], o["datatype"], o["shape"], numpy.asarray(o["data"]).ravel().tolist()) for o in answer["outputs"]]
+    assert echoed == [("metadata-np", "INT32", [2, 2], [1, 2, 3, 4]), ("metadata-str", "BYTES", [11], ["hello world 😁"])]
+
+
 # --- Samples this machine cannot run: the README table's reason, checked ------------------------------
 
 
