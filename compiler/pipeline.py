@@ -23,7 +23,7 @@ from compiler.deps.types import DepSet, MergedEnvironment
 from compiler.engines.base import Engine
 from compiler.envbuild.choices import apply_environment_choices
 from compiler.environment.strategy import EnvironmentStrategy, choose_strategy
-from compiler.errors import BuildError, EngineUnavailable, ResolveError, SpecError, SpecProblem
+from compiler.errors import BuildError, EngineUnavailable, LockError, ResolveError, SpecError, SpecProblem
 from compiler.fetch.cache import PackageCache, fetch_lock
 from compiler.fetch.conda_inputs import prepare_conda_inputs
 from compiler.lock.locker import LockResult, load_or_lock
@@ -66,6 +66,7 @@ class BuildRequest:
     builder: Builder = "auto"
     slim: bool | None = None  # --slim/--no-slim; None: the config's ``slim``
     bytecode: bool | None = None  # --bytecode/--no-bytecode; None: the config's ``bytecode``
+    check_lock: bool = False  # pkgc lock --check: the lock must exist already
     model_image_wanted: bool = False  # --model-output/--model-push: only a readonly_mount package has a model image
     overrides: Overrides | None = None  # --set KEY=VALUE, --endpoint-name (compiler/spec/overrides.py)
 
@@ -73,6 +74,23 @@ class BuildRequest:
 def lock_path_for(spec_path: Path, explicit: Path | None) -> Path:
     """``package.yml`` is locked in ``package.conda-lock.yml`` beside it, unless told otherwise."""
     return explicit or spec_path.with_name(f"{spec_path.stem}.conda-lock.yml")
+
+
+def package_lock_path(spec_path: Path, explicit: Path | None, pkg: ResolvedPackage, workspace_root: Path) -> Path:
+    """Where the package's lock goes: beside the spec, unless that is inside the model's or the code's
+    own folder (a YAML beside its model, ``model: {path: .}``): the lock would change the very tree it
+    packages, so it goes to the workspace (``locks/<target>/``) instead. ``--lock-file`` wins."""
+    path = lock_path_for(spec_path, explicit)
+    if explicit is not None:
+        return path
+    folders = [Path(pkg.model.reference)] + ([pkg.code.directory] if pkg.code is not None else [])
+    for folder in folders:
+        try:
+            if folder.is_dir() and path.resolve().is_relative_to(folder.resolve()):
+                return workspace_root / "locks" / pkg.target_name / path.name
+        except (OSError, RuntimeError, ValueError):
+            continue
+    return path
 
 
 def collect_depsets(pkg: ResolvedPackage, default_channels: tuple[str, ...] = DEFAULT_CHANNELS) -> list[DepSet]:
@@ -183,7 +201,12 @@ def resolve(spec_file: SpecFile, request: BuildRequest, options: Options, connec
 
 def lock(resolved: Resolved, request: BuildRequest, options: Options, reporter: Reporter) -> LockResult:
     """The lock stage: reuse the lock beside the spec, or resolve the merged environment and write it."""
-    lock_path = lock_path_for(resolved.spec_file.path, request.lock_path)
+    lock_path = package_lock_path(resolved.spec_file.path, request.lock_path, resolved.package, options.workspace)
+    if lock_path != lock_path_for(resolved.spec_file.path, request.lock_path):
+        reporter.step(f"lock: {lock_path} (beside the spec it would be inside the packaged model or code folder)")
+    if request.check_lock and not lock_path.exists():
+        raise LockError(f"{lock_path}: no lock file to check; write one with 'pkgc lock {resolved.spec_file.path}'")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
     cache_root = PackageCache(options.cache_dir).cache_root
     with reporter.stage("lock"):
         locked = load_or_lock(resolved.strategy, lock_path, request.relock, [resolved.spec_file.path.name], cache_root, reporter.detail)

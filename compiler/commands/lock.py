@@ -23,15 +23,11 @@ def register(sub) -> None:
 
 
 def run(args, options, reporter) -> int:
-    from compiler.errors import LockError
-    from compiler.pipeline import BuildRequest, lock_package, lock_path_for
+    from compiler.pipeline import BuildRequest, lock_package
     from compiler.spec.overrides import parse_overrides
 
-    lock_path = lock_path_for(Path(args.spec).resolve(), Path(args.lock_file) if args.lock_file else None)
-    if args.check and not lock_path.exists():
-        raise LockError(f"{lock_path}: no lock file to check; write one with 'pkgc lock {args.spec}'")
     request = BuildRequest(
-        spec_path=Path(args.spec), model=args.model, relock=not args.check,
+        spec_path=Path(args.spec), model=args.model, relock=not args.check, check_lock=args.check,
         lock_path=Path(args.lock_file) if args.lock_file else None,
         base_image=args.base_image, python_version=args.python_version,
         overrides=parse_overrides(args.set_values, args.endpoint_name),

@@ -47,9 +47,9 @@ def platform_args(python: str, glibc: str | None = None) -> list[str]:
     return args + ["--platform", "manylinux2014_x86_64", "--platform", "manylinux2010_x86_64"]
 
 
-def _tail(text: str, lines: int = 6) -> str:
-    kept = [l for l in text.strip().splitlines() if l.strip() and "is ignored: it is neither" not in l]
-    return " | ".join(kept[-lines:])
+def _tail(text: str, lines: int = 3) -> str:
+    kept = [l.strip() for l in text.strip().splitlines() if l.strip() and "is ignored: it is neither" not in l]
+    return " | ".join(kept[-lines:])[:400]
 
 
 def _dry_run(requirements: list[str], tmp: Path, args: list[str]) -> tuple[dict | None, str]:
@@ -107,11 +107,23 @@ def resolve_pip(
     """
     if not requirements:
         return []
+    uv_said = ""
     if os.environ.get("PKGC_RESOLVER", "uv") != "pip":
         try:
             return resolve_with_uv(requirements, python, glibc_minor(glibc))
         except UvUnavailable as exc:
             log(f"resolving with pip: {exc}")
+            uv_said = f"{exc}; "
+    try:
+        return _resolve_with_pip(requirements, python, cache_root, log, glibc)
+    except LockError as exc:  # one line: what uv said, then pip's last words
+        raise LockError(f"{uv_said}{exc}"[:700]) from None
+
+
+def _resolve_with_pip(
+    requirements: list[str], python: str, cache_root: Path | None, log, glibc: str | None
+) -> list[LockedPackage]:
+    """pip's resolver for the image's platform, source-only packages built into pure-Python wheels."""
     built: dict[str, BuiltWheel] = {}
     with tempfile.TemporaryDirectory(prefix="pkgc-resolve-") as name:
         tmp = Path(name)

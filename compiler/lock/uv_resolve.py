@@ -35,6 +35,7 @@ from pathlib import Path
 from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
+from compiler.errors import LockError
 from compiler.lock.types import LockedPackage, filename_from_url
 
 UV_MANYLINUX_MAX = 40  # uv's --python-platform knows x86_64-manylinux_2_17 .. _2_40
@@ -183,6 +184,15 @@ def packages_from_pylock(text: str, python: str, glibc_minor: int, base: Path) -
     return sorted(packages, key=lambda p: p.name.lower())
 
 
+def unsatisfiable_cause(stderr: str) -> str | None:
+    """uv's reason when it proved the requirements unsatisfiable for a reason other than missing wheels
+    (a source distribution pip may still build: that case goes on to pip), else None."""
+    if "No solution found" not in stderr or "no usable wheels" in stderr or "source distribution" in stderr:
+        return None
+    causes = [line.strip().removeprefix("cause:").strip() for line in stderr.splitlines() if line.strip().startswith("cause:")]
+    return (causes[0] if causes else _one_line(stderr))[:400]
+
+
 def _one_line(stderr: str) -> str:
     lines = [l.strip() for l in stderr.strip().splitlines() if l.strip() and not l.lstrip().startswith("hint:")]
     return " | ".join(lines[:3])[:400] or "no message"
@@ -213,5 +223,8 @@ def resolve_with_uv(
         except OSError as exc:
             raise UvUnavailable(f"uv did not start: {exc}") from None
         if proc.returncode != 0 or not (tmp / "pylock.toml").exists():
+            cause = unsatisfiable_cause(proc.stderr)
+            if cause is not None:  # a conflict, a name or version the index does not have: pip cannot do better
+                raise LockError(f"the pip requirements cannot be resolved for Python {python} on manylinux x86_64: {cause}")
             raise UvUnavailable(f"uv pip compile failed: {_one_line(proc.stderr)}")
         return packages_from_pylock((tmp / "pylock.toml").read_text(), python, glibc_minor, tmp)

@@ -43,6 +43,7 @@ EMPTY = "application/vnd.oci.empty.v1+json"
 EMPTY_DATA = b"{}"
 TAG_PREFIX = "sha256-"
 REFERRERS_ANNOTATION = "io.pkgc.referrers"  # on a layout's image entry: the digest of its referrers index blob
+REFERRERS_SIZE_ANNOTATION = "io.pkgc.referrers.size"  # and its size, so a reader bounds the read by it
 INDEX_LIMIT = 4 << 20  # index.json and referrers indexes pkgc reads back while attaching
 
 
@@ -142,7 +143,8 @@ def _with_referrers(index: dict, refs: tuple[Referrer, ...], read_blob: Callable
         digest = Descriptor.of(INDEX, data).digest
         blobs[digest] = data
         for entry in entries:
-            entry["annotations"] = {**(entry.get("annotations") or {}), REFERRERS_ANNOTATION: digest}
+            entry["annotations"] = {**(entry.get("annotations") or {}), REFERRERS_ANNOTATION: digest,
+                                    REFERRERS_SIZE_ANNOTATION: str(len(data))}  # fmt: skip
     return {**index, "manifests": manifests}, blobs
 
 
@@ -311,9 +313,11 @@ def _listed_referrers(index: dict, subject_digest: str, read_blob) -> list:
     entries = [e for e in index.get("manifests") or [] if isinstance(e, dict)]
     listed: list = []
     for entry in entries:
-        named = (entry.get("annotations") or {}).get(REFERRERS_ANNOTATION) if isinstance(entry.get("annotations"), dict) else None
+        annotations = entry.get("annotations") if isinstance(entry.get("annotations"), dict) else {}
+        named, size = annotations.get(REFERRERS_ANNOTATION), annotations.get(REFERRERS_SIZE_ANNOTATION)
         if entry.get("digest") == subject_digest and "artifactType" not in entry and named is not None:
-            referrers_index = read_blob({"digest": named})
+            stated = int(size) if isinstance(size, str) and size.isdigit() and len(size) < 12 else None
+            referrers_index = read_blob({"digest": named, "size": stated})  # the reader checks both
             manifests = referrers_index.get("manifests")
             listed += manifests if isinstance(manifests, list) else []
     return listed + [e for e in entries if "artifactType" in e]

@@ -46,7 +46,7 @@ def is_mlflow_tree(tree_path: Path, root_name: str) -> bool:
 
 def _anonymous_name(path: Path) -> str:
     stem = path.stem if path.is_file() else path.name
-    return re.sub(r"[^A-Za-z0-9._-]", "-", stem).strip("-.") or "model"
+    return re.sub(r"[^A-Za-z0-9._-]", "-", stem).strip("-.")[:64].strip("-.") or "model"
 
 
 def check_utf8(path: Path, label: str) -> None:
@@ -77,9 +77,11 @@ def resolve_local_model(model: LocalModel, base_dir: Path, workspace: Workspace)
         raise ResolveError(f"model path '{excerpt(model.path)}': {store_failure(exc)}") from None
     tree = workspace.tree_path(digest)
     detected = "mlflow_model" if is_mlflow_tree(tree, root_name) else "custom_model"
+    name = model.name or _anonymous_name(path if root_name == path.name else tree / root_name)
+    version = model.version or workspace.version_for_tree(name, digest, root_name, model.type or detected, path)
     return ResolvedModel(
-        name=model.name or _anonymous_name(path if root_name == path.name else tree / root_name),
-        version=model.version or "1",
+        name=name,
+        version=version,
         type=model.type or detected,
         tree_digest=digest,
         tree_path=tree,

@@ -118,14 +118,10 @@ def verify_package(engine: Engine, workspace: Workspace, req: VerifyRequest) -> 
     handle, labels = start_package(engine, req.image, workspace, model_path=req.model_path, mount_model=req.mount_model)
     try:  # the labels and the model mount are checked (exit 2) before the SBOM (exit 4) while the server starts
         sbom = check_image_sbom(engine, req.image, labels.extra).as_dict()
-        try:
+        try:  # a server that exits first is named by its first exception, as pkgc run names it
             ready = wait_until_ready(engine, handle, labels, req.timeout)
         except VerifyError as exc:
-            code = engine.exit_code(handle.container_id)
-            if code is None:
-                raise VerifyError(f"{req.image}: {exc}") from None
-            where = log_tail(engine, handle.container_id)
-            raise VerifyError(f"{req.image}: the package exited with code {code} before {labels.readiness.path} answered; {where}") from None
+            raise VerifyError(f"{req.image}: {exc}") from None
         url = f"http://127.0.0.1:{handle.host_port}"
         body = req.body if req.body is not None else example_request(req.image, labels.extra)  # the MLflow model's own
         if body is None:

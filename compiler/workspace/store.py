@@ -148,6 +148,24 @@ class Workspace:
             self._write_record(self.root / "models" / name / f"{record.version}.json", record)
         return record
 
+    def version_for_tree(self, name: str, digest: str, root_name: str, type_: str, source: Path) -> str:
+        """The version of model ``name`` holding the stored tree ``digest``: the one that already does,
+        else a new version registered now, as Azure ML registers a deployment's inline model (so two
+        different trees never share a version)."""
+        self._check_new("models", name, None)
+        with self._locked():
+            for version in self._versions("models", name):
+                record = self._read("models", name, version, ModelRecord)
+                if record is not None and record.tree == digest and record.root_name == root_name:
+                    return version
+            record = ModelRecord(
+                name=name, version=self._next_version("models", name), type=type_, tree=digest, root_name=root_name,
+                description="registered by pkgc from a spec's or deployment's inline model", source=str(source),
+                properties={}, created=_now(),
+            )  # fmt: skip
+            self._write_record(self.root / "models" / name / f"{record.version}.json", record)
+        return record.version
+
     def get_model(self, name: str, version: str | None = None, label: str | None = None) -> ModelRecord:
         return self._resolve("models", name, version, label, ModelRecord)
 

@@ -116,6 +116,10 @@ PLANS: dict[str, Plan] = {
     "README.md: pkgc build endpoints/blue/deployment.yml --base-image pkgc/base-debian-bookworm:latest \\": Plan(files=DEPLOYMENT_FILE),
     "README.md: pip install -e \".[mlflow]\"                    # mlflow on the host, for models:/ references": Plan(),
     "README.md: pkgc environment create --file examples/batch-regression/environment/batch-regression-env.yml": Plan(),
+    "README.md: pkgc model create -n heart-classifier-mlflow --type mlflow_model -p model    # the YAML's azureml:...@latest": Plan(
+        not_run="it runs in Azure's sample folder, whose model is registered from Azure ML; tests/e2e/test_azure_samples.py "
+                "runs these three commands (model create, build of the sample's deployment.yml unchanged, run --batch) "
+                "on a small MLflow model made on the host and compares the predictions with the host's"),  # fmt: skip
     "docs/pipelines.md: pkgc build examples/sklearn-regression/package-azure-app.yml --model azureml:sklearn-regression:1 \\": Plan(
         substitutions=(Substitution("myregistry.azurecr.io", REGISTRY, NO_REGISTRY),)),
     "docs/pipelines.md: skopeo inspect oci-archive:out/sklearn.tar                              # labels, digest, layers": Plan(

@@ -4,6 +4,7 @@ counts once, and an oversized attestation is called too large (not a digest mism
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from compiler.errors import SpecError, VerifyError
-from compiler.oci.referrers import Artifact, attach_to_layout, referrer
+from compiler.oci.referrers import REFERRERS_ANNOTATION, REFERRERS_SIZE_ANNOTATION, Artifact, attach_to_layout, referrer
 from compiler.oci.store import canonical_json
 from compiler.provenance import dsse
 from compiler.provenance import verify as verify_module
@@ -39,11 +40,29 @@ def _index(layout: Path) -> dict:
     return json.loads((layout / "index.json").read_bytes())
 
 
-def _keep(layout: Path, keep) -> None:
-    """Rewrite index.json keeping the image and the referrers ``keep(entry)`` accepts (a stripping attacker)."""
+def _image_entry(index: dict) -> dict:
+    return next(m for m in index["manifests"] if REFERRERS_ANNOTATION in (m.get("annotations") or {}))
+
+
+def _referrers(layout: Path) -> list[dict]:
+    """The referrers the image's entry names (its referrers index blob, as the layout writer made it)."""
+    named = _image_entry(_index(layout))["annotations"][REFERRERS_ANNOTATION]
+    return json.loads((layout / "blobs" / "sha256" / named[7:]).read_bytes())["manifests"]
+
+
+def _set_referrers(layout: Path, entries: list[dict]) -> None:
+    """Point the image's entry at a referrers index of ``entries`` (what an attacker who rewrites it does)."""
+    data = canonical_json({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": entries})
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    (layout / "blobs" / "sha256" / digest[7:]).write_bytes(data)
     index = _index(layout)
-    index["manifests"] = [m for m in index["manifests"] if "artifactType" not in m or keep(m)]
+    _image_entry(index)["annotations"].update({REFERRERS_ANNOTATION: digest, REFERRERS_SIZE_ANNOTATION: str(len(data))})
     (layout / "index.json").write_bytes(canonical_json(index))
+
+
+def _keep(layout: Path, keep) -> None:
+    """Keep the referrers ``keep(entry)`` accepts (a stripping attacker)."""
+    _set_referrers(layout, [m for m in _referrers(layout) if keep(m)])
 
 
 def _predicate(entry: dict) -> str | None:
@@ -53,9 +72,7 @@ def _predicate(entry: dict) -> str | None:
 def test_the_complete_signed_set_verifies_and_counts_each_referrer_once(signed):
     check = verify_attestations(f"oci:{signed['layout']}", signed["key"])
     assert check.signed_provenance and check.signed_sbom and check.sbom_attached and len(check.checked) == 3
-    index = _index(signed["layout"])
-    index["manifests"] += index["manifests"][1:] * 2  # every referrer listed three times
-    (signed["layout"] / "index.json").write_bytes(canonical_json(index))
+    _set_referrers(signed["layout"], _referrers(signed["layout"]) * 3)  # every referrer listed three times
     again = verify_attestations(f"oci:{signed['layout']}", signed["key"])
     assert [c["digest"] for c in again.checked] == [c["digest"] for c in check.checked]
     proc = run_pkgc("attestations", "verify", f"oci:{signed['layout']}", "--key", str(signed["pub"]))
@@ -67,7 +84,7 @@ def test_a_duplicate_referrer_of_the_same_bytes_counts_once(signed):
     provenance = signed["attestor"].made.referrers[1].artifact
     copy = Artifact(provenance.artifact_type, provenance.media_type, provenance.data, {**provenance.annotations, "x": "1"})
     attach_to_layout(signed["layout"], (referrer(copy, signed["attestor"].made.subject),))
-    assert len(_index(signed["layout"])["manifests"]) == 5
+    assert len(_referrers(signed["layout"])) == 4
     check = verify_attestations(f"oci:{signed['layout']}", signed["key"])
     assert len(check.checked) == 3
 
@@ -141,9 +158,8 @@ def test_an_oversized_envelope_is_called_too_large(signed, monkeypatch):
     _keep(signed["layout"], lambda m: m["digest"] != oversized.digest)
     understated = _envelope_referrer(signed, dsse.sign(signed["attestor"].made.statement, signed["signer"]), size=10)
     attach_to_layout(signed["layout"], (understated,))
-    index = _index(signed["layout"])
-    index["manifests"].insert(1, index["manifests"].pop())  # checked before the honest ones
-    (signed["layout"] / "index.json").write_bytes(canonical_json(index))
+    entries = _referrers(signed["layout"])
+    _set_referrers(signed["layout"], [entries[-1], *entries[:-1]])  # checked before the honest ones
     monkeypatch.setattr(verify_module, "BLOB_LIMIT", len(envelope) // 2)
     with pytest.raises(SpecError, match=r"holds \d+ bytes, its descriptor says 10") as raised:
         verify_attestations(f"oci:{signed['layout']}", signed["key"])

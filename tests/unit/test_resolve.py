@@ -88,3 +88,47 @@ def test_schema_command_prints_the_spec_schema():
     schema = json.loads(proc.stdout)
     assert "target_environment" in schema["properties"] and "$schema" in schema["properties"]
     assert schema["additionalProperties"] is False
+
+
+def test_inline_model_trees_take_their_own_versions(tmp_path):
+    """Two different trees under one inline name are two versions (as Azure registers inline models);
+    the same tree again is the version it already has."""
+    from compiler.resolve.models import resolve_local_model
+    from compiler.spec.model import LocalModel
+
+    workspace = Workspace(tmp_path / "ws")
+    for folder, text in (("a", "1"), ("b", "2")):
+        (tmp_path / folder / "model").mkdir(parents=True)
+        (tmp_path / folder / "model" / "weights.txt").write_text(text)
+    first = resolve_local_model(LocalModel(path="a/model"), tmp_path, workspace)
+    second = resolve_local_model(LocalModel(path="b/model"), tmp_path, workspace)
+    again = resolve_local_model(LocalModel(path="a/model"), tmp_path, workspace)
+    assert (first.name, first.version) == ("model", "1") and (second.name, second.version) == ("model", "2")
+    assert again.version == "1" and again.tree_digest == first.tree_digest != second.tree_digest
+    assert [r.version for r in workspace.list_models()] == ["1", "2"]
+    pinned = resolve_local_model(LocalModel(path="b/model", version="7"), tmp_path, workspace)
+    assert pinned.version == "7"  # a version the spec names is the spec's
+
+
+def test_a_spec_inside_its_own_model_or_code_folder_is_locked_in_the_workspace(setup):
+    """A YAML beside its model (``model: {path: .}``) would write its lock into the model it packages,
+    changing that model on the next build: the lock goes to the workspace instead."""
+    from compiler.pipeline import lock_path_for, package_lock_path
+
+    tmp_path, ws = setup
+    project = tmp_path / "project"  # the model folder, holding its YAML (the workspace lies elsewhere)
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "score.py").write_text("def init(): pass\n")
+    (project / "package.yml").write_text(SPEC + "model: {path: ., name: here}\n")
+    options = load_options(str(ws.root), tmp_path, environ={})
+    pkg = resolve_package(load_package_spec(project / "package.yml"), None, ws, options)
+    moved = package_lock_path(project / "package.yml", None, pkg, ws.root)
+    assert moved == ws.root / "locks" / "pkg" / "package.conda-lock.yml"
+    assert package_lock_path(project / "package.yml", tmp_path / "mine.yml", pkg, ws.root) == tmp_path / "mine.yml"
+    (tmp_path / "elsewhere.yml").write_text(SPEC + "model: {path: weights.pkl}\n")
+    beside = resolve_package(load_package_spec(tmp_path / "elsewhere.yml"), None, ws, options)
+    assert package_lock_path(tmp_path / "elsewhere.yml", None, beside, ws.root) == lock_path_for(tmp_path / "elsewhere.yml", None)
+    inner = tmp_path / "src" / "package.yml"  # a spec inside its code folder (code: .)
+    inner.write_text(SPEC.replace("code: src", "code: .") + "model: {path: ../weights.pkl}\n")
+    in_code = resolve_package(load_package_spec(inner), None, ws, options)
+    assert package_lock_path(inner, None, in_code, ws.root).is_relative_to(ws.root / "locks")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from compiler.errors import LockError
+
 from compiler.lock.pip_resolve import resolve_pip
 from compiler.lock.uv_resolve import (
     PipSettings,
@@ -105,10 +107,28 @@ def test_what_uv_cannot_lock_as_pip_would_is_left_to_pip(tmp_path, entry, messag
         packages_from_pylock(f'[[packages]]\nname = "x"\nversion = "1.0"\n{entry}\n', "3.11", 28, tmp_path)
 
 
-def test_a_failing_uv_is_one_line_for_the_fallback():
+def test_a_source_only_package_is_one_line_for_the_fallback():
+    """uv needs wheels; pip may build a pure-Python one from the sdist (docopt): left to pip, in one line."""
     with pytest.raises(UvUnavailable) as info:
-        resolve_with_uv(["pkgc-no-such-package-anywhere==1.0"], "3.11", 28)
-    assert str(info.value).startswith("uv pip compile failed: ") and "\n" not in str(info.value)
+        resolve_with_uv(["docopt==0.6.2"], "3.11", 28)
+    assert str(info.value).startswith("uv pip compile failed: ") and "no usable wheels" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("requirements, said", [
+    (["pkgc-no-such-package-anywhere==1.0"], "pkgc-no-such-package-anywhere was not found in the package registry"),
+    (["numpy==2.4.6", "numpy<2"], "you require numpy==2.4.6 and numpy<2"),
+])  # fmt: skip
+def test_what_uv_proves_unsatisfiable_is_one_line_with_no_pip_retry(monkeypatch, requirements, said):
+    """A conflict or an unknown name: uv's own reason, at once; pip would take a minute to say less."""
+    import compiler.lock.pip_resolve as pip_resolve
+
+    monkeypatch.setattr(pip_resolve, "_resolve_with_pip", lambda *a, **k: pytest.fail("pip must not run"))
+    with pytest.raises(LockError) as info:
+        resolve_pip(requirements, "3.11")
+    message = str(info.value)
+    assert said in message and "\n" not in message and len(message) < 500, message
+    assert message.startswith("the pip requirements cannot be resolved for Python 3.11")
 
 
 def test_uv_and_pip_lock_the_same_wheels(monkeypatch):
