@@ -170,7 +170,7 @@ def test_azureml_ncd_sklearn_mlflow_model_with_scoring_script(env, tmp_path, mon
         host_score_py(folder / "sklearn-diabetes", folder / "sample-request-sklearn.json")
     proc = run_pkgc("verify", built["image"], "--request-file", str(folder / "sample-request-sklearn.json"), "--timeout", "240", env=env)
     assert proc.returncode == 4, proc.stderr[-3000:]
-    assert "raised ImportError: cannot import name 'infer_and_parse_json_input' from 'mlflow.pyfunc.scoring_server'" in proc.stderr
+    assert "ImportError: cannot import name 'infer_and_parse_json_input' from 'mlflow.pyfunc.scoring_server'" in proc.stderr
 
 
 def host_score_py(model_parent: Path, request: Path) -> str:
@@ -418,7 +418,7 @@ def test_azureml_managed_online_sample_needs_conda_forge(env, tmp_path):
     assert CONDA_FORGE in line
 
 
-@heavy  # uv says "no usable wheels" at once; pkgc then retries with pip for about 90 s (issue 17, item 8)
+@heavy  # uv says "scikit-learn==1.1.2 has no usable wheels" at once; pkgc still retries with pip (~60 s)
 def test_azureml_batch_heart_classifier_needs_python_38(env, tmp_path):
     """batch/deploy-models/heart-classifier-mlflow/deploy-and-run.sh, deployment-simple: the batch
     deployment YAML is read, and the MLflow model pins scikit-learn 1.1.2 for Python 3.8.5, which has no
