@@ -47,12 +47,28 @@ heavy = pytest.mark.corpus_heavy
 
 
 @pytest.fixture
-def env(base_image, tmp_path) -> dict:
+def env(base_image, tmp_path):
     """A workspace of the test's own (samples reuse model names such as heart-classifier-mlflow); the host
-    package cache is shared, so a second sample with the same lock reuses its fetched files and layer."""
+    package cache is shared, so a second sample with the same lock reuses its fetched files and layer.
+    The packages the test built (its workspace's records) leave the engine with it."""
     environ = dict(os.environ)
     environ["PKGC_WORKSPACE"] = str(tmp_path / "workspace")
-    return environ
+    yield environ
+    remove_built_images(tmp_path / "workspace")
+
+
+def remove_built_images(workspace: Path) -> None:
+    """Every tag of every package image recorded in ``workspace`` (its version and content tags)."""
+    import docker
+
+    client = docker.from_env()
+    for record in sorted(workspace.glob("environments/*/*.json")):
+        package = json.loads(record.read_text()).get("package")
+        if package:
+            try:
+                client.images.remove(package["image_id"], force=True)
+            except docker.errors.ImageNotFound:
+                pass
 
 
 def sample(name: str, root: Path) -> Path:
