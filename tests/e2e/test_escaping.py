@@ -51,6 +51,7 @@ def run(raw_data):
         "model_files": {n: open(os.path.join(folder, n), encoding="utf-8").read() for n in sorted(os.listdir(folder))},
         "links": [n for n in os.listdir(folder) if os.path.islink(os.path.join(folder, n))],
         "cwd": os.getcwd(),
+        "cwd_score": os.path.realpath("score.py"),
         "script": os.path.abspath(__file__),
         "app_root": os.environ.get("AML_APP_ROOT"),
     }
@@ -102,7 +103,9 @@ def test_tricky_names_and_values_arrive_byte_for_byte(tricky_package, session_en
     assert seen["model_files"] == {"läst [link]": "weights ✓\n", MODEL_FILE: "weights ✓\n"}
     assert seen["links"] == []  # dereferenced when stored
     container_code = f"/var/azureml-app/{CODE_FOLDER}"
-    assert seen["cwd"] == seen["app_root"] == container_code
+    # the code folder is read-only: the server starts in a writable folder showing its entries (README)
+    assert seen["app_root"] == container_code and seen["cwd"] == "/tmp/pkgc-work"
+    assert seen["cwd_score"] == f"{container_code}/score.py"
     assert seen["script"] == f"{container_code}/score.py"
     labels = engine.image_info(tricky_package["image"]).labels
     assert labels["io.pkgc.model.dir"] == MOUNT_PATH
