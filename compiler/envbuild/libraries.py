@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,9 +81,19 @@ def external_needs(root: Path, prefix: str) -> list[Need]:
     return [Need(s, tuple(sorted(p)), e) for s, (p, e) in sorted(found.wanting.items())]
 
 
-def missing_from_base(needs: list[Need], base_libraries: frozenset[str]) -> list[Need]:
-    """The needs neither the base image nor the GPU driver (at run time) provides."""
-    return [n for n in needs if n.soname not in base_libraries and not n.soname.startswith(DRIVER_LIBRARIES)]
+LIBPYTHON = re.compile(r"^libpython(\d+\.\d+)")
+
+
+def missing_from_base(needs: list[Need], base_libraries: frozenset[str], python: str | None = None) -> list[Need]:
+    """The needs neither the base image nor the GPU driver (at run time) provides. A ``libpythonX.Y``
+    of another Python than the image's (``python``) belongs to a file only that Python loads (a wheel
+    shipping stubs for several Pythons, as nvidia-pytriton does): not a need of this image."""
+    def other_python(soname: str) -> bool:
+        found = LIBPYTHON.match(soname)
+        return python is not None and found is not None and found.group(1) != python
+
+    return [n for n in needs if n.soname not in base_libraries and not n.soname.startswith(DRIVER_LIBRARIES)
+            and not other_python(n.soname)]  # fmt: skip
 
 
 def fix_for(soname: str) -> str:

@@ -86,7 +86,7 @@ def environment_layer(plan: ImagePlan, scan: BaseScan, store: OciStore, options:
     why = layer.why if (layer := plan.layer("environment")) else "the locked environment"
     if cached is not None:
         log(f"environment layer reused ({cached.size / 1e6:.0f} MB, {cached.digest[:19]})")
-        check_libraries(plan, scan, _remembered_needs(store, key), options.allow_missing)
+        check_libraries(plan, scan, _remembered_needs(store, key), options.allow_missing, options.python)
         return BuiltLayer("environment", why, cached)
     # staging beside the blobs (one file system, no copy across), named for this process: a killed
     # build's is removed by the next run (compiler/cache/use.py)
@@ -95,7 +95,7 @@ def environment_layer(plan: ImagePlan, scan: BaseScan, store: OciStore, options:
         root = assemble(Path(staging))
         log(f"assembled the {env.strategy} environment at {env.prefix} on the host in {time.monotonic() - started:.1f} s")
         needs = external_needs(root, env.prefix)
-        check_libraries(plan, scan, needs, options.allow_missing)
+        check_libraries(plan, scan, needs, options.allow_missing, options.python)
         if env.slim:
             started = time.monotonic()
             report = slim_environment(root, python=options.python, keep=env.slim_keep)
@@ -113,10 +113,12 @@ def environment_layer(plan: ImagePlan, scan: BaseScan, store: OciStore, options:
     return BuiltLayer("environment", why, blob)
 
 
-def check_libraries(plan: ImagePlan, scan: BaseScan, needs: list[Need] | None, allowed: frozenset[str]) -> None:
+def check_libraries(
+    plan: ImagePlan, scan: BaseScan, needs: list[Need] | None, allowed: frozenset[str], python: str | None = None
+) -> None:
     """Every shared library the environment needs is in it, in the base, or the GPU driver's: else
     stop now, naming the package, the library and the fix (the server would die at start-up)."""
-    missing = [n for n in missing_from_base(needs or [], frozenset(scan.libraries)) if n.soname not in allowed]
+    missing = [n for n in missing_from_base(needs or [], frozenset(scan.libraries), python) if n.soname not in allowed]
     if missing:
         raise MissingLibraries([
             f"{', '.join(n.packages)} needs {n.soname} ({n.example}), which neither the environment nor the base "

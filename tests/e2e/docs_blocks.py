@@ -147,7 +147,7 @@ PLANS: dict[str, Plan] = {
                   "--push {registry}/models/sklearn:1 --deploy-settings app-service"),  # fmt: skip
     "docs/pipelines.md: pkgc build endpoints/blue/deployment.yml --push myregistry.azurecr.io/models/blue:1 \\": Plan(
         substitutions=(Substitution("myregistry.azurecr.io", REGISTRY, NO_REGISTRY), KUBECTL), files=DEPLOYMENT_FILE),
-    "docs/pipelines.md: pkgc build examples/sklearn-regression/package-azure-app.yml --model azureml:sklearn-regression:1 --output oci:out/layout \\": Plan(
+    "docs/pipelines.md: pkgc build examples/sklearn-regression/package-azure-app.yml --model azureml:sklearn-regression:1 --output oci:out/signed \\": Plan(
         # $REG and $KEY_FILE are the pipeline's variables; signing.pub is the key's public half
         env={"REG": REGISTRY, "KEY_FILE": "{root}/signing.pem"},
         prepare="openssl genpkey -algorithm ed25519 -out signing.pem && openssl pkey -in signing.pem -pubout -out signing.pub"),

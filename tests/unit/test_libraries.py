@@ -118,3 +118,12 @@ def test_check_names_package_library_and_fix(tmp_path):
 def test_ld_so_conf_adds_folders():
     files = {"etc/ld.so.conf": "include /etc/ld.so.conf.d/*.conf\n", "etc/ld.so.conf.d/cuda.conf": "/usr/local/cuda/lib64 # cuda\n"}
     assert _configured_dirs(files) == {"usr/local/cuda/lib64"}
+
+
+def test_another_pythons_libpython_is_not_a_need_of_this_image():
+    """nvidia-pytriton ships backend stubs for Pythons 3.8-3.12; only the image's own loads."""
+    from compiler.envbuild.libraries import Need
+
+    needs = [Need("libpython3.10.so.1.0", ("nvidia-pytriton",), "/x/3.10/stub"), Need("libpython3.11.so.1.0", ("nvidia-pytriton",), "/x/3.11/stub")]
+    assert [n.soname for n in missing_from_base(needs, frozenset(), "3.11")] == ["libpython3.11.so.1.0"]
+    assert missing_from_base(needs, frozenset({"libpython3.11.so.1.0"}), "3.11") == []
