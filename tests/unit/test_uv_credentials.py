@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from compiler.errors import LockError
+
 from compiler.lock.uv_resolve import PipSettings, UvUnavailable, resolve_with_uv, uv_binary
 
 USER, SECRET = "ci-user", "s3cr3t-token-4711"
@@ -150,7 +152,7 @@ def test_a_real_uv_resolve_authenticates_from_its_environment_and_shows_no_secre
 def test_a_refused_login_names_no_secret(index, tmp_path):
     settings = PipSettings.parse(f":env:.index-url='http://{USER}:wrong-{SECRET}@{index}/simple'\n")
     environ = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "UV_CACHE_DIR": str(tmp_path / "uv-cache")}
-    with pytest.raises(UvUnavailable) as caught:
+    with pytest.raises((UvUnavailable, LockError)) as caught:  # uv may prove it unsatisfiable (exit 2) or not
         resolve_with_uv(["pkgc-demo-alpha"], "3.11", 28, settings, environ)
-    assert SECRET not in str(caught.value) and "\n" not in str(caught.value)
+    assert SECRET not in str(caught.value) and "\n" not in str(caught.value), str(caught.value)
     assert _Index.seen and all(SECRET.encode() not in cmdline for cmdline in _Index.seen)
