@@ -26,10 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from compiler.errors import SpecError
 from compiler.runsettings import RunSettings
 from compiler.spec.deployment import (
-    DeploymentCode, DeploymentInfo, EnvironmentSource, Translated, inline_base, package_name, target_name,
+    DeploymentInfo, DeploymentKeys, Translated, inline_base, package_name, target_name,
 )  # fmt: skip
 from compiler.resolve.batch_job import job_variables
-from compiler.spec.model import AssetName, BatchJobSettings, EnvVars, ModelSource, PropertyValue, Text
+from compiler.spec.model import BatchJobSettings, EnvVars, Text
 from compiler.spec.yamldoc import KeyPath, YamlDocument
 
 BATCH_SCHEMA = re.compile(r"batchDeployment", re.IGNORECASE)
@@ -63,21 +63,11 @@ class JobResources(_Strict):
     docker_args: Text | None = None
 
 
-class BatchDeployment(Settings):
-    """A model batch deployment (Azure ML CLI v2 YAML)."""
+class BatchDeployment(DeploymentKeys, Settings):
+    """A model batch deployment (Azure ML CLI v2 YAML): the common keys, the settings (also at the top
+    level, as older samples write them), and the batch ones."""
 
-    schema_: Text | None = Field(default=None, alias="$schema")
-    name: AssetName
-    endpoint_name: AssetName
     type: Literal["model"] | None = None
-    description: Text | None = None
-    tags: dict[Text, Text] = Field(default_factory=dict)
-    properties: dict[Text, PropertyValue] = Field(default_factory=dict)
-    id: Text | None = None
-    provisioning_state: Text | None = None
-    model: ModelSource | None = None
-    code_configuration: DeploymentCode | None = None
-    environment: EnvironmentSource | None = None
     compute: Text | None = None
     resources: JobResources | None = None
     settings: Settings | None = None

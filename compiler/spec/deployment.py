@@ -132,24 +132,29 @@ class ResourceRequirements(_Strict):
     limits: ResourceSettings | None = None
 
 
-class OnlineDeployment(_Strict):
-    """A managed or Kubernetes online deployment (Azure ML CLI v2 YAML)."""
+class DeploymentKeys(_Strict):
+    """The keys Azure's base deployment schema gives every deployment, online or batch."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True, populate_by_name=True)
 
     schema_: Text | None = Field(default=None, alias="$schema")
     name: AssetName
     endpoint_name: AssetName
-    type: Literal["managed", "kubernetes"] | None = None
     description: Text | None = None
     tags: dict[Text, Text] = Field(default_factory=dict)
     properties: dict[Text, PropertyValue] = Field(default_factory=dict)
     id: Text | None = None
     provisioning_state: Text | None = None
     model: ModelSource | None = None
-    model_mount_path: ContainerPath | None = None
     code_configuration: DeploymentCode | None = None
     environment: EnvironmentSource | None = None
+
+
+class OnlineDeployment(DeploymentKeys):
+    """A managed or Kubernetes online deployment (Azure ML CLI v2 YAML)."""
+
+    type: Literal["managed", "kubernetes"] | None = None
+    model_mount_path: ContainerPath | None = None
     environment_variables: EnvVars = Field(default_factory=dict)
     instance_type: Text | None = None
     instance_count: int | None = Field(None, ge=1, le=1000)

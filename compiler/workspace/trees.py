@@ -112,6 +112,11 @@ def _try_lock(path: Path) -> int | None:
         fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
     except OSError:  # gone, or not ours to open: not ours to clean either
         return None
+    return lock_if_free(fd)
+
+
+def lock_if_free(fd: int) -> int | None:
+    """``fd`` holding its file's lock when nobody else holds it; else None, the fd closed."""
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

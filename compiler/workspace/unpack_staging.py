@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from compiler.workspace.trees import lock_if_free
+
 PREFIX = "pkgc-unpack-"
 LOCK, LOCK_INIT = ".lock", ".lock-init"
 GRACE = 60.0  # seconds a staging folder may exist before its lock
@@ -33,12 +35,7 @@ def _leftover(folder: str, mtime: float) -> int | None:
         return -1 if time.time() - mtime > GRACE else None
     except OSError:
         return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
-    return fd
+    return lock_if_free(fd)
 
 
 def remove_leftovers(parent: Path) -> list[str]:
