@@ -7,10 +7,12 @@ failure, 4 verification failure, 5 no engine); results go to stdout.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from compiler import __version__
 from compiler.cache.faults import storage_fault
@@ -24,6 +26,8 @@ from compiler.reporter import Reporter
 
 LOGGED_COMMANDS = ("build", "lock", "base-image")  # the long runs: their whole log is kept in <cache>/logs
 CACHE_WRITERS = (*LOGGED_COMMANDS, "model")  # hold the cache while they run (compiler/cache/use.py)
+
+NATIVE_THREADED_MODULES = ("rattler",)  # see entry()
 
 COMMAND_MODULES = (build, lock, assets, baseimage, run, invoke, verify, sbom, attestations, cache)
 
@@ -42,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one pkgc command; the exit code. In-process callers (tests) use this; the command uses
+    ``entry``."""
     try:
         return _main(argv)
     except BrokenPipeError:  # --help or a usage error into a closed pipe
@@ -100,5 +106,23 @@ def internal_error(reporter: Reporter, exc: BaseException) -> int:
     return 1
 
 
+def entry() -> NoReturn:
+    """The ``pkgc`` command: ``main()``, then exit without finalizing the interpreter when a native
+    extension with its own threads (py-rattler's tokio runtime) was loaded. A rattler fetch that fails
+    while its sibling request is still in flight (one channel subdir unreachable) finishes on a tokio
+    thread after ``main`` returned; letting the interpreter finalize then aborts the process
+    (``PyGILState_Release``, exit -6) instead of the exit code ``main`` chose."""
+    code = main()
+    if not any(name in sys.modules for name in NATIVE_THREADED_MODULES):
+        sys.exit(code)
+    atexit._run_exitfuncs()  # what finalizing would have run for Python code
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
