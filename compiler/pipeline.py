@@ -180,7 +180,7 @@ def emit_spec(spec_file: SpecFile) -> str:
 def resolve(spec_file: SpecFile, request: BuildRequest, options: Options, connect: Callable[[], Engine], reporter: Reporter) -> Resolved:
     """spec -> model, base environment, server -> merged dependencies -> environment strategy and back end."""
     reporter.step(f"resolving {spec_file.path.name}")
-    pkg = resolve_package(spec_file, request.model, Workspace(options.workspace), options, request.base_image)
+    pkg = resolve_package(spec_file, request.model, Workspace.with_digests(options.workspace, options.cache_dir), options, request.base_image)
     reporter.detail(f"model {pkg.model.name}:{pkg.model.version} ({pkg.model.type}) from {pkg.model.reference}")
     if pkg.mlflow is not None and pkg.mlflow.serving_example_note:
         reporter.detail(f"{pkg.mlflow.serving_example_note}: verify needs --request-file to score it")
@@ -263,7 +263,7 @@ def compile_package(
         base = resolve_base(resolved, options, reporter, required=reserve)
     for line in base_conflicts(base.packages, locked.lock):
         reporter.warn(line)
-    workspace = Workspace(options.workspace)
+    workspace = Workspace.with_digests(options.workspace, options.cache_dir)
     version = _reserve_version(pkg, workspace) if reserve else _provisional_version(pkg, workspace)
     try:
         tag = f"{image_repository(pkg.target_name)}:{version}"
@@ -323,10 +323,12 @@ def build(compiled: Compiled, request: BuildRequest, options: Options, reporter:
     from compiler.oci.builder import build_oci_image
     from compiler.oci.layers import LayerOptions
     from compiler.oci.store import OciStore
+    from compiler.workspace.digest_cache import DigestCache
 
     layer_options = LayerOptions(epoch=options.source_date_epoch, python=compiled.resolved.strategy.python,
                                  reuse=not request.no_cache, pyc_cache=options.cache_dir / "pyc",
-                                 allow_missing=options.allow_missing_libraries)  # fmt: skip
+                                 allow_missing=options.allow_missing_libraries,
+                                 digests=DigestCache.in_cache(options.cache_dir))  # fmt: skip
     return build_oci_image(plan, OciStore.in_cache(options.cache_dir), engine, layer_options, reporter).built()
 
 
@@ -345,7 +347,7 @@ def run_build(
         return "\n".join(plan.layer_summary()) + "\n"
     if request.emit == "dockerfile":
         return render_dockerfile(plan, request.template)
-    workspace = Workspace(options.workspace)
+    workspace = Workspace.with_digests(options.workspace, options.cache_dir)
     try:
         built = build(compiled, request, options, reporter)
         lock_blob = workspace.store_blob(compiled.locked.path.read_bytes())

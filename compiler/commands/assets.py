@@ -86,7 +86,7 @@ def model_create(args, options, reporter) -> int:
             model_type = spec.type or ("mlflow_model" if has_mlmodel else "custom_model")
             if model_type == "mlflow_model" and not has_mlmodel:
                 raise ResolveError(f"--type mlflow_model: {excerpt(spec.path)} has no MLmodel file at its root")
-            record = Workspace(options.workspace).create_model(
+            record = Workspace.with_digests(options.workspace, options.cache_dir).create_model(
                 spec.name, stored, model_type, spec.version, spec.description or "", spec.properties, source=path
             )
     except (ValueError, OSError, RuntimeError) as exc:  # the path is the user's: a link loop, a bad name, unreadable
@@ -99,7 +99,7 @@ def environment_create(args, options, reporter) -> int:
     from compiler.workspace import Workspace
     from compiler.workspace.envfile import create_environment_from_file
 
-    workspace = Workspace(options.workspace)
+    workspace = Workspace.with_digests(options.workspace, options.cache_dir)
     if args.file and (args.image or args.conda_file):
         raise SpecError(SpecProblem("pkgc environment create", "", "give --file, or --name with --image [--conda-file], not both"))
     if args.file:
@@ -117,7 +117,7 @@ def environment_create(args, options, reporter) -> int:
 def list_assets(args, options, reporter) -> int:
     from compiler.workspace import Workspace
 
-    ws = Workspace(options.workspace)
+    ws = Workspace.with_digests(options.workspace, options.cache_dir)
     records = ws.list_models() if args.asset == "model" else ws.list_environments()
     if args.json:
         print(json.dumps([r.model_dump() for r in records], indent=2))
@@ -137,7 +137,7 @@ def show(args, options, reporter) -> int:
         ref = parse_ref(args.ref, kind)
     except RefSyntaxError as exc:
         raise ResolveError(str(exc)) from None
-    ws = workspace_for(ref, Workspace(options.workspace), options)
+    ws = workspace_for(ref, Workspace.with_digests(options.workspace, options.cache_dir), options)
     get = ws.get_model if kind == "models" else ws.get_environment
     print(json.dumps(get(ref.name, ref.version, ref.label).model_dump(), indent=2))
     return 0

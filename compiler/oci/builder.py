@@ -76,7 +76,8 @@ def build_oci_image(
         layers = [user_layer(plan, scan, store, options.epoch)]
         layers.append(environment_layer(plan, scan, store, options, reporter.detail))
         stage.update(sum(layer.blob.size for layer in layers))
-        layers.extend(copied_layers(plan, store, options.epoch, lambda layer: stage.advance(layer.blob.size)))
+        layers.extend(copied_layers(plan, store, options.epoch, lambda layer: stage.advance(layer.blob.size),
+                                    options.digests, options.reuse))  # fmt: skip
         config = store.put_json(image_config(plan, base, layers, options.epoch))
         manifest = store.put_json(image_manifest(config.digest, config.size, base, layers))
         repository = plan.tag.rpartition(":")[0]

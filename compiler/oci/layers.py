@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,9 +23,11 @@ from compiler.envbuild.venv import VenvTarget, assemble_venv
 from compiler.errors import BuildError, MissingLibraries
 from compiler.oci.config import BuiltLayer
 from compiler.oci.layer import Entry, LayerBlob, staging_entries, write_layer
+from compiler.oci.model_layers import at_stable_path, model_layers
 from compiler.oci.scan import BaseScan
 from compiler.oci.store import OciStore
 from compiler.plan.types import Copy, ImagePlan
+from compiler.workspace.digest_cache import DigestCache
 from compiler.workspace.walk import skip_caches, walk
 
 LAYER_FORMAT = 2  # bump when the environment layer's content rules change (invalidates its cache)
@@ -39,6 +42,7 @@ class LayerOptions:
     reuse: bool = True  # reuse a cached environment layer (--no-cache: assemble it again)
     pyc_cache: Path | None = None  # compiled files kept by source, in-image path and interpreter
     allow_missing: frozenset[str] = frozenset()  # sonames the environment may need that nothing here provides
+    digests: DigestCache | None = None  # remembered file digests: unchanged model files are not read again
 
 
 def user_layer(plan: ImagePlan, scan: BaseScan, store: OciStore, epoch: int) -> BuiltLayer:
@@ -224,16 +228,23 @@ def copy_entries(plan: ImagePlan, copy: Copy) -> list[Entry]:
 
 
 def copied_layers(
-    plan: ImagePlan, store: OciStore, epoch: int, on_layer: Callable[[BuiltLayer], None] = lambda _layer: None
+    plan: ImagePlan, store: OciStore, epoch: int, on_layer: Callable[[BuiltLayer], None] = lambda _layer: None,
+    digests: DigestCache | None = None, reuse: bool = True,
 ) -> list[BuiltLayer]:
-    """The plan's layers of context copies (runtime, model, inputs, code, sbom), in the plan's order;
-    model layers uncompressed (weights rarely compress). ``on_layer`` hears each as it is written."""
+    """The plan's layers of context copies (runtime, model, inputs, code, sbom), in the plan's order.
+    The model's files become several layers (``model_layers``: each large file alone, remembered by
+    content, uncompressed). ``on_layer`` hears each as it is written or reused."""
     layers = []
     for layer in plan.layers:
         if layer.kind in ("user", "environment"):
             continue
         entries = [e for copy in layer.copies for e in copy_entries(plan, copy)]
-        blob = write_layer(entries, store.blobs, epoch, compress=layer.kind != "model")
-        layers.append(BuiltLayer(layer.kind, layer.why, blob))
-        on_layer(layers[-1])
+        if layer.kind == "model":
+            model_dir = posixpath.dirname(layer.copies[0].dest)  # the copy is <model dir>/<model's root>
+            blobs = model_layers(at_stable_path(entries, model_dir), store, epoch, digests, reuse=reuse)
+        else:
+            blobs = [write_layer(entries, store.blobs, epoch)]
+        for blob in blobs:
+            layers.append(BuiltLayer(layer.kind, layer.why, blob))
+            on_layer(layers[-1])
     return layers

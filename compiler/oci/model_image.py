@@ -4,10 +4,11 @@ The image's root is the model dir: it holds ``<root>/...`` (the model's file or 
 build puts it at ``<model_dir>/<root>``), so mounting the image at the package's model dir (a
 Kubernetes image volume, ``podman run --mount type=image``) gives the package exactly its model.
 
-Layers are uncompressed tars (weights do not compress): one per file of at least ``LARGE_FILE``
-bytes, in path order, after one layer of all the smaller files, so a new model version that keeps
-a weight file keeps its layer. Nothing per-build goes in (fixed mtime, owner, modes, ``created``),
-so the same model gives the same manifest digest; it is cached in pkgc's store by that content.
+Its layers are the model layers of a copy-mode package (``model_layers``: one plain tar per large
+file, one for the small files, each remembered by what it holds), so a new model version that keeps
+a weight file keeps its layer without reading it. Nothing per-build goes in (fixed mtime, owner,
+modes, ``created``), so the same model gives the same manifest digest; the image is also cached in
+pkgc's store by that content.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from pathlib import Path
 
 from compiler.oci.config import timestamp
 from compiler.oci.blobs import Blob
-from compiler.oci.layer import Entry, LayerBlob, write_layer
+from compiler.oci.layer import Entry, LayerBlob
+from compiler.oci.model_layers import LARGE_FILE, model_layers
 from compiler.oci.store import CONFIG, MANIFEST, OciStore
+from compiler.workspace.digest_cache import DigestCache
 from compiler.workspace.walk import skip_caches, walk
 
-LARGE_FILE = 64 * 1024 * 1024
-FORMAT = 1  # bump when the content rules change (invalidates cached model images)
+FORMAT = 2  # bump when the content rules change (invalidates cached model images)
 MODEL_ROOT = "io.pkgc.model.root"
 
 
@@ -93,15 +95,6 @@ def model_entries(model: ModelSource) -> list[Entry]:
     return entries
 
 
-def split_layers(entries: list[Entry], large: int = LARGE_FILE) -> list[list[Entry]]:
-    """Small files (and every folder) together first, then each large file alone, in path order."""
-    big = sorted((e for e in entries if e.kind == "file" and e.source is not None and e.source.stat().st_size >= large),
-                 key=lambda e: e.path)  # fmt: skip
-    big_paths = {e.path for e in big}
-    small = [e for e in entries if e.path not in big_paths]
-    return ([small] if small else []) + [[e] for e in big]
-
-
 def image_config(model: ModelSource, blobs: list[LayerBlob], epoch: int) -> dict:
     """A real image config (platform, rootfs diff_ids) so that containerd, CRI-O and podman mount it."""
     created = timestamp(epoch)
@@ -140,13 +133,16 @@ def _remember(store: OciStore, key: str, digest: str) -> None:
     tmp.replace(folder / f"{key}.json")
 
 
-def build_model_image(model: ModelSource, store: OciStore, epoch: int = 0, large: int = LARGE_FILE, reuse: bool = True) -> ModelImage:
+def build_model_image(
+    model: ModelSource, store: OciStore, epoch: int = 0, large: int = LARGE_FILE, reuse: bool = True,
+    digests: DigestCache | None = None,
+) -> ModelImage:
     """Write (or find) the model image in ``store`` and name it ``pkgc/model-<name>:<version>``."""
     key = _cache_key(model, epoch, large)
     digest = _cached(store, key) if reuse else None
     reused = digest is not None
     if digest is None:
-        blobs = [write_layer(group, store.blobs, epoch, compress=False) for group in split_layers(model_entries(model), large)]
+        blobs = model_layers(model_entries(model), store, epoch, digests, reuse=reuse, large=large)
         config = store.put_json(image_config(model, blobs, epoch))
         manifest = {"schemaVersion": 2, "mediaType": MANIFEST,
                     "config": {"mediaType": CONFIG, "digest": config.digest, "size": config.size},
@@ -172,4 +168,5 @@ def package_model_image(pkg, cache_dir: Path, epoch: int = 0, reuse: bool = True
 
     if pkg.mode is ModelMode.COPY:
         return None
-    return build_model_image(source_of(pkg.model), OciStore.in_cache(cache_dir), epoch, reuse=reuse)
+    return build_model_image(source_of(pkg.model), OciStore.in_cache(cache_dir), epoch, reuse=reuse,
+                             digests=DigestCache.in_cache(cache_dir))  # fmt: skip

@@ -4,7 +4,8 @@ Layout::
 
     <root>/models/<name>/<version>.json        ModelRecord
     <root>/environments/<name>/<version>.json  EnvironmentRecord (base environments and packages)
-    <root>/trees/<sha256>/<root name>           model files, read-only
+    <root>/trees/<sha256>/<root name>           model files, read-only: hard links to
+    <root>/files/<sha256>[.x]                   each file content once, whatever trees hold it
     <root>/blobs/<sha256>                       conda files, lock files
 """
 
@@ -22,6 +23,7 @@ from pydantic import BaseModel
 from compiler.errors import ResolveError, excerpt
 from compiler.spec.values import ASSET_NAME
 from compiler.workspace import reservations
+from compiler.workspace.digest_cache import DigestCache
 from compiler.workspace.records import EnvironmentRecord, ModelRecord
 from compiler.workspace.trees import store_blob, store_tree, write_file_atomic
 
@@ -41,8 +43,14 @@ def _version_key(version: str) -> tuple[int, int | str]:
 class Workspace:
     """A local stand-in for an Azure ML workspace, rooted at one folder."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, digests: DigestCache | None = None):
         self.root = Path(root)
+        self.digests = digests  # remembered file digests (pkgc's cache): an unchanged large file is read once
+
+    @classmethod
+    def with_digests(cls, root: Path, cache_dir: Path) -> Workspace:
+        """The workspace at ``root``, remembering file digests in pkgc's cache ``cache_dir``."""
+        return cls(root, DigestCache.in_cache(cache_dir))
 
     # -- low level --------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -116,7 +124,7 @@ class Workspace:
         return self.root / "blobs" / digest
 
     def store_tree(self, source: Path) -> str:
-        return store_tree(source, self.root / "trees")
+        return store_tree(source, self.root / "trees", self.digests)
 
     def store_blob(self, data: bytes) -> str:
         return store_blob(data, self.root / "blobs")

@@ -1,22 +1,26 @@
 """Content-addressed, immutable file trees (model versions) and blobs (conda files, locks).
 
 Trees are read through ``compiler.workspace.walk``: regular files and folders only, links inside the
-tree stored as what they point to (see that module for the policy). A tree is copied into a staging
-folder and renamed into place; a staging folder whose writer is gone (killed) is removed by the next
+tree stored as what they point to (see that module for the policy). A tree is placed in a staging
+folder, each file a hard link to its content file (``files/<sha256>``, held once for all trees), and
+renamed into place; a staging folder whose writer is gone (killed) is removed by the next
 ``store_tree``.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import os
 import secrets
+import shutil
 import time
 from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Iterator
 
+from compiler.workspace.digest_cache import MIN_SIZE, DigestCache
 from compiler.workspace.walk import ContentError, Entry, open_exact, shown, walk
 
 CHUNK = 1 << 20
@@ -65,13 +69,63 @@ def _hash_content(entry: Entry, out: Path | None = None) -> str:
     return digest.hexdigest()
 
 
-def tree_digest(source: Path) -> str:
-    """sha256 over (relative path, executable bit, content hash) of every file, with the root's name."""
+def _same_state(before: os.stat_result, after: os.stat_result) -> bool:
+    return (before.st_ino, before.st_size, before.st_mtime_ns, before.st_ctime_ns) == (
+        after.st_ino, after.st_size, after.st_mtime_ns, after.st_ctime_ns
+    )  # fmt: skip
+
+
+def _content_digest(entry: Entry, digests: DigestCache | None, out: Path | None = None) -> str:
+    """``_hash_content``, remembering the digest of a file that held still while it was read."""
+    if digests is None:
+        return _hash_content(entry, out)
+    before, started = os.stat(entry.path), time.time()
+    sha256 = _hash_content(entry, out)
+    after = os.stat(entry.path)
+    if _same_state(before, after):
+        digests.remember(after, sha256, started)
+    return sha256
+
+
+def stored_file_sha256(path: Path, digests: DigestCache | None) -> str:
+    """sha256 of a file of a stored (read-only, pkgc-owned) tree: read only when ``digests`` does not know it."""
+    st = os.stat(path)
+    if digests is not None and (known := digests.lookup(st)) is not None:
+        return known
+    started = time.time()
+    sha256 = file_sha256(path)
+    if digests is not None and _same_state(st, os.stat(path)):
+        digests.remember(st, sha256, started, trusted=True)
+    return sha256
+
+
+def tree_digest(source: Path, digests: DigestCache | None = None) -> str:
+    """sha256 over (relative path, executable bit, content hash) of every file, with the root's name;
+    a file whose state ``digests`` knows is not read."""
     name = _root_name(source)
     digest = hashlib.sha256()
     for entry in walk(source):
         if not entry.is_dir:
-            digest.update(_digest_line(_rel(name, entry), entry.executable, _hash_content(entry)))
+            known = digests.lookup(os.stat(entry.path)) if digests is not None else None
+            content = known or _content_digest(entry, digests)
+            digest.update(_digest_line(_rel(name, entry), entry.executable, content))
+    return digest.hexdigest()
+
+
+def _known_tree_digest(source: Path, digests: DigestCache | None) -> str | None:
+    """The tree digest when no large file needs reading (``digests`` knows each), else None."""
+    if digests is None:
+        return None
+    name = _root_name(source)
+    digest = hashlib.sha256()
+    for entry in walk(source):
+        if entry.is_dir:
+            continue
+        st = os.stat(entry.path)
+        known = digests.lookup(st)
+        if known is None and st.st_size >= MIN_SIZE:
+            return None
+        digest.update(_digest_line(_rel(name, entry), entry.executable, known or _hash_content(entry)))
     return digest.hexdigest()
 
 
@@ -191,8 +245,44 @@ def _staging(trees_dir: Path) -> Iterator[Path]:
         os.close(fd)
 
 
-def _copy(source: Path, target: Path) -> tuple[str, list[Entry]]:
-    """Copy the walked ``source`` to ``target``; return the digest of what was copied, and its entries."""
+def _content_name(sha256: str, executable: bool) -> str:
+    return sha256 + (".x" if executable else "")
+
+
+def _link_or_copy(stored: Path, out: Path) -> None:
+    """``out`` as another name of the stored content file; a copy where links are not possible."""
+    try:
+        os.link(stored, out)
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EMLINK, errno.EPERM, errno.ENOTSUP):
+            raise
+        shutil.copyfile(stored, out)
+
+
+def _stored_content(entry: Entry, files_dir: Path, digests: DigestCache | None) -> tuple[str, Path]:
+    """The content file of ``entry`` in ``files_dir`` (named by its sha256, '.x' when executable),
+    written now when missing; a file ``digests`` knows is not read when its content is already held."""
+    known = digests.lookup(os.stat(entry.path)) if digests is not None else None
+    if known is not None and (held := files_dir / _content_name(known, entry.executable)).is_file():
+        return known, held
+    tmp = files_dir / f"{STAGING}{os.getpid()}-{secrets.token_hex(8)}"
+    try:
+        sha256 = _content_digest(entry, digests, tmp)
+        tmp.chmod(0o555 if entry.executable else 0o444)
+        held = files_dir / _content_name(sha256, entry.executable)
+        if not held.is_file():
+            os.replace(tmp, held)
+    finally:
+        tmp.unlink(missing_ok=True)
+    if digests is not None:
+        digests.remember(os.stat(held), sha256, 0.0, trusted=True)
+    return sha256, held
+
+
+def _copy(source: Path, target: Path, files_dir: Path, digests: DigestCache | None) -> tuple[str, list[Entry]]:
+    """Place the walked ``source`` at ``target``: each file a hard link to its content file in
+    ``files_dir`` (stored once for every tree holding it, read once when new); return the digest of
+    what was placed, and its entries."""
     name = target.name
     digest = hashlib.sha256()
     entries = walk(source)
@@ -202,25 +292,34 @@ def _copy(source: Path, target: Path) -> tuple[str, list[Entry]]:
             if entry.is_dir:
                 out.mkdir()
             else:
-                digest.update(_digest_line(_rel(name, entry), entry.executable, _hash_content(entry, out)))
+                content, held = _stored_content(entry, files_dir, digests)
+                _link_or_copy(held, out)
+                digest.update(_digest_line(_rel(name, entry), entry.executable, content))
     except OSError as exc:  # a path too long for the workspace's folder, a full disk
         raise ContentError(f"{shown(source)}: cannot be stored in the workspace ({exc.strerror})") from None
     return digest.hexdigest(), entries
 
 
-def store_tree(source: Path, trees_dir: Path) -> str:
-    """Copy ``source`` (file or folder) into ``trees_dir/<digest>/<source name>``; return the digest."""
-    digest = tree_digest(source)
-    final = trees_dir / digest
-    if final.exists():
-        return digest
-    trees_dir.mkdir(parents=True, exist_ok=True)
+def store_tree(source: Path, trees_dir: Path, digests: DigestCache | None = None) -> str:
+    """Store ``source`` (file or folder) as ``trees_dir/<digest>/<source name>``; return the digest.
+
+    File contents are held once in ``trees_dir/../files`` and linked into every tree that has them:
+    a new model version that keeps a weight file costs no copy of it. Each new file is read once,
+    hashed as it is stored; with ``digests``, a file whose state is known is not read at all."""
+    known = _known_tree_digest(source, digests)
+    if known is not None and (trees_dir / known).exists():
+        return known
+    files_dir = trees_dir.parent / "files"
+    for folder in (trees_dir, files_dir):
+        folder.mkdir(parents=True, exist_ok=True)
     clean_stale_staging(trees_dir)
     with _staging(trees_dir) as staging:
-        copied, entries = _copy(source, staging / source.name)
-        if copied != digest:
-            raise ContentError(f"{shown(source)}: changed while it was being stored; try again once it holds still")
-        _freeze(staging / source.name, entries)
+        root = staging / source.name
+        digest, entries = _copy(source, root, files_dir, digests)
+        final = trees_dir / digest
+        if final.exists():
+            return digest
+        _freeze(root, entries)
         staging.chmod(0o555)
         try:
             os.rename(staging, final)

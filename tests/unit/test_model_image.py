@@ -42,7 +42,7 @@ def _layer_members(store: OciStore, digest: str) -> list[tarfile.TarInfo]:
         return tar.getmembers()
 
 
-def test_one_layer_per_large_file_after_the_small_files_uncompressed(tmp_path):
+def test_one_layer_per_large_file_before_the_small_files_uncompressed(tmp_path):
     store = OciStore(tmp_path / "store")
     image = build_model_image(_model(tmp_path), store, large=100)
     manifest = store.read_json(image.manifest_digest)
@@ -50,14 +50,14 @@ def test_one_layer_per_large_file_after_the_small_files_uncompressed(tmp_path):
     layers = manifest["layers"]
     assert [layer["mediaType"] for layer in layers] == [TAR_LAYER] * 3
     names = [[m.name for m in _layer_members(store, layer["digest"]) if m.isfile()] for layer in layers]
-    assert names == [["model/a.json", "model/run.sh", "model/sub/b.txt"], ["model/weights.bin"], ["model/z-weights.bin"]]
+    assert names == [["model/weights.bin"], ["model/z-weights.bin"], ["model/a.json", "model/run.sh", "model/sub/b.txt"]]
     # uncompressed: each layer's digest is its diff_id; the config is a real image config
     assert config["rootfs"] == {"type": "layers", "diff_ids": [layer["digest"] for layer in layers]}
     assert (config["os"], config["architecture"]) == ("linux", "amd64")
     assert config["config"]["Labels"]["io.pkgc.model.tree"] == "sha256:" + "ab" * 32
     assert config["config"]["Labels"]["io.pkgc.model.name"] == "reg-model"
     assert config["config"]["Labels"]["io.pkgc.model.version"] == "3"
-    members = {m.name: m for m in _layer_members(store, layers[0]["digest"])}
+    members = {m.name: m for m in _layer_members(store, layers[2]["digest"])}
     assert (members["model/run.sh"].mode, members["model/a.json"].mode, members["model"].mode) == (0o755, 0o644, 0o755)
     assert {(m.mtime, m.uid, m.gid) for m in members.values()} == {(0, 0, 0)}
     assert store.find(image.reference)["digest"] == image.manifest_digest
