@@ -27,6 +27,7 @@ from compiler.errors import BuildError, EngineUnavailable, LockError, ResolveErr
 from compiler.fetch.cache import PackageCache, fetch_lock
 from compiler.fetch.conda_inputs import prepare_conda_inputs
 from compiler.lock.locker import LockResult, load_or_lock
+from compiler.lock.lock_memo import FOLDER as LOCKS_READ
 from compiler.lock.lockfile import read_lock
 from compiler.mlflow.deps import mlflow_depsets
 from compiler.mlflow.versions import version_drift
@@ -209,7 +210,8 @@ def lock(resolved: Resolved, request: BuildRequest, options: Options, reporter: 
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     cache_root = PackageCache(options.cache_dir).cache_root
     with reporter.stage("lock"):
-        locked = load_or_lock(resolved.strategy, lock_path, request.relock, [resolved.spec_file.path.name], cache_root, reporter.detail)
+        locked = load_or_lock(resolved.strategy, lock_path, request.relock, [resolved.spec_file.path.name], cache_root,
+                              reporter.detail, memo_dir=options.cache_dir / LOCKS_READ)  # fmt: skip
         reporter.step(f"lock {locked.status}: {lock_path} ({len(locked.lock.packages)} packages)")
     pkg = resolved.package
     if pkg.mlflow is not None:  # a pickle saved with another library version: said now, not as a 500 at run time
@@ -268,7 +270,7 @@ def compile_package(
     try:
         tag = f"{image_repository(pkg.target_name)}:{version}"
         lock_file = ContextFile("pkgc/conda-lock.yml", source=locked.path)
-        sbom_file = sbom_context_file(pkg, read_lock(locked.path), base.image_id, base.packages)  # from the lock as shipped
+        sbom_file = sbom_context_file(pkg, read_lock(locked.path, options.cache_dir / LOCKS_READ), base.image_id, base.packages)  # from the lock as shipped
         model_image = package_model_image(pkg, options.cache_dir, options.source_date_epoch, reuse=not request.no_cache)
         plan = plan_image(pkg, strategy, locked.lock, lock_file, fetched, tag, sbom_file, conda, base,
                           model_image.manifest_digest if model_image else None)  # fmt: skip

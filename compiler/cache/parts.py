@@ -24,7 +24,8 @@ STAGING = (
     ("oci", "pkgc-"),  # the environment's assembly, publish and registry scratch, rattler's cache
     ("oci", ".index.json."),  # the index, written atomically
     ("oci/blobs/sha256", ".partial-"),  # a blob being written
-    ("oci/layers", "."), ("oci/model-images", "."),  # a record being written
+    ("oci/layers", "."), ("oci/model-images", "."), ("oci/model-layers", "."),  # a record being written
+    ("locks-read", "."),  # a read lock being remembered
     ("files/*", "."),  # a fetched file being copied in
     ("built", "pkgc-sdist-"),  # a wheel being built
     ("pyc/*", ".partial-"), ("pyc/*", "tmp"),  # a compiled file being kept (tmp: older pkgc)

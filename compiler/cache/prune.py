@@ -99,6 +99,9 @@ def _prune_store(store: Path, removed: dict[str, Usage]) -> str | None:
     for path in _json_files(store / "scans"):  # a base image's scan, by its manifest's hex digest
         if not (folder / path.stem).exists():
             _remove(path, removed["store records"])
+    for path in _json_files(store / "model-layers"):  # remembered model layers: they keep no blob alive
+        if not _names_held_blob(path, "digest", folder):
+            _remove(path, removed["store records"])
     return None
 
 

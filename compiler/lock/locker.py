@@ -55,10 +55,12 @@ def load_or_lock(
     sources: list[str],
     cache_root: Path | None = None,
     log=lambda _msg: None,
+    memo_dir: Path | None = None,
 ) -> LockResult:
-    """Reuse the lock at ``path`` unless ``relock``; a stale lock is an error, a missing one is made."""
+    """Reuse the lock at ``path`` unless ``relock``; a stale lock is an error, a missing one is made.
+    ``memo_dir`` keeps locks already read (``read_lock``)."""
     if path.exists() and not relock:
-        lock = read_lock(path)
+        lock = read_lock(path, memo_dir)
         check_lock_matches(lock, strategy, path)
         return LockResult(lock, path, "reused")
     status = "relocked" if path.exists() else "created"

@@ -6,12 +6,16 @@ import os
 import secrets
 from pathlib import Path
 
-from conda_lock.lockfile import parse_conda_lock_file, write_conda_lock_file
-from conda_lock.lockfile.v2prelim.models import HashModel, LockedDependency, Lockfile, LockMeta
+from typing import TYPE_CHECKING
 
 from compiler.errors import LockError
+from compiler.lock import lock_memo
 from compiler.lock.types import PLATFORM, Lock, LockedPackage, SourceDist, filename_from_url
 
+if TYPE_CHECKING:  # conda-lock is imported only to write a lock or read one not read before (~0.5 s)
+    from conda_lock.lockfile.v2prelim.models import Lockfile
+
+MAX_LOCK_BYTES = 64 * 1024 * 1024
 _META = "pkgc."
 _BUILT = f"{_META}built-wheel."  # custom_metadata key per package built from a source distribution
 
@@ -53,6 +57,8 @@ def _from_entry(p, built: dict[str, str], path: Path) -> LockedPackage:
 
 
 def to_conda_lock(lock: Lock, sources: list[str]) -> Lockfile:
+    from conda_lock.lockfile.v2prelim.models import HashModel, LockedDependency, Lockfile, LockMeta
+
     packages = [
         LockedDependency(
             name=p.name,
@@ -79,6 +85,8 @@ def to_conda_lock(lock: Lock, sources: list[str]) -> Lockfile:
 
 def write_lock(lock: Lock, path: Path, sources: list[str]) -> None:
     """Write atomically: a half-written lock file never replaces a good one."""
+    from conda_lock.lockfile import write_conda_lock_file
+
     path.parent.mkdir(parents=True, exist_ok=True)
     # conda-lock creates the file itself: mode 0666 less the umask, like any new file (not mkstemp's 0600)
     tmp = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(8)}"
@@ -90,13 +98,39 @@ def write_lock(lock: Lock, path: Path, sources: list[str]) -> None:
             os.unlink(tmp)
 
 
-def read_lock(path: Path) -> Lock:
+def read_lock(path: Path, memo_dir: Path | None = None) -> Lock:
+    """The lock file at ``path``; with ``memo_dir``, a file read before (same bytes) is not parsed again."""
     try:
-        lockfile = parse_conda_lock_file(path)
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_LOCK_BYTES + 1)
     except FileNotFoundError:
         raise LockError(f"{path}: lock file not found") from None
-    except Exception as exc:  # conda_lock raises pydantic, yaml and its own errors
-        raise LockError(f"{path}: not a valid conda-lock file: {str(exc).splitlines()[0]}") from None
+    except OSError as exc:
+        raise LockError(f"{path}: cannot be read ({exc.strerror})") from None
+    if len(data) > MAX_LOCK_BYTES:
+        raise LockError(f"{path}: more than {MAX_LOCK_BYTES >> 20} MiB; not a lock file pkgc wrote")
+    memo = lock_memo.memo_path(memo_dir, data) if memo_dir is not None else None
+    if memo is not None and (known := lock_memo.recall(memo)) is not None:
+        return known
+    lock = _parse(path, data)
+    if memo is not None:
+        lock_memo.remember(memo, lock)
+    return lock
+
+
+def _parse(path: Path, data: bytes) -> Lock:
+    """Parse exactly ``data`` (what was read from ``path``) with conda-lock's own reader."""
+    import tempfile
+
+    from conda_lock.lockfile import parse_conda_lock_file
+
+    with tempfile.TemporaryDirectory(prefix="pkgc-lock-") as folder:
+        copy = Path(folder) / path.name
+        copy.write_bytes(data)
+        try:
+            lockfile = parse_conda_lock_file(copy)
+        except Exception as exc:  # conda_lock raises pydantic, yaml and its own errors
+            raise LockError(f"{path}: not a valid conda-lock file: {str(exc).splitlines()[0]}") from None
     custom = lockfile.metadata.custom_metadata or {}
     strategy = custom.get(f"{_META}strategy")
     if strategy not in ("venv", "conda"):

@@ -1,0 +1,47 @@
+"""Locks already read, by the sha256 of their bytes: parsing a lock file with conda-lock costs its
+import (about 0.5 s of every build); a rebuild whose lock did not change takes the parsed lock from
+here. A memo entry that is missing, unreadable or not what pkgc wrote is read again from the file."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import asdict
+from pathlib import Path
+
+from compiler.lock.types import Lock, LockedPackage, SourceDist
+
+FORMAT = 1
+FOLDER = "locks-read"  # under pkgc's cache
+
+
+def memo_path(memo_dir: Path, data: bytes) -> Path:
+    import hashlib
+
+    return memo_dir / f"{hashlib.sha256(data).hexdigest()}.json"
+
+
+def recall(path: Path) -> Lock | None:
+    """The lock remembered at ``path``, or None."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if raw.get("format") != FORMAT:
+            return None
+        packages = tuple(
+            LockedPackage(**{**p, "sdist": SourceDist(**p["sdist"]) if p.get("sdist") else None}) for p in raw["packages"]
+        )
+        return Lock(raw["strategy"], raw["python"], raw["inputs_hash"], packages, tuple(raw["channels"]))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def remember(path: Path, lock: Lock) -> None:
+    """Keep ``lock`` at ``path`` (written whole, then renamed); a failure only costs a later re-read."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}"
+        tmp.write_text(json.dumps({"format": FORMAT, **asdict(lock)}), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass
