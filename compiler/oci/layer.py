@@ -87,11 +87,13 @@ class _Sink:
     """Receives the tar stream: hashes it (diff_id), compresses it (or not) into a blob writer."""
 
     def __init__(self, writer, compress: bool):
-        self.writer, self.diff = writer, hashlib.sha256()
+        self.writer = writer
+        self.diff = hashlib.sha256() if compress else None  # a plain tar's diff_id is its blob digest
         self.compressor = compressor() if compress else None
 
     def write(self, data: bytes) -> int:
-        self.diff.update(data)
+        if self.diff is not None:
+            self.diff.update(data)
         self.writer.write(self.compressor.compress(data) if self.compressor else data)
         return len(data)
 
@@ -133,4 +135,5 @@ def write_layer(entries: Iterable[Entry], store: BlobStore, mtime: int = 0, comp
         writer.abort()
         raise
     blob = writer.commit()
-    return LayerBlob(blob.digest, blob.size, "sha256:" + sink.diff.hexdigest(), GZIP_LAYER if compress else TAR_LAYER)
+    diff_id = "sha256:" + sink.diff.hexdigest() if sink.diff is not None else blob.digest
+    return LayerBlob(blob.digest, blob.size, diff_id, GZIP_LAYER if compress else TAR_LAYER)

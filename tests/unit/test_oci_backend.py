@@ -24,6 +24,7 @@ from compiler.oci.builder import build_oci_image
 from compiler.oci.config import timestamp
 from compiler.oci.layer import Entry, write_layer
 from compiler.oci.layers import LayerOptions
+from compiler.oci.model_layers import MODEL_FILES
 from compiler.oci.outputs import StoredImage, write_layout
 from compiler.oci.store import CONFIG, MANIFEST, OciStore
 from compiler.plan.types import BaseImage, ContextFile, Copy, EnvironmentBuild, ImageConfig, ImagePlan, Layer
@@ -167,8 +168,9 @@ def test_layers_are_normalised_and_in_plan_order(built):
     assert {"var", "var/azureml-app"} <= set(code)  # parents included
     runtime = layer_members(store, ours[2])
     assert runtime["opt/pkgc/bin/pkgc-entrypoint"][0].mode == 0o755 and runtime["opt/pkgc/conda-lock.yml"][0].mode == 0o644
-    model = layer_members(store, ours[3])
-    assert model[f"{MODEL_DIR.lstrip('/')}/m.pkl"][1] == b"\x80\x04weights" * 100
+    model = layer_members(store, ours[3])  # the files at one path whatever the version; the model dir links there
+    assert model[f"{MODEL_FILES}/m.pkl"][1] == b"\x80\x04weights" * 100
+    assert model[MODEL_DIR.lstrip("/")][0].issym() and model[MODEL_DIR.lstrip("/")][0].linkname == f"/{MODEL_FILES}"
 
 
 def test_user_is_appended_to_the_base_passwd_and_group(built):
