@@ -75,7 +75,11 @@ def human_bytes(n: int) -> str:
 
 
 def describe_bytes(event: StageEvent) -> str:
-    """``12.3 MB`` or ``12.3 MB / 40.0 MB``; empty when the stage counts no bytes."""
+    """``12.3 MB`` or ``12.3 MB / 40.0 MB``, with the rate so far while the stage runs
+    (``12.3 MB / 40.0 MB at 6.1 MB/s``); empty when the stage counts no bytes."""
     if event.bytes is None:
         return human_bytes(event.total) if event.total is not None and event.status == "done" else ""
-    return human_bytes(event.bytes) + (f" / {human_bytes(event.total)}" if event.total is not None else "")
+    text = human_bytes(event.bytes) + (f" / {human_bytes(event.total)}" if event.total is not None else "")
+    if event.status == "progress" and event.elapsed >= 0.5:
+        text += f" at {human_bytes(int(event.bytes / event.elapsed))}/s"
+    return text
