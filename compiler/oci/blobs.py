@@ -53,6 +53,26 @@ class BlobWriter:
         self.size += len(data)
         return len(data)
 
+    def copy_from(self, reader) -> int:
+        """Append what ``reader`` (a ``compiler.workspace.walk.ExactReader``) has left, copied in the
+        kernel, then hashed from this blob's own file: the digest is that of the bytes stored.
+        Returns the number of bytes appended."""
+        self._file.flush()
+        fd = self._file.fileno()
+        start = os.lseek(fd, 0, os.SEEK_END)
+        reader.copy_to(fd)
+        end = os.lseek(fd, 0, os.SEEK_END)
+        self._file.seek(end)
+        position = start
+        while position < end:
+            block = os.pread(fd, min(CHUNK, end - position), position)
+            if not block:
+                raise OSError(f"{self._tmp}: shorter than what was copied into it")
+            self._hash.update(block)
+            position += len(block)
+        self.size += end - start
+        return end - start
+
     def commit(self, expected: str | None = None) -> Blob:
         """Store the bytes written; with ``expected``, only if that is their digest (ValueError else).
         Whatever fails, nothing is stored and the temporary file is gone."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Literal
 
-from compiler.oci.blobs import BlobStore
+from compiler.oci.blobs import BlobStore, BlobWriter
 from compiler.oci.compress import compressor
 from compiler.workspace.walk import open_exact
 
@@ -114,22 +114,54 @@ def _tarinfo(entry: Entry, mtime: int) -> tarfile.TarInfo:
     return info
 
 
+def _write_with_tarfile(entries: list[Entry], sink: _Sink, mtime: int) -> None:
+    with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+        for entry in entries:
+            info = _tarinfo(entry, mtime)
+            if entry.kind != "file":
+                tar.addfile(info)
+            elif entry.data is not None:
+                tar.addfile(info, io.BytesIO(entry.data))
+            else:  # exactly the bytes it had when opened: a file changing under the build is refused
+                with open_exact(entry.source) as reader:  # type: ignore[arg-type]
+                    info.size = reader.size
+                    tar.addfile(info, reader)
+
+
+def _write_plain_tar(entries: list[Entry], writer: BlobWriter, mtime: int) -> None:
+    """The tar ``_write_with_tarfile`` writes, byte for byte (PAX headers, 512-byte blocks, two zero
+    blocks and 10240-byte records at the end), with file contents copied in the kernel."""
+    offset = 0
+
+    def put(data: bytes) -> None:
+        nonlocal offset
+        offset += writer.write(data)
+
+    for entry in entries:
+        info = _tarinfo(entry, mtime)
+        if entry.kind == "file" and entry.data is None:
+            with open_exact(entry.source) as reader:  # type: ignore[arg-type]
+                info.size = reader.size
+                put(info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape"))
+                offset += writer.copy_from(reader)
+        else:
+            put(info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape"))
+            if entry.kind == "file":
+                put(entry.data or b"")
+        put(tarfile.NUL * (-offset % tarfile.BLOCKSIZE))
+    put(tarfile.NUL * (2 * tarfile.BLOCKSIZE))
+    put(tarfile.NUL * (-offset % tarfile.RECORDSIZE))
+
+
 def write_layer(entries: Iterable[Entry], store: BlobStore, mtime: int = 0, compress: bool = True) -> LayerBlob:
     """Write ``entries`` as one normalised layer into ``store``."""
     writer = store.writer()
     sink = _Sink(writer, compress)
     try:
-        with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
-            for entry in normalise(entries):
-                info = _tarinfo(entry, mtime)
-                if entry.kind != "file":
-                    tar.addfile(info)
-                elif entry.data is not None:
-                    tar.addfile(info, io.BytesIO(entry.data))
-                else:  # exactly the bytes it had when opened: a file changing under the build is refused
-                    with open_exact(entry.source) as reader:  # type: ignore[arg-type]
-                        info.size = reader.size
-                        tar.addfile(info, reader)
+        if compress:
+            _write_with_tarfile(normalise(entries), sink, mtime)
+        else:
+            _write_plain_tar(normalise(entries), writer, mtime)
         sink.finish()
     except BaseException:
         writer.abort()

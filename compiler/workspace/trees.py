@@ -58,15 +58,20 @@ def _rel(root_name: str, entry: Entry) -> str:
 
 
 def _hash_content(entry: Entry, out: Path | None = None) -> str:
-    """sha256 of a regular file read exactly once; written to ``out`` as it is read when given."""
-    digest = hashlib.sha256()
+    """sha256 of a regular file read exactly once; copied to ``out`` when given (in the kernel, then
+    the copy is hashed: the digest is always that of the bytes stored)."""
     with open_exact(entry.path) as reader:
-        with open(out, "xb") if out is not None else nullcontext() as sink:
+        if out is None:
+            digest = hashlib.sha256()
             while block := reader.read(CHUNK):
                 digest.update(block)
-                if sink is not None:
-                    sink.write(block)
-    return digest.hexdigest()
+            return digest.hexdigest()
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
+            reader.copy_to(fd)
+        finally:
+            os.close(fd)
+    return file_sha256(out)
 
 
 def _same_state(before: os.stat_result, after: os.stat_result) -> bool:

@@ -32,6 +32,7 @@ PSEUDO_FILESYSTEMS = frozenset(
     "proc sysfs devtmpfs devpts debugfs tracefs securityfs cgroup cgroup2 configfs fusectl pstore bpf mqueue "
     "efivarfs binfmt_misc autofs rpc_pipefs nsfs".split()
 )
+COPY_STEP = 1 << 30  # bytes per copy_file_range call
 MAX_ENTRIES = 500_000  # links inside a tree may repeat folders: bound what one walk may produce
 CACHE_NAMES = frozenset({"__pycache__", ".git", ".ipynb_checkpoints", ".DS_Store"})
 
@@ -218,6 +219,29 @@ class ExactReader:
             want -= len(block)
             self._left -= len(block)
         return b"".join(chunks)
+
+    def copy_to(self, out_fd: int) -> None:
+        """Copy what is left to read to ``out_fd`` at its position, in the kernel where it can
+        (``copy_file_range``: no bytes through Python; shared extents where the filesystem can)."""
+        src = self._fh.fileno()
+        while self._left > 0:
+            try:
+                n = os.copy_file_range(src, out_fd, min(self._left, COPY_STEP), self.size - self._left)
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                    raise
+                self._fh.seek(self.size - self._left)
+                return self._write_through_python(out_fd)
+            if n == 0:
+                raise self._changed()
+            self._left -= n
+        self._fh.seek(self.size)  # where ``finish`` looks for bytes beyond the size
+
+    def _write_through_python(self, out_fd: int) -> None:
+        while self._left > 0:
+            view = memoryview(self.read(min(self._left, 1 << 20)))
+            while view:
+                view = view[os.write(out_fd, view) :]
 
     def finish(self) -> None:
         """Refuse the file when more bytes follow than it had when opened."""

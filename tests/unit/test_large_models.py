@@ -210,3 +210,50 @@ def test_digest_database_stays_bounded(tmp_path, monkeypatch):
     cache.close()
     rows = sqlite3.connect(tmp_path / "d.sqlite").execute("SELECT COUNT(*) FROM digests").fetchone()[0]
     assert rows <= 20
+
+
+def test_plain_layers_copied_in_the_kernel_are_the_tars_tarfile_writes(tmp_path):
+    """The fast path for plain (model) layers writes exactly the bytes Python's tarfile writes."""
+    from compiler.oci import layer as layer_module
+    from compiler.oci.blobs import BlobStore
+
+    folder = tmp_path / "src"
+    folder.mkdir()
+    (folder / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024 + 17))
+    (folder / "empty").write_bytes(b"")
+    long_name = "d" * 120 + "-é.txt"  # a PAX header, a non-ASCII name
+    (folder / long_name).write_text("x" * 511)
+    entries = [
+        Entry("m", "dir", 0o755), Entry("m/big.bin", "file", 0o644, source=folder / "big.bin"),
+        Entry("m/empty", "file", 0o644, source=folder / "empty"), Entry(f"m/{long_name}", "file", 0o755, source=folder / long_name),
+        Entry("m/given.txt", "file", 0o644, data=b"given" * 300), Entry("m/link", "symlink", 0o777, target="/opt/x"),
+    ]  # fmt: skip
+    fast = layer_module.write_layer(entries, BlobStore(tmp_path / "a"), 7, compress=False)
+    store = BlobStore(tmp_path / "b")
+    writer = store.writer()
+    sink = layer_module._Sink(writer, compress=False)
+    layer_module._write_with_tarfile(layer_module.normalise(entries), sink, 7)
+    reference = writer.commit()
+    assert (fast.digest, fast.size) == (reference.digest, reference.size) and fast.diff_id == fast.digest
+
+
+def test_a_model_file_that_grows_while_it_is_layered_is_refused(tmp_path):
+    from compiler.oci.blobs import BlobStore
+    from compiler.oci.layer import write_layer
+    from compiler.workspace.walk import ContentError
+
+    path = tmp_path / "w.bin"
+    path.write_bytes(b"x" * BIG)
+    entries = [Entry("m/w.bin", "file", 0o644, source=path)]
+    real_copy = os.copy_file_range
+
+    def grow_then_copy(src, dst, count, offset_src=None, offset_dst=None):
+        with open(path, "ab") as fh:
+            fh.write(b"more")
+        return real_copy(src, dst, count, offset_src, offset_dst)
+
+    import unittest.mock
+
+    with unittest.mock.patch("os.copy_file_range", grow_then_copy), pytest.raises(ContentError, match="changed size"):
+        write_layer(entries, BlobStore(tmp_path / "store"), compress=False)
+    assert not [p for p in (tmp_path / "store").iterdir() if not p.name.startswith(".")]
