@@ -10,12 +10,18 @@ import docker
 import docker.errors
 
 from compiler.engines.base import ImageInfo, LogSink, Mount, RunHandle
+from compiler.engines.gpus import GpuRequest, dropped_message, no_gpu_message, no_gpu_support
 from compiler.errors import BuildError, EngineUnavailable, ResolveError, SpecError, SpecProblem, excerpt
 
 
-def run_error(exc: docker.errors.APIError, image: str, host_port: int | None, name: str | None) -> Exception:
+def run_error(
+    exc: docker.errors.APIError, image: str, host_port: int | None, name: str | None,
+    gpus: GpuRequest | None = None, engine: str = "docker",
+) -> Exception:  # fmt: skip
     """One line for an engine refusal to start a container: the user's (exit 2) or the engine's (exit 3)."""
     text = str(exc.explanation or exc)
+    if gpus is not None and no_gpu_support(text):
+        return BuildError(no_gpu_message(engine, gpus, text))
     if "port is already allocated" in text or "address already in use" in text:
         where = f"port {host_port}" if host_port else "the port"
         return SpecError(SpecProblem("--port", "", f"{where} on 127.0.0.1 is already in use; choose another with --port"))
@@ -38,6 +44,23 @@ class DockerEngine:
     def __init__(self, client: docker.DockerClient):
         self._client = client
         self._api = client.api
+        self._flavor: str | None = None
+
+    @property
+    def flavor(self) -> str:
+        """Which engine answers the Docker API: "docker", or "podman" (its Docker-compatible service)."""
+        if self._flavor is None:
+            components = self._api.version().get("Components") or []
+            names = " ".join(str(c.get("Name", "")) for c in components if isinstance(c, dict))
+            self._flavor = "podman" if "podman" in names.lower() else "docker"
+        return self._flavor
+
+    def _device_requests(self, gpus: GpuRequest | None) -> list | None:
+        if gpus is None:
+            return None
+        req = gpus.device_request(self.flavor)
+        return [docker.types.DeviceRequest(driver=req["Driver"], count=req["Count"], device_ids=req["DeviceIDs"],
+                                           capabilities=req["Capabilities"])]  # fmt: skip
 
     @classmethod
     def connect(cls, base_url: str | None = None) -> "DockerEngine":
@@ -144,9 +167,11 @@ class DockerEngine:
         name: str | None = None,
         command: list[str] | None = None,
         user: str | None = None,
+        gpus: GpuRequest | None = None,
     ) -> RunHandle:
         """Start ``image`` with every container port published on loopback: the first on ``host_port``
-        (None: any free port), the others on free ports. ``command`` replaces the image's CMD."""
+        (None: any free port), the others on free ports. ``command`` replaces the image's CMD; ``gpus``
+        passes GPUs (compiler/engines/gpus.py), refused when the engine drops the request."""
         if isinstance(container_ports, int):  # one port, as callers before the port map passed it
             container_ports = (container_ports,)
         ports = {}
@@ -164,16 +189,20 @@ class DockerEngine:
                 network_mode=network,
                 user=user,
                 volumes={str(m.source): {"bind": m.target, "mode": "ro" if m.read_only else "rw"} for m in mounts},
+                device_requests=self._device_requests(gpus),
             )
         except docker.errors.ImageNotFound:
             raise ResolveError(f"image '{excerpt(image)}' is not in the local engine") from None
         except docker.errors.APIError as exc:
-            raise run_error(exc, image, host_port, name) from None
+            raise run_error(exc, image, host_port, name, gpus, self.flavor if gpus else "docker") from None
+        if gpus is not None and not (container.attrs.get("HostConfig") or {}).get("DeviceRequests"):
+            container.remove(force=True)  # it would start on the CPU without a word
+            raise BuildError(dropped_message(self.flavor, gpus, image))
         try:
             container.start()
         except docker.errors.APIError as exc:
             container.remove(force=True)  # nothing is left behind in state Created
-            raise run_error(exc, image, host_port, name) from None
+            raise run_error(exc, image, host_port, name, gpus, self.flavor if gpus else "docker") from None
         published: dict[int, int] = {}
         if ports:
             container.reload()
