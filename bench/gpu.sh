@@ -15,7 +15,8 @@
 # Exit codes: 0 passed; 77 skipped: no NVIDIA GPU here (after checking pkgc and the engine); 1 failed;
 # 2 bad usage. Budget: under 5 minutes with network to PyPI (it says when it took longer).
 # Environment: PKGC (the pkgc command, default `pkgc`, else this checkout's compiler with python3),
-# DOCKER (default docker), GPUS (default all), KEEP=1 keeps the scratch folder and the images.
+# DOCKER (default docker), NVIDIA_SMI (default nvidia-smi), GPUS (default all), KEEP=1 keeps the scratch
+# folder and the images.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -54,12 +55,13 @@ say "engine ${docker_cmd[*]} $engine answers"
 
 # 3. a GPU, its driver and the container toolkit
 if [ "$MODE" = gpu ]; then
-  if ! command -v nvidia-smi > /dev/null; then
-    say "SKIPPED: no NVIDIA GPU here (nvidia-smi not found); pkgc and the engine answer. Nothing was built."
+  smi=${NVIDIA_SMI:-nvidia-smi}
+  if ! command -v "$smi" > /dev/null; then
+    say "SKIPPED: no NVIDIA GPU here ($smi not found); pkgc and the engine answer. Nothing was built."
     exit 77
   fi
-  gpus=$(nvidia-smi --query-gpu=index,name,driver_version --format=csv,noheader 2>&1) || {
-    say "SKIPPED: no usable NVIDIA GPU here (nvidia-smi: $(echo "$gpus" | head -1)); pkgc and the engine answer."
+  gpus=$("$smi" --query-gpu=index,name,driver_version --format=csv,noheader 2>&1) || {
+    say "SKIPPED: no usable NVIDIA GPU here ($smi: $(echo "$gpus" | head -1)); pkgc and the engine answer. Nothing was built."
     exit 77
   }
   say "GPUs: $(echo "$gpus" | tr '\n' ';')"
