@@ -15,8 +15,9 @@
 # Exit codes: 0 passed; 77 skipped: no NVIDIA GPU here (after checking pkgc and the engine); 1 failed;
 # 2 bad usage. Budget: under 5 minutes with network to PyPI (it says when it took longer).
 # Environment: PKGC (the pkgc command, default `pkgc`, else this checkout's compiler with python3),
-# DOCKER (default docker), NVIDIA_SMI (default nvidia-smi), GPUS (default all), KEEP=1 keeps the scratch
-# folder and the images.
+# DOCKER (default docker), NVIDIA_SMI (default nvidia-smi), GPUS (default all), TORCH (the requirement,
+# default bench/gpu/conda.yaml's torch==2.5.1: CUDA 12.4, drivers >= 525), KEEP=1 keeps the scratch folder
+# and the images.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -31,6 +32,9 @@ case "${1:-}" in
   *) echo "gpu.sh: unknown argument '$1' (use --cpu or nothing)" >&2; exit 2 ;;
 esac
 
+if [ -n "${TORCH:-}" ] && ! [[ "$TORCH" =~ ^torch(==|~=|>=|<=)[0-9][0-9A-Za-z.+]{0,40}$ ]]; then
+  echo "gpu.sh: TORCH must be a torch requirement such as torch==2.5.1 (got '${TORCH:0:60}')" >&2; exit 2
+fi
 say() { echo "gpu.sh: $*" >&2; }
 fail() { say "FAILED: $*"; exit 1; }
 started=$(date +%s)
@@ -86,6 +90,7 @@ cleanup() {
 }
 trap cleanup EXIT
 cp -r "$HERE/gpu/." "$WORK/"
+[ -z "${TORCH:-}" ] || sed -i "s/- torch==.*/- $TORCH/" "$WORK/conda.yaml"
 export PKGC_WORKSPACE="$WORK/workspace"
 
 build() {  # build the deployment; print the image reference
@@ -114,8 +119,9 @@ t3=$(date +%s)
 summary=$(python3 -c '
 import json, sys
 r = json.load(sys.stdin)["response"]
-print(f"device {r[\"device\"]}, cuda_available {r[\"cuda_available\"]}, gpu {r[\"gpu\"]}, torch {r[\"torch\"]} "
-      f"(CUDA runtime {r[\"cuda_runtime\"]}), predictions {[round(p, 4) for p in r[\"predictions\"]]}")' <<< "$result")
+r["predictions"] = [round(p, 4) for p in r["predictions"]]
+print("device {device}, cuda_available {cuda_available}, gpu {gpu}, torch {torch} (CUDA runtime {cuda_runtime}), "
+      "predictions {predictions}".format(**r))' <<< "$result")
 say "verified in $((t3 - t2)) s: $summary"
 total=$((t3 - started))
 [ "$total" -le "$BUDGET_S" ] || say "note: took $total s, over the ${BUDGET_S} s budget"
