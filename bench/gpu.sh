@@ -85,7 +85,11 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/pkgc-gpu-check.XXXXXX")
 images=()
 cleanup() {
   if [ "${KEEP:-0}" = 1 ]; then say "kept $WORK and ${images[*]:-no image}"; return; fi
-  for image in "${images[@]}"; do "${docker_cmd[@]}" rmi -f "$image" > /dev/null 2>&1 || true; done
+  local image id
+  for image in "${images[@]}"; do  # every tag pkgc gave it (NAME:N and NAME:sha256-...)
+    id=$("${docker_cmd[@]}" image inspect --format '{{.Id}}' "$image" 2> /dev/null) &&
+      "${docker_cmd[@]}" rmi -f "$id" > /dev/null 2>&1 || true
+  done
   rm -rf "$WORK"
 }
 trap cleanup EXIT

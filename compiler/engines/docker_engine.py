@@ -14,6 +14,11 @@ from compiler.engines.gpus import GpuRequest, dropped_message, no_gpu_message, n
 from compiler.errors import BuildError, EngineUnavailable, ResolveError, SpecError, SpecProblem, excerpt
 
 
+# Seconds an engine call may go without a byte back. The SDK's 60 s is too short for a multi-GB layer:
+# dockerd answers a load only once it has unpacked the layer (a 3.2 GB torch environment took longer here).
+READ_TIMEOUT_S = 900
+
+
 def run_error(
     exc: docker.errors.APIError, image: str, host_port: int | None, name: str | None,
     gpus: GpuRequest | None = None, engine: str = "docker",
@@ -66,7 +71,10 @@ class DockerEngine:
     def connect(cls, base_url: str | None = None) -> "DockerEngine":
         """Connect to the engine at ``base_url`` (or DOCKER_HOST / the default socket)."""
         try:
-            client = docker.DockerClient(base_url=base_url) if base_url else docker.from_env()
+            if base_url:
+                client = docker.DockerClient(base_url=base_url, timeout=READ_TIMEOUT_S)
+            else:
+                client = docker.from_env(timeout=READ_TIMEOUT_S)
             client.ping()
         except Exception as exc:  # the SDK raises several unrelated types for "no engine"
             raise EngineUnavailable(
