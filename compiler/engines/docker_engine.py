@@ -71,15 +71,13 @@ class DockerEngine:
     def connect(cls, base_url: str | None = None) -> "DockerEngine":
         """Connect to the engine at ``base_url`` (or DOCKER_HOST / the default socket)."""
         try:
-            if base_url:
-                client = docker.DockerClient(base_url=base_url, timeout=READ_TIMEOUT_S)
-            else:
-                client = docker.from_env(timeout=READ_TIMEOUT_S)
-            client.ping()
+            client = docker.DockerClient(base_url=base_url) if base_url else docker.from_env()
+            client.ping()  # with the SDK's 60 s: an engine that does not answer is found soon
         except Exception as exc:  # the SDK raises several unrelated types for "no engine"
             raise EngineUnavailable(
                 f"no Docker engine answers ({type(exc).__name__}); start one (see README: scripts/ensure-engine.sh)"
             ) from None
+        client.api.timeout = READ_TIMEOUT_S
         return cls(client)
 
     def image_info(self, ref: str) -> ImageInfo | None:
