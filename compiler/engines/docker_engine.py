@@ -201,6 +201,8 @@ class DockerEngine:
             raise ResolveError(f"image '{excerpt(image)}' is not in the local engine") from None
         except docker.errors.APIError as exc:
             raise run_error(exc, image, host_port, name, gpus, self.flavor if gpus else "docker") from None
+        except docker.errors.InvalidVersion as exc:  # device requests need API 1.40 (Docker 19.03)
+            raise BuildError(f"the engine cannot pass GPUs ({gpus}): {excerpt(str(exc), 160)}") from None
         if gpus is not None and not (container.attrs.get("HostConfig") or {}).get("DeviceRequests"):
             container.remove(force=True)  # it would start on the CPU without a word
             raise BuildError(dropped_message(self.flavor, gpus, image))

@@ -134,3 +134,19 @@ def test_gpu_sh_skips_when_the_driver_does_not_answer(engine, tmp_path):
     assert proc.stderr.strip().splitlines()[-1] == (
         f"gpu.sh: SKIPPED: no usable NVIDIA GPU here ({smi}: NVIDIA-SMI has failed because it couldn't communicate "
         "with the NVIDIA driver.); pkgc and the engine answer. Nothing was built.")  # fmt: skip
+
+
+def test_an_engine_api_older_than_device_requests_is_one_line(copy_package):
+    """Docker's API before 1.40 (Docker 19.03) has no device requests: said so, nothing created."""
+    from compiler.engines import DockerEngine
+    from compiler.errors import BuildError
+
+    client = docker.DockerClient(version="1.39")  # the real engine, spoken to as an older one
+    try:
+        with pytest.raises(BuildError) as err:
+            DockerEngine(client).run(copy_package["image"], 5001, None, [], {}, gpus=parse_gpus("all"))
+        assert str(err.value) == ("the engine cannot pass GPUs (all): device_requests param is not supported in "
+                                  "API versions < 1.40")  # fmt: skip
+        assert containers_of(client, copy_package["image"]) == []
+    finally:
+        client.close()
