@@ -77,7 +77,8 @@ if ! "${docker_cmd[@]}" image inspect "$BASE" > /dev/null 2>&1; then
   pkgc -q base-image build debian-bookworm > /dev/null || fail "pkgc base-image build debian-bookworm"
 fi
 if [ "$MODE" = gpu ]; then  # before a long build: can the engine pass GPUs at all?
-  out=$("${docker_cmd[@]}" run --rm --gpus "${GPUS:-all}" --network none "$BASE" true 2>&1) ||
+  gpus_flag=${GPUS:-all}; [[ "$gpus_flag" != *,* || "$gpus_flag" == \"* ]] || gpus_flag="\"$gpus_flag\""  # docker's CSV
+  out=$("${docker_cmd[@]}" run --rm --gpus "$gpus_flag" --network none "$BASE" true 2>&1) ||
     fail "the engine cannot give a container GPUs (install nvidia-container-toolkit and restart the engine): $(echo "$out" | head -1)"
 fi
 

@@ -150,3 +150,20 @@ def test_an_engine_api_older_than_device_requests_is_one_line(copy_package):
         assert containers_of(client, copy_package["image"]) == []
     finally:
         client.close()
+
+
+@pytest.mark.parametrize("gpus", ["all", "device=0,1"])
+def test_gpu_sh_stops_before_building_when_the_engine_cannot_pass_gpus(engine, tmp_path, gpus):
+    """Past the GPU probe (an nvidia-smi that answers as one does on a T4; there is no GPU here), the
+    script's first engine call with --gpus reaches Docker, which has no NVIDIA toolkit: exit 1 with
+    Docker's words, nothing built."""
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\necho '0, Tesla T4, 535.183.01'\n")
+    smi.chmod(0o755)
+    proc = gpu_sh({"NVIDIA_SMI": str(smi), "GPUS": gpus, "TMPDIR": str(tmp_path)})
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines[2] == "gpu.sh: GPUs: 0, Tesla T4, 535.183.01;"
+    assert lines[3:] == ["gpu.sh: FAILED: the engine cannot give a container GPUs (install nvidia-container-toolkit "
+                         f"and restart the engine): docker: Error response from daemon: {DOCKER_NO_GPU}"]  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nvidia-smi"]
