@@ -52,7 +52,7 @@ def image_labels(recipe: BaseImageRecipe) -> dict[str, str]:
         f"{LABEL_PREFIX}distro": recipe.distro,
         f"{LABEL_PREFIX}conda": "true" if recipe.has_conda else "false",
         f"{LABEL_PREFIX}recipe-digest": recipe.digest,
-    }
+    } | ({f"{LABEL_PREFIX}cuda": recipe.cuda} if recipe.cuda else {})  # the CUDA runtime version the image carries
 
 
 def import_changes(recipe: BaseImageRecipe) -> list[str]:

@@ -67,6 +67,8 @@ def register(sub) -> None:
 def after_build(args) -> AfterBuild:
     if not args.verify and (args.request_file or args.expect):
         raise SpecError(SpecProblem("--request-file/--expect", "", "need --verify"))
+    if not args.verify and args.gpus:
+        raise SpecError(SpecProblem("--gpus", "", "applies to the smoke test: add --verify"))
     after = AfterBuild(
         outputs=tuple(parse_output(text) for text in args.output),
         push=parse_push(args.push) if args.push else None,

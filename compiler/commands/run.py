@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 from compiler.commands import connect_engine, print_result
+from compiler.commands.verify import add_gpus_argument
+from compiler.engines.gpus import parse_gpus
 from compiler.errors import PkgcError, SpecError, SpecProblem, excerpt
 from compiler.labels import ROUTE_RE
 
@@ -56,6 +58,7 @@ def register(sub) -> None:
     p.add_argument("--model-path", help="model folder to mount instead of the workspace's copy")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the health route")
     p.add_argument("--json", action="store_true")
+    add_gpus_argument(p)
     batch = p.add_argument_group("batch packages (azureml_batch): run as a job")
     batch.add_argument("--batch", action="store_true", help="run a batch package over --input, writing to --output")
     batch.add_argument("--input", help="folder of input files (mounted read-only)")
@@ -83,7 +86,7 @@ def run_batch_job(args, options, reporter) -> int:
         raise SpecError(SpecProblem("--batch", "", "runs a job to its end: --port, --detach and --name do not apply"))
     settings = JobSettings(**{field: getattr(args, flag) for field, flag in BATCH_FLAGS.items()})
     req = BatchRequest(image=args.image, input_dir=Path(args.input), output_dir=Path(args.output), settings=settings,
-                       model_path=Path(args.model_path) if args.model_path else None)  # fmt: skip
+                       model_path=Path(args.model_path) if args.model_path else None, gpus=parse_gpus(args.gpus))  # fmt: skip
     reporter.step(f"running batch job {args.image} over {args.input}")
     result = run_batch(connect_engine(), Workspace(options.workspace), req)
     for line in result.log.strip().splitlines():
@@ -101,10 +104,11 @@ def run(args, options, reporter) -> int:
     extra = [flag for flag in ("input", "output", *BATCH_FLAGS.values()) if getattr(args, flag) is not None]
     if extra:
         raise SpecError(SpecProblem(f"--{extra[0].replace('_', '-')}", "", "applies to batch packages only: add --batch"))
+    gpus = parse_gpus(args.gpus)  # bad input before the engine is asked
     engine = connect_engine()
     handle, labels = start_package(
         engine, args.image, Workspace(options.workspace), host_port=args.port,
-        model_path=Path(args.model_path) if args.model_path else None, name=args.name,
+        model_path=Path(args.model_path) if args.model_path else None, name=args.name, gpus=gpus,
     )  # fmt: skip
     url = f"http://127.0.0.1:{handle.host_port}"
     try:
@@ -115,7 +119,8 @@ def run(args, options, reporter) -> int:
     reporter.step(f"{args.image} answers on {url} after {seconds:.1f} s (container {handle.container_id[:12]})")
     result = {"container": handle.container_id, "url": url, "port": handle.host_port,
               "score_url": score_url(handle, labels), "readiness_url": readiness_url(handle, labels),
-              "ports": {str(k): v for k, v in handle.ports.items()}, "model_mounted": labels.needs_mount}  # fmt: skip
+              "ports": {str(k): v for k, v in handle.ports.items()}, "model_mounted": labels.needs_mount,
+              "gpus": str(gpus) if gpus else None}  # fmt: skip
     if args.detach:
         print_result(result, args.json, handle.container_id)
         return 0

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from compiler.commands import connect_engine, print_result
+from compiler.engines.gpus import parse_gpus
 from compiler.errors import SpecError, SpecProblem
 from compiler.runtime.request_body import json_file
 from compiler.runtime.verify import Expected, VerifyRequest
@@ -33,6 +34,14 @@ def add_verify_arguments(parser, timeout_flag: str = "--timeout") -> None:
     parser.add_argument("--rel-tol", type=float, default=1e-6, help="relative tolerance for numbers (default 1e-6)")
     parser.add_argument(timeout_flag, dest="verify_timeout", metavar="SECONDS", type=float, default=120.0,
                         help="seconds to wait for the health route and the response (default 120)")  # fmt: skip
+    add_gpus_argument(parser)
+
+
+def add_gpus_argument(parser) -> None:
+    """``--gpus``, as ``docker run`` spells it (``pkgc run``, ``pkgc verify``, ``pkgc build --verify``)."""
+    parser.add_argument("--gpus", metavar="all|N|device=ID[,ID...]",
+                        help="give the container GPUs (docker: --gpus; podman: CDI nvidia.com/gpu=...); the engine's "
+                        "host needs the NVIDIA driver and nvidia-container-toolkit")  # fmt: skip
 
 
 def verify_request(image: str, args) -> VerifyRequest:
@@ -47,7 +56,7 @@ def verify_request(image: str, args) -> VerifyRequest:
     return VerifyRequest(
         image=image, body=body, expected=expected, timeout=args.verify_timeout,
         model_path=Path(args.model_path) if getattr(args, "model_path", None) else None,
-        mount_model=not getattr(args, "no_model_mount", False),
+        mount_model=not getattr(args, "no_model_mount", False), gpus=parse_gpus(args.gpus),
     )  # fmt: skip
 
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, Protocol
 
+from compiler.engines.gpus import GpuRequest
+
 LogSink = Callable[[str], None]
 
 
@@ -67,6 +69,7 @@ class Engine(Protocol):
         name: str | None = None,
         command: list[str] | None = None,
         user: str | None = None,
+        gpus: GpuRequest | None = None,
     ) -> RunHandle: ...
 
     def wait(self, container_id: str, timeout: float | None = None) -> int: ...

@@ -10,12 +10,23 @@ import docker
 import docker.errors
 
 from compiler.engines.base import ImageInfo, LogSink, Mount, RunHandle
+from compiler.engines.gpus import GpuRequest, dropped_message, no_gpu_message, no_gpu_support
 from compiler.errors import BuildError, EngineUnavailable, ResolveError, SpecError, SpecProblem, excerpt
 
 
-def run_error(exc: docker.errors.APIError, image: str, host_port: int | None, name: str | None) -> Exception:
+# Seconds an engine call may go without a byte back. The SDK's 60 s is too short for a multi-GB layer:
+# dockerd answers a load only once it has unpacked the layer (a 3.2 GB torch environment took longer here).
+READ_TIMEOUT_S = 900
+
+
+def run_error(
+    exc: docker.errors.APIError, image: str, host_port: int | None, name: str | None,
+    gpus: GpuRequest | None = None, engine: str = "docker",
+) -> Exception:  # fmt: skip
     """One line for an engine refusal to start a container: the user's (exit 2) or the engine's (exit 3)."""
     text = str(exc.explanation or exc)
+    if gpus is not None and no_gpu_support(text):
+        return BuildError(no_gpu_message(engine, gpus, text))
     if "port is already allocated" in text or "address already in use" in text:
         where = f"port {host_port}" if host_port else "the port"
         return SpecError(SpecProblem("--port", "", f"{where} on 127.0.0.1 is already in use; choose another with --port"))
@@ -38,17 +49,35 @@ class DockerEngine:
     def __init__(self, client: docker.DockerClient):
         self._client = client
         self._api = client.api
+        self._flavor: str | None = None
+
+    @property
+    def flavor(self) -> str:
+        """Which engine answers the Docker API: "docker", or "podman" (its Docker-compatible service)."""
+        if self._flavor is None:
+            components = self._api.version().get("Components") or []
+            names = " ".join(str(c.get("Name", "")) for c in components if isinstance(c, dict))
+            self._flavor = "podman" if "podman" in names.lower() else "docker"
+        return self._flavor
+
+    def _device_requests(self, gpus: GpuRequest | None) -> list | None:
+        if gpus is None:
+            return None
+        req = gpus.device_request(self.flavor)
+        return [docker.types.DeviceRequest(driver=req["Driver"], count=req["Count"], device_ids=req["DeviceIDs"],
+                                           capabilities=req["Capabilities"])]  # fmt: skip
 
     @classmethod
     def connect(cls, base_url: str | None = None) -> "DockerEngine":
         """Connect to the engine at ``base_url`` (or DOCKER_HOST / the default socket)."""
         try:
             client = docker.DockerClient(base_url=base_url) if base_url else docker.from_env()
-            client.ping()
+            client.ping()  # with the SDK's 60 s: an engine that does not answer is found soon
         except Exception as exc:  # the SDK raises several unrelated types for "no engine"
             raise EngineUnavailable(
                 f"no Docker engine answers ({type(exc).__name__}); start one (see README: scripts/ensure-engine.sh)"
             ) from None
+        client.api.timeout = READ_TIMEOUT_S
         return cls(client)
 
     def image_info(self, ref: str) -> ImageInfo | None:
@@ -144,9 +173,11 @@ class DockerEngine:
         name: str | None = None,
         command: list[str] | None = None,
         user: str | None = None,
+        gpus: GpuRequest | None = None,
     ) -> RunHandle:
         """Start ``image`` with every container port published on loopback: the first on ``host_port``
-        (None: any free port), the others on free ports. ``command`` replaces the image's CMD."""
+        (None: any free port), the others on free ports. ``command`` replaces the image's CMD; ``gpus``
+        passes GPUs (compiler/engines/gpus.py), refused when the engine drops the request."""
         if isinstance(container_ports, int):  # one port, as callers before the port map passed it
             container_ports = (container_ports,)
         ports = {}
@@ -164,16 +195,22 @@ class DockerEngine:
                 network_mode=network,
                 user=user,
                 volumes={str(m.source): {"bind": m.target, "mode": "ro" if m.read_only else "rw"} for m in mounts},
+                device_requests=self._device_requests(gpus),
             )
         except docker.errors.ImageNotFound:
             raise ResolveError(f"image '{excerpt(image)}' is not in the local engine") from None
         except docker.errors.APIError as exc:
-            raise run_error(exc, image, host_port, name) from None
+            raise run_error(exc, image, host_port, name, gpus, self.flavor if gpus else "docker") from None
+        except docker.errors.InvalidVersion as exc:  # device requests need API 1.40 (Docker 19.03)
+            raise BuildError(f"the engine cannot pass GPUs ({gpus}): {excerpt(str(exc), 160)}") from None
+        if gpus is not None and not (container.attrs.get("HostConfig") or {}).get("DeviceRequests"):
+            container.remove(force=True)  # it would start on the CPU without a word
+            raise BuildError(dropped_message(self.flavor, gpus, image))
         try:
             container.start()
         except docker.errors.APIError as exc:
             container.remove(force=True)  # nothing is left behind in state Created
-            raise run_error(exc, image, host_port, name) from None
+            raise run_error(exc, image, host_port, name, gpus, self.flavor if gpus else "docker") from None
         published: dict[int, int] = {}
         if ports:
             container.reload()

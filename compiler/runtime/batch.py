@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.engines.base import Engine, Mount
+from compiler.engines.gpus import GpuRequest
 from compiler.errors import ResolveError, SpecError, SpecProblem, VerifyError, excerpt
 from compiler.runtime.run import model_mount, package_labels
 from compiler.workspace import Workspace
@@ -51,6 +52,7 @@ class BatchRequest:
     output_dir: Path
     settings: JobSettings = JobSettings()
     model_path: Path | None = None
+    gpus: GpuRequest | None = None
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,8 @@ def run_batch(engine: Engine, workspace: Workspace, req: BatchRequest) -> BatchR
     mounts += [Mount(input_dir, CONTAINER_INPUT, read_only=True), Mount(output_dir, CONTAINER_OUTPUT, read_only=False)]
     user = f"{os.getuid()}:{os.getgid()}"
     started = time.monotonic()
-    handle = engine.run(req.image, (), None, mounts, {}, network="none", command=job_arguments(req), user=user)
+    handle = engine.run(req.image, (), None, mounts, {}, network="none", command=job_arguments(req), user=user,
+                        gpus=req.gpus)  # fmt: skip
     try:
         code = engine.wait(handle.container_id)
         log = engine.logs(handle.container_id)

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from compiler.engines.base import Engine, Mount, RunHandle
+from compiler.engines.gpus import GpuRequest
 from compiler.errors import ResolveError, VerifyError, excerpt
 from compiler.labels import PackageLabels
 from compiler.runtime.http import wait_ready
@@ -64,6 +65,7 @@ def start_package(
     env: dict[str, str] | None = None,
     name: str | None = None,
     network: str | None = None,
+    gpus: GpuRequest | None = None,
 ) -> tuple[RunHandle, PackageLabels]:
     labels = package_labels(engine, image)
     if labels.is_job:
@@ -74,7 +76,7 @@ def start_package(
     mounts = model_mount(labels, workspace, model_path) if mount_model else []
     if mount_model:
         mounts += input_mounts(image, labels, workspace)
-    handle = engine.run(image, labels.ports, host_port, mounts, env or {}, network=network, name=name)
+    handle = engine.run(image, labels.ports, host_port, mounts, env or {}, network=network, name=name, gpus=gpus)
     return handle, labels
 
 

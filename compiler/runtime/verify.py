@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.engines.base import Engine
+from compiler.engines.gpus import GpuRequest
 from compiler.errors import PkgcError, VerifyError
 from compiler.mlflow.example import example_request
 from compiler.runtime.http import request
@@ -44,6 +45,7 @@ class VerifyRequest:
     timeout: float = 120.0
     model_path: Path | None = None
     mount_model: bool = True
+    gpus: GpuRequest | None = None
 
 
 @dataclass(frozen=True)
@@ -58,12 +60,13 @@ class VerifyResult:
     compared: bool
     response: object | None
     sbom: dict | None = None  # the SBOM check: digest, packages, matches_lock
+    gpus: str | None = None  # the --gpus the container ran with
 
     def as_dict(self) -> dict:
         return {"passed": True, "image": self.image, "model_mounted": self.model_mounted,
                 "ready_seconds": round(self.ready_seconds, 2), "scored": self.scored, "status": self.status,
                 "score_seconds": None if self.score_seconds is None else round(self.score_seconds, 3),
-                "compared": self.compared, "response": self.response, "sbom": self.sbom}  # fmt: skip
+                "compared": self.compared, "response": self.response, "sbom": self.sbom, "gpus": self.gpus}  # fmt: skip
 
 
 def first_difference(actual: object, expected: object, rel_tol: float, abs_tol: float, path: str = "$") -> str | None:
@@ -115,7 +118,9 @@ def verify_package(engine: Engine, workspace: Workspace, req: VerifyRequest) -> 
     (exit 4) with the reason, always removing the container."""
     from compiler.sbom.image_check import check_image_sbom
 
-    handle, labels = start_package(engine, req.image, workspace, model_path=req.model_path, mount_model=req.mount_model)
+    handle, labels = start_package(engine, req.image, workspace, model_path=req.model_path, mount_model=req.mount_model,
+                                   gpus=req.gpus)  # fmt: skip
+    gpus = str(req.gpus) if req.gpus else None
     try:  # the labels and the model mount are checked (exit 2) before the SBOM (exit 4) while the server starts
         sbom = check_image_sbom(engine, req.image, labels.extra).as_dict()
         try:  # a server that exits first is named by its first exception, as pkgc run names it
@@ -125,7 +130,8 @@ def verify_package(engine: Engine, workspace: Workspace, req: VerifyRequest) -> 
         url = f"http://127.0.0.1:{handle.host_port}"
         body = req.body if req.body is not None else example_request(req.image, labels.extra)  # the MLflow model's own
         if body is None:
-            return VerifyResult(req.image, url, labels.needs_mount and req.mount_model, ready, False, None, None, False, None, sbom)
+            return VerifyResult(req.image, url, labels.needs_mount and req.mount_model, ready, False, None, None, False, None, sbom,
+                                gpus)  # fmt: skip
         started = time.monotonic()
         response = request(score_url(handle, labels), data=body, timeout=req.timeout)
         seconds = time.monotonic() - started
@@ -143,7 +149,7 @@ def verify_package(engine: Engine, workspace: Workspace, req: VerifyRequest) -> 
             if diff:
                 raise VerifyError(f"{req.image}: the response differs from {exp.source} at {diff}")
         return VerifyResult(req.image, url, labels.needs_mount and req.mount_model, ready, True, response.status,
-                            seconds, req.expected is not None, answer, sbom)  # fmt: skip
+                            seconds, req.expected is not None, answer, sbom, gpus)  # fmt: skip
     except PkgcError:
         raise
     except OSError as exc:
