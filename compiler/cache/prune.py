@@ -3,9 +3,10 @@
 In order: the staging of runs that are gone; and, only while no run holds the cache
 (``compiler.cache.use``): store blobs that neither the store's index nor a record names (with the
 records and base scans whose blobs are gone), logs older than ``LOG_MAX_AGE``, and then, until the
-cache is within ``max_size``, pyc files and fetched files by last use (oldest first). Images named in
-the store, their records, built wheels and recent logs are never evicted: what stays over the limit
-is reported."""
+cache is within ``max_size``, pyc files and fetched files by last use (oldest first), then package
+images a newer build of their repository replaced (``compiler.cache.superseded``), oldest first. The
+newest image of each repository, records, built wheels and recent logs are never evicted: what stays
+over the limit is reported."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from compiler.cache.lru import last_use
 from compiler.cache.owner import remove_tree
 from compiler.cache.parts import PARTS, STAGING, Usage, measure, tree_usage
 from compiler.cache.references import MAX_RECORD, RECORD_FOLDERS, UnreadableStore, hex_digest, read_json, referenced_blobs
+from compiler.errors import PkgcError
+from compiler.cache.superseded import superseded_images, unname
 from compiler.cache.use import exclusive, sweep
 
 LOG_MAX_AGE = 7 * 24 * 3600.0
@@ -175,3 +178,16 @@ def _evict(cache: Path, max_size: int, removed: dict[str, Usage]) -> None:
         before = removed[candidate.part].bytes
         _remove(candidate.path, removed[candidate.part])
         total -= removed[candidate.part].bytes - before
+    store = cache / "oci"
+    try:
+        old = superseded_images(store) if total > max_size else []
+    except PkgcError:  # a damaged index: said by _prune_store's reason, nothing evicted blindly
+        return
+    for image in old:
+        unname(store, image)
+        before = sum(u.bytes for u in removed.values())
+        if _prune_store(store, removed) is not None:
+            return
+        total -= sum(u.bytes for u in removed.values()) - before
+        if total <= max_size:
+            return

@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -21,6 +22,7 @@ from compiler.oci.regular import NotRegularFile, open_regular
 
 REF_NAME = "org.opencontainers.image.ref.name"
 ENGINE_ID = "io.pkgc.engine.image-id"
+NAMED_AT = "io.pkgc.named-at"  # when the store last pointed the name here (unix seconds): the newest stays on prune
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 INDEX = "application/vnd.oci.image.index.v1+json"
 CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -102,10 +104,18 @@ class OciStore:
                 _atomic_write(layout, canonical_json(LAYOUT))
             index = self._index()
             kept = [m for m in index["manifests"] if (m.get("annotations") or {}).get(REF_NAME) not in refs]
+            now = str(int(time.time()))
             for ref in refs:
                 kept.append({"mediaType": MANIFEST, "digest": manifest.digest, "size": manifest.size,
-                             "annotations": {**(annotations or {}), REF_NAME: ref}})  # fmt: skip
+                             "annotations": {**(annotations or {}), NAMED_AT: now, REF_NAME: ref}})  # fmt: skip
             index["manifests"] = sorted(kept, key=lambda m: m["annotations"][REF_NAME])
+            _atomic_write(self.root / "index.json", json.dumps(index, indent=1, sort_keys=True).encode())
+
+    def unname(self, refs: set[str]) -> None:
+        """Drop the names ``refs`` (their blobs stay until a prune finds them unnamed)."""
+        with self._locked():
+            index = self._index()
+            index["manifests"] = [m for m in index["manifests"] if (m.get("annotations") or {}).get(REF_NAME) not in refs]
             _atomic_write(self.root / "index.json", json.dumps(index, indent=1, sort_keys=True).encode())
 
 

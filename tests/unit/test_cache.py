@@ -246,3 +246,33 @@ def test_the_command_line_reports_parts_and_refuses_a_bad_size(tmp_path):
     prune = run_pkgc("cache", "prune", "--max-size", "1K", env=env)
     assert prune.returncode == 0 and prune.stdout.startswith("freed 1.2 KiB (pyc cache 1.2 KiB)")
     assert measure(cache).parts["pyc cache"].files == 0
+
+
+def _package_image(store: OciStore, repo: str, version: int, weights: bytes) -> str:
+    """A package build as pkgc names it: ``repo:version`` and a content tag, one plain model layer."""
+    layer = write_layer([Entry("opt/pkgc/model-files/w.bin", "file", 0o644, data=weights)], store.blobs, 0, compress=False)
+    config = store.put_json({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
+                             "config": {"Labels": {"version": str(version)}}})  # fmt: skip
+    manifest = store.put_json({"schemaVersion": 2, "mediaType": MANIFEST, "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                               "digest": config.digest, "size": config.size}, "layers": [layer.descriptor()]})  # fmt: skip
+    store.name([f"{repo}:{version}", f"{repo}:sha256-{manifest.digest[7:31]}"], manifest)
+    return manifest.digest
+
+
+def test_max_size_lets_go_of_package_images_a_newer_build_replaced_oldest_first(tmp_path, monkeypatch):
+    """Every build of a changed package is a new version in the store: without this the store keeps
+    every model layer ever built. The newest image of each repository stays, whatever the limit."""
+    cache = tmp_path / "cache"
+    store = OciStore.in_cache(cache)
+    clock = iter(range(1_000, 2_000, 10))
+    monkeypatch.setattr("compiler.oci.store.time.time", lambda: float(next(clock)))
+    first, second, third = (_package_image(store, "pkgc/big", v, os.urandom(300_000)) for v in (1, 2, 3))
+    other = _package_image(store, "pkgc/other", 1, os.urandom(300_000))
+    monkeypatch.undo()
+    result = prune_cache(cache, max_size=measure(cache).total - 100_000)  # one old image is enough
+    names = {m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"] for m in store.entries()}
+    assert first not in names.values() and {second, third, other} <= set(names.values())
+    assert not store.blobs.has(first) and result.over == 0
+    tight = prune_cache(cache, max_size=1)
+    names = {m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"] for m in store.entries()}
+    assert set(names.values()) == {third, other} and names["pkgc/big:3"] == third and tight.over > 0
