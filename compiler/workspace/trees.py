@@ -264,13 +264,14 @@ def _link_or_copy(stored: Path, out: Path) -> None:
         shutil.copyfile(stored, out)
 
 
-def _stored_content(entry: Entry, files_dir: Path, digests: DigestCache | None) -> tuple[str, Path]:
+def _stored_content(entry: Entry, files_dir: Path, staging: Path, digests: DigestCache | None) -> tuple[str, Path]:
     """The content file of ``entry`` in ``files_dir`` (named by its sha256, '.x' when executable),
-    written now when missing; a file ``digests`` knows is not read when its content is already held."""
+    written now when missing (first in ``staging``, which a killed run's successor removes); a file
+    ``digests`` knows is not read when its content is already held."""
     known = digests.lookup(os.stat(entry.path)) if digests is not None else None
     if known is not None and (held := files_dir / _content_name(known, entry.executable)).is_file():
         return known, held
-    tmp = files_dir / f"{STAGING}{os.getpid()}-{secrets.token_hex(8)}"
+    tmp = staging / f".content-{secrets.token_hex(16)}"
     try:
         sha256 = _content_digest(entry, digests, tmp)
         tmp.chmod(0o555 if entry.executable else 0o444)
@@ -285,10 +286,10 @@ def _stored_content(entry: Entry, files_dir: Path, digests: DigestCache | None) 
 
 
 def _copy(source: Path, target: Path, files_dir: Path, digests: DigestCache | None) -> tuple[str, list[Entry]]:
-    """Place the walked ``source`` at ``target``: each file a hard link to its content file in
-    ``files_dir`` (stored once for every tree holding it, read once when new); return the digest of
-    what was placed, and its entries."""
-    name = target.name
+    """Place the walked ``source`` at ``target`` (in a staging folder): each file a hard link to its
+    content file in ``files_dir`` (stored once for every tree holding it, read once when new); return
+    the digest of what was placed, and its entries."""
+    name, staging = target.name, target.parent
     digest = hashlib.sha256()
     entries = walk(source)
     try:
@@ -297,7 +298,7 @@ def _copy(source: Path, target: Path, files_dir: Path, digests: DigestCache | No
             if entry.is_dir:
                 out.mkdir()
             else:
-                content, held = _stored_content(entry, files_dir, digests)
+                content, held = _stored_content(entry, files_dir, staging, digests)
                 _link_or_copy(held, out)
                 digest.update(_digest_line(_rel(name, entry), entry.executable, content))
     except OSError as exc:  # a path too long for the workspace's folder, a full disk

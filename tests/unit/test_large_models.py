@@ -105,6 +105,8 @@ def test_contents_are_held_once_and_a_known_file_is_not_read_again(tmp_path, mon
     assert oct(a.stat().st_mode & 0o777) == oct(0o444)
     assert (ws.tree_path(second) / "model" / "notes.txt").read_text() == "one small file more"
     assert ws.store_tree(source) == second  # known: found without storing again
+    held = sorted(p.name for p in (ws.root / "files").iterdir())  # contents only: temporaries live in the staging folder
+    assert len(held) == 3 and all(len(name) == 64 and int(name, 16) >= 0 for name in held)
 
 
 def test_executable_and_plain_copies_of_one_content_are_two_files(tmp_path):
