@@ -35,6 +35,7 @@ class MLflowModel:
     flavor_versions: tuple[FlavorVersion, ...] = ()
     serving_example: str | None = None  # serving_input_example.json as compact JSON, when small enough
     serving_example_note: str | None = None  # why the model's example is not used, when it has one
+    sklearn_format: str | None = None  # the sklearn flavour's serialization_format (skops, cloudpickle, pickle)
 
     @property
     def python_minor(self) -> str | None:
@@ -140,6 +141,12 @@ def _serving_example(doc: YamlDocument, root: Path, data: dict) -> tuple[str | N
     return json.dumps(example, separators=(",", ":")), None  # key order kept: "inputs" columns keep theirs
 
 
+def _sklearn_format(flavors: dict) -> str | None:
+    sklearn = flavors.get("sklearn")
+    value = sklearn.get("serialization_format") if isinstance(sklearn, dict) else None
+    return value if isinstance(value, str) else None
+
+
 def read_mlflow_model(root: Path) -> MLflowModel:
     """Parse ``root/MLmodel``; a model without a python_function flavour cannot be served."""
     doc = load_yaml(root / "MLmodel", "MLmodel file")
@@ -174,4 +181,5 @@ def read_mlflow_model(root: Path) -> MLflowModel:
         flavor_versions=flavor_versions(flavors),
         serving_example=example,
         serving_example_note=example_note,
+        sklearn_format=_sklearn_format(flavors),
     )

@@ -72,11 +72,23 @@ def _swagger(version: str, schema: dict) -> dict:
             "components": {"schemas": {"ServiceInput": schema, "ServiceOutput": output}}}  # fmt: skip
 
 
+def import_first(model: MLflowModel) -> list[str]:
+    """Modules the model's loader needs that score.py imports before mlflow, because their own import
+    costs grow with the number of modules already loaded: skops.io looks up the module of each numpy
+    and scipy ufunc in every loaded module (0.17-0.32 s before mlflow's ~2,900 modules, 0.85-1.23 s
+    after them, measured in the package image with ``python -X importtime``; the names it finds are
+    the same)."""
+    if model.loader_module == "mlflow.sklearn" and model.sklearn_format == "skops":
+        return ["skops.io"]
+    return []
+
+
 def generated_files(model: MLflowModel, model_subdir: str) -> dict[str, bytes]:
     schema = input_schema(model)
+    settings = {"model_subdir": model_subdir, "import_first": import_first(model)}
     return {
         "score.py": (templates_dir() / "mlflow" / "score.py").read_bytes(),
-        "pkgc_mlflow.json": json.dumps({"model_subdir": model_subdir}, indent=2).encode() + b"\n",
+        "pkgc_mlflow.json": json.dumps(settings, indent=2).encode() + b"\n",
         "swagger2.json": json.dumps(_swagger("2", schema), indent=2).encode() + b"\n",
         "swagger3.json": json.dumps(_swagger("3", schema), indent=2).encode() + b"\n",
     }

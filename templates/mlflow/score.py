@@ -15,21 +15,43 @@ A request's ``params`` (MLflow 2.6+: {"dataframe_split": ..., "params": {...}}, 
 "input_data") are passed to ``predict(data, params=...)``, as MLflow's scoring server does; MLflow
 checks them against the signature's params schema and a value of the wrong type is a 400 naming the
 param.
+
+Start-up (measured with ``python -X importtime`` in the package image): the modules in the settings'
+``import_first`` (skops.io for a skops-saved scikit-learn model) are imported before mlflow, since
+their import scans every loaded module; and the model is loaded without MLflow's load-time check of
+its requirements against the installed packages (``suppress_warnings``: it reads every installed
+distribution's file list), which pkgc's build already made: the lock is resolved from the model's
+requirements, the versions the flavours record are compared with it and the Python is checked.
 """
 
+import importlib
 import inspect
 import json
 import logging
 import os
 
-import numpy
-import pandas
-from azureml_inference_server_http.api.aml_response import AMLResponse
-from mlflow.exceptions import MlflowException
-from mlflow.pyfunc import load_model
-from mlflow.pyfunc.scoring_server import parse_tf_serving_input
-from mlflow.types import DataType
-from mlflow.utils.proto_json_utils import dataframe_from_parsed_json
+
+def _settings():
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "pkgc_mlflow.json"), encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+SETTINGS = _settings()
+for _name in SETTINGS.get("import_first", ()):
+    try:
+        importlib.import_module(_name)
+    except ImportError:
+        pass  # MLflow's loader reports it, as it would have
+
+import numpy  # noqa: E402 - after import_first, on purpose
+import pandas  # noqa: E402
+from azureml_inference_server_http.api.aml_response import AMLResponse  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
+from mlflow.pyfunc import load_model  # noqa: E402
+from mlflow.pyfunc.scoring_server import parse_tf_serving_input  # noqa: E402
+from mlflow.types import DataType  # noqa: E402
+from mlflow.utils.proto_json_utils import dataframe_from_parsed_json  # noqa: E402
 
 MLFLOW_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 PARAMS_KEY = "params"
@@ -41,15 +63,12 @@ class BadRequest(ValueError):
 
 
 def _model_path():
-    here = os.path.dirname(os.path.abspath(__file__))
-    with open(os.path.join(here, "pkgc_mlflow.json"), encoding="utf-8") as fh:
-        subdir = json.load(fh)["model_subdir"]
-    return os.path.join(os.environ["AZUREML_MODEL_DIR"], subdir)
+    return os.path.join(os.environ["AZUREML_MODEL_DIR"], SETTINGS["model_subdir"])
 
 
 def init():
     global model
-    model = load_model(_model_path())
+    model = load_model(_model_path(), suppress_warnings=True)
     logging.info("MLflow model loaded (signature: %s)", model.metadata.signature is not None)
 
 
