@@ -1,0 +1,284 @@
+"""The environment's layers (OCI back end): the venv or conda environment, assembled on the host, in a
+few layers by what changes together (``compiler.envbuild.layer_groups``: CUDA libraries, torch, other
+big distributions, then the rest).
+
+Two caches. The whole environment's key (the lock, the target, the options) names the list of its
+layers: an unchanged lock assembles nothing. Each layer's key names its blob: a lock change assembles
+the environment again but writes (compresses, stores) only the layers whose content changed, and the
+others keep their digests, so an engine or registry that holds them receives nothing new for them.
+A layer's key is what its content is made of: its distributions' installed records (pip ``RECORD``,
+whose every line is a file's sha256; conda ``conda-meta``), its files' paths, modes and links, the
+target (prefix, interpreter), the options (byte-code, slim) and ``ENV_FORMAT``. "The rest" (scaffolding,
+shared files, small distributions) is also keyed by the whole environment's key."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from compiler.cache.owner import staging_dir
+from compiler.envbuild import slim as slim_module
+from compiler.envbuild.bytecode import compile_site_packages
+from compiler.envbuild.layer_groups import REST, LayerGroup, canonical, file_owners, group_distributions, installed_sizes, owner
+from compiler.envbuild.libraries import Need, external_needs
+from compiler.envbuild.slim import slim_environment
+from compiler.envbuild.venv import VenvTarget, assemble_venv
+from compiler.errors import BuildError
+from compiler.oci.config import BuiltLayer
+from compiler.oci.layer import Entry, LayerBlob, staging_entries, write_layer
+from compiler.oci.layers import LayerOptions, check_libraries
+from compiler.oci.scan import BaseScan
+from compiler.oci.store import OciStore
+from compiler.plan.types import ImagePlan
+
+ENV_FORMAT = 3  # bump when the environment layers' content or split rules change (invalidates their caches)
+Log = Callable[[str], None]
+Assemble = Callable[[Path], Path]
+
+
+@dataclass(frozen=True)
+class EnvLayer:
+    """One environment layer as remembered: its group's name, its members, its key and blob."""
+
+    group: str
+    members: tuple[str, ...]
+    key: str
+    blob: LayerBlob
+
+
+def environment_layers(
+    plan: ImagePlan, scan: BaseScan, store: OciStore, options: LayerOptions, log: Log,
+    on_layer: Callable[[BuiltLayer], None] = lambda _layer: None,
+) -> list[BuiltLayer]:
+    """The environment's layers, in layer order (the big, rarely changing groups first, the rest last)."""
+    env = plan.environment
+    if env is None or not env.wheels or not env.requirements:
+        raise BuildError("the plan has no environment the OCI back end can assemble; use --builder docker")
+    requirements = next(f.data for f in plan.files if f.dest == env.requirements and f.data is not None)
+    wheels = sorted((f for f in plan.files if f.dest.startswith(env.wheels + "/")), key=lambda f: f.dest)
+    wheels = [f for f in wheels if f.source is not None]  # not the NO-PIP-PACKAGES note of a conda plan
+    sources = [f.source for f in wheels if f.source is not None]
+    if env.strategy == "conda":
+        target_key, assemble = _conda_assembly(plan, scan, options, sources, log)
+    else:
+        target_key, assemble = _venv_assembly(plan, scan, options, sources, log)
+    bytecode = options.bytecode and env.bytecode
+    # absent when off: the rules' own digest, so a change to them rebuilds
+    slim = [["slim", list(env.slim_keep), hashlib.sha256(Path(slim_module.__file__).read_bytes()).hexdigest()]] if env.slim else []
+    common = [ENV_FORMAT, *target_key, bytecode, importlib.util.MAGIC_NUMBER.hex() if bytecode else "", options.epoch, *slim]
+    key = _digest([requirements.decode(), [f.dest for f in wheels], *common])
+    why = layer.why if (layer := plan.layer("environment")) else "the locked environment"
+    remembered = _remembered_environment(store, key) if options.reuse else None
+    if remembered is not None:
+        layers, needs = remembered
+        log(f"environment layers reused ({len(layers)}, {sum(l.blob.size for l in layers) / 1e6:.0f} MB)")
+        check_libraries(plan, scan, needs, options.allow_missing, options.python)
+        built = [_built(layer, why, len(layers)) for layer in layers]
+        for item in built:
+            on_layer(item)
+        return built
+    # staging beside the blobs (one file system, no copy across), named for this process: a killed
+    # build's is removed by the next run (compiler/cache/use.py)
+    with staging_dir(store.root, "pkgc-env-") as staging:
+        started = time.monotonic()
+        root = assemble(Path(staging))
+        log(f"assembled the {env.strategy} environment at {env.prefix} on the host in {time.monotonic() - started:.1f} s")
+        needs = external_needs(root, env.prefix)
+        check_libraries(plan, scan, needs, options.allow_missing, options.python)
+        if env.slim:
+            started = time.monotonic()
+            report = slim_environment(root, python=options.python, keep=env.slim_keep)
+            log(f"{report.summary} in {time.monotonic() - started:.1f} s")
+        if bytecode:
+            started = time.monotonic()
+            in_image = f"{env.prefix}/lib/python{options.python}/site-packages"
+            result = compile_site_packages(Path(staging) / in_image.lstrip("/"), in_image, options.python, workers=2,
+                                            cache=options.pyc_cache)  # fmt: skip
+            log(f"{result.note} in {time.monotonic() - started:.1f} s")
+        owners = file_owners(root)
+        groups = group_distributions(installed_sizes(root, owners))
+        split = split_entries(staging_entries(root, env.prefix), env.prefix, owners, groups)
+        identities = _identities(root, owners, [f.dest.rsplit("/", 1)[1] for f in wheels])
+        layers: list[EnvLayer] = []
+        built = []
+        for group, entries in split:
+            members = [[m, identities.get(m, "")] for m in group.members]
+            group_key = _digest([*common, group.name, members, _listing(entries), key if group.name == REST else ""])
+            layer = _write_group(store, group, group_key, entries, options, log)
+            layers.append(layer)
+            built.append(_built(layer, why, len(split)))
+            on_layer(built[-1])
+    _remember_environment(store, key, layers, needs)
+    return built
+
+
+def split_entries(
+    entries: list[Entry], prefix: str, owners: dict[str, set[str]], groups: list[LayerGroup]
+) -> list[tuple[LayerGroup, list[Entry]]]:
+    """``entries`` (the environment at ``prefix``) by layer group, groups with no entry left out: a
+    file or link goes to the group of the one distribution that installed it (files installed by
+    several distributions of one group: that group), else to the rest; a folder is written where a
+    file below it is (the layer's parents), an empty one in the rest. Every entry lands once."""
+    base = prefix.strip("/") + "/"
+    group_of = {member: group.name for group in groups for member in group.members}
+    by_group: dict[str, list[Entry]] = {group.name: [] for group in groups}
+    filled: set[str] = set()
+    for entry in entries:
+        if entry.kind == "dir":
+            continue
+        rel = entry.path[len(base):] if entry.path.startswith(base) else entry.path
+        by_group[_group_of(rel, owners, group_of)].append(entry)
+        parent = entry.path
+        while "/" in parent:
+            parent = parent.rsplit("/", 1)[0]
+            if parent in filled:
+                break
+            filled.add(parent)
+    by_group[REST].extend(e for e in entries if e.kind == "dir" and e.path not in filled)
+    return [(group, by_group[group.name]) for group in groups if by_group[group.name]]
+
+
+def _group_of(rel: str, owners: dict[str, set[str]], group_of: dict[str, str]) -> str:
+    one = owner(rel, owners)
+    if one is not None:
+        return group_of.get(one, REST)
+    names = {group_of.get(name, REST) for name in owners.get(rel, ())}
+    return names.pop() if len(names) == 1 else REST
+
+
+def _identities(root: Path, owners: dict[str, set[str]], wheel_names: list[str]) -> dict[str, str]:
+    """Canonical distribution name -> what its installed files are made of: the sha256 of its record
+    (pip ``RECORD``: a sha256 per file; conda: its ``conda-meta`` JSON) and its wheel's file name."""
+    wheels: dict[str, list[str]] = {}
+    for name in wheel_names:
+        wheels.setdefault(canonical(name.split("-", 1)[0]), []).append(name)
+    found: dict[str, list[str]] = {}
+    for rel, names in owners.items():
+        is_record = rel.endswith(".dist-info/RECORD") or (rel.startswith("conda-meta/") and rel.endswith(".json"))
+        if is_record and len(names) == 1 and (root / rel).is_file():
+            name = next(iter(names))
+            found.setdefault(name, []).append(f"{rel}={hashlib.sha256((root / rel).read_bytes()).hexdigest()}")
+    return {name: " ".join(sorted(parts) + wheels.get(name, [])) for name, parts in found.items()}
+
+
+def _listing(entries: list[Entry]) -> list[list]:
+    return sorted([e.path, e.kind, e.mode, e.target] for e in entries)
+
+
+def _write_group(store: OciStore, group: LayerGroup, key: str, entries: list[Entry], options: LayerOptions, log: Log) -> EnvLayer:
+    cached = _cached_blob(store, key) if options.reuse else None
+    if cached is not None:
+        log(f"environment layer {group.name} reused ({cached.size / 1e6:.0f} MB, {cached.digest[:19]})")
+        return EnvLayer(group.name, group.members, key, cached)
+    started = time.monotonic()
+    blob = write_layer(entries, store.blobs, options.epoch)
+    log(f"environment layer {group.name} {blob.size / 1e6:.0f} MB written in {time.monotonic() - started:.1f} s")
+    _write_record(store.root / "layers", f"{key}.json", asdict(blob))
+    return EnvLayer(group.name, group.members, key, blob)
+
+
+def _built(layer: EnvLayer, why: str, count: int) -> BuiltLayer:
+    if count == 1:
+        return BuiltLayer("environment", why, layer.blob)
+    shown = ", ".join(layer.members[:3]) + (f" and {len(layer.members) - 3} more" if len(layer.members) > 3 else "")
+    what = f"{layer.group}: {shown}" if layer.group != REST or not shown else f"the rest: {len(layer.members)} distributions"
+    return BuiltLayer("environment", f"{why} ({what})", layer.blob)
+
+
+def _digest(parts: list) -> str:
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
+def _python_home(plan: ImagePlan, scan: BaseScan, python: str) -> str:
+    home = scan.python_home(python)
+    if home is None:
+        raise BuildError(f"the base image {plan.base.reference} has no python{python} on a bin path; use --builder docker")
+    return home
+
+
+def _venv_assembly(plan: ImagePlan, scan: BaseScan, options: LayerOptions, wheels: list[Path], log: Log) -> tuple[list, Assemble]:
+    assert plan.environment is not None
+    env = plan.environment
+    target = VenvTarget(env.prefix, options.python, _python_home(plan, scan, options.python),
+                        system_site_packages=env.system_site_packages)  # fmt: skip
+    key = asdict(target)
+    if not target.system_site_packages:
+        del key["system_site_packages"]
+    return [key], lambda staging: assemble_venv(wheels, target, staging, workers=2, log=log)
+
+
+def _conda_assembly(plan: ImagePlan, scan: BaseScan, options: LayerOptions, wheels: list[Path], log: Log) -> tuple[list, Assemble]:
+    """Linked by py-rattler for the in-image prefix (``compiler.envbuild.conda``); keyed by the
+    installer lock (every package's URL and sha256), the Python it runs on and rattler's version."""
+    from importlib.metadata import version
+
+    from compiler.envbuild.conda import CondaTarget, assemble_conda_env, locked_packages
+
+    env = plan.environment
+    assert env is not None and env.conda_lock and env.conda_channel
+    lock = next((f.data for f in plan.files if f.dest == env.conda_lock and f.data is not None), None)
+    if lock is None:
+        raise BuildError(f"the plan has no {env.conda_lock} for the conda environment")
+    channel = {f.dest.rsplit("/", 1)[1]: f.source for f in plan.files
+               if f.dest.startswith(env.conda_channel + "/") and f.source is not None}  # fmt: skip
+    python, has_python, packages = locked_packages(lock, channel)
+    if python and python != options.python:
+        raise BuildError(f"the conda lock is for Python {python}, the build for {options.python}")
+    home = "" if has_python else _python_home(plan, scan, options.python)
+    target = CondaTarget(env.prefix, options.python, home)
+    # the lock's digest only in the whole environment's key: a layer's key has its packages' records
+    key = [{"lock": hashlib.sha256(lock).hexdigest()}, asdict(target), version("py-rattler")]
+    return key, lambda staging: assemble_conda_env(packages, wheels, target, staging, workers=2, log=log)
+
+
+def _cached_blob(store: OciStore, key: str) -> LayerBlob | None:
+    path = store.root / "layers" / f"{key}.json"
+    try:
+        blob = LayerBlob(**_read_json(path, 1 << 20))
+    except (OSError, ValueError, TypeError):
+        return None
+    return blob if store.blobs.has(blob.digest) else None
+
+
+def _read_json(path: Path, limit: int):
+    with open(path, "rb") as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{path} is over {limit} bytes")
+    return json.loads(data)
+
+
+def _write_record(folder: Path, name: str, data: object) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{name}.partial"
+    tmp.write_text(json.dumps(data))
+    tmp.replace(folder / name)
+
+
+def _remember_environment(store: OciStore, key: str, layers: list[EnvLayer], needs: list[Need]) -> None:
+    """The whole environment's record: its layers' keys (each layer's own record names its blob, which
+    keeps it from ``pkgc cache prune``) and the libraries it needs from outside."""
+    record = {"layers": [{"group": l.group, "members": list(l.members), "key": l.key} for l in layers],
+              "needs": [asdict(n) for n in needs]}  # fmt: skip
+    _write_record(store.root / "layers", f"{key}.environment.json", record)
+
+
+def _remembered_environment(store: OciStore, key: str) -> tuple[list[EnvLayer], list[Need]] | None:
+    """A cached environment's layers and needs; None when a record or a blob is missing or unreadable."""
+    try:
+        data = _read_json(store.root / "layers" / f"{key}.environment.json", 16 << 20)
+        needs = [Need(d["soname"], tuple(d["packages"]), d["example"]) for d in data["needs"]]
+        layers = []
+        for item in data["layers"]:
+            blob = _cached_blob(store, item["key"])
+            if blob is None:
+                return None
+            layers.append(EnvLayer(str(item["group"]), tuple(item["members"]), str(item["key"]), blob))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return (layers, needs) if layers else None
