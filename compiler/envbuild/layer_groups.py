@@ -53,7 +53,8 @@ def _family(name: str) -> str | None:
 def group_distributions(sizes: dict[str, int], big: int = BIG_BYTES, cap: int = MAX_GROUPS) -> list[LayerGroup]:
     """Distributions (canonical name -> installed bytes) in layer groups, in layer order: the families
     (``FAMILIES``), the ``ALONE`` ones, the others of at least ``big`` bytes by name, then "the rest"
-    (always present, possibly empty). At most ``cap`` groups: the smallest big ones past it join the rest."""
+    (always present, possibly empty). At most ``cap`` groups: past it, the smallest big ones join the
+    rest (the families and the named ones last)."""
     families: dict[str, list[str]] = {}
     alone: list[str] = []
     other: list[str] = []
@@ -68,11 +69,11 @@ def group_distributions(sizes: dict[str, int], big: int = BIG_BYTES, cap: int = 
             other.append(name)
         else:
             rest.append(name)
-    groups = [LayerGroup(f, tuple(families[f])) for f, _ in FAMILIES if f in families]
-    groups += [LayerGroup(name, (name,)) for name in sorted(alone, key=ALONE.index)]
-    groups += [LayerGroup(name, (name,)) for name in other]
-    while len(groups) > max(cap - 1, 0):
-        smallest = min(groups, key=lambda g: (sum(sizes[m] for m in g.members), g.name))
+    named = [LayerGroup(f, tuple(families[f])) for f, _ in FAMILIES if f in families]
+    named += [LayerGroup(name, (name,)) for name in sorted(alone, key=ALONE.index)]
+    groups = named + [LayerGroup(name, (name,)) for name in other]
+    while len(groups) > max(cap - 1, 0):  # the smallest goes, the families and named ones last
+        smallest = min(groups, key=lambda g: (g in named, sum(sizes[m] for m in g.members), g.name))
         groups.remove(smallest)
         rest.extend(smallest.members)
     return [*groups, LayerGroup(REST, tuple(sorted(rest)))]
