@@ -50,6 +50,7 @@ class OciBuiltImage:
             builder="oci", image=self.image, image_id=self.image_id, content_tag=self.content_tag,
             content_hash=self.content_hash, reused=self.reused, size=self.size, seconds=self.seconds,
             manifest_digest=self.manifest_digest, loaded=self.loaded,
+            layers=tuple({"kind": l.kind, "why": l.why, "digest": l.blob.digest, "size": l.blob.size} for l in self.layers),
         )  # fmt: skip
 
 
