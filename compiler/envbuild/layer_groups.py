@@ -148,3 +148,61 @@ def _dist_name(dist_info: Path) -> str:
     except OSError:
         pass
     return dist_info.name.split("-", 1)[0]
+
+
+@dataclass(frozen=True)
+class WheelFacts:
+    """What a wheel installs, read from its zip directory before anything is installed."""
+
+    name: str  # canonical distribution name
+    file: str  # the wheel's file name
+    size: int  # uncompressed bytes
+    paths: frozenset[str]  # where its files land, relative to the environment (site-packages relative, or bin/...)
+
+
+def wheel_facts(wheel: Path) -> WheelFacts:
+    """A wheel's name, size and installed paths (scripts and console scripts as ``bin/NAME``)."""
+    import zipfile
+
+    name = canonical(wheel.name.split("-", 1)[0])
+    paths: set[str] = set()
+    size = 0
+    with zipfile.ZipFile(wheel) as zf:
+        for info in zf.infolist():
+            size += info.file_size
+            parts = info.filename.split("/")
+            if info.filename.endswith("/") or parts[0].endswith(".dist-info"):
+                if parts[0].endswith(".dist-info") and parts[-1] == "entry_points.txt" and info.file_size < 1 << 20:
+                    paths |= {f"bin/{script}" for script in _scripts(zf.read(info).decode("utf-8", "replace"))}
+                continue
+            if parts[0].endswith(".data") and len(parts) > 2:
+                kind, rest = parts[1], "/".join(parts[2:])
+                paths.add({"scripts": f"bin/{rest}", "data": f"data/{rest}"}.get(kind, rest))
+            else:
+                paths.add(info.filename)
+    return WheelFacts(name, wheel.name, size, frozenset(paths))
+
+
+def _scripts(entry_points: str) -> list[str]:
+    names, section = [], ""
+    for line in entry_points.splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            section = line.strip("[]").strip()
+        elif "=" in line and section in ("console_scripts", "gui_scripts"):
+            names.append(line.split("=", 1)[0].strip())
+    return names
+
+
+def shared_paths(wheels: list[WheelFacts], group_of: dict[str, str]) -> dict[str, list[str]]:
+    """Group name -> the paths its wheels install that a wheel of another group installs too."""
+    claimed: dict[str, set[str]] = {}
+    for facts in wheels:
+        for path in facts.paths:
+            claimed.setdefault(path, set()).add(group_of.get(facts.name, REST))
+    shared: dict[str, list[str]] = {}
+    for path, groups in sorted(claimed.items()):
+        if len(groups) > 1:
+            for group in groups:
+                shared.setdefault(group, []).append(path)
+    return shared

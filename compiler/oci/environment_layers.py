@@ -3,13 +3,15 @@ few layers by what changes together (``compiler.envbuild.layer_groups``: CUDA li
 big distributions, then the rest).
 
 Two caches. The whole environment's key (the lock, the target, the options) names the list of its
-layers: an unchanged lock assembles nothing. Each layer's key names its blob: a lock change assembles
-the environment again but writes (compresses, stores) only the layers whose content changed, and the
-others keep their digests, so an engine or registry that holds them receives nothing new for them.
-A layer's key is what its content is made of: its distributions' installed records (pip ``RECORD``,
-whose every line is a file's sha256; conda ``conda-meta``), its files' paths, modes and links, the
-target (prefix, interpreter), the options (byte-code, slim) and ``ENV_FORMAT``. "The rest" (scaffolding,
-shared files, small distributions) is also keyed by the whole environment's key."""
+layers: an unchanged lock assembles nothing. Each layer's key names its blob, so a lock change writes
+(and an engine or registry receives) only the layers whose content changed; the others keep their
+digests. For a venv (no ``--slim``) a layer's key is made of its inputs before anything is installed:
+its wheels (file name and locked sha256), the paths it shares with other groups, the target and the
+options; a group whose layer is cached is not even installed (its ELF facts are remembered, so the
+library check still sees the whole environment). A conda environment, or a slimmed one (slim looks
+across distributions), is assembled whole and each layer keyed by what it holds: its distributions'
+records (pip ``RECORD``: a sha256 per file; ``conda-meta``) and its files' paths, modes and links.
+"The rest" (scaffolding, shared files, small distributions) is also keyed by the whole environment."""
 
 from __future__ import annotations
 
@@ -24,8 +26,9 @@ from typing import Callable
 from compiler.cache.owner import staging_dir
 from compiler.envbuild import slim as slim_module
 from compiler.envbuild.bytecode import compile_site_packages
-from compiler.envbuild.layer_groups import REST, LayerGroup, canonical, file_owners, group_distributions, installed_sizes, owner
-from compiler.envbuild.libraries import Need, external_needs
+from compiler.envbuild.layer_groups import (REST, LayerGroup, canonical, file_owners, group_distributions, installed_sizes,
+                                            owner, shared_paths, wheel_facts)  # fmt: skip
+from compiler.envbuild.libraries import ElfScan, Need, needs_of, scan_elf
 from compiler.envbuild.slim import slim_environment
 from compiler.envbuild.venv import VenvTarget, assemble_venv
 from compiler.errors import BuildError
@@ -34,11 +37,11 @@ from compiler.oci.layer import Entry, LayerBlob, staging_entries, write_layer
 from compiler.oci.layers import LayerOptions, check_libraries
 from compiler.oci.scan import BaseScan
 from compiler.oci.store import OciStore
-from compiler.plan.types import ImagePlan
+from compiler.plan.types import ContextFile, ImagePlan
 
 ENV_FORMAT = 3  # bump when the environment layers' content or split rules change (invalidates their caches)
 Log = Callable[[str], None]
-Assemble = Callable[[Path], Path]
+Assemble = Callable[[Path, list[Path]], Path]  # (staging, the wheels to install) -> the environment's root
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,17 @@ class EnvLayer:
     members: tuple[str, ...]
     key: str
     blob: LayerBlob
+
+
+@dataclass(frozen=True)
+class PlannedGroup:
+    """A venv's layer group known before installing: its key, its wheels, and whether it shares a
+    path with another group (then it is always installed: the rest holds that path)."""
+
+    group: LayerGroup
+    key: str
+    wheels: tuple[Path, ...]
+    entangled: bool
 
 
 def environment_layers(
@@ -62,11 +76,10 @@ def environment_layers(
     requirements = next(f.data for f in plan.files if f.dest == env.requirements and f.data is not None)
     wheels = sorted((f for f in plan.files if f.dest.startswith(env.wheels + "/")), key=lambda f: f.dest)
     wheels = [f for f in wheels if f.source is not None]  # not the NO-PIP-PACKAGES note of a conda plan
-    sources = [f.source for f in wheels if f.source is not None]
     if env.strategy == "conda":
-        target_key, assemble = _conda_assembly(plan, scan, options, sources, log)
+        target_key, assemble = _conda_assembly(plan, scan, options, log)
     else:
-        target_key, assemble = _venv_assembly(plan, scan, options, sources, log)
+        target_key, assemble = _venv_assembly(plan, scan, options, log)
     bytecode = options.bytecode and env.bytecode
     # absent when off: the rules' own digest, so a change to them rebuilds
     slim = [["slim", list(env.slim_keep), hashlib.sha256(Path(slim_module.__file__).read_bytes()).hexdigest()]] if env.slim else []
@@ -82,13 +95,18 @@ def environment_layers(
         for item in built:
             on_layer(item)
         return built
+    planned = _planned_groups(wheels, requirements.decode(), common) if env.strategy == "venv" and not env.slim else None
+    skipped = _skippable(store, planned) if planned is not None and options.reuse else {}
+    install = [f.source for f in wheels if f.source is not None and not any(f.source in p.wheels for p in planned or [] if p.group.name in skipped)]
     # staging beside the blobs (one file system, no copy across), named for this process: a killed
     # build's is removed by the next run (compiler/cache/use.py)
     with staging_dir(store.root, "pkgc-env-") as staging:
         started = time.monotonic()
-        root = assemble(Path(staging))
-        log(f"assembled the {env.strategy} environment at {env.prefix} on the host in {time.monotonic() - started:.1f} s")
-        needs = external_needs(root, env.prefix)
+        root = assemble(Path(staging), install)
+        kept = f" ({', '.join(skipped)}: cached, not installed)" if skipped else ""
+        log(f"assembled the {env.strategy} environment at {env.prefix} on the host in {time.monotonic() - started:.1f} s{kept}")
+        elf = scan_elf(root, env.prefix)
+        needs = needs_of([elf, *(scan for _layer, scan in skipped.values())], env.prefix)
         check_libraries(plan, scan, needs, options.allow_missing, options.python)
         if env.slim:
             started = time.monotonic()
@@ -101,20 +119,77 @@ def environment_layers(
                                             cache=options.pyc_cache)  # fmt: skip
             log(f"{result.note} in {time.monotonic() - started:.1f} s")
         owners = file_owners(root)
-        groups = group_distributions(installed_sizes(root, owners))
-        split = split_entries(staging_entries(root, env.prefix), env.prefix, owners, groups)
-        identities = _identities(root, owners, [f.dest.rsplit("/", 1)[1] for f in wheels])
+        groups = [p.group for p in planned] if planned is not None else group_distributions(installed_sizes(root, owners))
+        keys = {p.group.name: p.key for p in planned or []}
+        split = dict((group.name, entries) for group, entries in split_entries(staging_entries(root, env.prefix), env.prefix, owners, groups))
+        identities = _identities(root, owners, [f.dest.rsplit("/", 1)[1] for f in wheels]) if planned is None else {}
+        group_of = {member: group.name for group in groups for member in group.members}
+        count = len([g for g in groups if g.name in skipped or g.name in split])
         layers: list[EnvLayer] = []
-        built = []
-        for group, entries in split:
-            members = [[m, identities.get(m, "")] for m in group.members]
-            group_key = _digest([*common, group.name, members, _listing(entries), key if group.name == REST else ""])
-            layer = _write_group(store, group, group_key, entries, options, log)
-            layers.append(layer)
-            built.append(_built(layer, why, len(split)))
-            on_layer(built[-1])
+        for group in groups:
+            if group.name in skipped and group.name in split:  # its wheels were not installed: nothing can be its
+                raise BuildError(f"environment layer {group.name}: files of a group that was not installed")
+            if group.name in skipped:
+                layers.append(skipped[group.name][0])
+                log(f"environment layer {group.name} reused ({layers[-1].blob.size / 1e6:.0f} MB, {layers[-1].blob.digest[:19]})")
+            elif group.name in split:
+                entries = split[group.name]
+                members = [[m, identities.get(m, "")] for m in group.members]
+                group_key = keys.get(group.name) or _digest([*common, group.name, members, _listing(entries)])
+                if group.name == REST:
+                    group_key = _digest([group_key, key, _listing(entries)])
+                layers.append(_write_group(store, group, group_key, entries, options, log))
+                if group.name in keys and group.name != REST:  # what a build that skips installing it checks
+                    part = elf.part(lambda rel, name=group.name: _group_of(rel, owners, group_of) == name)
+                    _write_record(store.root / "layers", f"{group_key}.elf.json", part.as_json())
+            else:
+                continue
+            on_layer(_built(layers[-1], why, count))
     _remember_environment(store, key, layers, needs)
-    return built
+    return [_built(layer, why, len(layers)) for layer in layers]
+
+
+def _planned_groups(wheels: list[ContextFile], requirements: str, common: list) -> list[PlannedGroup]:
+    """A venv's groups and their keys from its wheels, before installing: a group's key is its wheels
+    (file name and the lock's line, which holds the sha256), the paths it shares with other groups
+    (they go in the rest) and ``common`` (target, options); the rest's is completed once installed."""
+    facts = {f.source: wheel_facts(f.source) for f in wheels if f.source is not None}
+    groups = group_distributions({w.name: w.size for w in facts.values()})
+    group_of = {member: group.name for group in groups for member in group.members}
+    shared = shared_paths(list(facts.values()), group_of)
+    lines = {canonical(line.split("==", 1)[0].strip()): line.strip() for line in requirements.splitlines() if "==" in line}
+    planned = []
+    for group in groups:
+        mine = [(source, w) for source, w in facts.items() if group_of.get(w.name) == group.name]
+        inputs = [[w.file, lines.get(w.name) or _file_digest(source)] for source, w in mine]
+        key = _digest([*common, "planned", group.name, inputs, shared.get(group.name, [])])
+        planned.append(PlannedGroup(group, key, tuple(source for source, _w in mine), group.name in shared))
+    return planned
+
+
+def _skippable(store: OciStore, planned: list[PlannedGroup]) -> dict[str, tuple[EnvLayer, ElfScan]]:
+    """The planned groups (not the rest) whose layer and ELF facts are cached and that share no path
+    with another group: they need not be installed."""
+    skipped = {}
+    for p in planned:
+        if p.group.name == REST or p.entangled:
+            continue
+        blob = _cached_blob(store, p.key)
+        try:
+            elf = ElfScan.from_json(_read_json(store.root / "layers" / f"{p.key}.elf.json", 64 << 20))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if blob is not None:
+            skipped[p.group.name] = (EnvLayer(p.group.name, p.group.members, p.key, blob), elf)
+    return skipped
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def split_entries(
@@ -201,7 +276,7 @@ def _python_home(plan: ImagePlan, scan: BaseScan, python: str) -> str:
     return home
 
 
-def _venv_assembly(plan: ImagePlan, scan: BaseScan, options: LayerOptions, wheels: list[Path], log: Log) -> tuple[list, Assemble]:
+def _venv_assembly(plan: ImagePlan, scan: BaseScan, options: LayerOptions, log: Log) -> tuple[list, Assemble]:
     assert plan.environment is not None
     env = plan.environment
     target = VenvTarget(env.prefix, options.python, _python_home(plan, scan, options.python),
@@ -209,10 +284,10 @@ def _venv_assembly(plan: ImagePlan, scan: BaseScan, options: LayerOptions, wheel
     key = asdict(target)
     if not target.system_site_packages:
         del key["system_site_packages"]
-    return [key], lambda staging: assemble_venv(wheels, target, staging, workers=2, log=log)
+    return [key], lambda staging, wheels: assemble_venv(wheels, target, staging, workers=2, log=log)
 
 
-def _conda_assembly(plan: ImagePlan, scan: BaseScan, options: LayerOptions, wheels: list[Path], log: Log) -> tuple[list, Assemble]:
+def _conda_assembly(plan: ImagePlan, scan: BaseScan, options: LayerOptions, log: Log) -> tuple[list, Assemble]:
     """Linked by py-rattler for the in-image prefix (``compiler.envbuild.conda``); keyed by the
     installer lock (every package's URL and sha256), the Python it runs on and rattler's version."""
     from importlib.metadata import version
@@ -233,7 +308,7 @@ def _conda_assembly(plan: ImagePlan, scan: BaseScan, options: LayerOptions, whee
     target = CondaTarget(env.prefix, options.python, home)
     # the lock's digest only in the whole environment's key: a layer's key has its packages' records
     key = [{"lock": hashlib.sha256(lock).hexdigest()}, asdict(target), version("py-rattler")]
-    return key, lambda staging: assemble_conda_env(packages, wheels, target, staging, workers=2, log=log)
+    return key, lambda staging, wheels: assemble_conda_env(packages, wheels, target, staging, workers=2, log=log)
 
 
 def _cached_blob(store: OciStore, key: str) -> LayerBlob | None:

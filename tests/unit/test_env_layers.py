@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import shutil
 import tarfile
 import zipfile
 from pathlib import Path
@@ -17,6 +18,7 @@ from isal import igzip
 from compiler.envbuild.bytecode import compile_site_packages
 from compiler.envbuild.layer_groups import LayerGroup, file_owners, group_distributions, installed_sizes
 from compiler.envbuild.venv import VenvTarget, assemble_venv
+from compiler.errors import MissingLibraries
 from compiler.oci.blobs import BlobStore
 from compiler.oci.builder import build_oci_image
 from compiler.oci.environment_layers import split_entries
@@ -165,6 +167,43 @@ def test_a_one_package_change_rewrites_its_layer_and_the_rest_only(base, tmp_pat
     assert {k for k in before if before[k] != six[k]} == {"the rest"}
     torch = env_digests(build_oci_image(make_plan(base, wheels(tmp_path / "v3", torch="2.0")), store, None, options, Reporter(quiet=True)))
     assert {k for k in before if before[k] != torch[k]} == {"torch"}  # the rest rewritten, to the same bytes
-    # from an empty store, the same inputs give the same manifest digest
+    # from an empty store, the same inputs give the same manifest digest, built whole or in part
     again = build_oci_image(make_plan(base, wheels(tmp_path / "v1b")), OciStore(tmp_path / "other"), None, options, Reporter(quiet=True))
     assert again.manifest_digest == first.manifest_digest
+    fresh = build_oci_image(make_plan(base, wheels(tmp_path / "v3b", torch="2.0")), OciStore(tmp_path / "v3-alone"), None, options,
+                            Reporter(quiet=True))  # fmt: skip
+    incremental = build_oci_image(make_plan(base, wheels(tmp_path / "v3c", torch="2.0")), store, None,
+                                  LayerOptions(epoch=0, python="3.11", bytecode=False), Reporter(quiet=True))  # fmt: skip
+    assert incremental.manifest_digest == fresh.manifest_digest
+
+
+def logged_build(plan: ImagePlan, store: OciStore, options: LayerOptions) -> list[str]:
+    lines: list[str] = []
+    reporter = Reporter(quiet=True)
+    reporter.detail = lines.append  # type: ignore[method-assign]
+    build_oci_image(plan, store, None, options, reporter)
+    return lines
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc to make real ELF files")
+def test_a_cached_group_is_not_installed_and_the_library_check_still_sees_it(base, tmp_path):
+    from tests.unit.test_libraries import _shared
+
+    cudnn = _shared(tmp_path / "so", "libcudnn.so.9", [], soname="libcudnn.so.9").read_bytes()
+
+    def torch_wheel(folder: Path, version: str, needs: str) -> Path:
+        lib = _shared(folder / "so", "libtorch.so", [needs], rpath="$ORIGIN/../../nvidia/cudnn/lib").read_bytes()
+        return make_wheel(folder, "torch", version, {"torch/__init__.py": version.encode(), "torch/lib/libtorch.so": lib})
+
+    def plan(folder: Path, version: str, needs: str = "libcudnn.so.9") -> ImagePlan:
+        folder.mkdir()
+        cuda = make_wheel(folder, "nvidia-cudnn-cu12", "9.1", {"nvidia/cudnn/lib/libcudnn.so.9": cudnn})
+        return make_plan(base, [cuda, torch_wheel(folder, version, needs), make_wheel(folder, "six", "1.0", {"six.py": b""})])
+
+    store = OciStore(tmp_path / "store")
+    options = LayerOptions(epoch=0, python="3.11", bytecode=False, allow_missing=frozenset({"libc.so.6"}))
+    logged_build(plan(tmp_path / "v1", "1.0"), store, options)
+    lines = logged_build(plan(tmp_path / "v2", "2.0"), store, options)  # torch changes: CUDA's layer is not installed
+    assert any("(cuda: cached, not installed)" in line for line in lines), lines
+    with pytest.raises(MissingLibraries, match="torch needs libpkgcnowhere.so.1"):
+        logged_build(plan(tmp_path / "v3", "3.0", needs="libpkgcnowhere.so.1"), store, options)
