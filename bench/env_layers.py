@@ -42,11 +42,20 @@ def conda_yaml(pins: list[str]) -> str:
     return f"name: model-env\nchannels:\n  - conda-forge\ndependencies:\n  - python=3.11\n  - pip\n  - pip:\n{lines}"
 
 
-def pkgc(env: dict, code: Path, *args: str) -> str:
-    proc = subprocess.run([sys.executable, "-m", "compiler.cli", "-q", *args], capture_output=True, text=True,
+def pkgc(env: dict, code: Path, *args: str, stages: dict | None = None) -> str:
+    """Run ``code``'s pkgc; with ``stages``, fill it with each stage's seconds (from ``--progress json``)."""
+    flags = ["--progress", "json"] if stages is not None else ["-q"]
+    proc = subprocess.run([sys.executable, "-m", "compiler.cli", *flags, *args], capture_output=True, text=True,
                           env={**env, "PYTHONPATH": str(code)}, cwd=code)  # fmt: skip
     if proc.returncode != 0:
         raise SystemExit(f"pkgc {' '.join(args)} failed: {proc.stderr[-2000:]}")
+    for line in proc.stderr.splitlines() if stages is not None else []:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and event.get("type") == "stage" and event.get("status") == "done":
+            stages[event["stage"]] = float(event.get("elapsed") or 0.0)
     return proc.stdout
 
 
@@ -76,10 +85,12 @@ def one_code(name: str, code: Path, work: Path, base_env: dict, pins: list[str],
         (example / "environment" / "conda.yaml").write_text(conda_yaml(step_pins))
         pkgc(env, code, "environment", "create", "--file", str(example / "environment" / "sklearn-regression-env.yml"))
         pkgc(env, code, "build", str(spec), "--model", model, "--emit", "plan", "--relock")  # lock and fetch, untimed
-        started = time.monotonic()
+        started, stages = time.monotonic(), {}
         result = json.loads(pkgc(env, code, "build", str(spec), "--model", model, "--json",
-                                 "--target-environment", f"pkgc-envlayers-bench-{name}"))  # fmt: skip
+                                 "--target-environment", f"pkgc-envlayers-bench-{name}", stages=stages))  # fmt: skip
         figures[f"{name}_{step}_build_s"] = time.monotonic() - started
+        figures[f"{name}_{step}_layers_stage_s"] = stages.get("layers", 0.0)
+        figures[f"{name}_{step}_load_stage_s"] = stages.get("load", 0.0)
         layers = environment_layers(cache, result["manifest_digest"])
         figures[f"{name}_{step}_env_layers"] = len(layers)
         figures[f"{name}_{step}_env_mb"] = sum(layer["size"] for layer in layers) / 1e6

@@ -61,6 +61,11 @@ class ElfScan:
         return ElfScan(tuple(p for p in self.provided if keep(p[0])), tuple(p for p in self.libraries if keep(p)),
                        tuple(w for w in self.wanted if keep(w[0])))  # fmt: skip
 
+    def open_needs(self) -> ElfScan:
+        """The same facts without the needs this part resolves itself (they resolve in any whole)."""
+        provided, libraries = _index([self])
+        return ElfScan(self.provided, self.libraries, tuple(w for w in self.wanted if not _resolved(w[1], w[2], provided, libraries)))
+
     def as_json(self) -> dict:
         return {"provided": self.provided, "libraries": self.libraries, "wanted": self.wanted}
 
@@ -105,15 +110,23 @@ def scan_elf(root: Path, prefix: str) -> ElfScan:
 
 def needs_of(scans: list[ElfScan], prefix: str) -> list[Need]:
     """What the environment made of ``scans`` (its parts, e.g. its layers) needs from outside itself."""
-    provided = {name for scan in scans for _rel, name in scan.provided}
-    libraries = {rel for scan in scans for rel in scan.libraries}
+    provided, libraries = _index(scans)
     wanting: dict[str, tuple[set[str], str]] = {}
     for rel, soname, search, owner in sorted(w for scan in scans for w in scan.wanted):
-        if soname in provided or any(os.path.normpath(os.path.join(d, soname)) in libraries for d in search):
+        if _resolved(soname, search, provided, libraries):
             continue
         packages, _example = wanting.setdefault(soname, (set(), f"{prefix}/{rel}"))
         packages.add(owner)
     return [Need(s, tuple(sorted(p)), e) for s, (p, e) in sorted(wanting.items())]
+
+
+def _index(scans: list[ElfScan]) -> tuple[set[str], set[str]]:
+    return {name for scan in scans for _rel, name in scan.provided}, {rel for scan in scans for rel in scan.libraries}
+
+
+def _resolved(soname: str, search: tuple[str, ...], provided: set[str], libraries: set[str]) -> bool:
+    """An ELF file has the name or soname, or a RUNPATH folder holds the file."""
+    return soname in provided or any(os.path.normpath(os.path.join(d, soname)) in libraries for d in search)
 
 
 LIBPYTHON = re.compile(r"^libpython(\d+\.\d+)")

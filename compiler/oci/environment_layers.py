@@ -97,7 +97,8 @@ def environment_layers(
         return built
     planned = _planned_groups(wheels, requirements.decode(), common) if env.strategy == "venv" and not env.slim else None
     skipped = _skippable(store, planned) if planned is not None and options.reuse else {}
-    install = [f.source for f in wheels if f.source is not None and not any(f.source in p.wheels for p in planned or [] if p.group.name in skipped)]
+    not_installed = {wheel for p in planned or [] if p.group.name in skipped for wheel in p.wheels}
+    install = [f.source for f in wheels if f.source is not None and f.source not in not_installed]
     # staging beside the blobs (one file system, no copy across), named for this process: a killed
     # build's is removed by the next run (compiler/cache/use.py)
     with staging_dir(store.root, "pkgc-env-") as staging:
@@ -140,8 +141,9 @@ def environment_layers(
                     group_key = _digest([group_key, key, _listing(entries)])
                 layers.append(_write_group(store, group, group_key, entries, options, log))
                 if group.name in keys and group.name != REST:  # what a build that skips installing it checks
-                    part = elf.part(lambda rel, name=group.name: _group_of(rel, owners, group_of) == name)
-                    _write_record(store.root / "layers", f"{group_key}.elf.json", part.as_json())
+                    part = elf.part(lambda rel, name=group.name: _group_of(rel, owners, group_of) == name).open_needs()
+                    record = {"digest": layers[-1].blob.digest, "elf": part.as_json()}  # kept by pkgc cache prune with its blob
+                    _write_record(store.root / "layers", f"{group_key}.elf.json", record)
             else:
                 continue
             on_layer(_built(layers[-1], why, count))
@@ -176,7 +178,7 @@ def _skippable(store: OciStore, planned: list[PlannedGroup]) -> dict[str, tuple[
             continue
         blob = _cached_blob(store, p.key)
         try:
-            elf = ElfScan.from_json(_read_json(store.root / "layers" / f"{p.key}.elf.json", 64 << 20))
+            elf = ElfScan.from_json(_read_json(store.root / "layers" / f"{p.key}.elf.json", 1 << 20)["elf"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
         if blob is not None:
@@ -339,14 +341,14 @@ def _remember_environment(store: OciStore, key: str, layers: list[EnvLayer], nee
     """The whole environment's record: its layers' keys (each layer's own record names its blob, which
     keeps it from ``pkgc cache prune``) and the libraries it needs from outside."""
     record = {"layers": [{"group": l.group, "members": list(l.members), "key": l.key} for l in layers],
-              "needs": [asdict(n) for n in needs]}  # fmt: skip
+              "needs": [asdict(n) for n in needs], "digest": layers[-1].blob.digest}  # pkgc cache prune: kept with it  # fmt: skip
     _write_record(store.root / "layers", f"{key}.environment.json", record)
 
 
 def _remembered_environment(store: OciStore, key: str) -> tuple[list[EnvLayer], list[Need]] | None:
     """A cached environment's layers and needs; None when a record or a blob is missing or unreadable."""
     try:
-        data = _read_json(store.root / "layers" / f"{key}.environment.json", 16 << 20)
+        data = _read_json(store.root / "layers" / f"{key}.environment.json", 1 << 20)
         needs = [Need(d["soname"], tuple(d["packages"]), d["example"]) for d in data["needs"]]
         layers = []
         for item in data["layers"]:

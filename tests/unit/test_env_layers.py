@@ -77,7 +77,7 @@ def make_wheel(folder: Path, dist: str, version: str, files: dict[str, bytes], s
     path = folder / f"{dist.replace('-', '_')}-{version}-py3-none-any.whl"
     with zipfile.ZipFile(path, "w") as zf:
         for name, data in files.items():
-            zf.writestr(name, data)
+            zf.writestr(zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0)), data)  # the same bytes whenever made
     return path
 
 
