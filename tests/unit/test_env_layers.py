@@ -27,6 +27,8 @@ from compiler.oci.layers import LayerOptions
 from compiler.oci.store import OciStore
 from compiler.plan.types import BaseImage, ContextFile, Copy, EnvironmentBuild, ImageConfig, ImagePlan, Layer
 from compiler.reporter import Reporter
+from tests.unit.test_conda_envbuild import assemble as conda_assemble
+from tests.unit.test_conda_envbuild import inputs as conda_inputs  # noqa: F401 - a fixture
 from tests.unit.test_oci_backend import make_base
 
 MB = 1_000_000
@@ -207,3 +209,21 @@ def test_a_cached_group_is_not_installed_and_the_library_check_still_sees_it(bas
     assert any("(cuda: cached, not installed)" in line for line in lines), lines
     with pytest.raises(MissingLibraries, match="torch needs libpkgcnowhere.so.1"):
         logged_build(plan(tmp_path / "v3", "3.0", needs="libpkgcnowhere.so.1"), store, options)
+
+
+def test_a_conda_environment_split_by_its_records_adds_up_to_the_one_layer_environment(conda_inputs, tmp_path):
+    """conda-meta file lists and the pip wheel's RECORD assign every file; each distribution alone
+    (``big=1``) still gives exactly the one-layer environment."""
+    root = conda_assemble(conda_inputs, "split")
+    owners = file_owners(root)
+    groups = group_distributions(installed_sizes(root, owners), big=1)
+    assert {"pkgc-demo", "demo-prefix", "pkgc-hd-demo"} <= {g.name for g in groups}
+    entries = staging_entries(root, "/opt/pkgc/env")
+    blobs = BlobStore(tmp_path / "blobs")
+    single = members(blobs.path(write_layer(entries, blobs).digest))
+    union: dict[str, tuple] = {}
+    for _group, part in split_entries(entries, "/opt/pkgc/env", owners, groups):
+        for path, member in members(blobs.path(write_layer(part, blobs).digest)).items():
+            assert member[0] == tarfile.DIRTYPE or path not in union, f"{path} in two layers"
+            union[path] = member
+    assert union == single
