@@ -239,7 +239,7 @@ def _identities(root: Path, owners: dict[str, set[str]], wheel_names: list[str])
         is_record = rel.endswith(".dist-info/RECORD") or (rel.startswith("conda-meta/") and rel.endswith(".json"))
         if is_record and len(names) == 1 and (root / rel).is_file():
             name = next(iter(names))
-            found.setdefault(name, []).append(f"{rel}={hashlib.sha256((root / rel).read_bytes()).hexdigest()}")
+            found.setdefault(name, []).append(f"{rel}={_file_digest(root / rel)}")
     return {name: " ".join(sorted(parts) + wheels.get(name, [])) for name, parts in found.items()}
 
 
