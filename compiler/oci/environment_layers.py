@@ -27,12 +27,13 @@ from compiler.cache.owner import staging_dir
 from compiler.envbuild import slim as slim_module
 from compiler.envbuild.bytecode import compile_site_packages
 from compiler.envbuild.layer_groups import (REST, LayerGroup, canonical, file_owners, group_distributions, installed_sizes,
-                                            owner, shared_paths, wheel_facts)  # fmt: skip
+                                            shared_paths, wheel_facts)  # fmt: skip
 from compiler.envbuild.libraries import ElfScan, Need, needs_of, scan_elf
 from compiler.envbuild.slim import slim_environment
 from compiler.envbuild.venv import VenvTarget, assemble_venv
 from compiler.errors import BuildError
 from compiler.oci.config import BuiltLayer
+from compiler.oci.environment_split import group_of_file, split_entries
 from compiler.oci.layer import Entry, LayerBlob, staging_entries, write_layer
 from compiler.oci.layers import LayerOptions, check_libraries
 from compiler.oci.scan import BaseScan
@@ -141,7 +142,7 @@ def environment_layers(
                     group_key = _digest([group_key, key, _listing(entries)])
                 layers.append(_write_group(store, group, group_key, entries, options, log))
                 if group.name in keys and group.name != REST:  # what a build that skips installing it checks
-                    part = elf.part(lambda rel, name=group.name: _group_of(rel, owners, group_of) == name).open_needs()
+                    part = elf.part(lambda rel, name=group.name: group_of_file(rel, owners, group_of) == name).open_needs()
                     record = {"digest": layers[-1].blob.digest, "elf": part.as_json()}  # kept by pkgc cache prune with its blob
                     _write_record(store.root / "layers", f"{group_key}.elf.json", record)
             else:
@@ -192,40 +193,6 @@ def _file_digest(path: Path) -> str:
         while chunk := fh.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def split_entries(
-    entries: list[Entry], prefix: str, owners: dict[str, set[str]], groups: list[LayerGroup]
-) -> list[tuple[LayerGroup, list[Entry]]]:
-    """``entries`` (the environment at ``prefix``) by layer group, groups with no entry left out: a
-    file or link goes to the group of the one distribution that installed it (files installed by
-    several distributions of one group: that group), else to the rest; a folder is written where a
-    file below it is (the layer's parents), an empty one in the rest. Every entry lands once."""
-    base = prefix.strip("/") + "/"
-    group_of = {member: group.name for group in groups for member in group.members}
-    by_group: dict[str, list[Entry]] = {group.name: [] for group in groups}
-    filled: set[str] = set()
-    for entry in entries:
-        if entry.kind == "dir":
-            continue
-        rel = entry.path[len(base):] if entry.path.startswith(base) else entry.path
-        by_group[_group_of(rel, owners, group_of)].append(entry)
-        parent = entry.path
-        while "/" in parent:
-            parent = parent.rsplit("/", 1)[0]
-            if parent in filled:
-                break
-            filled.add(parent)
-    by_group[REST].extend(e for e in entries if e.kind == "dir" and e.path not in filled)
-    return [(group, by_group[group.name]) for group in groups if by_group[group.name]]
-
-
-def _group_of(rel: str, owners: dict[str, set[str]], group_of: dict[str, str]) -> str:
-    one = owner(rel, owners)
-    if one is not None:
-        return group_of.get(one, REST)
-    names = {group_of.get(name, REST) for name in owners.get(rel, ())}
-    return names.pop() if len(names) == 1 else REST
 
 
 def _identities(root: Path, owners: dict[str, set[str]], wheel_names: list[str]) -> dict[str, str]:

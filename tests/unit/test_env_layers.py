@@ -21,7 +21,7 @@ from compiler.envbuild.venv import VenvTarget, assemble_venv
 from compiler.errors import MissingLibraries
 from compiler.oci.blobs import BlobStore
 from compiler.oci.builder import build_oci_image
-from compiler.oci.environment_layers import split_entries
+from compiler.oci.environment_split import split_entries
 from compiler.oci.layer import staging_entries, write_layer
 from compiler.oci.layers import LayerOptions
 from compiler.oci.store import OciStore
