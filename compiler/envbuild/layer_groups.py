@@ -14,8 +14,11 @@ import io
 import json
 import os
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from compiler.errors import BuildError
 
 BIG_BYTES = 100_000_000  # installed size above which a distribution gets its own layer
 MAX_GROUPS = 8  # environment layers at most, "the rest" included
@@ -162,25 +165,32 @@ class WheelFacts:
 
 def wheel_facts(wheel: Path) -> WheelFacts:
     """A wheel's name, size and installed paths (scripts and console scripts as ``bin/NAME``)."""
-    import zipfile
-
-    name = canonical(wheel.name.split("-", 1)[0])
     paths: set[str] = set()
     size = 0
-    with zipfile.ZipFile(wheel) as zf:
-        for info in zf.infolist():
-            size += info.file_size
-            parts = info.filename.split("/")
-            if info.filename.endswith("/") or parts[0].endswith(".dist-info"):
-                if parts[0].endswith(".dist-info") and parts[-1] == "entry_points.txt" and info.file_size < 1 << 20:
-                    paths |= {f"bin/{script}" for script in _scripts(zf.read(info).decode("utf-8", "replace"))}
-                continue
-            if parts[0].endswith(".data") and len(parts) > 2:
-                kind, rest = parts[1], "/".join(parts[2:])
-                paths.add({"scripts": f"bin/{rest}", "data": f"data/{rest}"}.get(kind, rest))
-            else:
-                paths.add(info.filename)
-    return WheelFacts(name, wheel.name, size, frozenset(paths))
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            for info in zf.infolist():
+                size += info.file_size
+                paths |= _lands_at(zf, info)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise BuildError(f"{wheel}: not a readable wheel ({exc})") from None
+    return WheelFacts(canonical(wheel.name.split("-", 1)[0]), wheel.name, size, frozenset(paths))
+
+
+def _lands_at(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> set[str]:
+    """Where one member of a wheel lands: site-packages relative, ``bin/`` for scripts and the
+    console scripts its ``entry_points.txt`` names, ``data/`` for data; nothing for folders."""
+    parts = info.filename.split("/")
+    if parts[0].endswith(".dist-info"):
+        if parts[-1] == "entry_points.txt" and info.file_size < 1 << 20:
+            return {f"bin/{script}" for script in _scripts(zf.read(info).decode("utf-8", "replace"))}
+        return set()
+    if info.filename.endswith("/"):
+        return set()
+    if parts[0].endswith(".data") and len(parts) > 2:
+        kind, rest = parts[1], "/".join(parts[2:])
+        return {{"scripts": f"bin/{rest}", "data": f"data/{rest}"}.get(kind, rest)}
+    return {info.filename}
 
 
 def _scripts(entry_points: str) -> list[str]:

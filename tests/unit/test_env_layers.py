@@ -227,3 +227,15 @@ def test_a_conda_environment_split_by_its_records_adds_up_to_the_one_layer_envir
             assert member[0] == tarfile.DIRTYPE or path not in union, f"{path} in two layers"
             union[path] = member
     assert union == single
+
+
+def test_an_unreadable_wheel_is_one_clear_error(tmp_path):
+    from compiler.envbuild.layer_groups import wheel_facts
+    from compiler.errors import BuildError
+
+    broken = tmp_path / "broken-1.0-py3-none-any.whl"
+    broken.write_bytes(b"PK\x03\x04 not a zip")
+    with pytest.raises(BuildError, match="broken-1.0-py3-none-any.whl: not a readable wheel"):
+        wheel_facts(broken)
+    facts = wheel_facts(wheels(tmp_path / "w")[2])  # torch: its module, its console script
+    assert facts.name == "torch" and {"torch/__init__.py", "bin/torchrun"} <= facts.paths
