@@ -239,3 +239,21 @@ def test_an_unreadable_wheel_is_one_clear_error(tmp_path):
         wheel_facts(broken)
     facts = wheel_facts(wheels(tmp_path / "w")[2])  # torch: its module, its console script
     assert facts.name == "torch" and {"torch/__init__.py", "bin/torchrun"} <= facts.paths
+
+
+def test_pkgc_cache_prune_keeps_the_environment_records_while_their_blobs_live(base, tmp_path):
+    """A pruned store still reuses the environment without installing the cached groups again."""
+    from compiler.cache.prune import prune_cache
+
+    store = OciStore.in_cache(tmp_path / "cache")
+    options = LayerOptions(epoch=0, python="3.11", bytecode=False)
+    build_oci_image(make_plan(base, wheels(tmp_path / "v1")), store, None, options, Reporter(quiet=True))
+    records = sorted(p.name for p in (store.root / "layers").iterdir())
+    assert len([n for n in records if n.endswith(".environment.json")]) == 1
+    assert len([n for n in records if n.endswith(".elf.json")]) == 3  # cuda, triton, torch
+    prune_cache(tmp_path / "cache")
+    assert sorted(p.name for p in (store.root / "layers").iterdir()) == records
+    lines = logged_build(make_plan(base, wheels(tmp_path / "v2", six="1.1")), store, options)
+    # torch shares shared_ns/__init__.py with six (the rest holds it): installed, but its layer reused
+    assert any("(cuda, triton: cached, not installed)" in line for line in lines), lines
+    assert any(line.startswith("environment layer torch reused") for line in lines), lines
