@@ -42,6 +42,7 @@ class BuildResult:
     loaded: bool = True
     deployment: dict[str, Any] | None = None
     model_image: dict[str, Any] | None = None  # readonly_mount: the model image in pkgc's store (compiler.oci.model_image)
+    layers: tuple[dict[str, Any], ...] = ()  # the OCI back end's layers on the base (kind, why, digest, size)
 
     @classmethod
     def of(cls, compiled: Compiled, built: BuiltImage, target_environment: str) -> BuildResult:
@@ -58,14 +59,14 @@ class BuildResult:
             bytecode=bool(plan.environment is None or plan.environment.bytecode),
             base_digest=plan.base.digest or plan.base.image_id, manifest_digest=built.manifest_digest, loaded=built.loaded,
             deployment=resolved.spec_file.deployment.summary() if resolved.spec_file.deployment else None,
-            model_image=compiled.model_image.as_dict() if compiled.model_image else None,
+            model_image=compiled.model_image.as_dict() if compiled.model_image else None, layers=built.layers,
         )  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
-        """The ``--json`` object: the OCI back end adds its manifest digest and whether the engine holds
-        the image; a deployment input adds what it said."""
+        """The ``--json`` object: the OCI back end adds its manifest digest, whether the engine holds
+        the image and its layers; a deployment input adds what it said."""
         data = {name: getattr(self, name) for name in self.__dataclass_fields__}
-        for name in ("manifest_digest", "loaded"):
+        for name in ("manifest_digest", "loaded", "layers"):
             if self.builder != "oci":
                 del data[name]
         for name in ("deployment", "model_image"):

@@ -13,7 +13,7 @@ import io
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.envbuild.elf import is_elf, read_links
@@ -46,39 +46,87 @@ class Need:
     example: str  # the in-image path of one file that needs it
 
 
-@dataclass
-class _Found:
-    provided: set[str] = field(default_factory=set)
-    wanting: dict[str, tuple[set[str], str]] = field(default_factory=dict)
+@dataclass(frozen=True)
+class ElfScan:
+    """The dynamic-linking facts of (part of) an environment, by environment-relative path: what its
+    ELF files provide (file name, soname), its files named like a library (for RUNPATH look-ups), and
+    what they need (with their RUNPATH folders inside the environment and their distribution)."""
+
+    provided: tuple[tuple[str, str], ...] = ()  # (path, name)
+    libraries: tuple[str, ...] = ()  # paths of files and links named *.so*
+    wanted: tuple[tuple[str, str, tuple[str, ...], str], ...] = ()  # (path, soname, search folders, owner)
+
+    def part(self, keep) -> ElfScan:
+        """The facts of the paths ``keep(path)`` holds for."""
+        return ElfScan(tuple(p for p in self.provided if keep(p[0])), tuple(p for p in self.libraries if keep(p)),
+                       tuple(w for w in self.wanted if keep(w[0])))  # fmt: skip
+
+    def open_needs(self) -> ElfScan:
+        """The same facts without the needs this part resolves itself (they resolve in any whole)."""
+        provided, libraries = _index([self])
+        return ElfScan(self.provided, self.libraries, tuple(w for w in self.wanted if not _resolved(w[1], w[2], provided, libraries)))
+
+    def as_json(self) -> dict:
+        return {"provided": self.provided, "libraries": self.libraries, "wanted": self.wanted}
+
+    @classmethod
+    def from_json(cls, data: dict) -> ElfScan:
+        return cls(tuple((str(a), str(b)) for a, b in data["provided"]), tuple(str(p) for p in data["libraries"]),
+                   tuple((str(a), str(b), tuple(str(d) for d in c), str(o)) for a, b, c, o in data["wanted"]))  # fmt: skip
 
 
 def external_needs(root: Path, prefix: str) -> list[Need]:
     """What the environment staged at ``root`` (in the image at ``prefix``) needs from the base."""
+    return needs_of([scan_elf(root, prefix)], prefix)
+
+
+def scan_elf(root: Path, prefix: str) -> ElfScan:
+    """Every ELF file of the environment staged at ``root`` (in the image at ``prefix``), read once."""
     owners = _owners(root)
-    found = _Found()
-    pending: list[tuple[str, str, tuple[str, ...]]] = []  # (rel path, soname, search dirs)
+    provided: list[tuple[str, str]] = []
+    libraries: list[str] = []
+    wanted: list[tuple[str, str, tuple[str, ...], str]] = []
     for folder, dirs, files in os.walk(root):
         dirs.sort()
         for name in sorted(files):
             path = Path(folder) / name
-            if not is_elf(path):
+            rel = path.relative_to(root).as_posix()
+            if ".so" in name:
+                libraries.append(rel)
+            if path.is_symlink() or not is_elf(path):
                 continue
             links = read_links(path)
-            rel = path.relative_to(root).as_posix()
-            found.provided.add(name)
+            provided.append((rel, name))
             if links is None:
                 continue
             if links.soname:
-                found.provided.add(links.soname)
+                provided.append((rel, links.soname))
             here = os.path.dirname(rel)
-            search = tuple(_expand(entry, here, prefix) for entry in links.runpath)
-            pending.extend((rel, soname, search) for soname in links.needed)
-    for rel, soname, search in pending:
-        if soname in found.provided or any((root / d / soname).exists() for d in search if d is not None):
+            search = tuple(d for d in (_expand(entry, here, prefix) for entry in links.runpath) if d is not None)
+            owner = owners.get(rel, rel.split("/")[0])
+            wanted.extend((rel, soname, search, owner) for soname in links.needed)
+    return ElfScan(tuple(provided), tuple(libraries), tuple(wanted))
+
+
+def needs_of(scans: list[ElfScan], prefix: str) -> list[Need]:
+    """What the environment made of ``scans`` (its parts, e.g. its layers) needs from outside itself."""
+    provided, libraries = _index(scans)
+    wanting: dict[str, tuple[set[str], str]] = {}
+    for rel, soname, search, owner in sorted(w for scan in scans for w in scan.wanted):
+        if _resolved(soname, search, provided, libraries):
             continue
-        packages, example = found.wanting.setdefault(soname, (set(), f"{prefix}/{rel}"))
-        packages.add(owners.get(rel, rel.split("/")[0]))
-    return [Need(s, tuple(sorted(p)), e) for s, (p, e) in sorted(found.wanting.items())]
+        packages, _example = wanting.setdefault(soname, (set(), f"{prefix}/{rel}"))
+        packages.add(owner)
+    return [Need(s, tuple(sorted(p)), e) for s, (p, e) in sorted(wanting.items())]
+
+
+def _index(scans: list[ElfScan]) -> tuple[set[str], set[str]]:
+    return {name for scan in scans for _rel, name in scan.provided}, {rel for scan in scans for rel in scan.libraries}
+
+
+def _resolved(soname: str, search: tuple[str, ...], provided: set[str], libraries: set[str]) -> bool:
+    """An ELF file has the name or soname, or a RUNPATH folder holds the file."""
+    return soname in provided or any(os.path.normpath(os.path.join(d, soname)) in libraries for d in search)
 
 
 LIBPYTHON = re.compile(r"^libpython(\d+\.\d+)")

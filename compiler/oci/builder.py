@@ -1,6 +1,6 @@
 """Stage build, OCI back end: the plan's image written directly as OCI blobs, no daemon needed.
 
-base (by digest) -> user, environment, runtime, model, code layers -> config -> manifest, all in
+base (by digest) -> user, environment (a few layers), runtime, model, code layers -> config -> manifest, all in
 pkgc's OCI store; then loaded into the engine when one answers. The manifest digest names the
 image: same plan, same lock, same model and code give the same digest, with or without an engine."""
 
@@ -14,7 +14,8 @@ from compiler.engines.base import Engine
 from compiler.errors import BuildError
 from compiler.oci.base import BaseImage, load_from_store, resolve_base
 from compiler.oci.config import BuiltLayer, image_config, image_manifest
-from compiler.oci.layers import LayerOptions, copied_layers, environment_layer, user_layer
+from compiler.oci.environment_layers import environment_layers
+from compiler.oci.layers import LayerOptions, copied_layers, user_layer
 from compiler.oci.load import load_into_engine
 from compiler.oci.outputs import StoredImage
 from compiler.oci.scan import scan_base
@@ -49,6 +50,7 @@ class OciBuiltImage:
             builder="oci", image=self.image, image_id=self.image_id, content_tag=self.content_tag,
             content_hash=self.content_hash, reused=self.reused, size=self.size, seconds=self.seconds,
             manifest_digest=self.manifest_digest, loaded=self.loaded,
+            layers=tuple({"kind": l.kind, "why": l.why, "digest": l.blob.digest, "size": l.blob.size} for l in self.layers),
         )  # fmt: skip
 
 
@@ -74,8 +76,8 @@ def build_oci_image(
         reporter.detail(f"base {plan.base.reference} = {base.manifest_digest[:19]} (from the {base.source})")
         scan = scan_base(store, base)
         layers = [user_layer(plan, scan, store, options.epoch)]
-        layers.append(environment_layer(plan, scan, store, options, reporter.detail))
-        stage.update(sum(layer.blob.size for layer in layers))
+        stage.update(layers[0].blob.size)
+        layers.extend(environment_layers(plan, scan, store, options, reporter.detail, lambda layer: stage.advance(layer.blob.size)))
         layers.extend(copied_layers(plan, store, options.epoch, lambda layer: stage.advance(layer.blob.size),
                                     options.digests, options.reuse))  # fmt: skip
         config = store.put_json(image_config(plan, base, layers, options.epoch))

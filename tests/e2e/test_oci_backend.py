@@ -111,6 +111,8 @@ def test_no_engine_builds_are_reproducible_and_their_layout_serves(
     second = no_engine_build(tmp_path / "second", example_copy, base_layout, progress="json")
     assert first["builder"] == "oci" and first["loaded"] is False
     assert first["manifest_digest"] == second["manifest_digest"] == first["outputs"][0]["digest"]
+    environment = [layer for layer in first["layers"] if layer["kind"] == "environment"]  # scipy alone, then the rest
+    assert len(environment) == 2 and "(scipy: scipy)" in environment[0]["why"] and "(the rest: " in environment[1]["why"]
     engine_built = no_engine_build(tmp_path / "engine", example_copy, base_layout, with_engine=True)
     assert engine_built["loaded"] is True and engine_built["manifest_digest"] == first["manifest_digest"]
     # its fresh workspace gave it the session package's tag (version 1): point that back
