@@ -1,8 +1,8 @@
 """Normalised layer tars: sorted entries, parents included, fixed mtime, owner and modes, no xattrs.
 
-A layer is written once into the blob store, gzip-compressed (``compress.py``) or stored as a plain
-tar (model weights, where compression buys nothing); its diff_id (the tar's sha256) is computed on
-the way, so a layer is read from disk exactly once."""
+A layer is written once into the blob store, compressed as the build asks (``compress.py``: gzip,
+zstd) or stored as a plain tar (also model weights, where compression buys nothing); its diff_id (the
+tar's sha256) is computed on the way, so a layer is read from disk exactly once."""
 
 from __future__ import annotations
 
@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Iterable, Literal
 
 from compiler.oci.blobs import BlobStore
-from compiler.oci.compress import compressor
+from compiler.oci.compress import GZIP_LAYER, MEDIA_TYPES, TAR_LAYER, ZSTD_LAYER, Compression, compressor
 from compiler.workspace.walk import open_exact
 
-GZIP_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-TAR_LAYER = "application/vnd.oci.image.layer.v1.tar"
+__all__ = ["GZIP_LAYER", "TAR_LAYER", "ZSTD_LAYER", "Entry", "LayerBlob", "normalise", "staging_entries", "write_layer"]
 
 
 @dataclass(frozen=True)
@@ -86,9 +85,9 @@ def normalise(entries: Iterable[Entry]) -> list[Entry]:
 class _Sink:
     """Receives the tar stream: hashes it (diff_id), compresses it (or not) into a blob writer."""
 
-    def __init__(self, writer, compress: bool):
+    def __init__(self, writer, compression: Compression):
         self.writer, self.diff = writer, hashlib.sha256()
-        self.compressor = compressor() if compress else None
+        self.compressor = compressor(compression)
 
     def write(self, data: bytes) -> int:
         self.diff.update(data)
@@ -98,6 +97,10 @@ class _Sink:
     def finish(self) -> None:
         if self.compressor:
             self.writer.write(self.compressor.flush())
+
+    def close(self) -> None:
+        if self.compressor:
+            self.compressor.close()
 
 
 def _tarinfo(entry: Entry, mtime: int) -> tarfile.TarInfo:
@@ -112,10 +115,14 @@ def _tarinfo(entry: Entry, mtime: int) -> tarfile.TarInfo:
     return info
 
 
-def write_layer(entries: Iterable[Entry], store: BlobStore, mtime: int = 0, compress: bool = True) -> LayerBlob:
-    """Write ``entries`` as one normalised layer into ``store``."""
+def write_layer(
+    entries: Iterable[Entry], store: BlobStore, mtime: int = 0, compress: bool = True, compression: Compression = "gzip"
+) -> LayerBlob:
+    """Write ``entries`` as one normalised layer into ``store``, compressed by ``compression``
+    (``compress=False``: a plain tar whatever ``compression`` says, as for model weights)."""
+    compression = compression if compress else "none"
     writer = store.writer()
-    sink = _Sink(writer, compress)
+    sink = _Sink(writer, compression)
     try:
         with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
             for entry in normalise(entries):
@@ -132,5 +139,7 @@ def write_layer(entries: Iterable[Entry], store: BlobStore, mtime: int = 0, comp
     except BaseException:
         writer.abort()
         raise
+    finally:
+        sink.close()
     blob = writer.commit()
-    return LayerBlob(blob.digest, blob.size, "sha256:" + sink.diff.hexdigest(), GZIP_LAYER if compress else TAR_LAYER)
+    return LayerBlob(blob.digest, blob.size, "sha256:" + sink.diff.hexdigest(), MEDIA_TYPES[compression])

@@ -21,6 +21,7 @@ from compiler.envbuild.slim import slim_environment
 from compiler.envbuild.venv import VenvTarget, assemble_venv
 from compiler.errors import BuildError, MissingLibraries
 from compiler.oci.config import BuiltLayer
+from compiler.oci.compress import Compression, cache_key
 from compiler.oci.layer import Entry, LayerBlob, staging_entries, write_layer
 from compiler.oci.scan import BaseScan
 from compiler.oci.store import OciStore
@@ -39,9 +40,10 @@ class LayerOptions:
     reuse: bool = True  # reuse a cached environment layer (--no-cache: assemble it again)
     pyc_cache: Path | None = None  # compiled files kept by source, in-image path and interpreter
     allow_missing: frozenset[str] = frozenset()  # sonames the environment may need that nothing here provides
+    compression: Compression = "gzip"  # of every layer but the model's (--compression)
 
 
-def user_layer(plan: ImagePlan, scan: BaseScan, store: OciStore, epoch: int) -> BuiltLayer:
+def user_layer(plan: ImagePlan, scan: BaseScan, store: OciStore, epoch: int, compression: Compression = "gzip") -> BuiltLayer:
     """The non-root user: its passwd/group lines appended to the base's, and its home folder."""
     user, uid = plan.config.user, plan.config.uid
     home = f"/home/{user}"
@@ -55,7 +57,7 @@ def user_layer(plan: ImagePlan, scan: BaseScan, store: OciStore, epoch: int) -> 
         Entry("etc/group", "file", 0o644, data=group.encode()),
         Entry(home.lstrip("/"), "dir", 0o750, uid=uid, gid=uid),
     ]
-    blob = write_layer(entries, store.blobs, epoch)
+    blob = write_layer(entries, store.blobs, epoch, compression=compression)
     layer = plan.layer("user")
     return BuiltLayer("user", layer.why if layer else f"user {user} ({uid})", blob)
 
@@ -81,7 +83,7 @@ def environment_layer(plan: ImagePlan, scan: BaseScan, store: OciStore, options:
     # absent when off: default builds keep their cache key; the rules' own digest, so a change to them rebuilds
     slim = [["slim", list(env.slim_keep), hashlib.sha256(Path(slim_module.__file__).read_bytes()).hexdigest()]] if env.slim else []
     key = hashlib.sha256(json.dumps([LAYER_FORMAT, requirements.decode(), [f.dest for f in wheels], *key_parts,
-                                     bytecode, options.epoch, *slim]).encode()).hexdigest()  # fmt: skip
+                                     bytecode, options.epoch, *slim, cache_key(options.compression)]).encode()).hexdigest()  # fmt: skip
     cached = _cached_layer(store, key) if options.reuse else None
     why = layer.why if (layer := plan.layer("environment")) else "the locked environment"
     if cached is not None:
@@ -107,7 +109,7 @@ def environment_layer(plan: ImagePlan, scan: BaseScan, store: OciStore, options:
                                             cache=options.pyc_cache)  # fmt: skip
             log(f"{result.note} in {time.monotonic() - started:.1f} s")
         started = time.monotonic()
-        blob = write_layer(staging_entries(root, env.prefix), store.blobs, options.epoch)
+        blob = write_layer(staging_entries(root, env.prefix), store.blobs, options.epoch, compression=options.compression)
         log(f"environment layer {blob.size / 1e6:.0f} MB written in {time.monotonic() - started:.1f} s")
     _remember_layer(store, key, blob, needs)
     return BuiltLayer("environment", why, blob)
@@ -224,7 +226,8 @@ def copy_entries(plan: ImagePlan, copy: Copy) -> list[Entry]:
 
 
 def copied_layers(
-    plan: ImagePlan, store: OciStore, epoch: int, on_layer: Callable[[BuiltLayer], None] = lambda _layer: None
+    plan: ImagePlan, store: OciStore, epoch: int, on_layer: Callable[[BuiltLayer], None] = lambda _layer: None,
+    compression: Compression = "gzip",
 ) -> list[BuiltLayer]:
     """The plan's layers of context copies (runtime, model, inputs, code, sbom), in the plan's order;
     model layers uncompressed (weights rarely compress). ``on_layer`` hears each as it is written."""
@@ -233,7 +236,7 @@ def copied_layers(
         if layer.kind in ("user", "environment"):
             continue
         entries = [e for copy in layer.copies for e in copy_entries(plan, copy)]
-        blob = write_layer(entries, store.blobs, epoch, compress=layer.kind != "model")
+        blob = write_layer(entries, store.blobs, epoch, compress=layer.kind != "model", compression=compression)
         layers.append(BuiltLayer(layer.kind, layer.why, blob))
         on_layer(layers[-1])
     return layers
