@@ -230,3 +230,23 @@ def test_the_cli_and_the_config_take_the_compression(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "compiler.cli", "build", "x.yml", "--compression", "lz4"],
                           capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2 and "invalid choice: 'lz4'" in proc.stderr
+
+
+@pytest.mark.parametrize("builder,template,compression,expected", [
+    ("docker", None, "zstd", "zstd layers are written by the OCI back end.*--builder docker"),
+    ("auto", "my.j2", "none", "none layers are written by the OCI back end.*--template"),
+    ("docker", None, "gzip", "docker"), ("auto", None, "zstd", "oci"), ("docker", None, None, "docker"),
+])  # fmt: skip
+def test_compression_needs_the_oci_back_end(builder, template, compression, expected):
+    from compiler.environment.strategy import EnvironmentStrategy
+    from compiler.errors import SpecError
+    from compiler.pipeline import BuildRequest, choose_builder
+
+    request = BuildRequest(Path("package.yml"), builder=builder, template=Path(template) if template else None,
+                           compression=compression)  # fmt: skip
+    strategy = EnvironmentStrategy("venv", "3.11", "test", ())
+    if expected in ("oci", "docker"):
+        assert choose_builder(request, strategy) == expected
+    else:
+        with pytest.raises(SpecError, match=expected):
+            choose_builder(request, strategy)
