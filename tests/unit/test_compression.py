@@ -250,3 +250,14 @@ def test_compression_needs_the_oci_back_end(builder, template, compression, expe
     else:
         with pytest.raises(SpecError, match=expected):
             choose_builder(request, strategy)
+
+
+def test_model_package_passes_the_compression_to_build():
+    import argparse
+
+    from compiler.commands import package
+
+    parser = argparse.ArgumentParser()
+    package.register(parser.add_subparsers())
+    args = parser.parse_args(["package", "-n", "m", "-v", "1", "-f", "package.yml", "--compression", "zstd"])
+    assert package.build_arguments(args)[-2:] == ["--compression", "zstd"]
