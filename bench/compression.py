@@ -16,8 +16,12 @@ image of it through pkgc's own load path (``compiler.oci.load``: zstd layers go 
 inflated), the image removed afterwards. Prints a markdown table with the machine's load and writes
 bench/results/compression-<time>.json.
 
+``--codec-mb N`` measures the codecs alone instead (less sensitive to a busy disk or engine): the
+first N MB of a tar of ``--source`` in memory, each variant compressing it ``--runs`` times (the
+median) and decompressing it once, in MB/s of tar.
+
 Usage: python3 bench/compression.py [--env-gb G] [--weights-gb G] [--source VENV] [--variants V,...]
-       [--layers environment,weights] [--no-load]
+       [--layers environment,weights] [--no-load] [--codec-mb N [--runs R]]
 """
 
 from __future__ import annotations
@@ -137,6 +141,44 @@ def docker_load(store_root: Path, row: dict) -> float:
     return round(seconds, 2)
 
 
+def codec_only(source: Path, megabytes: int, variants: list[str], runs: int) -> list[dict]:
+    """Each variant's compression (median of ``runs``) and decompression speed on one in-memory tar."""
+    import io
+    import statistics
+    import tarfile
+
+    from compiler.oci.compress import open_layer
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path in sorted(source.rglob("*")):
+            if buffer.tell() >= megabytes << 20:
+                break
+            if path.is_file() and not path.is_symlink():
+                tar.add(path, arcname=str(path.relative_to(source)), recursive=False)
+    data = buffer.getvalue()
+    rows = []
+    for variant in variants:
+        times, blob = [], b""
+        for _ in range(runs):
+            made, media = compressor_for(variant)
+            started = time.monotonic()
+            if made is None:
+                blob = data
+            else:
+                blob = b"".join(made.compress(data[at : at + (1 << 16)]) for at in range(0, len(data), 1 << 16)) + made.flush()
+            times.append(time.monotonic() - started)
+        started = time.monotonic()
+        with open_layer(io.BytesIO(blob), media) as reader:
+            while reader.read(1 << 20):
+                pass
+        inflate = time.monotonic() - started
+        rows.append({"variant": variant, "tar_mb": round(len(data) / 1e6), "ratio": round(len(blob) / len(data), 4),
+                     "compress_mb_s": round(len(data) / 1e6 / statistics.median(times)) if variant != "none" else None, "inflate_mb_s": round(len(data) / 1e6 / inflate)})  # fmt: skip
+        print(json.dumps(rows[-1]), file=sys.stderr)
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env-gb", type=float, default=2.0)
@@ -145,6 +187,8 @@ def main() -> int:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--layers", default="environment,weights")
     parser.add_argument("--no-load", action="store_true", help="skip the docker load timings")
+    parser.add_argument("--codec-mb", type=int, help="measure the codecs alone on this many MB of tar, in memory")
+    parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--one-layer", help=argparse.SUPPRESS)
     parser.add_argument("--store", help=argparse.SUPPRESS)
@@ -155,6 +199,14 @@ def main() -> int:
         return 0
     from compiler.oci.compress import machine_threads
 
+    if args.codec_mb:
+        rows = codec_only(Path(args.source), args.codec_mb, args.variants.split(","), args.runs)
+        load = os.getloadavg()
+        print(f"cores: {os.cpu_count()} (threads used: {machine_threads()}), load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}\n")
+        print("| variant | tar MB | ratio | compress MB/s | decompress MB/s |\n|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['variant']} | {r['tar_mb']} | {r['ratio']:.3f} | {r['compress_mb_s']} | {r['inflate_mb_s']} |")
+        return 0
     rows = []
     with tempfile.TemporaryDirectory(prefix="pkgc-bench-compression-", dir=os.environ.get("TMPDIR", "/var/tmp")) as tmp:
         for path in Path(args.source).rglob("*"):  # warm the page cache: every variant reads the files alike
