@@ -22,7 +22,9 @@ DEFAULT_WORKSPACE = Path.home() / ".pkgc" / "workspace"
 DEFAULT_CACHE = Path.home() / ".cache" / "pkgc"
 CONFIG_MAX_BYTES = 1024 * 1024
 SONAME = re.compile(r"^[A-Za-z0-9_.+-]{1,128}$")
-CONFIG_KEYS = ("workspace", "registries", "mlflow_base_image", "slim", "bytecode", "conda_default_channels", "allow_missing_libraries")
+CONFIG_KEYS = ("workspace", "registries", "mlflow_base_image", "slim", "bytecode", "conda_default_channels", "allow_missing_libraries",
+               "compression")
+COMPRESSIONS = ("gzip", "zstd", "none")  # compiler.oci.compress.COMPRESSIONS, without importing the codecs
 DEFAULT_CONDA_CHANNELS = ("defaults",)  # what conda uses for a file without channels: when .condarc names none
 
 
@@ -41,6 +43,7 @@ class Options:
     bytecode: bool = True  # config ``bytecode = false``: build --no-bytecode by default
     conda_default_channels: tuple[str, ...] = DEFAULT_CONDA_CHANNELS  # a conda file without channels; trusted
     allow_missing_libraries: frozenset[str] = frozenset()  # sonames the build check lets through
+    compression: str = "gzip"  # config ``compression``: the OCI back end's layer compression (build --compression)
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class Config:
     bytecode: bool = True
     conda_default_channels: tuple[str, ...] = DEFAULT_CONDA_CHANNELS
     allow_missing_libraries: frozenset[str] = frozenset()
+    compression: str = "gzip"
 
 
 class _ConfigFile:
@@ -135,9 +139,13 @@ def _check(file: _ConfigFile, data: Any) -> Config:
     allowed = data.get("allow_missing_libraries", [])
     if not isinstance(allowed, list) or not all(isinstance(a, str) and SONAME.match(a) for a in allowed):
         raise file.problem("allow_missing_libraries", f"must be a list of library names such as \"libfoo.so.1\" (got {_shown(allowed)})")
+    compression = data.get("compression", "gzip")
+    if compression not in COMPRESSIONS:
+        raise file.problem("compression", f"must be one of {', '.join(repr(c) for c in COMPRESSIONS)} (got {_shown(compression)})")
     return Config(workspace=workspace, registries=paths, mlflow_base_image=image,
                   slim=data.get("slim", False), bytecode=data.get("bytecode", True),
-                  conda_default_channels=tuple(channels), allow_missing_libraries=frozenset(allowed))  # fmt: skip
+                  conda_default_channels=tuple(channels), allow_missing_libraries=frozenset(allowed),
+                  compression=compression)  # fmt: skip
 
 
 def read_config(start: Path) -> Config:
@@ -183,6 +191,7 @@ def load_options(
         bytecode=config.bytecode,
         conda_default_channels=config.conda_default_channels,
         allow_missing_libraries=config.allow_missing_libraries,
+        compression=config.compression,
     )
 
 

@@ -67,6 +67,7 @@ class BuildRequest:
     builder: Builder = "auto"
     slim: bool | None = None  # --slim/--no-slim; None: the config's ``slim``
     bytecode: bool | None = None  # --bytecode/--no-bytecode; None: the config's ``bytecode``
+    compression: str | None = None  # --compression gzip|zstd|none (OCI back end); None: the config's ``compression``
     check_lock: bool = False  # pkgc lock --check: the lock must exist already
     model_image_wanted: bool = False  # --model-output/--model-push: only a readonly_mount package has a model image
     overrides: Overrides | None = None  # --set KEY=VALUE, --endpoint-name (compiler/spec/overrides.py)
@@ -330,7 +331,8 @@ def build(compiled: Compiled, request: BuildRequest, options: Options, reporter:
     layer_options = LayerOptions(epoch=options.source_date_epoch, python=compiled.resolved.strategy.python,
                                  reuse=not request.no_cache, pyc_cache=options.cache_dir / "pyc",
                                  allow_missing=options.allow_missing_libraries,
-                                 digests=DigestCache.in_cache(options.cache_dir))  # fmt: skip
+                                 digests=DigestCache.in_cache(options.cache_dir),
+                                 compression=request.compression or options.compression)  # fmt: skip  # type: ignore[arg-type]
     return build_oci_image(plan, OciStore.in_cache(options.cache_dir), engine, layer_options, reporter).built()
 
 
@@ -389,9 +391,12 @@ def choose_builder(request: BuildRequest, strategy: EnvironmentStrategy, base_im
         why_not = "a user --template may run steps inside the image"
     if request.builder == "oci" and why_not:
         raise SpecError(SpecProblem("--builder", "", f"oci cannot build this package: {why_not}; use --builder docker"))
-    if request.builder == "auto":
-        return "docker" if why_not else "oci"
-    return request.builder
+    chosen = request.builder if request.builder != "auto" else "docker" if why_not else "oci"
+    if chosen == "docker" and request.compression not in (None, "gzip"):
+        why = why_not or "--builder docker"
+        raise SpecError(SpecProblem("--compression", "", f"{request.compression} layers are written by the OCI back end, "
+                                    f"which this build does not use ({why}); drop --compression"))  # fmt: skip
+    return chosen
 
 
 def _engine_if_any(connect: Callable[[], Engine]) -> Engine | None:

@@ -44,6 +44,9 @@ def register(sub) -> None:
                    help="leave out pip, setuptools, wheel (unless required) and packages' test folders (config: slim)")  # fmt: skip
     p.add_argument("--bytecode", action=argparse.BooleanOptionalAction, default=None,
                    help="ship the environment's byte-code (default; config: bytecode); --no-bytecode: sources only")  # fmt: skip
+    p.add_argument("--compression", choices=["gzip", "zstd", "none"], default=None,
+                   help="layer compression of the OCI back end (default gzip; config: compression): gzip (parallel igzip), "
+                        "zstd (application/vnd.oci.image.layer.v1.tar+zstd) or none (plain tar)")  # fmt: skip
     p.add_argument("--base-image", help="replace the base image (or an MLflow package's default one)")
     p.add_argument("--python-version", help="the whole environment's Python (X.Y): overrides the model's and the base environment's")
     p.add_argument("--output", action="append", default=[], metavar="oci:DIR[:TAG]|oci-archive:FILE[:TAG]",
@@ -134,6 +137,7 @@ def run(args, options, reporter) -> int:
         base_image=args.base_image, python_version=args.python_version, builder=getattr(args, "builder", None) or "auto",
         target_environment=getattr(args, "target_environment", None),
         slim=getattr(args, "slim", None), bytecode=getattr(args, "bytecode", None),
+        compression=getattr(args, "compression", None),
         model_image_wanted=after.model is not None and after.model.any, overrides=_overrides(args),
     )  # fmt: skip
     write_to = _write_deployment_target(args)

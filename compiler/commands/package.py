@@ -14,7 +14,7 @@ from compiler.spec.values import ASSET_NAME, ASSET_NAME_RULE
 
 # Build flags that take a value and pass through unchanged.
 PASSTHROUGH = ("--base-image", "--lock-file", "--template", "--python-version", "--push", "--deploy-settings",
-               "--target-environment", "--write-deployment", "--request-file", "--expect", "--sign-key")  # fmt: skip
+               "--target-environment", "--write-deployment", "--request-file", "--expect", "--sign-key", "--compression")  # fmt: skip
 
 
 def register(group) -> None:

@@ -147,6 +147,8 @@ def compress_layer(store: OciStore, stream: IO[bytes]) -> LayerBlob:
     except BaseException:
         writer.abort()
         raise
+    finally:
+        deflate.close()
     blob = writer.commit()
     return LayerBlob(blob.digest, blob.size, "sha256:" + diff.hexdigest(), GZIP_LAYER)
 

@@ -75,11 +75,11 @@ def build_oci_image(
         base = plan_base(plan, store, engine, reporter.detail)
         reporter.detail(f"base {plan.base.reference} = {base.manifest_digest[:19]} (from the {base.source})")
         scan = scan_base(store, base)
-        layers = [user_layer(plan, scan, store, options.epoch)]
+        layers = [user_layer(plan, scan, store, options.epoch, options.compression)]
         stage.update(layers[0].blob.size)
         layers.extend(environment_layers(plan, scan, store, options, reporter.detail, lambda layer: stage.advance(layer.blob.size)))
         layers.extend(copied_layers(plan, store, options.epoch, lambda layer: stage.advance(layer.blob.size),
-                                    options.digests, options.reuse))  # fmt: skip
+                                    options.digests, options.reuse, options.compression))  # fmt: skip
         config = store.put_json(image_config(plan, base, layers, options.epoch))
         manifest = store.put_json(image_manifest(config.digest, config.size, base, layers))
         repository = plan.tag.rpartition(":")[0]

@@ -34,6 +34,7 @@ from compiler.envbuild.venv import VenvTarget, assemble_venv
 from compiler.errors import BuildError
 from compiler.oci.config import BuiltLayer
 from compiler.oci.environment_split import group_of_file, split_entries
+from compiler.oci.compress import cache_key
 from compiler.oci.layer import Entry, LayerBlob, staging_entries, write_layer
 from compiler.oci.layers import LayerOptions, check_libraries
 from compiler.oci.scan import BaseScan
@@ -84,7 +85,8 @@ def environment_layers(
     bytecode = options.bytecode and env.bytecode
     # absent when off: the rules' own digest, so a change to them rebuilds
     slim = [["slim", list(env.slim_keep), hashlib.sha256(Path(slim_module.__file__).read_bytes()).hexdigest()]] if env.slim else []
-    common = [ENV_FORMAT, *target_key, bytecode, importlib.util.MAGIC_NUMBER.hex() if bytecode else "", options.epoch, *slim]
+    common = [ENV_FORMAT, *target_key, bytecode, importlib.util.MAGIC_NUMBER.hex() if bytecode else "", options.epoch, *slim,
+              cache_key(options.compression)]  # fmt: skip
     key = _digest([requirements.decode(), [f.dest for f in wheels], *common])
     why = layer.why if (layer := plan.layer("environment")) else "the locked environment"
     remembered = _remembered_environment(store, key) if options.reuse else None
@@ -220,7 +222,7 @@ def _write_group(store: OciStore, group: LayerGroup, key: str, entries: list[Ent
         log(f"environment layer {group.name} reused ({cached.size / 1e6:.0f} MB, {cached.digest[:19]})")
         return EnvLayer(group.name, group.members, key, cached)
     started = time.monotonic()
-    blob = write_layer(entries, store.blobs, options.epoch)
+    blob = write_layer(entries, store.blobs, options.epoch, compression=options.compression)
     log(f"environment layer {group.name} {blob.size / 1e6:.0f} MB written in {time.monotonic() - started:.1f} s")
     _write_record(store.root / "layers", f"{key}.json", asdict(blob))
     return EnvLayer(group.name, group.members, key, blob)

@@ -1,8 +1,8 @@
 """Normalised layer tars: sorted entries, parents included, fixed mtime, owner and modes, no xattrs.
 
-A layer is written once into the blob store, gzip-compressed (``compress.py``) or stored as a plain
-tar (model weights, where compression buys nothing); its diff_id (the tar's sha256) is computed on
-the way, so a layer is read from disk exactly once."""
+A layer is written once into the blob store, compressed as the build asks (``compress.py``: gzip,
+zstd) or stored as a plain tar (also model weights, where compression buys nothing); its diff_id (the
+tar's sha256) is computed on the way, so a layer is read from disk exactly once."""
 
 from __future__ import annotations
 
@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Iterable, Literal
 
 from compiler.oci.blobs import BlobStore, BlobWriter
-from compiler.oci.compress import compressor
+from compiler.oci.compress import GZIP_LAYER, MEDIA_TYPES, TAR_LAYER, ZSTD_LAYER, Compression, compressor
 from compiler.workspace.walk import open_exact
 
-GZIP_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-TAR_LAYER = "application/vnd.oci.image.layer.v1.tar"
+__all__ = ["GZIP_LAYER", "TAR_LAYER", "ZSTD_LAYER", "Entry", "LayerBlob", "normalise", "staging_entries", "write_layer"]
 
 
 @dataclass(frozen=True)
@@ -86,10 +85,10 @@ def normalise(entries: Iterable[Entry]) -> list[Entry]:
 class _Sink:
     """Receives the tar stream: hashes it (diff_id), compresses it (or not) into a blob writer."""
 
-    def __init__(self, writer, compress: bool):
+    def __init__(self, writer, compression: Compression):
         self.writer = writer
-        self.diff = hashlib.sha256() if compress else None  # a plain tar's diff_id is its blob digest
-        self.compressor = compressor() if compress else None
+        self.diff = hashlib.sha256() if compression != "none" else None  # a plain tar's diff_id is its blob digest
+        self.compressor = compressor(compression)
 
     def write(self, data: bytes) -> int:
         if self.diff is not None:
@@ -100,6 +99,10 @@ class _Sink:
     def finish(self) -> None:
         if self.compressor:
             self.writer.write(self.compressor.flush())
+
+    def close(self) -> None:
+        if self.compressor:
+            self.compressor.close()
 
 
 def _tarinfo(entry: Entry, mtime: int) -> tarfile.TarInfo:
@@ -153,12 +156,16 @@ def _write_plain_tar(entries: list[Entry], writer: BlobWriter, mtime: int) -> No
     put(tarfile.NUL * (-offset % tarfile.RECORDSIZE))
 
 
-def write_layer(entries: Iterable[Entry], store: BlobStore, mtime: int = 0, compress: bool = True) -> LayerBlob:
-    """Write ``entries`` as one normalised layer into ``store``."""
+def write_layer(
+    entries: Iterable[Entry], store: BlobStore, mtime: int = 0, compress: bool = True, compression: Compression = "gzip"
+) -> LayerBlob:
+    """Write ``entries`` as one normalised layer into ``store``, compressed by ``compression``
+    (``compress=False``: a plain tar whatever ``compression`` says, as for model weights)."""
+    compression = compression if compress else "none"
     writer = store.writer()
-    sink = _Sink(writer, compress)
+    sink = _Sink(writer, compression)
     try:
-        if compress:
+        if compression != "none":
             _write_with_tarfile(normalise(entries), sink, mtime)
         else:
             _write_plain_tar(normalise(entries), writer, mtime)
@@ -166,6 +173,8 @@ def write_layer(entries: Iterable[Entry], store: BlobStore, mtime: int = 0, comp
     except BaseException:
         writer.abort()
         raise
+    finally:
+        sink.close()
     blob = writer.commit()
     diff_id = "sha256:" + sink.diff.hexdigest() if sink.diff is not None else blob.digest
-    return LayerBlob(blob.digest, blob.size, diff_id, GZIP_LAYER if compress else TAR_LAYER)
+    return LayerBlob(blob.digest, blob.size, diff_id, MEDIA_TYPES[compression])

@@ -14,6 +14,7 @@ from typing import Callable
 from compiler.envbuild.libraries import Need, fix_for, missing_from_base
 from compiler.errors import BuildError, MissingLibraries
 from compiler.oci.config import BuiltLayer
+from compiler.oci.compress import Compression
 from compiler.oci.layer import Entry, write_layer
 from compiler.oci.model_layers import at_stable_path, model_layers
 from compiler.oci.scan import BaseScan
@@ -32,9 +33,10 @@ class LayerOptions:
     pyc_cache: Path | None = None  # compiled files kept by source, in-image path and interpreter
     allow_missing: frozenset[str] = frozenset()  # sonames the environment may need that nothing here provides
     digests: DigestCache | None = None  # remembered file digests: unchanged model files are not read again
+    compression: Compression = "gzip"  # of every layer but the model's (--compression)
 
 
-def user_layer(plan: ImagePlan, scan: BaseScan, store: OciStore, epoch: int) -> BuiltLayer:
+def user_layer(plan: ImagePlan, scan: BaseScan, store: OciStore, epoch: int, compression: Compression = "gzip") -> BuiltLayer:
     """The non-root user: its passwd/group lines appended to the base's, and its home folder."""
     user, uid = plan.config.user, plan.config.uid
     home = f"/home/{user}"
@@ -48,7 +50,7 @@ def user_layer(plan: ImagePlan, scan: BaseScan, store: OciStore, epoch: int) -> 
         Entry("etc/group", "file", 0o644, data=group.encode()),
         Entry(home.lstrip("/"), "dir", 0o750, uid=uid, gid=uid),
     ]
-    blob = write_layer(entries, store.blobs, epoch)
+    blob = write_layer(entries, store.blobs, epoch, compression=compression)
     layer = plan.layer("user")
     return BuiltLayer("user", layer.why if layer else f"user {user} ({uid})", blob)
 
@@ -96,7 +98,7 @@ def copy_entries(plan: ImagePlan, copy: Copy) -> list[Entry]:
 
 def copied_layers(
     plan: ImagePlan, store: OciStore, epoch: int, on_layer: Callable[[BuiltLayer], None] = lambda _layer: None,
-    digests: DigestCache | None = None, reuse: bool = True,
+    digests: DigestCache | None = None, reuse: bool = True, compression: Compression = "gzip",
 ) -> list[BuiltLayer]:
     """The plan's layers of context copies (runtime, model, inputs, code, sbom), in the plan's order.
     The model's files become several layers (``model_layers``: each large file alone, remembered by
@@ -110,7 +112,7 @@ def copied_layers(
             model_dir = posixpath.dirname(layer.copies[0].dest)  # the copy is <model dir>/<model's root>
             blobs = model_layers(at_stable_path(entries, model_dir), store, epoch, digests, reuse=reuse)
         else:
-            blobs = [write_layer(entries, store.blobs, epoch)]
+            blobs = [write_layer(entries, store.blobs, epoch, compression=compression)]
         for blob in blobs:
             layers.append(BuiltLayer(layer.kind, layer.why, blob))
             on_layer(layers[-1])

@@ -87,7 +87,9 @@ def load_into_engine(
             size = archive.tell()
             archive.seek(0)
             try:
-                for message in api.load_image(_Counted(archive, size, progress)):
+                # quiet=False: the engine reports each layer as it applies it, so a multi-GB layer never
+                # leaves the connection silent past the client's read timeout (60 s)
+                for message in api.load_image(_Counted(archive, size, progress), quiet=False):
                     if "error" in message:
                         raise BuildError(f"the engine refused the image: {message['error']}")
             except BuildError:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from compiler.emit.oci import EmittedOutput, OutputTarget, PreparedOutput
 from compiler.errors import BuildError
+from compiler.oci.compress import engine_readable, inflated_size, open_layer
 from compiler.oci.store import INDEX, LAYOUT, MANIFEST, REF_NAME, OciStore, canonical_json
 
 
@@ -115,21 +116,28 @@ def prepare(store: OciStore, image: StoredImage, target: OutputTarget, default_t
 
 
 def write_docker_archive(store: OciStore, image: StoredImage, tags: list[str], out, skip: set[str] = frozenset()) -> None:
-    """A ``docker load`` archive of ``image`` (layers stay gzip-compressed; the engine inflates them).
+    """A ``docker load`` archive of ``image`` (gzip layers and plain tars as they are stored; the
+    engine inflates gzip; zstd layers, which Docker 20.10 cannot read, inflated on the way: a first
+    pass counts the tar's size for its header, the second streams it).
 
     Layers in ``skip`` (diff_ids whose chain the engine already holds) are named but not sent: the
     engine reuses a layer chain it has without opening its file."""
     config = store.read_json(image.config_digest)
     diff_ids = config["rootfs"]["diff_ids"]
     names = [f"{d.split(':', 1)[1]}.tar" for d in image.layer_digests]
+    media_types = [layer.get("mediaType", "") for layer in store.read_json(image.manifest_digest)["layers"]]
     manifest = [{"Config": f"{image.config_digest.split(':', 1)[1]}.json", "RepoTags": tags, "Layers": names}]
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
-        for name, digest, diff_id in zip(names, image.layer_digests, diff_ids):
+        for name, digest, diff_id, media in zip(names, image.layer_digests, diff_ids, media_types):
             if diff_id in skip:
                 continue
             source = store.blobs.path(digest)
             with open(source, "rb") as fh:
-                tar.addfile(_tar_info(name, source.stat().st_size), fh)
+                if engine_readable(media):
+                    tar.addfile(_tar_info(name, source.stat().st_size), fh)
+                else:
+                    with open_layer(fh, media) as inflated:
+                        tar.addfile(_tar_info(name, inflated_size(source, media)), inflated)
         config_bytes = store.blobs.path(image.config_digest).read_bytes()
         tar.addfile(_tar_info(manifest[0]["Config"], len(config_bytes)), io.BytesIO(config_bytes))
         data = json.dumps(manifest).encode()

@@ -12,13 +12,10 @@ import tarfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from isal import igzip
-from isal.igzip_lib import IsalError
-
 from compiler.envbuild.libraries import STANDARD_DIRS
 from compiler.errors import BuildError, ResolveError
 from compiler.oci.base import BaseImage
-from compiler.oci.layer import GZIP_LAYER, TAR_LAYER
+from compiler.oci.compress import READ_ERRORS, open_layer
 from compiler.oci.store import OciStore
 from compiler.plan.types import BasePackage
 
@@ -52,17 +49,14 @@ class BaseScan:
 
 
 def _members(store: OciStore, layer: dict):
-    path = store.blobs.path(layer["digest"])
-    media = layer.get("mediaType", "")
-    if media in (GZIP_LAYER, "application/vnd.docker.image.rootfs.diff.tar.gzip"):
-        fh = igzip.open(path, "rb")
-    elif media in (TAR_LAYER, "application/vnd.docker.image.rootfs.diff.tar"):
-        fh = open(path, "rb")
-    else:
-        raise BuildError(f"base image layer {layer['digest'][:19]} has media type {media!r}, which pkgc cannot read")
-    with fh, tarfile.open(fileobj=fh, mode="r|") as tar:  # type: ignore[call-overload]
-        for member in tar:
-            yield member, tar
+    with open(store.blobs.path(layer["digest"]), "rb") as raw:
+        try:
+            fh = open_layer(raw, layer.get("mediaType", ""))
+        except ValueError as exc:
+            raise BuildError(f"base image layer {layer['digest'][:19]} has {exc}") from None
+        with fh, tarfile.open(fileobj=fh, mode="r|") as tar:  # type: ignore[call-overload]
+            for member in tar:
+                yield member, tar
 
 
 def scan_base(store: OciStore, base: BaseImage) -> BaseScan:
@@ -76,7 +70,7 @@ def scan_base(store: OciStore, base: BaseImage) -> BaseScan:
     for layer in base.layers:
         try:
             _scan_layer(store, layer, found)
-        except (OSError, EOFError, tarfile.TarError, IsalError) as exc:  # the layer's digest held: its bytes are the image's
+        except (OSError, EOFError, tarfile.TarError, *READ_ERRORS) as exc:  # the layer's digest held: its bytes are the image's
             raise ResolveError(f"base image layer {layer['digest'][:19]} is not a readable layer: {exc}") from None
     folders = set(STANDARD_DIRS) | _configured_dirs(found.files)
     libraries = sorted({lib for folder, names in found.libraries.items() if folder in folders for lib in names})

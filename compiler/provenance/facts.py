@@ -14,7 +14,7 @@ from compiler.provenance.statement import TREE_METHOD, BuildFacts, Dependency
 SBOM_MEDIA_TYPE = "application/vnd.cyclonedx+json"
 # build flags that change what is built; they are the provenance's external parameters
 FLAGS = ("model", "base_image", "python_version", "builder", "relock", "no_cache", "template", "lock_file",
-         "target_environment")  # fmt: skip
+         "target_environment", "compression")  # fmt: skip
 
 
 def rfc3339(seconds: float) -> str:

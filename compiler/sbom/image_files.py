@@ -3,19 +3,19 @@
 
 Layouts and archives are untrusted input, read in place through compiler.oci.layout_reader (only
 regular files, every read bounded by its descriptor or a JSON limit, every blob checked against its
-digest): index -> manifest -> layers (tar, gzip), the top-most layer holding the path wins (whiteouts
+digest): index -> manifest -> layers (tar, gzip, zstd: ``compiler.oci.compress.open_layer``), the top-most layer holding the path wins (whiteouts
 hide it).
 """
 
 from __future__ import annotations
 
-import gzip
 import tarfile
 import zlib
 from collections.abc import Callable
 
 from compiler.engines.base import Engine
 from compiler.errors import ResolveError, excerpt
+from compiler.oci.compress import READ_ERRORS, READABLE, open_layer
 from compiler.oci.layout_reader import CHUNK, OciLayout, mapping, open_layout
 
 FILE_LIMIT = 64 << 20  # an SBOM or lock file larger than this is refused
@@ -76,14 +76,14 @@ def _layer_entry(blobs: OciLayout, descriptor: dict, inner: str) -> tuple[str, b
     """('file', bytes) when the layer holds ``inner``, ('gone', None) when it hides it, ('', None) otherwise."""
     digest, _ = blobs.descriptor(descriptor, "a layer")
     media = str(descriptor.get("mediaType", ""))
-    if "zstd" in media:
-        raise blobs.error(f"blobs/sha256/{digest[7:]}", "is a zstd-compressed layer, which pkgc cannot read")
+    if media not in READABLE:
+        raise blobs.error(f"blobs/sha256/{digest[7:]}", f"has media type '{excerpt(media, 80)}', which pkgc cannot read")
     found: tuple[str, bytes | None] = ("", None)
     parent, _, base = inner.rpartition("/")
     folder = f"{parent}/" if parent else ""
     with blobs.open_blob(descriptor, what="a layer") as raw:
-        stream = gzip.GzipFile(fileobj=raw) if "gzip" in media else raw  # type: ignore[arg-type]
         try:
+            stream = open_layer(raw, media)  # type: ignore[arg-type]
             with tarfile.open(fileobj=stream, mode="r|") as tar:  # type: ignore[call-overload]
                 for member in tar:
                     name = member.name.removeprefix("./").rstrip("/")
@@ -93,7 +93,7 @@ def _layer_entry(blobs: OciLayout, descriptor: dict, inner: str) -> tuple[str, b
                         found = ("file", tar.extractfile(member).read())  # type: ignore[union-attr]
                     elif name == inner or name in (f"{folder}.wh.{base}", f"{folder}.wh..wh..opq"):
                         found = ("gone", None) if found[0] != "file" else found
-        except (OSError, EOFError, tarfile.TarError, zlib.error) as exc:
+        except (OSError, EOFError, tarfile.TarError, zlib.error, *READ_ERRORS) as exc:
             raise blobs.error(f"blobs/sha256/{digest[7:]}", f"is not a readable layer: {excerpt(str(exc), 80)}") from None
         while raw.read(CHUNK):  # the digest covers the whole blob: the read reaching its end checks it
             pass
