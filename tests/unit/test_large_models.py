@@ -233,7 +233,7 @@ def test_plain_layers_copied_in_the_kernel_are_the_tars_tarfile_writes(tmp_path)
     fast = layer_module.write_layer(entries, BlobStore(tmp_path / "a"), 7, compress=False)
     store = BlobStore(tmp_path / "b")
     writer = store.writer()
-    sink = layer_module._Sink(writer, compress=False)
+    sink = layer_module._Sink(writer, "none")
     layer_module._write_with_tarfile(layer_module.normalise(entries), sink, 7)
     reference = writer.commit()
     assert (fast.digest, fast.size) == (reference.digest, reference.size) and fast.diff_id == fast.digest
