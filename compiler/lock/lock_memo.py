@@ -4,6 +4,7 @@ here. A memo entry that is missing, unreadable or not what pkgc wrote is read ag
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -17,8 +18,7 @@ FOLDER = "locks-read"  # under pkgc's cache
 
 
 def memo_path(memo_dir: Path, data: bytes) -> Path:
-    import hashlib
-
+    """Where the lock whose file holds ``data`` is remembered."""
     return memo_dir / f"{hashlib.sha256(data).hexdigest()}.json"
 
 

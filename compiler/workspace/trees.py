@@ -16,7 +16,7 @@ import os
 import secrets
 import shutil
 import time
-from contextlib import contextmanager, nullcontext, suppress
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Iterator
 
