@@ -52,8 +52,8 @@ def prune(args, options, reporter) -> int:
     if result.store_left:
         reporter.warn(f"store blobs left as they are: {result.store_left}")
     if result.over:
-        reporter.warn(f"the cache still holds {human_size(result.over)} over --max-size: images named in the store, "
-                      "their records, built wheels and recent logs are not evicted")  # fmt: skip
+        reporter.warn(f"the cache still holds {human_size(result.over)} over --max-size: the newest image of each "
+                      "repository in the store, records, built wheels and recent logs are not evicted")  # fmt: skip
     parts = ", ".join(f"{name} {human_size(u.bytes)}" for name, u in result.removed.items() if u.files)
     human = f"freed {human_size(result.freed)}{f' ({parts})' if parts else ''}; {options.cache_dir} holds {human_size(result.after)}"
     print_result(result.as_dict(), args.json, human + (f" (limit {human_size(limit)})" if limit is not None else ""))
