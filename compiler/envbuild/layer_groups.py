@@ -18,6 +18,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from compiler.envbuild.dist_info import dist_name
 from compiler.errors import BuildError
 
 BIG_BYTES = 100_000_000  # installed size above which a distribution gets its own layer
@@ -93,7 +94,7 @@ def file_owners(root: Path, limit: int = 64 << 20) -> dict[str, set[str]]:
     (a dist-info folder's unlisted files are its own) and conda ``conda-meta`` records. Bounded reads."""
     owners: dict[str, set[str]] = {}
     for record in sorted(root.glob("lib/python3*/site-packages/*.dist-info/RECORD")):
-        name = canonical(_dist_name(record.parent))
+        name = canonical(dist_name(record.parent))
         site = record.parent.parent.relative_to(root).as_posix()
         owners.setdefault(record.parent.relative_to(root).as_posix() + "/", set()).add(name)
         with open(record, encoding="utf-8", errors="replace") as fh:
@@ -138,19 +139,6 @@ def installed_sizes(root: Path, owners: dict[str, set[str]]) -> dict[str, int]:
             if name is not None and not path.is_symlink():
                 sizes[name] += path.stat().st_size
     return sizes
-
-
-def _dist_name(dist_info: Path) -> str:
-    try:
-        with open(dist_info / "METADATA", encoding="utf-8", errors="replace") as fh:
-            for line in fh.read(65536).splitlines():
-                if line.lower().startswith("name:"):
-                    return line.split(":", 1)[1].strip()
-                if not line:
-                    break
-    except OSError:
-        pass
-    return dist_info.name.split("-", 1)[0]
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from compiler.envbuild.dist_info import dist_name
 from compiler.envbuild.elf import is_elf, read_links
 
 # Provided at run time by the NVIDIA container toolkit from the host's driver, never by an image.
@@ -166,7 +167,7 @@ def _owners(root: Path) -> dict[str, str]:
     """Environment-relative path -> the distribution that installed it (pip RECORDs, conda-meta)."""
     owners: dict[str, str] = {}
     for record in root.glob("lib/python3*/site-packages/*.dist-info/RECORD"):
-        name = _dist_name(record.parent)
+        name = dist_name(record.parent)
         site = record.parent.parent.relative_to(root).as_posix()
         text = record.read_text(encoding="utf-8", errors="replace")[: 16 << 20]
         for row in csv.reader(io.StringIO(text)):
@@ -183,14 +184,3 @@ def _owners(root: Path) -> dict[str, str]:
     return owners
 
 
-def _dist_name(dist_info: Path) -> str:
-    metadata = dist_info / "METADATA"
-    try:
-        for line in metadata.read_text(encoding="utf-8", errors="replace")[:65536].splitlines():
-            if line.lower().startswith("name:"):
-                return line.split(":", 1)[1].strip()
-            if not line:
-                break
-    except OSError:
-        pass
-    return dist_info.name.split("-", 1)[0]

@@ -7,12 +7,13 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from compiler.engines import DockerEngine
-from tests.conftest import EXAMPLE, run_pkgc
+from tests.conftest import EXAMPLE, ROOT, run_pkgc
 
 
 def free_port() -> int:
@@ -83,3 +84,13 @@ def containers(engine):
     yield started
     for container_id in started:
         engine.stop(container_id)
+
+
+@pytest.fixture(scope="module")
+def podman() -> str:
+    """podman's path, installed by the project's own script when missing (skipped when it cannot be)."""
+    if shutil.which("podman") is None:
+        installed = subprocess.run(["bash", str(ROOT / "scripts" / "ensure-podman.sh")], capture_output=True, text=True)
+        if installed.returncode != 0 or shutil.which("podman") is None:
+            pytest.skip(f"podman cannot be installed here (scripts/ensure-podman.sh: {installed.stderr.strip()[-300:]})")
+    return shutil.which("podman")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -47,15 +46,6 @@ def test_docker_receives_the_gpu_request(command, gpus, copy_package, registered
         assert containers_of(client, image) == []  # refused at start: nothing left in state Created
     finally:
         client.close()
-
-
-@pytest.fixture(scope="module")
-def podman() -> str:
-    if shutil.which("podman") is None:
-        installed = subprocess.run(["bash", str(ROOT / "scripts" / "ensure-podman.sh")], capture_output=True, text=True)
-        if installed.returncode != 0 or shutil.which("podman") is None:
-            pytest.skip(f"podman cannot be installed here (scripts/ensure-podman.sh: {installed.stderr.strip()[-300:]})")
-    return shutil.which("podman")
 
 
 @pytest.mark.parametrize("gpus", ["all", "2", "device=1"])

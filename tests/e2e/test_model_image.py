@@ -29,15 +29,6 @@ pytestmark = pytest.mark.engine
 ULIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]  # podman's defaults fail here
 
 
-@pytest.fixture(scope="module")
-def podman() -> str:
-    if shutil.which("podman") is None:
-        installed = subprocess.run(["bash", str(ROOT / "scripts" / "ensure-podman.sh")], capture_output=True, text=True)
-        if installed.returncode != 0 or shutil.which("podman") is None:
-            pytest.skip(f"podman cannot be installed here (scripts/ensure-podman.sh: {installed.stderr.strip()[-300:]})")
-    return shutil.which("podman")
-
-
 def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
     proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=300)
     assert not check or proc.returncode == 0, f"{argv}: {proc.stderr[-2000:]}"
