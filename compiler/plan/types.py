@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from compiler.platform import AMD64, Platform
+
 LayerKind = Literal["user", "environment", "runtime", "model", "inputs", "code", "sbom"]
 
 
@@ -112,6 +114,7 @@ class ImagePlan:
     config: ImageConfig
     files: tuple[ContextFile, ...] = field(default_factory=tuple)
     tag: str = ""
+    platform: Platform = AMD64  # the image's target: its environment's wheels, libraries and config
 
     @property
     def copies(self) -> tuple[Copy, ...]:
