@@ -22,3 +22,4 @@ class BuiltImage:
     manifest_digest: str | None = None  # the OCI back end's image in pkgc's store
     loaded: bool = True  # the engine holds it (the OCI back end with no engine: False)
     layers: tuple[dict, ...] = ()  # the OCI back end's layers on the base: kind, why, digest, size
+    platforms: tuple[dict, ...] = ()  # an image index: each platform's manifest digest and layers

@@ -17,13 +17,14 @@ import tomli
 
 from compiler.deps.conda_file import CHANNEL
 from compiler.errors import SpecError, SpecProblem, excerpt
+from compiler.platform import Platform, parse_platforms
 
 DEFAULT_WORKSPACE = Path.home() / ".pkgc" / "workspace"
 DEFAULT_CACHE = Path.home() / ".cache" / "pkgc"
 CONFIG_MAX_BYTES = 1024 * 1024
 SONAME = re.compile(r"^[A-Za-z0-9_.+-]{1,128}$")
 CONFIG_KEYS = ("workspace", "registries", "mlflow_base_image", "slim", "bytecode", "conda_default_channels", "allow_missing_libraries",
-               "compression")
+               "compression", "platforms")
 COMPRESSIONS = ("gzip", "zstd", "none")  # compiler.oci.compress.COMPRESSIONS, without importing the codecs
 DEFAULT_CONDA_CHANNELS = ("defaults",)  # what conda uses for a file without channels: when .condarc names none
 
@@ -44,6 +45,7 @@ class Options:
     conda_default_channels: tuple[str, ...] = DEFAULT_CONDA_CHANNELS  # a conda file without channels; trusted
     allow_missing_libraries: frozenset[str] = frozenset()  # sonames the build check lets through
     compression: str = "gzip"  # config ``compression``: the OCI back end's layer compression (build --compression)
+    platforms: tuple[Platform, ...] = ()  # config ``platforms``: what build/lock target by default; empty: the host's
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class Config:
     conda_default_channels: tuple[str, ...] = DEFAULT_CONDA_CHANNELS
     allow_missing_libraries: frozenset[str] = frozenset()
     compression: str = "gzip"
+    platforms: tuple[Platform, ...] = ()
 
 
 class _ConfigFile:
@@ -145,7 +148,17 @@ def _check(file: _ConfigFile, data: Any) -> Config:
     return Config(workspace=workspace, registries=paths, mlflow_base_image=image,
                   slim=data.get("slim", False), bytecode=data.get("bytecode", True),
                   conda_default_channels=tuple(channels), allow_missing_libraries=frozenset(allowed),
-                  compression=compression)  # fmt: skip
+                  compression=compression, platforms=_platforms(file, data.get("platforms", [])))  # fmt: skip
+
+
+def _platforms(file: _ConfigFile, value: Any) -> tuple[Platform, ...]:
+    """``platforms = ["linux/amd64", "linux/arm64"]``."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise file.problem("platforms", f'must be a list such as ["linux/amd64", "linux/arm64"] (got {_shown(value)})')
+    try:
+        return parse_platforms(",".join(value)) if value else ()
+    except ValueError as exc:
+        raise file.problem("platforms", str(exc)) from None
 
 
 def read_config(start: Path) -> Config:
@@ -192,6 +205,7 @@ def load_options(
         conda_default_channels=config.conda_default_channels,
         allow_missing_libraries=config.allow_missing_libraries,
         compression=config.compression,
+        platforms=config.platforms,
     )
 
 

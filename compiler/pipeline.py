@@ -5,6 +5,7 @@ lock -> fetch -> base -> plan), ``build(plan, backend)`` -> BuiltImage, then the
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import re
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal
 
-from compiler.build import build_image
+from compiler.backends import Backend, choose_backend
 from compiler.built import BuiltImage
 from compiler.deps.base_packages import conflicts as base_conflicts
 from compiler.deps.conda_file import parse_conda_file
@@ -29,12 +30,13 @@ from compiler.fetch.conda_inputs import prepare_conda_inputs
 from compiler.lock.locker import LockResult, load_or_lock
 from compiler.lock.lock_memo import FOLDER as LOCKS_READ
 from compiler.lock.lockfile import read_lock
+from compiler.lock.types import Lock
 from compiler.mlflow.deps import mlflow_depsets
 from compiler.mlflow.versions import version_drift
 from compiler.options import Options
+from compiler.platform import Platform
 from compiler.oci.model_image import ModelImage, package_model_image
 from compiler.plan import ContextFile, ImagePlan, plan_image
-from compiler.plan.types import BaseImage
 from compiler.render import render_dockerfile
 from compiler.reporter import Reporter
 from compiler.resolve import ResolvedPackage, resolve_package
@@ -71,6 +73,7 @@ class BuildRequest:
     check_lock: bool = False  # pkgc lock --check: the lock must exist already
     model_image_wanted: bool = False  # --model-output/--model-push: only a readonly_mount package has a model image
     overrides: Overrides | None = None  # --set KEY=VALUE, --endpoint-name (compiler/spec/overrides.py)
+    platforms: tuple[Platform, ...] = ()  # --platform; empty: the config's ``platforms``, else the host's
 
 
 def lock_path_for(spec_path: Path, explicit: Path | None) -> Path:
@@ -149,8 +152,13 @@ class Resolved:
     merged: MergedEnvironment
     server_note: str | None
     strategy: EnvironmentStrategy
-    builder: Literal["oci", "docker"]
+    backend: Backend
     engine: Engine | None
+    platforms: tuple[Platform, ...]  # the image's, in the index's order
+
+    @property
+    def builder(self) -> str:
+        return self.backend.name
 
 
 @dataclass(frozen=True)
@@ -159,10 +167,15 @@ class Compiled:
 
     resolved: Resolved
     locked: LockResult
-    plan: ImagePlan
+    plans: tuple[ImagePlan, ...]  # one per platform, in ``resolved.platforms``' order
     version: str  # the target environment version the image is tagged with
     reserved: bool  # the version is reserved in the workspace until the build is recorded
     model_image: ModelImage | None = None  # a readonly_mount package's model as its own image, in pkgc's store
+
+    @property
+    def plan(self) -> ImagePlan:
+        """The first platform's plan (what the record, the result and ``--emit`` describe)."""
+        return self.plans[0]
 
 
 def load_spec(request: BuildRequest, reporter: Reporter) -> SpecFile:
@@ -195,10 +208,10 @@ def resolve(spec_file: SpecFile, request: BuildRequest, options: Options, connec
     engine = connect() if request.builder == "docker" else _engine_if_any(connect)
     facts = _base_facts(pkg.environment.image, engine, options)
     strategy = choose_strategy(merged, facts, conda_available=_conda_path_available())
-    builder = choose_builder(request, strategy, pkg.environment.image)
-    if builder == "docker" and engine is None:
-        engine = connect()  # raises: the docker back end needs the engine
-    return Resolved(spec_file, pkg, merged, describe_server(pkg.server, merged), strategy, builder, engine)
+    platforms = request.platforms or options.platforms or (Platform.host(),)
+    backend = choose_backend(request, strategy, pkg.environment.image, platforms, engine, connect, options)
+    engine = getattr(backend, "engine", engine)
+    return Resolved(spec_file, pkg, merged, describe_server(pkg.server, merged), strategy, backend, engine, platforms)
 
 
 def lock(resolved: Resolved, request: BuildRequest, options: Options, reporter: Reporter) -> LockResult:
@@ -258,82 +271,62 @@ def compile_package(
     reporter.step(f"environment strategy: {strategy.kind}: {strategy.reason}")
     reporter.step(f"builder: {resolved.builder}" + ("" if engine is not None else " (no engine answers: the image goes to the OCI store)"))
     locked = lock(resolved, request, options, reporter)
-    cache = PackageCache(options.cache_dir)
-    with reporter.stage("fetch") as fetching:
-        fetched = fetch_lock(locked.lock, cache, reporter.detail, fetching.update)
-        conda = prepare_conda_inputs(locked.lock, fetched, cache) if strategy.kind == "conda" else None
-    with reporter.stage("base"):
-        base = resolve_base(resolved, options, reporter, required=reserve)
-    for line in base_conflicts(base.packages, locked.lock):
-        reporter.warn(line)
+    locks = platform_locks(locked, resolved.platforms)
     workspace = Workspace.with_digests(options.workspace, options.cache_dir)
     version = _reserve_version(pkg, workspace) if reserve else _provisional_version(pkg, workspace)
     try:
         tag = f"{image_repository(pkg.target_name)}:{version}"
-        lock_file = ContextFile("pkgc/conda-lock.yml", source=locked.path)
-        sbom_file = sbom_context_file(pkg, read_lock(locked.path, options.cache_dir / LOCKS_READ), base.image_id, base.packages)  # from the lock as shipped
         model_image = package_model_image(pkg, options.cache_dir, options.source_date_epoch, reuse=not request.no_cache)
-        plan = plan_image(pkg, strategy, locked.lock, lock_file, fetched, tag, sbom_file, conda, base,
-                          model_image.manifest_digest if model_image else None)  # fmt: skip
-        plan, note = apply_environment_choices(
-            plan, options.slim if request.slim is None else request.slim, options.bytecode if request.bytecode is None else request.bytecode,
-            keep=resolved.merged.pinned_installers(),  # a conda file's bare `pip` only enables its pip: part
-        )  # fmt: skip
-        if note:
-            reporter.warn(note)
+        plans = tuple(plan_platform(resolved, request, options, reporter, locked.path, locks[platform], platform, tag, model_image, reserve)
+                      for platform in resolved.platforms)  # fmt: skip
     except BaseException:
         if reserve:
             workspace.release_environment_version(pkg.target_name, version)
         raise
-    return Compiled(resolved, locked, plan, version, reserve, model_image)
+    return Compiled(resolved, locked, plans, version, reserve, model_image)
 
 
-def resolve_base(resolved: Resolved, options: Options, reporter: Reporter, required: bool) -> BaseImage:
-    """The base image the plan is made with, by digest: the OCI back end imports it into pkgc's store
-    (manifest digest and image id); the Dockerfile back end asks the engine (image id). Not
-    ``required`` (``--emit``): no digest when the base is not at hand."""
-    reference = resolved.package.environment.image
-    if resolved.builder == "docker":
-        info = resolved.engine.image_info(reference) if resolved.engine is not None else None
-        if info is None and required:
-            raise BuildError(f"base image {reference} is not in the engine; build it with 'pkgc base-image build' or load it")
-        return BaseImage(reference, None, info.id if info else None)
-    from compiler.oci.base import resolve_base as resolve_oci_base
-    from compiler.oci.store import OciStore
-
-    from compiler.oci.scan import scan_base
-
-    store = OciStore.in_cache(options.cache_dir)
-    try:
-        found = resolve_oci_base(reference, store, resolved.engine, reporter.detail)
-    except BuildError:
-        if required:
-            raise
-        return BaseImage(reference)
-    packages = scan_base(store, found).python_packages(resolved.strategy.python)
-    if packages:
-        reporter.detail(f"base image {reference}: its Python has {len(packages)} packages, which the environment sees")
-    return BaseImage(reference, found.manifest_digest, found.manifest["config"]["digest"], packages)
+def platform_locks(locked: LockResult, platforms: tuple[Platform, ...]) -> dict[Platform, Lock]:
+    """Each platform's locked packages."""
+    return {platforms[0]: locked.lock} if len(platforms) == 1 else dict(locked.locks)  # type: ignore[attr-defined]
 
 
-def build(compiled: Compiled, request: BuildRequest, options: Options, reporter: Reporter) -> BuiltImage:
-    """``build(plan, backend)``: the OCI back end writes the image into pkgc's store (and loads it
-    into the engine when one answers); the Dockerfile back end renders the plan for the engine."""
-    plan, engine = compiled.plan, compiled.resolved.engine
-    if compiled.resolved.builder == "docker":
-        assert engine is not None
-        return build_image(plan, engine, reporter, request.template, request.no_cache)
-    from compiler.oci.builder import build_oci_image
-    from compiler.oci.layers import LayerOptions
-    from compiler.oci.store import OciStore
-    from compiler.workspace.digest_cache import DigestCache
+def plan_platform(
+    resolved: Resolved, request: BuildRequest, options: Options, reporter: Reporter, lock_path: Path, lock: Lock,
+    platform: Platform, tag: str, model_image: ModelImage | None, required: bool,
+) -> ImagePlan:  # fmt: skip
+    """fetch -> base -> plan for one platform; ``required``: the base must be at hand (a build)."""
+    pkg, strategy = resolved.package, resolved.strategy
+    cache = PackageCache(options.cache_dir)
+    where = f" for {platform}" if len(resolved.platforms) > 1 else ""
+    with reporter.stage("fetch") as fetching:
+        fetched = fetch_lock(lock, cache, reporter.detail, fetching.update)
+        conda = prepare_conda_inputs(lock, fetched, cache) if strategy.kind == "conda" else None
+    with reporter.stage("base"):
+        base = resolved.backend.resolve_base(pkg.environment.image, platform, strategy.python, required, reporter.detail)
+    for line in base_conflicts(base.packages, lock):
+        reporter.warn(line + where)
+    lock_file = ContextFile("pkgc/conda-lock.yml", source=lock_path)
+    shipped_lock = read_lock(lock_path, options.cache_dir / LOCKS_READ) if len(resolved.platforms) == 1 else lock
+    sbom_file = sbom_context_file(pkg, shipped_lock, base.image_id, base.packages)  # from the lock as shipped
+    plan = plan_image(pkg, strategy, lock, lock_file, fetched, tag, sbom_file, conda, base,
+                      model_image.manifest_digest if model_image else None)  # fmt: skip
+    plan, note = apply_environment_choices(
+        dataclasses.replace(plan, platform=platform),
+        options.slim if request.slim is None else request.slim, options.bytecode if request.bytecode is None else request.bytecode,
+        keep=resolved.merged.pinned_installers(),  # a conda file's bare `pip` only enables its pip: part
+    )  # fmt: skip
+    if note:
+        reporter.warn(note)
+    return plan
 
-    layer_options = LayerOptions(epoch=options.source_date_epoch, python=compiled.resolved.strategy.python,
-                                 reuse=not request.no_cache, pyc_cache=options.cache_dir / "pyc",
-                                 allow_missing=options.allow_missing_libraries,
-                                 digests=DigestCache.in_cache(options.cache_dir),
-                                 compression=request.compression or options.compression)  # fmt: skip  # type: ignore[arg-type]
-    return build_oci_image(plan, OciStore.in_cache(options.cache_dir), engine, layer_options, reporter).built()
+
+@dataclass(frozen=True)
+class Finished:
+    """A build: its result, and the back end that made it (which publishes it)."""
+
+    result: BuildResult
+    backend: Backend
 
 
 def run_build(
@@ -341,26 +334,28 @@ def run_build(
     options: Options,
     connect: Callable[[], Engine],
     reporter: Reporter,
-) -> BuildResult | str:
+) -> Finished | str:
     """compile -> build -> record; the text of the stage ``request.emit`` names instead, if any."""
     compiled = compile_package(request, options, connect, reporter, reserve=request.emit is None)
     if isinstance(compiled, str):
         return compiled
     plan, pkg = compiled.plan, compiled.resolved.package
     if request.emit == "plan":
-        return "\n".join(plan.layer_summary()) + "\n"
+        if len(compiled.plans) == 1:
+            return "\n".join(plan.layer_summary()) + "\n"
+        return "".join(f"# {p.platform}\n" + "\n".join(p.layer_summary()) + "\n" for p in compiled.plans)
     if request.emit == "dockerfile":
         return render_dockerfile(plan, request.template)
     workspace = Workspace.with_digests(options.workspace, options.cache_dir)
     try:
-        built = build(compiled, request, options, reporter)
+        built = compiled.resolved.backend.build(compiled.plans, reporter)
         lock_blob = workspace.store_blob(compiled.locked.path.read_bytes())
         record = _record(pkg, plan, built.image, built.image_id, compiled.version, workspace, lock_blob)
     finally:
         workspace.release_environment_version(pkg.target_name, compiled.version)
     verb = "reused" if built.reused else "built"
     reporter.step(f"{verb} {built.image} = {built.content_tag} ({built.size / 1e6:.0f} MB) in {built.seconds:.1f} s")
-    return BuildResult.of(compiled, built, f"{record.name}:{record.version}")
+    return Finished(BuildResult.of(compiled, built, f"{record.name}:{record.version}"), compiled.resolved.backend)
 
 
 def _base_facts(image: str, engine: Engine | None, options: Options):
@@ -376,27 +371,6 @@ def _base_facts(image: str, engine: Engine | None, options: Options):
     if engine is None and facts.python is None:
         facts = stored_base_facts(image, options.cache_dir) or facts
     return facts
-
-
-def choose_builder(request: BuildRequest, strategy: EnvironmentStrategy, base_image: str = "") -> Literal["oci", "docker"]:
-    """``oci`` whenever the image can be assembled without running code in it (venv or conda
-    environment, both made on the host; no user template); ``docker`` otherwise. An explicit choice
-    that cannot work is bad input."""
-    from compiler.oci.base import split_oci_reference
-
-    if request.builder == "docker" and (split_oci_reference(base_image) is not None or base_image.startswith("docker://")):
-        raise SpecError(SpecProblem("--builder", "", f"docker cannot build on {base_image}; use --builder oci"))
-    why_not = None
-    if request.template is not None:
-        why_not = "a user --template may run steps inside the image"
-    if request.builder == "oci" and why_not:
-        raise SpecError(SpecProblem("--builder", "", f"oci cannot build this package: {why_not}; use --builder docker"))
-    chosen = request.builder if request.builder != "auto" else "docker" if why_not else "oci"
-    if chosen == "docker" and request.compression not in (None, "gzip"):
-        why = why_not or "--builder docker"
-        raise SpecError(SpecProblem("--compression", "", f"{request.compression} layers are written by the OCI back end, "
-                                    f"which this build does not use ({why}); drop --compression"))  # fmt: skip
-    return chosen
 
 
 def _engine_if_any(connect: Callable[[], Engine]) -> Engine | None:

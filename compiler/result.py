@@ -43,6 +43,7 @@ class BuildResult:
     deployment: dict[str, Any] | None = None
     model_image: dict[str, Any] | None = None  # readonly_mount: the model image in pkgc's store (compiler.oci.model_image)
     layers: tuple[dict[str, Any], ...] = ()  # the OCI back end's layers on the base (kind, why, digest, size)
+    platforms: tuple[dict[str, Any], ...] = ()  # an image index: each platform's manifest digest and layers
 
     @classmethod
     def of(cls, compiled: Compiled, built: BuiltImage, target_environment: str) -> BuildResult:
@@ -60,11 +61,13 @@ class BuildResult:
             base_digest=plan.base.digest or plan.base.image_id, manifest_digest=built.manifest_digest, loaded=built.loaded,
             deployment=resolved.spec_file.deployment.summary() if resolved.spec_file.deployment else None,
             model_image=compiled.model_image.as_dict() if compiled.model_image else None, layers=built.layers,
+            platforms=built.platforms,
         )  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` object: the OCI back end adds its manifest digest, whether the engine holds
-        the image and its layers; a deployment input adds what it said."""
+        the image and its layers; a deployment input adds what it said; an image index (several
+        platforms) lists each platform's image (``manifest_digest`` is then the index's)."""
         data = {name: getattr(self, name) for name in self.__dataclass_fields__}
         for name in ("manifest_digest", "loaded", "layers"):
             if self.builder != "oci":
@@ -72,4 +75,6 @@ class BuildResult:
         for name in ("deployment", "model_image"):
             if data[name] is None:
                 del data[name]
+        if not self.platforms:
+            del data["platforms"]
         return data

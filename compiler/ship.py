@@ -10,9 +10,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from compiler.errors import BuildError
 
 if TYPE_CHECKING:  # imported where used: a build that ships nothing does not pay for them
+    from compiler.backends import Backend
     from compiler.emit.deploy import Platform
     from compiler.emit.model_image import ModelTargets
     from compiler.emit.oci import OutputTarget
@@ -76,8 +76,9 @@ class Shipped:
 
 
 def ship(
-    result: BuildResult, after: AfterBuild, engine: Callable[[], Engine], options: Options, reporter: Reporter, shipped: Shipped
-) -> Shipped:
+    result: BuildResult, backend: Backend, after: AfterBuild, engine: Callable[[], Engine], options: Options, reporter: Reporter,
+    shipped: Shipped,
+) -> Shipped:  # fmt: skip
     """Verify, publish and describe the built image, filling ``shipped`` as it goes (so a failed
     verification still reports what it found)."""
     from compiler.emit.model_image import ModelTargets, check_mode, publish_model_image
@@ -96,35 +97,18 @@ def ship(
         reporter.step(describe(shipped.verify))
     attestor = after.provenance.attestor(result.to_json()) if after.provenance is not None else None
     if after.outputs or after.push:
-        _publish(result, after, engine, reporter, options, shipped, attestor)
-    elif attestor is not None and result.builder == "oci":
-        from compiler.provenance.build_step import attest_stored
-
-        attest_stored(attestor, result.to_json(), options.cache_dir)
+        _publish(result, backend, after, reporter, options, shipped, attestor)
+    elif attestor is not None and backend.attest_unpublished(attestor, result.to_json()):
         _record(shipped, attestor, attached=False)  # the provenance only: there is nothing to attach to
     shipped.model_image, model_image = publish_model_image(result.model_image, model_targets, options.cache_dir, reporter.step)
     if after.deploy is not None:
         from compiler.emit.deploy import deploy_facts, deploy_settings
 
-        labels = _stored_labels(result, options) if result.builder == "oci" else _engine_labels(engine(), result.image)
+        labels = backend.labels(result)
         pulled = shipped.push["reference"] if shipped.push else result.image
         settings = deploy_settings(after.deploy, deploy_facts(pulled, labels, shipped.manifest_digest if after.push else None, model_image))
         shipped.deploy_settings, shipped.settings_text = settings.data, settings.text
     return shipped
-
-
-def _engine_labels(engine: Engine, image: str) -> dict[str, str]:
-    info = engine.image_info(image)
-    return dict(info.labels) if info else {}
-
-
-def _stored_labels(result: BuildResult, options: Options) -> dict[str, str]:
-    """The labels of an OCI-built image, read from its config in pkgc's store."""
-    from compiler.oci.store import OciStore
-
-    store = OciStore.in_cache(options.cache_dir)
-    config = store.read_json(store.read_json(result.manifest_digest)["config"]["digest"])
-    return dict((config.get("config") or {}).get("Labels") or {})
 
 
 def _record(shipped: Shipped, attestor, pushed=None, attached: bool = True) -> None:
@@ -136,22 +120,14 @@ def _record(shipped: Shipped, attestor, pushed=None, attached: bool = True) -> N
 
 
 def _publish(
-    result: BuildResult, after: AfterBuild, engine: Callable[[], Engine], reporter: Reporter, options: Options, shipped: Shipped,
+    result: BuildResult, backend: Backend, after: AfterBuild, reporter: Reporter, options: Options, shipped: Shipped,
     attestor=None,
 ) -> None:  # fmt: skip
-    from compiler.emit.publish import PublishRequest, publish
+    from compiler.emit.publish import PublishRequest
 
     request = PublishRequest(result.image, after.outputs, after.push, options.docker_host, attestor)
     with reporter.stage("push" if after.push and not after.outputs else "outputs") as stage:
-        if result.builder == "oci":
-            from compiler.oci.publish import publish_stored
-            from compiler.oci.store import OciStore
-
-            published = publish_stored(OciStore.in_cache(options.cache_dir), result.manifest_digest, request, reporter.detail)
-        else:
-            if engine().name != "docker":
-                raise BuildError(f"--output/--push read the image from a Docker engine, not {engine().name}")
-            published = publish(request, reporter.detail)
+        published = backend.publish(result, request, reporter.detail)
         stage.update(sum(out.size_bytes for out in published.outputs))
     for out in published.outputs:
         reporter.step(f"wrote {out.kind}:{out.path}:{out.tag} ({out.size_bytes / 1e6:.0f} MB, {out.digest[:19]}) in {out.seconds:.1f} s")

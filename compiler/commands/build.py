@@ -44,6 +44,9 @@ def register(sub) -> None:
                    help="leave out pip, setuptools, wheel (unless required) and packages' test folders (config: slim)")  # fmt: skip
     p.add_argument("--bytecode", action=argparse.BooleanOptionalAction, default=None,
                    help="ship the environment's byte-code (default; config: bytecode); --no-bytecode: sources only")  # fmt: skip
+    p.add_argument("--platform", dest="platforms", metavar="OS/ARCH[,OS/ARCH]",
+                   help="the platforms to build for, one image index (default: the host's, or pkgc.toml's platforms): "
+                        "linux/amd64, linux/arm64")  # fmt: skip
     p.add_argument("--compression", choices=["gzip", "zstd", "none"], default=None,
                    help="layer compression of the OCI back end (default gzip; config: compression): gzip (parallel igzip), "
                         "zstd (application/vnd.oci.image.layer.v1.tar+zstd) or none (plain tar)")  # fmt: skip
@@ -107,6 +110,19 @@ def _write_deployment_target(args) -> Path | None:
     return check_write_target(Path(args.spec), Path(target), _overrides(args))
 
 
+def _platforms(args) -> tuple:
+    """``--platform linux/amd64,linux/arm64``, checked before any build work."""
+    from compiler.platform import parse_platforms
+
+    text = getattr(args, "platforms", None)
+    if text is None:
+        return ()
+    try:
+        return parse_platforms(text)
+    except ValueError as exc:
+        raise SpecError(SpecProblem("--platform", "", str(exc))) from None
+
+
 def _overrides(args):
     """``--set KEY=VALUE`` and ``--endpoint-name``, checked before any build work."""
     from compiler.spec.overrides import parse_overrides
@@ -137,20 +153,20 @@ def run(args, options, reporter) -> int:
         base_image=args.base_image, python_version=args.python_version, builder=getattr(args, "builder", None) or "auto",
         target_environment=getattr(args, "target_environment", None),
         slim=getattr(args, "slim", None), bytecode=getattr(args, "bytecode", None),
-        compression=getattr(args, "compression", None),
+        compression=getattr(args, "compression", None), platforms=_platforms(args),
         model_image_wanted=after.model is not None and after.model.any, overrides=_overrides(args),
     )  # fmt: skip
     write_to = _write_deployment_target(args)
     engine = _OneEngine()
     if after.verify is not None and not args.emit:
         engine()  # verifying runs the image: with no engine, fail before any build work (exit 5)
-    result = run_build(request, options, engine, reporter)
-    if isinstance(result, str):
-        sys.stdout.write(result)
+    finished = run_build(request, options, engine, reporter)
+    if isinstance(finished, str):
+        sys.stdout.write(finished)
         return 0
-    shipped = Shipped()
+    result, shipped = finished.result, Shipped()
     try:
-        ship(result, after, engine, options, reporter, shipped)
+        ship(result, finished.backend, after, engine, options, reporter, shipped)
     except VerifyError as exc:
         shipped.verify = {"passed": False, "reason": str(exc)}
         if args.json:

@@ -94,7 +94,8 @@ def push_image(staged: StagedImage, target: PushTarget, log: LogSink) -> PushRes
     reference = target.reference(target.tag or staged.tag)
     tls_verify = not target.loopback
     # --preserve-digests: the registry gets the very manifest built (skopeo would otherwise compress
-    # the OCI back end's uncompressed model layer and push another digest)
-    options = ["--preserve-digests"] + ([] if tls_verify else ["--dest-tls-verify=false"])
+    # the OCI back end's uncompressed model layer and push another digest); --all: an image index
+    # goes with every platform's image
+    options = ["--preserve-digests", "--all"] + ([] if tls_verify else ["--dest-tls-verify=false"])
     copied = skopeo_copy(staged.reference, f"docker://{reference}", log, options)
     return PushResult(reference, copied.digest, tls_verify, copied.seconds)

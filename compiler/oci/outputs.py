@@ -21,25 +21,44 @@ from compiler.errors import BuildError
 from compiler.oci.compress import engine_readable, inflated_size, open_layer
 from compiler.oci.store import INDEX, LAYOUT, MANIFEST, REF_NAME, OciStore, canonical_json
 
+MAX_PLATFORMS = 16  # entries of an image index pkgc reads back from its own store
+
 
 @dataclass(frozen=True)
 class StoredImage:
-    """A built image in the store: its manifest digest and the blobs it needs."""
+    """A built image in the store: its manifest digest and the blobs it needs; for an image index
+    of several platforms, its ``children`` (one image each) and their platforms."""
 
     manifest_digest: str
     manifest_size: int
     config_digest: str
     layer_digests: tuple[str, ...]
+    media_type: str = MANIFEST
+    children: tuple["StoredImage", ...] = ()
+    platforms: tuple[dict, ...] = ()  # the index's platform object of each child
 
     @classmethod
     def read(cls, store: OciStore, manifest_digest: str) -> "StoredImage":
-        manifest = store.read_json(manifest_digest)
+        document = store.read_json(manifest_digest)
         size = store.blobs.path(manifest_digest).stat().st_size
-        return cls(manifest_digest, size, manifest["config"]["digest"], tuple(l["digest"] for l in manifest["layers"]))
+        if document.get("mediaType") == INDEX:  # pkgc's own index of platform images: one level, no nesting
+            entries = [m for m in document.get("manifests") or [] if m.get("mediaType") == MANIFEST][:MAX_PLATFORMS]
+            children = tuple(cls.read(store, m["digest"]) for m in entries)
+            return cls(manifest_digest, size, "", (), INDEX, children, tuple(m.get("platform") or {} for m in entries))
+        return cls(manifest_digest, size, document["config"]["digest"], tuple(l["digest"] for l in document["layers"]))
 
     @property
     def blobs(self) -> list[str]:
+        if self.children:
+            return list(dict.fromkeys([self.manifest_digest, *(b for child in self.children for b in child.blobs)]))
         return [self.manifest_digest, self.config_digest, *dict.fromkeys(self.layer_digests)]
+
+    def image_for(self, platform: dict) -> "StoredImage | None":
+        """The image for an OCI ``platform`` (os, architecture): itself when it is one image."""
+        if not self.children:
+            return self
+        wanted = (platform.get("os"), platform.get("architecture"))
+        return next((c for c, p in zip(self.children, self.platforms) if (p.get("os"), p.get("architecture")) == wanted), None)
 
 
 def _place(source: Path, target: Path) -> None:
@@ -60,11 +79,15 @@ def write_layout(store: OciStore, image: StoredImage, folder: Path, tag: str) ->
         _place(source, blobs / digest.split(":", 1)[1])
         size += source.stat().st_size
     (folder / "oci-layout").write_bytes(canonical_json(LAYOUT))
-    index = {"schemaVersion": 2, "mediaType": INDEX, "manifests": [
-        {"mediaType": MANIFEST, "digest": image.manifest_digest, "size": image.manifest_size,
-         "annotations": {REF_NAME: tag}}]}  # fmt: skip
-    (folder / "index.json").write_bytes(canonical_json(index))
+    (folder / "index.json").write_bytes(canonical_json(_layout_index(image, tag)))
     return size
+
+
+def _layout_index(image: StoredImage, tag: str) -> dict:
+    """A layout's ``index.json``: one entry, the image (or the index of its platforms), named ``tag``."""
+    return {"schemaVersion": 2, "mediaType": INDEX, "manifests": [
+        {"mediaType": image.media_type, "digest": image.manifest_digest, "size": image.manifest_size,
+         "annotations": {REF_NAME: tag}}]}  # fmt: skip
 
 
 def _tar_info(name: str, size: int, directory: bool = False) -> tarfile.TarInfo:
@@ -76,10 +99,7 @@ def _tar_info(name: str, size: int, directory: bool = False) -> tarfile.TarInfo:
 
 def write_archive(store: OciStore, image: StoredImage, path: Path, tag: str) -> int:
     """Write an ``oci-archive`` (a tar of the layout, entries sorted, fixed times)."""
-    index = {"schemaVersion": 2, "mediaType": INDEX, "manifests": [
-        {"mediaType": MANIFEST, "digest": image.manifest_digest, "size": image.manifest_size,
-         "annotations": {REF_NAME: tag}}]}  # fmt: skip
-    small = {"index.json": canonical_json(index), "oci-layout": canonical_json(LAYOUT)}
+    small = {"index.json": canonical_json(_layout_index(image, tag)), "oci-layout": canonical_json(LAYOUT)}
     with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
         tar.addfile(_tar_info("blobs", 0, True))
         tar.addfile(_tar_info("blobs/sha256", 0, True))

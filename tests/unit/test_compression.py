@@ -243,7 +243,8 @@ def test_the_cli_and_the_config_take_the_compression(tmp_path):
 def test_compression_needs_the_oci_back_end(builder, template, compression, expected):
     from compiler.environment.strategy import EnvironmentStrategy
     from compiler.errors import SpecError
-    from compiler.pipeline import BuildRequest, choose_builder
+    from compiler.backends.choose import backend_name as choose_builder
+    from compiler.pipeline import BuildRequest
 
     request = BuildRequest(Path("package.yml"), builder=builder, template=Path(template) if template else None,
                            compression=compression)  # fmt: skip

@@ -249,7 +249,8 @@ def test_blob_store_refuses_corruption(tmp_path):
 def test_builder_choice(asked, kind, template, expected):
     from compiler.environment.strategy import EnvironmentStrategy
     from compiler.errors import SpecError
-    from compiler.pipeline import BuildRequest, choose_builder
+    from compiler.backends.choose import backend_name as choose_builder
+    from compiler.pipeline import BuildRequest
 
     request = BuildRequest(Path("package.yml"), builder=asked, template=Path(template) if template else None)
     strategy = EnvironmentStrategy(kind, "3.11", "test", ())
