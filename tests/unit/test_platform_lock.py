@@ -15,6 +15,7 @@ import pytest
 import yaml
 from conda_lock.lockfile import parse_conda_lock_file
 
+from compiler.envbuild.conda import CondaTarget, assemble_conda_env, locked_packages
 from compiler.envbuild.elf import elf_machine
 from compiler.envbuild.libraries import scan_elf, standard_dirs
 from compiler.envbuild.venv import VenvTarget, assemble_venv
@@ -30,6 +31,7 @@ from compiler.lock.pip_resolve import platform_args, resolve_pip
 from compiler.lock.types import Lock, LockedPackage, SourceDist, inputs_hash
 from compiler.lock.uv_resolve import uv_platform
 from compiler.lock.wheel_tags import runs_on
+from compiler.plan.conda import installer_lock
 from compiler.platform import AMD64, ARM64
 from tests.e2e.conda_channel import CondaPackage, build_channel
 from tests.unit.test_sdist import index  # noqa: F401 - a fixture: real local sdists
@@ -232,3 +234,12 @@ def test_conda_solves_and_lays_out_the_targets_subdir(tmp_path):
     assert "pkgc/channel/linux-aarch64/pkgc-native-1.0-haarch64_0.tar.bz2" in laid_out and "pkgc/channel/linux-aarch64/repodata.json" in laid_out
     with pytest.raises(BuildError, match=r"pkgc-native-1\.0-haarch64_0\.tar\.bz2 is for 'linux-aarch64', not linux-64 \(linux/amd64\)"):
         channel_files(lock.of("conda"), fetched, AMD64)
+    # linked on the host for the arm64 image: the lock's linux-aarch64 entries, rattler told the target's subdir
+    installer = installer_lock(lock)
+    by_file = {p.filename: fetched.path_of(p) for p in lock.of("conda")}
+    assert locked_packages(installer, by_file, AMD64)[2] == []
+    _python, has_python, files = locked_packages(installer, by_file, ARM64)
+    assert [f.file_name for f in files] == [arm.filename] and not has_python
+    root = assemble_conda_env(files, [], CondaTarget("/opt/pkgc/env", python, "/usr/bin"), tmp_path / "staging", platform=ARM64)
+    assert (root / "lib" / "libnative.so").read_bytes() == b"arm"
+    assert json.loads(next((root / "conda-meta").glob("pkgc-native-*.json")).read_text())["subdir"] == "linux-aarch64"
