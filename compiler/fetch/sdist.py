@@ -6,8 +6,8 @@ and kept in the pkgc cache under the sdist's sha256: ``<cache>/built/<sdist sha2
 
 Only pure-Python wheels (``py3-none-any`` and the like) are accepted: the host cannot compile C code
 for the image's Python, glibc and machine (an arm64 image built on x86), so an sdist that builds a
-platform-specific wheel stops the lock with a message saying so (decided: no "same Python on the host" exception, because the image's system
-libraries and glibc may still differ from the host's). A pure wheel is platform-neutral: the same
+platform-specific wheel stops the lock with a message saying so (decided: no "same Python on the
+host" exception, because the image's system libraries and glibc may still differ from the host's). A pure wheel is platform-neutral: the same
 wheel serves every target platform's lock.
 """
 
