@@ -12,7 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from compiler.lock.types import Lock, LockedPackage, SourceDist
-from compiler.platform import Platform
+from compiler.platform import SUPPORTED, Platform
 
 FORMAT = 2  # 2: every platform's lock of the file
 FOLDER = "locks-read"  # under pkgc's cache
@@ -38,7 +38,10 @@ def _lock(raw: dict) -> Lock:
     packages = tuple(
         LockedPackage(**{**p, "sdist": SourceDist(**p["sdist"]) if p.get("sdist") else None}) for p in raw["packages"]
     )
-    return Lock(raw["strategy"], raw["python"], raw["inputs_hash"], packages, tuple(raw["channels"]), Platform(**raw["platform"]))
+    platform = Platform(**raw["platform"])
+    if platform not in SUPPORTED:
+        raise ValueError(f"platform {platform} is not one pkgc builds for")
+    return Lock(raw["strategy"], raw["python"], raw["inputs_hash"], packages, tuple(raw["channels"]), platform)
 
 
 def remember(path: Path, locks: list[Lock]) -> None:
