@@ -9,7 +9,8 @@ package files (the fetch stage's, sha256-checked by it and by the plan), no solv
 link scripts; a lock without a conda ``python`` gets a venv of the base image's Python first and a
 stand-in ``python`` record, never installed; then the lock's pip wheels go in with pypa's
 ``installer``. The ``conda-meta`` records name the lock's URLs and no host path, so equal locks
-give equal bytes."""
+give equal bytes. The target platform (``linux-aarch64`` from an x86 host) only selects the lock's
+entries and the subdir rattler links for: linking runs no code of the packages."""
 
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ from compiler.cache.owner import staging_dir
 from compiler.envbuild.notes import caught_notes, summary
 from compiler.envbuild.venv import VenvTarget, install_wheels, venv_skeleton
 from compiler.errors import BuildError
+from compiler.platform import AMD64, Platform
 
-PLATFORM = "linux-64"
 # Written by rattler into conda-meta/*.json: host paths of its package cache (meaningless in the image).
 _HOST_FIELDS = ("extracted_package_dir", "package_tarball_full_path", "link")
 
@@ -60,13 +61,15 @@ class CondaTarget:
         return VenvTarget(self.prefix, self.python, self.python_home or f"{self.prefix}/bin")
 
 
-def locked_packages(installer_lock: bytes, channel: dict[str, Path]) -> tuple[str, bool, list[CondaPackageFile]]:
-    """The lock's Python (X.Y), whether it has a conda ``python``, and its linux-64 conda packages
+def locked_packages(
+    installer_lock: bytes, channel: dict[str, Path], platform: Platform = AMD64
+) -> tuple[str, bool, list[CondaPackageFile]]:
+    """The lock's Python (X.Y), whether it has a conda ``python``, and its conda packages for ``platform``
     with their files (``channel``: file name -> host path), from the plan's installer lock."""
     try:
         data = json.loads(installer_lock)
         python = str(data["metadata"].get("custom_metadata", {}).get("pkgc.python", ""))
-        entries = [p for p in data["package"] if p["manager"] == "conda" and p["platform"] == PLATFORM]
+        entries = [p for p in data["package"] if p["manager"] == "conda" and p["platform"] == platform.conda_subdir]
         packages = [CondaPackageFile(Path(), e["url"], e["hash"]["sha256"]) for e in entries]
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise BuildError(f"the plan's conda lock is not conda-lock JSON ({exc})") from None
@@ -77,7 +80,7 @@ def locked_packages(installer_lock: bytes, channel: dict[str, Path]) -> tuple[st
     return python, any(e["name"] == "python" for e in entries), files
 
 
-async def _records(packages: list[CondaPackageFile], target: CondaTarget) -> list:
+async def _records(packages: list[CondaPackageFile], target: CondaTarget, platform: Platform) -> list:
     from rattler import BuildString, PackageRecord, RepoDataRecord
 
     records = list(await asyncio.gather(*(RepoDataRecord.from_package_archive(p.path) for p in packages)))
@@ -86,18 +89,18 @@ async def _records(packages: list[CondaPackageFile], target: CondaTarget) -> lis
             raise BuildError(f"conda package {package.path} does not match the lock's sha256")
     if target.python_home:  # tells rattler where noarch python goes and which interpreter its scripts use
         stand_in = PackageRecord(name="python", version=target.python, build=BuildString("base_image"),
-                                 build_number=0, subdir=PLATFORM)  # fmt: skip
+                                 build_number=0, subdir=platform.conda_subdir)  # fmt: skip
         name = f"python-{target.python}-base_image.tar.bz2"
         records.append(RepoDataRecord(stand_in, name, f"file:///nonexistent/base-image/{name}", "file:///nonexistent/base-image/"))
     return records
 
 
-async def _link(records: list, root: Path, target: CondaTarget, cache: Path) -> None:
+async def _link(records: list, root: Path, target: CondaTarget, cache: Path, platform: Platform) -> None:
     import rattler
 
     await rattler.install(
         records, root, cache_dir=cache, ignored_packages={"python"} if target.python_home else None,
-        platform=rattler.Subdir(PLATFORM), execute_link_scripts=False, show_progress=False,
+        platform=rattler.Subdir(platform.conda_subdir), execute_link_scripts=False, show_progress=False,
         alternative_target_prefix=target.prefix,
     )  # fmt: skip
 
@@ -124,10 +127,10 @@ def normalise_conda_meta(root: Path, packages: list[CondaPackageFile]) -> None:
 
 def assemble_conda_env(
     packages: list[CondaPackageFile], wheels: list[Path], target: CondaTarget, staging: Path,
-    workers: int = 1, log: Callable[[str], None] = lambda _msg: None,
+    workers: int = 1, log: Callable[[str], None] = lambda _msg: None, platform: Platform = AMD64,
 ) -> Path:
-    """Link ``packages`` then install ``wheels`` under ``staging`` as if it were ``/``; return the
-    environment's staging folder (``staging`` + ``target.prefix``)."""
+    """Link ``packages`` (of ``platform``) then install ``wheels`` under ``staging`` as if it were ``/``;
+    return the environment's staging folder (``staging`` + ``target.prefix``)."""
     if target.python_home:
         root = venv_skeleton(target.scheme, staging)
     else:
@@ -137,7 +140,7 @@ def assemble_conda_env(
     with staging_dir(staging.parent, "pkgc-rattler-") as cache:
         try:
             with caught_notes(notes):  # rattler's warnings and log records: notes in the log, not raw stderr
-                asyncio.run(_link(asyncio.run(_records(packages, target)), root, target, Path(cache)))
+                asyncio.run(_link(asyncio.run(_records(packages, target, platform)), root, target, Path(cache), platform))
         except BuildError:
             raise
         except Exception as exc:  # noqa: BLE001 - rattler's errors: linking, clobbering, broken archives

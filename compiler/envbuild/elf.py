@@ -38,6 +38,19 @@ def is_elf(path: Path) -> bool:
         return False
 
 
+def elf_machine(path: Path) -> int | None:
+    """The ``e_machine`` of a regular ELF file (62 x86-64, 183 AArch64), None for anything else (a link,
+    a folder, a file too short or not ELF)."""
+    try:
+        with open(path, "rb", opener=_no_follow) as fh:
+            head = fh.read(20)
+    except OSError:
+        return None
+    if len(head) < 20 or head[:4] != MAGIC or head[5] not in (1, 2):
+        return None
+    return struct.unpack_from("<H" if head[5] == 1 else ">H", head, 18)[0]
+
+
 def _no_follow(path: str, flags: int) -> int:
     return os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK)
 

@@ -17,13 +17,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.envbuild.dist_info import dist_name
-from compiler.envbuild.elf import is_elf, read_links
+from compiler.envbuild.elf import elf_machine, read_links
+from compiler.errors import LockError
+from compiler.platform import SUPPORTED, Platform
 
 # Provided at run time by the NVIDIA container toolkit from the host's driver, never by an image.
 DRIVER_LIBRARIES = ("libcuda.so", "libnvidia-", "libnvcuvid.so", "libnvoptix.so", "libGLX_nvidia.so", "libEGL_nvidia.so")
-# Where Debian's ld.so looks with no configuration; a base's ld.so.conf.d adds to these.
-STANDARD_DIRS = ("lib", "lib64", "usr/lib", "usr/lib64", "usr/local/lib", "lib/x86_64-linux-gnu",
-                 "usr/lib/x86_64-linux-gnu", "lib/aarch64-linux-gnu", "usr/lib/aarch64-linux-gnu")  # fmt: skip
+_PLAIN_DIRS = ("lib", "lib64", "usr/lib", "usr/lib64", "usr/local/lib")
+
+
+def standard_dirs(platform: Platform) -> tuple[str, ...]:
+    """Where Debian's ld.so on ``platform`` looks with no configuration (its multiarch folders
+    included); a base's ld.so.conf.d adds to these."""
+    return (*_PLAIN_DIRS, f"lib/{platform.triplet}", f"usr/lib/{platform.triplet}")
+
+
+# Every supported platform's: for a scan that does not know its platform.
+STANDARD_DIRS = tuple(dict.fromkeys(d for platform in SUPPORTED for d in standard_dirs(platform)))
 # The Debian package that ships a library common ML wheels need (for the message's fix).
 DEBIAN_PACKAGES = {
     "libgomp.so.1": "libgomp1", "libstdc++.so.6": "libstdc++6", "libgcc_s.so.1": "libgcc-s1",
@@ -76,13 +86,18 @@ class ElfScan:
                    tuple((str(a), str(b), tuple(str(d) for d in c), str(o)) for a, b, c, o in data["wanted"]))  # fmt: skip
 
 
-def external_needs(root: Path, prefix: str) -> list[Need]:
+def external_needs(root: Path, prefix: str, platform: Platform | None = None) -> list[Need]:
     """What the environment staged at ``root`` (in the image at ``prefix``) needs from the base."""
-    return needs_of([scan_elf(root, prefix)], prefix)
+    return needs_of([scan_elf(root, prefix, platform)], prefix)
 
 
-def scan_elf(root: Path, prefix: str) -> ElfScan:
-    """Every ELF file of the environment staged at ``root`` (in the image at ``prefix``), read once."""
+def _machine_name(machine: int) -> str:
+    return next((str(p) for p in SUPPORTED if p.elf_machine == machine), f"ELF machine {machine}")
+
+
+def scan_elf(root: Path, prefix: str, platform: Platform | None = None) -> ElfScan:
+    """Every ELF file of the environment staged at ``root`` (in the image at ``prefix``), read once; with
+    ``platform``, an ELF file of another machine is refused, naming it and its distribution."""
     owners = _owners(root)
     provided: list[tuple[str, str]] = []
     libraries: list[str] = []
@@ -94,8 +109,15 @@ def scan_elf(root: Path, prefix: str) -> ElfScan:
             rel = path.relative_to(root).as_posix()
             if ".so" in name:
                 libraries.append(rel)
-            if path.is_symlink() or not is_elf(path):
+            machine = None if path.is_symlink() else elf_machine(path)
+            if machine is None:
                 continue
+            if platform is not None and machine != platform.elf_machine:
+                owner = owners.get(rel, rel.split("/")[0])
+                raise LockError(
+                    f"{owner}: {prefix}/{rel} is code for {_machine_name(machine)}, which the {platform} image "
+                    f"cannot run; lock a version of {owner} that publishes wheels for {platform.machine}"
+                )
             links = read_links(path)
             provided.append((rel, name))
             if links is None:

@@ -3,7 +3,9 @@
 The locked, hash-checked wheels from the package cache are installed with pypa's ``installer``
 (the library pip itself builds on) into a staging folder as if it were ``/``: scripts point at the
 in-image interpreter, ``pyvenv.cfg`` names the base image's Python, and ``bin/python`` links to
-the base's ``python3`` as ``python3 -m venv`` would."""
+the base's ``python3`` as ``python3 -m venv`` would. None of these depends on the machine: a venv for
+another platform (arm64 from x86) is the same layout with that platform's wheels, unpacked without
+tag checks (``installer``); the lock and the fetch check the wheels' tags against the target."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""A host cache of package files keyed by sha256; pip downloads what is missing, nothing is trusted
-without its hash. The image build later installs only from these files, with the network off."""
+"""A host cache of package files keyed by sha256; pip downloads what is missing (with the lock's target
+platform's options: an arm64 lock fetches arm64 wheels on an x86 host), nothing is trusted without its
+hash. The cache is content-addressed, so a pure wheel shared by the locks of several platforms is
+stored once. The image build later installs only from these files, with the network off."""
 
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ from compiler.errors import BuildError
 from compiler.fetch.sdist import build_wheel
 from compiler.lock.pip_resolve import newest_manylinux, platform_args
 from compiler.lock.types import Lock, LockedPackage
+from compiler.lock.wheel_tags import check_wheels
+from compiler.platform import AMD64, Platform
 from compiler.workspace.trees import file_sha256
 
 
@@ -89,13 +93,15 @@ def _folder_bytes(folder: Path) -> int:
     return total
 
 
-def _pip_download(packages: list[LockedPackage], python: str, dest: Path, progress: Progress = lambda _n: None) -> None:
+def _pip_download(
+    packages: list[LockedPackage], python: str, dest: Path, progress: Progress = lambda _n: None, platform: Platform = AMD64
+) -> None:
     req = dest / "requirements.txt"
     req.write_text("".join(f"{p.pip_line}\n" for p in packages))
     command = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--require-hashes", "--quiet",
         "--disable-pip-version-check", "-d", str(dest),
-        *platform_args(python, newest_manylinux([p.filename for p in packages])), "-r", str(req),
+        *platform_args(python, newest_manylinux([p.filename for p in packages]), platform), "-r", str(req),
     ]  # fmt: skip
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     while True:  # the bytes downloaded so far, twice a second, while pip runs
@@ -124,7 +130,9 @@ def _rebuilt(package: LockedPackage, python: str, cache: PackageCache, log) -> P
 
 def fetch_lock(lock: Lock, cache: PackageCache, log=lambda _msg: None, progress: Progress = lambda _n: None) -> FetchedFiles:
     """Make sure every package of ``lock`` is in the cache with the right hash; ``progress`` hears
-    the bytes at hand so far (cached files as they are checked, then downloads as they come)."""
+    the bytes at hand so far (cached files as they are checked, then downloads as they come). A wheel
+    the lock's platform cannot run is refused before anything is fetched."""
+    check_wheels(lock, f"the lock for {lock.platform}")
     files: dict[str, Path] = {}
     missing_pip: list[LockedPackage] = []
     at_hand, reported = 0, time.monotonic()
@@ -147,7 +155,7 @@ def fetch_lock(lock: Lock, cache: PackageCache, log=lambda _msg: None, progress:
     if missing_pip:
         log(f"fetching {len(missing_pip)} pip packages on the host")
         with tempfile.TemporaryDirectory(prefix="pkgc-fetch-") as tmp:
-            _pip_download(missing_pip, lock.python, Path(tmp), lambda n: progress(at_hand + n))
+            _pip_download(missing_pip, lock.python, Path(tmp), lambda n: progress(at_hand + n), lock.platform)
             for package in missing_pip:
                 downloaded = Path(tmp) / package.filename
                 if not downloaded.is_file():

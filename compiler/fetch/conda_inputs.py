@@ -18,10 +18,11 @@ from typing import Any
 from compiler.errors import BuildError, LockError
 from compiler.fetch.cache import FetchedFiles, PackageCache, fetch_lock
 from compiler.lock.pip_resolve import resolve_pip
-from compiler.lock.types import PLATFORM, Lock, LockedPackage
+from compiler.lock.conda_resolve import subdirs
+from compiler.lock.types import Lock, LockedPackage
+from compiler.platform import AMD64, Platform
 from compiler.plan.types import ContextFile
 
-SUBDIRS = (PLATFORM, "noarch")
 CHANNEL = "pkgc/channel"
 INSTALLER_WHEELS = "pkgc/installer"
 INSTALLER_PACKAGE = "py-rattler"
@@ -39,8 +40,8 @@ class CondaInputs:
 
 
 def prepare_conda_inputs(lock: Lock, fetched: FetchedFiles, cache: PackageCache) -> CondaInputs:
-    """The channel of exactly the locked conda packages, and the installer wheels, for ``lock``."""
-    return CondaInputs(tuple(channel_files(lock.of("conda"), fetched)), tuple(installer_files(cache)))
+    """The channel of exactly the locked conda packages, and the installer wheels, for ``lock`` (its platform)."""
+    return CondaInputs(tuple(channel_files(lock.of("conda"), fetched, lock.platform)), tuple(installer_files(cache, lock.platform)))
 
 
 async def _records(paths: list[Path]) -> list[dict]:
@@ -54,17 +55,19 @@ def _md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
-def channel_files(packages: tuple[LockedPackage, ...], fetched: FetchedFiles) -> list[ContextFile]:
-    """The locked package files laid out as a channel, with repodata covering exactly them."""
+def channel_files(packages: tuple[LockedPackage, ...], fetched: FetchedFiles, platform: Platform = AMD64) -> list[ContextFile]:
+    """The locked package files laid out as a channel for ``platform``, with repodata covering exactly them;
+    a package of another platform's subdir is refused, naming it."""
     paths = [fetched.path_of(p) for p in packages]
+    wanted = subdirs(platform)
     repodata: dict[str, dict[str, Any]] = {
-        s: {"info": {"subdir": s}, "packages": {}, "packages.conda": {}, "repodata_version": 1} for s in SUBDIRS
+        s: {"info": {"subdir": s}, "packages": {}, "packages.conda": {}, "repodata_version": 1} for s in wanted
     }
     files = []
     for package, path, record in zip(packages, paths, asyncio.run(_records(paths)) if paths else []):
         subdir = record.get("subdir")
-        if subdir not in SUBDIRS:
-            raise BuildError(f"conda package {package.filename} is for '{subdir}'; pkgc builds {PLATFORM} images")
+        if subdir not in wanted:
+            raise BuildError(f"conda package {package.filename} is for '{subdir}', not {platform.conda_subdir} ({platform})")
         if record.get("sha256") != package.sha256:
             raise BuildError(f"conda package {path} does not match the lock's sha256")
         entry = {k: v for k, v in record.items() if k not in _RECORD_ONLY and v is not None}
@@ -87,13 +90,14 @@ def _installer_version() -> str:
         ) from None
 
 
-def _pin_installer(cache: PackageCache, wanted: str) -> list[LockedPackage]:
-    """The installer wheels with their sha256, resolved once from the index and remembered."""
-    pins = cache.root.parent / "pins" / f"{INSTALLER_PACKAGE}-{wanted}-cp{INSTALLER_PYTHON.replace('.', '')}.json"
+def _pin_installer(cache: PackageCache, wanted: str, platform: Platform = AMD64) -> list[LockedPackage]:
+    """The installer wheels for ``platform`` with their sha256, resolved once from the index and remembered."""
+    name = f"{INSTALLER_PACKAGE}-{wanted}-cp{INSTALLER_PYTHON.replace('.', '')}"
+    pins = cache.root.parent / "pins" / f"{name}-{platform.conda_subdir}.json"
     if pins.is_file():
         return [LockedPackage(**item) for item in json.loads(pins.read_text())]
     try:
-        packages = resolve_pip([f"{INSTALLER_PACKAGE}=={wanted}"], INSTALLER_PYTHON)
+        packages = resolve_pip([f"{INSTALLER_PACKAGE}=={wanted}"], INSTALLER_PYTHON, platform=platform)
     except LockError as exc:
         raise BuildError(
             f"cannot find the {INSTALLER_PACKAGE} {wanted} wheel for the image's installer: {exc}"
@@ -103,10 +107,10 @@ def _pin_installer(cache: PackageCache, wanted: str) -> list[LockedPackage]:
     return packages
 
 
-def installer_files(cache: PackageCache) -> list[ContextFile]:
-    """The py-rattler wheel(s) of the host's version, fetched into ``cache`` with their hashes."""
-    packages = tuple(_pin_installer(cache, _installer_version()))
-    fetched = fetch_lock(Lock("venv", INSTALLER_PYTHON, "", packages), cache)
+def installer_files(cache: PackageCache, platform: Platform = AMD64) -> list[ContextFile]:
+    """The py-rattler wheel(s) of the host's version for ``platform``, fetched into ``cache`` with their hashes."""
+    packages = tuple(_pin_installer(cache, _installer_version(), platform))
+    fetched = fetch_lock(Lock("venv", INSTALLER_PYTHON, "", packages, platform=platform), cache)
     files = [ContextFile(f"{INSTALLER_WHEELS}/{p.filename}", source=fetched.path_of(p)) for p in packages]
     requirements = "".join(f"{p.pip_line}\n" for p in packages)
     files.append(ContextFile(f"{INSTALLER_WHEELS}/requirements.txt", data=requirements.encode()))

@@ -5,9 +5,10 @@ configuration, build isolation, ``SOURCE_DATE_EPOCH`` fixed so the wheel's bytes
 and kept in the pkgc cache under the sdist's sha256: ``<cache>/built/<sdist sha256>/<wheel>``.
 
 Only pure-Python wheels (``py3-none-any`` and the like) are accepted: the host cannot compile C code
-for the image's Python and glibc, so an sdist that builds a platform-specific wheel stops the lock with
-a message saying so (decided: no "same Python on the host" exception, because the image's system
-libraries and glibc may still differ from the host's).
+for the image's Python, glibc and machine (an arm64 image built on x86), so an sdist that builds a
+platform-specific wheel stops the lock with a message saying so (decided: no "same Python on the
+host" exception, because the image's system libraries and glibc may still differ from the host's). A pure wheel is platform-neutral: the same
+wheel serves every target platform's lock.
 """
 
 from __future__ import annotations
@@ -97,13 +98,7 @@ def build_wheel(
             staged = Path(tmp) / "staged"
             staged.mkdir()
             shutil.move(wheel, staged / wheel.name)
-            if not is_pure_for(wheel.name, python):
-                raise LockError(
-                    f"{name} {version} is published only as a source distribution ({sdist.filename}) and it "
-                    f"builds a platform-specific wheel ({wheel.name}); pkgc builds only pure-Python source "
-                    f"distributions on the host, as compiled code must match the image's Python {python} and "
-                    f"glibc: require a version of {name} that publishes manylinux wheels"
-                )
+            _refuse_unless_pure(name, version, sdist, wheel.name, python)
             try:
                 os.rename(staged, folder)
             except OSError:  # built at the same time by another pkgc: keep theirs
@@ -111,6 +106,16 @@ def build_wheel(
         cached = built_wheel(cache_root, sdist)
         if cached is None:
             raise LockError(f"the wheel built from {sdist.filename} is missing from {folder}")
-    if not is_pure_for(cached.filename, python):
-        raise LockError(f"{cached.filename} (built from {sdist.filename}) does not install on Python {python}")
+    _refuse_unless_pure(name, version, sdist, cached.filename, python)  # a wheel found in the cache, too
     return cached
+
+
+def _refuse_unless_pure(name: str, version: str, sdist: SourceDist, wheel: str, python: str) -> None:
+    """A wheel built on the host serves the image only when pure Python: never another machine's code."""
+    if not is_pure_for(wheel, python):
+        raise LockError(
+            f"{name} {version} is published only as a source distribution ({sdist.filename}) and it "
+            f"builds a platform-specific wheel ({wheel}); pkgc builds only pure-Python source "
+            f"distributions on the host, as compiled code must match the image's Python {python}, "
+            f"glibc and machine: require a version of {name} that publishes manylinux wheels"
+        )

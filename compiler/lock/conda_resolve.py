@@ -1,7 +1,9 @@
-"""Solve the conda part of an environment for linux-64 with py-rattler: no conda binary needed.
+"""Solve the conda part of an environment for a target platform (``linux-64``, ``linux-aarch64``) with
+py-rattler: no conda binary needed, whatever the host.
 
 Specs arrive in pip syntax (``numpy==1.2.*``) and are turned into conda MatchSpecs
-(``numpy 1.2.*``). The solve uses a fixed virtual-package set describing the image, never the host.
+(``numpy 1.2.*``). The solve uses a fixed virtual-package set describing the image, never the host (``__archspec`` names
+the target's machine).
 
 When no channel carries a ``python`` package (a channel of noarch packages only), the environment
 takes its Python from the base image: ``python`` (X.Y of the strategy) becomes a virtual package
@@ -20,20 +22,19 @@ from typing import TYPE_CHECKING
 
 from compiler.environment.strategy import EnvironmentStrategy
 from compiler.errors import LockError
-from compiler.lock.types import PLATFORM, LockedPackage
+from compiler.lock.types import LockedPackage
+from compiler.platform import AMD64, Platform
 
 if TYPE_CHECKING:
     from rattler import RepoDataRecord
 
-SUBDIRS = (PLATFORM, "noarch")
 SOLVE_TIMEOUT = datetime.timedelta(minutes=5)
 # What the image offers to conda packages: glibc 2.28 matches the manylinux_2_28 floor pip locks
-# for (Debian 10+, Ubuntu 20.04+); a generic x86_64 CPU; a Linux 5.10 kernel.
+# for (Debian 10+, Ubuntu 20.04+); a generic CPU of the target's machine; a Linux 5.10 kernel.
 VIRTUAL_PACKAGES = (
     ("__glibc", "2.28", "0"),
     ("__linux", "5.10", "0"),
     ("__unix", "0", "0"),
-    ("__archspec", "1", "x86_64"),
 )
 BASE_IMAGE_PACKAGES = ("python", "pip")  # provided by the base image when no channel has them
 CHANNEL_ALIASES = {"defaults": ("https://repo.anaconda.com/pkgs/main", "https://repo.anaconda.com/pkgs/r")}
@@ -106,7 +107,17 @@ def _locked(record: RepoDataRecord) -> LockedPackage:
     )
 
 
-async def _solve(strategy: EnvironmentStrategy, cache_dir: Path | None) -> list[LockedPackage]:
+def subdirs(platform: Platform) -> tuple[str, str]:
+    """The channel subdirs a target's packages come from: its own and ``noarch``."""
+    return (platform.conda_subdir, "noarch")
+
+
+def virtual_packages(platform: Platform) -> tuple[tuple[str, str, str], ...]:
+    """(name, version, build) of the virtual packages the image offers the solve on ``platform``."""
+    return (*VIRTUAL_PACKAGES, ("__archspec", "1", platform.machine))
+
+
+async def _solve(strategy: EnvironmentStrategy, cache_dir: Path | None, platform: Platform) -> list[LockedPackage]:
     import rattler
     from rattler import BuildString, Channel, Gateway, GenericVirtualPackage, MatchSpec, PackageName, Version
 
@@ -124,13 +135,13 @@ async def _solve(strategy: EnvironmentStrategy, cache_dir: Path | None) -> list[
     for written, url in _channel_urls(strategy.channels):
         channel = Channel(url)
         try:
-            found = await gateway.query([channel], SUBDIRS, list(BASE_IMAGE_PACKAGES), recursive=False)
+            found = await gateway.query([channel], subdirs(platform), list(BASE_IMAGE_PACKAGES), recursive=False)
         except Exception as exc:  # noqa: BLE001 - rattler raises many exception types; all end here
             where = "" if channel.base_url.rstrip("/") == written.rstrip("/") else f" ({channel.base_url})"
             raise LockError(f"cannot fetch conda channel '{written}'{where}: {_one_line(exc)}") from None
         provided.update(r.name.normalized for records in found for r in records)
         channels.append(channel)
-    virtual = [GenericVirtualPackage(PackageName(n), Version(v), BuildString(b)) for n, v, b in VIRTUAL_PACKAGES]
+    virtual = [GenericVirtualPackage(PackageName(n), Version(v), BuildString(b)) for n, v, b in virtual_packages(platform)]
     if "python" not in provided:
         specs = [s for s in specs if s.name not in BASE_IMAGE_PACKAGES or s.name in provided]
         virtual.append(
@@ -138,18 +149,20 @@ async def _solve(strategy: EnvironmentStrategy, cache_dir: Path | None) -> list[
         )
     try:
         records = await rattler.solve(
-            channels, [s.match_spec for s in specs], gateway=gateway, platforms=SUBDIRS,
+            channels, [s.match_spec for s in specs], gateway=gateway, platforms=subdirs(platform),
             virtual_packages=virtual, timeout=SOLVE_TIMEOUT,
         )  # fmt: skip
     except Exception as exc:  # noqa: BLE001 - rattler raises many exception types; all end here
         names = ", ".join(strategy.channels)
         raise LockError(
-            f"cannot solve the conda packages {', '.join(strategy.conda)} from {names}: {_one_line(exc)}"
+            f"cannot solve the conda packages {', '.join(strategy.conda)} from {names} for {platform.conda_subdir}: {_one_line(exc)}"
         ) from None
     return sorted((_locked(r) for r in records), key=lambda p: p.name)
 
 
-def resolve_conda(strategy: EnvironmentStrategy, cache_dir: Path | None = None) -> list[LockedPackage]:
-    """Pin ``strategy.conda`` for linux-64 from ``strategy.channels``: one file per package, with
+def resolve_conda(
+    strategy: EnvironmentStrategy, cache_dir: Path | None = None, platform: Platform = AMD64
+) -> list[LockedPackage]:
+    """Pin ``strategy.conda`` for ``platform`` from ``strategy.channels``: one file per package, with
     sha256 and md5. ``cache_dir`` holds fetched repodata (default: rattler's own cache)."""
-    return asyncio.run(_solve(strategy, cache_dir))
+    return asyncio.run(_solve(strategy, cache_dir, platform))

@@ -1,46 +1,62 @@
-"""Lock the chosen environment, or reuse an existing lock file when it still matches the spec."""
+"""Lock the chosen environment for each target platform, or reuse an existing lock file when it still
+matches the spec for every one of them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Sequence
 
 from compiler.environment.strategy import EnvironmentStrategy
 from compiler.errors import LockError
-from compiler.lock.lockfile import read_lock, write_lock
+from compiler.lock.lockfile import missing_platform, read_locks, write_lock
 from compiler.lock.pip_resolve import resolve_pip
 from compiler.lock.types import Lock, inputs_hash
+from compiler.lock.wheel_tags import check_wheels
+from compiler.platform import AMD64, Platform
 
 
 @dataclass(frozen=True)
 class LockResult:
-    lock: Lock
+    """One lock per requested platform (in the order asked), the file holding them, and what was done."""
+
+    locks: dict[Platform, Lock]
     path: Path
     status: Literal["reused", "created", "relocked"]
 
+    @property
+    def lock(self) -> Lock:
+        """The first requested platform's lock."""
+        return next(iter(self.locks.values()))
 
-def lock_environment(strategy: EnvironmentStrategy, cache_root: Path | None = None, log=lambda _msg: None) -> Lock:
-    """Resolve every package of ``strategy`` to one file with a hash; with ``cache_root`` (the pkgc
-    cache), packages published only as source distributions are built into wheels there."""
+
+def lock_environment(
+    strategy: EnvironmentStrategy, cache_root: Path | None = None, log=lambda _msg: None, platform: Platform = AMD64
+) -> Lock:
+    """Resolve every package of ``strategy`` for ``platform`` to one file with a hash; with ``cache_root``
+    (the pkgc cache), packages published only as source distributions are built into (pure-Python)
+    wheels there."""
     if strategy.kind == "conda":
         from compiler.lock.conda_resolve import resolve_conda
 
-        conda_packages = resolve_conda(strategy)
+        conda_packages = resolve_conda(strategy, platform=platform)
     else:
         conda_packages = []
-    pip_packages = resolve_pip(list(strategy.pip), strategy.python, cache_root, log, glibc=strategy.glibc)
-    return Lock(
+    pip_packages = resolve_pip(list(strategy.pip), strategy.python, cache_root, log, glibc=strategy.glibc, platform=platform)
+    lock = Lock(
         strategy=strategy.kind,
         python=strategy.python,
-        inputs_hash=inputs_hash(strategy),
+        inputs_hash=inputs_hash(strategy, platform),
         packages=tuple(conda_packages) + tuple(pip_packages),
         channels=strategy.channels,
+        platform=platform,
     )
+    check_wheels(lock, f"the lock for {platform}")
+    return lock
 
 
 def check_lock_matches(lock: Lock, strategy: EnvironmentStrategy, path: Path) -> None:
-    if lock.inputs_hash != inputs_hash(strategy) or lock.strategy != strategy.kind:
+    if lock.inputs_hash != inputs_hash(strategy, lock.platform) or lock.strategy != strategy.kind:
         raise LockError(
             f"{path}: the lock no longer matches the spec (its inputs changed: {strategy.kind} environment with "
             f"{len(strategy.pip)} pip and {len(strategy.conda)} conda requirements); "
@@ -56,14 +72,26 @@ def load_or_lock(
     cache_root: Path | None = None,
     log=lambda _msg: None,
     memo_dir: Path | None = None,
+    platforms: Sequence[Platform] = (AMD64,),
 ) -> LockResult:
-    """Reuse the lock at ``path`` unless ``relock``; a stale lock is an error, a missing one is made.
-    ``memo_dir`` keeps locks already read (``read_lock``)."""
+    """Reuse the lock at ``path`` unless ``relock``; a stale lock (inputs changed, or a requested platform
+    missing) is an error, a missing one is made for every one of ``platforms``. ``memo_dir`` keeps locks
+    already read (``read_locks``). A relock writes exactly ``platforms``."""
+    wanted = tuple(dict.fromkeys(platforms))
+    if not wanted:
+        raise ValueError("no platform to lock for")
     if path.exists() and not relock:
-        lock = read_lock(path, memo_dir)
-        check_lock_matches(lock, strategy, path)
-        return LockResult(lock, path, "reused")
+        found = read_locks(path, memo_dir)
+        for platform in wanted:
+            if platform not in found:
+                raise LockError(missing_platform(path, platform, found))
+            check_lock_matches(found[platform], strategy, path)
+        return LockResult({p: found[p] for p in wanted}, path, "reused")
     status = "relocked" if path.exists() else "created"
-    lock = lock_environment(strategy, cache_root, log)
-    write_lock(lock, path, sources)
-    return LockResult(lock, path, status)
+    locks = {}
+    for platform in wanted:
+        if len(wanted) > 1:
+            log(f"locking for {platform}")
+        locks[platform] = lock_environment(strategy, cache_root, log, platform)
+    write_lock(list(locks.values()), path, sources)
+    return LockResult(locks, path, status)

@@ -21,9 +21,10 @@ from compiler.errors import LockError
 from compiler.fetch.sdist import BuiltWheel, build_wheel
 from compiler.lock.types import LockedPackage, SourceDist, filename_from_url
 from compiler.lock.uv_resolve import UvUnavailable, resolve_with_uv
+from compiler.platform import AMD64, Platform
 
 DEFAULT_GLIBC_MINOR = 28  # manylinux_2_28 .. manylinux_2_17: Debian 10+/Ubuntu 20.04+
-MANYLINUX_RE = re.compile(r"manylinux_2_(\d+)_x86_64")
+MANYLINUX_RE = re.compile(r"manylinux_2_(\d+)_")  # of any machine
 
 
 def glibc_minor(glibc: str | None) -> int:
@@ -38,13 +39,13 @@ def newest_manylinux(filenames: list[str]) -> str | None:
     return f"2.{max(minors)}" if minors else None
 
 
-def platform_args(python: str, glibc: str | None = None) -> list[str]:
-    """pip options that select wheels for CPython ``python`` on x86_64 Linux with ``glibc`` (default 2.28)."""
+def platform_args(python: str, glibc: str | None = None, platform: Platform = AMD64) -> list[str]:
+    """pip options that select wheels for CPython ``python`` on ``platform`` with ``glibc`` (default 2.28)."""
     nodot = python.replace(".", "")
     args = ["--only-binary=:all:", "--python-version", python, "--implementation", "cp", "--abi", f"cp{nodot}"]
-    for minor in range(glibc_minor(glibc), 16, -1):
-        args += ["--platform", f"manylinux_2_{minor}_x86_64"]
-    return args + ["--platform", "manylinux2014_x86_64", "--platform", "manylinux2010_x86_64"]
+    for tag in platform.manylinux_tags(glibc_minor(glibc)):
+        args += ["--platform", tag]
+    return args
 
 
 def _tail(text: str, lines: int = 3) -> str:
@@ -96,38 +97,40 @@ def _source_only(requirements: list[str], tmp: Path) -> list[tuple[str, str, Sou
 
 def resolve_pip(
     requirements: list[str], python: str, cache_root: Path | None = None, log=lambda _msg: None,
-    glibc: str | None = None,
+    glibc: str | None = None, platform: Platform = AMD64,
 ) -> list[LockedPackage]:
-    """Pin ``requirements`` and all their dependencies to one wheel each, with sha256 hashes.
+    """Pin ``requirements`` and all their dependencies to one wheel each for ``platform``, with sha256 hashes.
 
     When wheels alone cannot satisfy them and ``cache_root`` is given, packages published only as
     source distributions are built into pure-Python wheels on the host (compiler/fetch/sdist.py) and
     offered to the resolver; those lock entries keep the sdist they were built from. ``glibc`` (the
-    base image's, when its recipe states it) widens the manylinux wheels accepted.
+    base image's, when its recipe states it) widens the manylinux wheels accepted. A wheel built from
+    a source distribution is accepted only when it is pure Python (platform-neutral), whatever the target.
     """
     if not requirements:
         return []
     uv_said = ""
     if os.environ.get("PKGC_RESOLVER", "uv") != "pip":
         try:
-            return resolve_with_uv(requirements, python, glibc_minor(glibc))
+            return resolve_with_uv(requirements, python, glibc_minor(glibc), platform=platform)
         except UvUnavailable as exc:
             log(f"resolving with pip: {exc}")
             uv_said = f"{exc}; "
     try:
-        return _resolve_with_pip(requirements, python, cache_root, log, glibc)
+        return _resolve_with_pip(requirements, python, cache_root, log, glibc, platform)
     except LockError as exc:  # one line: what uv said, then pip's last words
         raise LockError(f"{uv_said}{exc}"[:700]) from None
 
 
 def _resolve_with_pip(
-    requirements: list[str], python: str, cache_root: Path | None, log, glibc: str | None
+    requirements: list[str], python: str, cache_root: Path | None, log, glibc: str | None, platform: Platform
 ) -> list[LockedPackage]:
     """pip's resolver for the image's platform, source-only packages built into pure-Python wheels."""
     built: dict[str, BuiltWheel] = {}
     with tempfile.TemporaryDirectory(prefix="pkgc-resolve-") as name:
         tmp = Path(name)
-        data, stderr = _dry_run(requirements, tmp, platform_args(python, glibc))
+        target = platform_args(python, glibc, platform)
+        data, stderr = _dry_run(requirements, tmp, target)
         if data is None and cache_root is not None:
             sources = _source_only(requirements, tmp)
             if sources:
@@ -137,9 +140,9 @@ def _resolve_with_pip(
                     wheel = build_wheel(package, version, sdist, python, cache_root, log)
                     shutil.copyfile(wheel.path, links / wheel.filename)
                     built[wheel.filename] = wheel
-                data, stderr = _dry_run(requirements, tmp, [*platform_args(python, glibc), "--find-links", str(links)])
+                data, stderr = _dry_run(requirements, tmp, [*target, "--find-links", str(links)])
         if data is None:
-            raise LockError(f"cannot resolve the pip requirements for Python {python}: {_tail(stderr)}")
+            raise LockError(f"cannot resolve the pip requirements for Python {python} on {platform}: {_tail(stderr)}")
     packages = []
     for item in data.get("install", []):
         url = item["download_info"]["url"]

@@ -10,8 +10,7 @@ from typing import Literal
 from urllib.parse import unquote, urlparse
 
 from compiler.environment.strategy import EnvironmentStrategy
-
-PLATFORM = "linux-64"
+from compiler.platform import AMD64, Platform
 
 
 @dataclass(frozen=True)
@@ -52,6 +51,7 @@ class Lock:
     inputs_hash: str
     packages: tuple[LockedPackage, ...]
     channels: tuple[str, ...] = ()
+    platform: Platform = AMD64  # the target its files are for (conda-lock's ``platform``: linux-64, linux-aarch64)
 
     def of(self, manager: str) -> tuple[LockedPackage, ...]:
         return tuple(p for p in self.packages if p.manager == manager)
@@ -61,15 +61,16 @@ def filename_from_url(url: str) -> str:
     return unquote(PurePosixPath(urlparse(url).path).name)
 
 
-def inputs_hash(strategy: EnvironmentStrategy) -> str:
-    """A content hash of what was asked for (sorted JSON), to tell when a lock has gone stale."""
+def inputs_hash(strategy: EnvironmentStrategy, platform: Platform = AMD64) -> str:
+    """A content hash of what was asked for on ``platform`` (sorted JSON), to tell when a lock has gone
+    stale: conda-lock's ``metadata.content_hash`` of that platform's conda subdir."""
     payload = {
         "strategy": strategy.kind,
         "python": strategy.python,
         "pip": sorted(strategy.pip),
         "conda": sorted(strategy.conda),
         "channels": list(strategy.channels),
-        "platform": PLATFORM,
+        "platform": platform.conda_subdir,
     }
     if strategy.glibc:  # only when a recipe states it, so every other lock keeps its hash
         payload["glibc"] = strategy.glibc

@@ -37,8 +37,9 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from compiler.errors import LockError
 from compiler.lock.types import LockedPackage, filename_from_url
+from compiler.platform import AMD64, Platform
 
-UV_MANYLINUX_MAX = 40  # uv's --python-platform knows x86_64-manylinux_2_17 .. _2_40
+UV_MANYLINUX_MAX = 40  # uv's --python-platform knows <machine>-manylinux_2_17 .. _2_40
 # pip settings (whitespace-separated lists, as pip reads them) by the uv variable they become and the
 # separator uv splits that variable at
 _UV_VARIABLES = {"index-url": ("UV_INDEX_URL", None), "extra-index-url": ("UV_EXTRA_INDEX_URL", " "),
@@ -124,16 +125,16 @@ def uv_binary() -> str | None:
         return shutil.which("uv")
 
 
-def uv_platform(glibc_minor: int) -> str:
+def uv_platform(glibc_minor: int, platform: Platform = AMD64) -> str:
+    """uv's ``--python-platform`` for ``platform`` with glibc 2.``glibc_minor``: ``aarch64-manylinux_2_28``."""
     if glibc_minor > UV_MANYLINUX_MAX:
         raise UvUnavailable(f"uv knows manylinux up to 2.{UV_MANYLINUX_MAX}, the base image has glibc 2.{glibc_minor}")
-    return f"x86_64-manylinux_2_{glibc_minor}"
+    return f"{platform.machine}-manylinux_2_{glibc_minor}"
 
 
-def target_tags(python: str, glibc_minor: int) -> list[Tag]:
+def target_tags(python: str, glibc_minor: int, platform: Platform = AMD64) -> list[Tag]:
     """The tags pip accepts with pkgc's ``--platform`` options, best first (``pip debug --verbose`` order)."""
-    platforms = [f"manylinux_2_{m}_x86_64" for m in range(glibc_minor, 16, -1)]
-    platforms += ["manylinux2014_x86_64", "manylinux2010_x86_64"]
+    platforms = platform.manylinux_tags(glibc_minor)
     version = tuple(int(part) for part in python.split(".")[:2])
     nodot = "".join(str(part) for part in version)
     return [*cpython_tags(version, [f"cp{nodot}"], platforms), *compatible_tags(version, f"cp{nodot}", platforms)]
@@ -161,9 +162,11 @@ def _file_url(entry: dict, base: Path) -> str:
     raise UvUnavailable("uv named a file with neither url nor path")
 
 
-def packages_from_pylock(text: str, python: str, glibc_minor: int, base: Path) -> list[LockedPackage]:
-    """The lock's packages from uv's pylock.toml: one wheel each, the one pip would install."""
-    ranks = {tag: i for i, tag in enumerate(target_tags(python, glibc_minor))}
+def packages_from_pylock(
+    text: str, python: str, glibc_minor: int, base: Path, platform: Platform = AMD64
+) -> list[LockedPackage]:
+    """The lock's packages from uv's pylock.toml: one wheel each, the one pip would install on ``platform``."""
+    ranks = {tag: i for i, tag in enumerate(target_tags(python, glibc_minor, platform))}
     packages = []
     for item in tomllib.loads(text).get("packages", []):
         name, version = item["name"], item.get("version", "")
@@ -173,7 +176,7 @@ def packages_from_pylock(text: str, python: str, glibc_minor: int, base: Path) -
         by_url = {_file_url(e, base): e for e in entries}
         url = best_wheel(list(by_url), ranks)
         if url is None:
-            raise UvUnavailable(f"uv found no wheel of {name} {version} for Python {python} on manylinux 2.{glibc_minor}")
+            raise UvUnavailable(f"uv found no wheel of {name} {version} for Python {python} on manylinux 2.{glibc_minor} {platform.machine}")
         sha256 = (by_url[url].get("hashes") or {}).get("sha256")
         if not sha256:
             raise UvUnavailable(f"uv gave no sha256 for {filename_from_url(url)}")
@@ -200,13 +203,14 @@ def _one_line(stderr: str) -> str:
 
 def resolve_with_uv(
     requirements: list[str], python: str, glibc_minor: int, settings: PipSettings | None = None,
-    environ: dict[str, str] | None = None,
+    environ: dict[str, str] | None = None, platform: Platform = AMD64,
 ) -> list[LockedPackage]:
-    """``requirements`` pinned to one hashed wheel each by ``uv pip compile`` (UvUnavailable: use pip)."""
+    """``requirements`` pinned to one hashed wheel each for ``platform`` by ``uv pip compile``
+    (UvUnavailable: use pip)."""
     uv = uv_binary()
     if uv is None:
         raise UvUnavailable("uv is not installed")
-    platform = uv_platform(glibc_minor)
+    python_platform = uv_platform(glibc_minor, platform)
     settings = settings if settings is not None else PipSettings.from_host()
     with tempfile.TemporaryDirectory(prefix="pkgc-uv-") as name:
         tmp = Path(name)
@@ -214,7 +218,7 @@ def resolve_with_uv(
         command = [
             uv, "pip", "compile", "--quiet", "--no-config", "--no-header", "--no-annotate",
             "--format", "pylock.toml", "-o", str(tmp / "pylock.toml"), "--generate-hashes",
-            "--python-platform", platform, "--python-version", python, "--only-binary", ":all:",
+            "--python-platform", python_platform, "--python-version", python, "--only-binary", ":all:",
             "--index-strategy", "unsafe-best-match", *settings.uv_args(), str(tmp / "requirements.in"),
         ]  # fmt: skip
         try:
@@ -225,6 +229,6 @@ def resolve_with_uv(
         if proc.returncode != 0 or not (tmp / "pylock.toml").exists():
             cause = unsatisfiable_cause(proc.stderr)
             if cause is not None:  # a conflict, a name or version the index does not have: pip cannot do better
-                raise LockError(f"the pip requirements cannot be resolved for Python {python} on manylinux x86_64: {cause}")
+                raise LockError(f"the pip requirements cannot be resolved for Python {python} on {platform}: {cause}")
             raise UvUnavailable(f"uv pip compile failed: {_one_line(proc.stderr)}")
-        return packages_from_pylock((tmp / "pylock.toml").read_text(), python, glibc_minor, tmp)
+        return packages_from_pylock((tmp / "pylock.toml").read_text(), python, glibc_minor, tmp, platform)

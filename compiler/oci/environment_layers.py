@@ -85,7 +85,7 @@ def environment_layers(
     bytecode = options.bytecode and env.bytecode
     # absent when off: the rules' own digest, so a change to them rebuilds
     slim = [["slim", list(env.slim_keep), hashlib.sha256(Path(slim_module.__file__).read_bytes()).hexdigest()]] if env.slim else []
-    common = [ENV_FORMAT, *target_key, bytecode, importlib.util.MAGIC_NUMBER.hex() if bytecode else "", options.epoch, *slim,
+    common = [ENV_FORMAT, str(plan.platform), *target_key, bytecode, importlib.util.MAGIC_NUMBER.hex() if bytecode else "", options.epoch, *slim,
               cache_key(options.compression)]  # fmt: skip
     key = _digest([requirements.decode(), [f.dest for f in wheels], *common])
     why = layer.why if (layer := plan.layer("environment")) else "the locked environment"
@@ -109,7 +109,7 @@ def environment_layers(
         root = assemble(Path(staging), install)
         kept = f" ({', '.join(skipped)}: cached, not installed)" if skipped else ""
         log(f"assembled the {env.strategy} environment at {env.prefix} on the host in {time.monotonic() - started:.1f} s{kept}")
-        elf = scan_elf(root, env.prefix)
+        elf = scan_elf(root, env.prefix, plan.platform)  # an ELF file of another machine is refused
         needs = needs_of([elf, *(scan for _layer, scan in skipped.values())], env.prefix)
         check_libraries(plan, scan, needs, options.allow_missing, options.python)
         if env.slim:
@@ -272,14 +272,15 @@ def _conda_assembly(plan: ImagePlan, scan: BaseScan, options: LayerOptions, log:
         raise BuildError(f"the plan has no {env.conda_lock} for the conda environment")
     channel = {f.dest.rsplit("/", 1)[1]: f.source for f in plan.files
                if f.dest.startswith(env.conda_channel + "/") and f.source is not None}  # fmt: skip
-    python, has_python, packages = locked_packages(lock, channel)
+    python, has_python, packages = locked_packages(lock, channel, plan.platform)
     if python and python != options.python:
         raise BuildError(f"the conda lock is for Python {python}, the build for {options.python}")
     home = "" if has_python else _python_home(plan, scan, options.python)
     target = CondaTarget(env.prefix, options.python, home)
     # the lock's digest only in the whole environment's key: a layer's key has its packages' records
     key = [{"lock": hashlib.sha256(lock).hexdigest()}, asdict(target), version("py-rattler")]
-    return key, lambda staging, wheels: assemble_conda_env(packages, wheels, target, staging, workers=2, log=log)
+    return key, lambda staging, wheels: assemble_conda_env(packages, wheels, target, staging, workers=2, log=log,
+                                                           platform=plan.platform)  # fmt: skip
 
 
 def _cached_blob(store: OciStore, key: str) -> LayerBlob | None:

@@ -234,6 +234,7 @@ def plan_image(
         config=config,
         files=tuple(files),
         tag=tag,
+        platform=lock.platform,
     )
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from compiler.platform import Platform
+
 SUBDIRS = ("linux-64", "noarch")
 
 
@@ -55,7 +57,7 @@ class CondaPackage:
         if self.noarch:
             index["noarch"] = self.noarch
         else:
-            index.update(arch="x86_64", platform="linux")
+            index.update(arch=Platform.parse(self.subdir).machine, platform="linux")
         return index
 
 
@@ -117,7 +119,8 @@ def _record(path: Path) -> dict:
 
 def write_repodata(root: Path) -> None:
     """(Re)write ``repodata.json`` of every subdir from the package files in it."""
-    for subdir in SUBDIRS:
+    present = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    for subdir in dict.fromkeys([*SUBDIRS, *present]):  # and any other platform's subdir written
         folder = root / subdir
         folder.mkdir(parents=True, exist_ok=True)
         packages = {p.name: _record(p) for p in sorted(folder.glob("*.tar.bz2"))}
