@@ -5,7 +5,6 @@ lock -> fetch -> base -> plan), ``build(plan, backend)`` -> BuiltImage, then the
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import json
 import re
@@ -225,7 +224,8 @@ def lock(resolved: Resolved, request: BuildRequest, options: Options, reporter: 
     cache_root = PackageCache(options.cache_dir).cache_root
     with reporter.stage("lock"):
         locked = load_or_lock(resolved.strategy, lock_path, request.relock, [resolved.spec_file.path.name], cache_root,
-                              reporter.detail, memo_dir=options.cache_dir / LOCKS_READ)  # fmt: skip
+                              reporter.detail, memo_dir=options.cache_dir / LOCKS_READ, platforms=resolved.platforms,
+                              extend=not request.check_lock)  # fmt: skip
         reporter.step(f"lock {locked.status}: {lock_path} ({len(locked.lock.packages)} packages)")
     pkg = resolved.package
     if pkg.mlflow is not None:  # a pickle saved with another library version: said now, not as a 500 at run time
@@ -246,6 +246,7 @@ def lock_package(request: BuildRequest, options: Options, connect: Callable[[], 
         "environment_strategy": resolved.strategy.kind,
         "python": resolved.strategy.python,
         "packages": [f"{p.manager}:{p.name}=={p.version}" for p in locked.lock.packages],
+        "platforms": {str(platform): len(lock.packages) for platform, lock in locked.locks.items()},
     }
 
 
@@ -271,24 +272,18 @@ def compile_package(
     reporter.step(f"environment strategy: {strategy.kind}: {strategy.reason}")
     reporter.step(f"builder: {resolved.builder}" + ("" if engine is not None else " (no engine answers: the image goes to the OCI store)"))
     locked = lock(resolved, request, options, reporter)
-    locks = platform_locks(locked, resolved.platforms)
     workspace = Workspace.with_digests(options.workspace, options.cache_dir)
     version = _reserve_version(pkg, workspace) if reserve else _provisional_version(pkg, workspace)
     try:
         tag = f"{image_repository(pkg.target_name)}:{version}"
         model_image = package_model_image(pkg, options.cache_dir, options.source_date_epoch, reuse=not request.no_cache)
-        plans = tuple(plan_platform(resolved, request, options, reporter, locked.path, locks[platform], platform, tag, model_image, reserve)
+        plans = tuple(plan_platform(resolved, request, options, reporter, locked.path, locked.locks[platform], platform, tag, model_image, reserve)
                       for platform in resolved.platforms)  # fmt: skip
     except BaseException:
         if reserve:
             workspace.release_environment_version(pkg.target_name, version)
         raise
     return Compiled(resolved, locked, plans, version, reserve, model_image)
-
-
-def platform_locks(locked: LockResult, platforms: tuple[Platform, ...]) -> dict[Platform, Lock]:
-    """Each platform's locked packages."""
-    return {platforms[0]: locked.lock} if len(platforms) == 1 else dict(locked.locks)  # type: ignore[attr-defined]
 
 
 def plan_platform(
@@ -307,12 +302,12 @@ def plan_platform(
     for line in base_conflicts(base.packages, lock):
         reporter.warn(line + where)
     lock_file = ContextFile("pkgc/conda-lock.yml", source=lock_path)
-    shipped_lock = read_lock(lock_path, options.cache_dir / LOCKS_READ) if len(resolved.platforms) == 1 else lock
-    sbom_file = sbom_context_file(pkg, shipped_lock, base.image_id, base.packages)  # from the lock as shipped
+    shipped_lock = read_lock(lock_path, options.cache_dir / LOCKS_READ, platform)  # the lock as shipped
+    sbom_file = sbom_context_file(pkg, shipped_lock, base.image_id, base.packages)
     plan = plan_image(pkg, strategy, lock, lock_file, fetched, tag, sbom_file, conda, base,
                       model_image.manifest_digest if model_image else None)  # fmt: skip
     plan, note = apply_environment_choices(
-        dataclasses.replace(plan, platform=platform),
+        plan,
         options.slim if request.slim is None else request.slim, options.bytecode if request.bytecode is None else request.bytecode,
         keep=resolved.merged.pinned_installers(),  # a conda file's bare `pip` only enables its pip: part
     )  # fmt: skip

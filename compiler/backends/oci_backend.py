@@ -11,13 +11,13 @@ from compiler.backends.base import Backend, Log
 from compiler.built import BuiltImage
 from compiler.errors import BuildError
 from compiler.plan.types import BaseImage
+from compiler.platform import Platform
 
 if TYPE_CHECKING:
     from compiler.emit.publish import PublishRequest, PublishResult
     from compiler.engines.base import Engine
     from compiler.oci.layers import LayerOptions
     from compiler.plan.types import ImagePlan
-    from compiler.platform import Platform
     from compiler.reporter import Reporter
     from compiler.result import BuildResult
 
@@ -43,6 +43,10 @@ class OciBackend(Backend):
             if required:
                 raise
             return BaseImage(reference)
+        stated = Platform.from_oci(found.config)
+        if stated != platform:
+            raise BuildError(f"base image {reference} is {stated or found.config.get('architecture')!r}, not {platform}; "
+                             f"build one with 'pkgc base-image build NAME --platform {platform}'")  # fmt: skip
         packages = scan_base(self.store, found).python_packages(python)
         if packages:
             log(f"base image {reference}: its Python has {len(packages)} packages, which the environment sees")

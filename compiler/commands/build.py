@@ -44,9 +44,7 @@ def register(sub) -> None:
                    help="leave out pip, setuptools, wheel (unless required) and packages' test folders (config: slim)")  # fmt: skip
     p.add_argument("--bytecode", action=argparse.BooleanOptionalAction, default=None,
                    help="ship the environment's byte-code (default; config: bytecode); --no-bytecode: sources only")  # fmt: skip
-    p.add_argument("--platform", dest="platforms", metavar="OS/ARCH[,OS/ARCH]",
-                   help="the platforms to build for, one image index (default: the host's, or pkgc.toml's platforms): "
-                        "linux/amd64, linux/arm64")  # fmt: skip
+    add_platform_argument(p, "the platforms to build for, one image index")
     p.add_argument("--compression", choices=["gzip", "zstd", "none"], default=None,
                    help="layer compression of the OCI back end (default gzip; config: compression): gzip (parallel igzip), "
                         "zstd (application/vnd.oci.image.layer.v1.tar+zstd) or none (plain tar)")  # fmt: skip
@@ -110,7 +108,12 @@ def _write_deployment_target(args) -> Path | None:
     return check_write_target(Path(args.spec), Path(target), _overrides(args))
 
 
-def _platforms(args) -> tuple:
+def add_platform_argument(p, what: str) -> None:
+    p.add_argument("--platform", dest="platforms", metavar="OS/ARCH[,OS/ARCH]",
+                   help=f"{what} (default: pkgc.toml's platforms, else the host's): linux/amd64, linux/arm64")
+
+
+def platforms_of(args) -> tuple:
     """``--platform linux/amd64,linux/arm64``, checked before any build work."""
     from compiler.platform import parse_platforms
 
@@ -153,7 +156,7 @@ def run(args, options, reporter) -> int:
         base_image=args.base_image, python_version=args.python_version, builder=getattr(args, "builder", None) or "auto",
         target_environment=getattr(args, "target_environment", None),
         slim=getattr(args, "slim", None), bytecode=getattr(args, "bytecode", None),
-        compression=getattr(args, "compression", None), platforms=_platforms(args),
+        compression=getattr(args, "compression", None), platforms=platforms_of(args),
         model_image_wanted=after.model is not None and after.model.any, overrides=_overrides(args),
     )  # fmt: skip
     write_to = _write_deployment_target(args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from compiler.commands import connect_engine, print_result
+from compiler.commands.build import add_platform_argument, platforms_of
 
 
 def register(sub) -> None:
@@ -18,6 +19,7 @@ def register(sub) -> None:
     p.add_argument("--set", action="append", default=[], dest="set_values", metavar="KEY=VALUE",
                    help="fill a deployment YAML's placeholders or set a dotted key (as pkgc build)")  # fmt: skip
     p.add_argument("--endpoint-name", help="a deployment YAML's endpoint_name (as pkgc build)")
+    add_platform_argument(p, "the platforms to lock for, in one lock file")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
 
@@ -30,7 +32,7 @@ def run(args, options, reporter) -> int:
         spec_path=Path(args.spec), model=args.model, relock=not args.check, check_lock=args.check,
         lock_path=Path(args.lock_file) if args.lock_file else None,
         base_image=args.base_image, python_version=args.python_version,
-        overrides=parse_overrides(args.set_values, args.endpoint_name),
+        overrides=parse_overrides(args.set_values, args.endpoint_name), platforms=platforms_of(args),
     )  # fmt: skip
     result = lock_package(request, options, connect_engine, reporter)
     print_result(result, args.json, result["lock_file"])

@@ -22,7 +22,7 @@ class LockResult:
 
     locks: dict[Platform, Lock]
     path: Path
-    status: Literal["reused", "created", "relocked"]
+    status: Literal["reused", "created", "relocked", "extended"]
 
     @property
     def lock(self) -> Lock:
@@ -73,20 +73,31 @@ def load_or_lock(
     log=lambda _msg: None,
     memo_dir: Path | None = None,
     platforms: Sequence[Platform] = (AMD64,),
+    extend: bool = True,
 ) -> LockResult:
-    """Reuse the lock at ``path`` unless ``relock``; a stale lock (inputs changed, or a requested platform
-    missing) is an error, a missing one is made for every one of ``platforms``. ``memo_dir`` keeps locks
-    already read (``read_locks``). A relock writes exactly ``platforms``."""
+    """Reuse the lock at ``path`` unless ``relock``; a stale lock (inputs changed) is an error, a missing
+    one is made for every one of ``platforms``. A requested platform the lock lacks is locked and added
+    to the file, the platforms already there kept as they are (``extend``; else an error, as for
+    ``pkgc lock --check``). ``memo_dir`` keeps locks already read (``read_locks``). A relock writes
+    exactly ``platforms``."""
     wanted = tuple(dict.fromkeys(platforms))
     if not wanted:
         raise ValueError("no platform to lock for")
     if path.exists() and not relock:
         found = read_locks(path, memo_dir)
         for platform in wanted:
-            if platform not in found:
+            if platform in found:
+                check_lock_matches(found[platform], strategy, path)
+            elif not extend:
                 raise LockError(missing_platform(path, platform, found))
-            check_lock_matches(found[platform], strategy, path)
-        return LockResult({p: found[p] for p in wanted}, path, "reused")
+        missing = [p for p in wanted if p not in found]
+        if not missing:
+            return LockResult({p: found[p] for p in wanted}, path, "reused")
+        for platform in missing:
+            log(f"locking for {platform} (the lock has {', '.join(map(str, found))})")
+            found[platform] = lock_environment(strategy, cache_root, log, platform)
+        write_lock(list(found.values()), path, sources)
+        return LockResult({p: found[p] for p in wanted}, path, "extended")
     status = "relocked" if path.exists() else "created"
     locks = {}
     for platform in wanted:

@@ -12,12 +12,13 @@ import tarfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from compiler.envbuild.libraries import STANDARD_DIRS
+from compiler.envbuild.libraries import STANDARD_DIRS, standard_dirs
 from compiler.errors import BuildError, ResolveError
 from compiler.oci.base import BaseImage
 from compiler.oci.compress import READ_ERRORS, open_layer
 from compiler.oci.store import OciStore
 from compiler.plan.types import BasePackage
+from compiler.platform import Platform
 
 WANTED = {"etc/passwd", "etc/group"}
 PYTHON = re.compile(r"^(usr/local/bin|usr/bin|bin|opt/[^/]+/bin)/python(3\.\d+)$")
@@ -27,7 +28,7 @@ LD_CONF = re.compile(r"^etc/ld\.so\.conf(\.d/[^/]+\.conf)?$")
 DIST_INFO = re.compile(r"^((?:usr/local|usr|opt/[^/]+|opt/[^/]+/envs/[^/]+)/lib/python3(?:\.\d+)?/(?:site|dist)-packages)"
                        r"/[^/]+\.dist-info/METADATA$")
 METADATA_MAX = 1 << 20  # bytes of one METADATA file read
-SCAN_VERSION = 3
+SCAN_VERSION = 4
 FILE_LIMIT = 4 << 20  # /etc/passwd, /etc/group, ld.so.conf files: larger is not a base image pkgc builds on
 
 
@@ -72,7 +73,8 @@ def scan_base(store: OciStore, base: BaseImage) -> BaseScan:
             _scan_layer(store, layer, found)
         except (OSError, EOFError, tarfile.TarError, *READ_ERRORS) as exc:  # the layer's digest held: its bytes are the image's
             raise ResolveError(f"base image layer {layer['digest'][:19]} is not a readable layer: {exc}") from None
-    folders = set(STANDARD_DIRS) | _configured_dirs(found.files)
+    platform = Platform.from_oci(base.config)  # the base's own loader folders; both platforms' when it states none pkgc knows
+    folders = set(standard_dirs(platform) if platform else STANDARD_DIRS) | _configured_dirs(found.files)
     libraries = sorted({lib for folder, names in found.libraries.items() if folder in folders for lib in names})
     installed = tuple(sorted(found.packages.values(), key=lambda p: (p.site, p.name.lower())))
     scan = BaseScan(found.files.get("etc/passwd", ""), found.files.get("etc/group", ""), found.pythons, tuple(libraries), installed)

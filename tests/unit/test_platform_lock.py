@@ -95,14 +95,19 @@ def test_the_memo_keeps_every_platform(tmp_path):
     assert read_lock(path, memo, ARM64).platform == ARM64
 
 
-def test_a_lock_without_a_requested_platform_is_stale(tmp_path):
+def test_a_lock_without_a_requested_platform_is_extended_or_stale_when_checked(tmp_path):
     """No pip requirement: nothing to ask an index, so this runs offline."""
     empty = EnvironmentStrategy("venv", PYTHON, "test", pip=())
     path = tmp_path / "pkg.conda-lock.yml"
     created = load_or_lock(empty, path, relock=False, sources=["p.yml"])
     assert created.status == "created" and list(created.locks) == [AMD64] and created.lock.platform == AMD64
+    amd64_bytes = path.read_bytes()
     with pytest.raises(LockError, match=r"has no linux-aarch64 \(linux/arm64\), only linux-64; re-lock"):
-        load_or_lock(empty, path, relock=False, sources=["p.yml"], platforms=(AMD64, ARM64))
+        load_or_lock(empty, path, relock=False, sources=["p.yml"], platforms=(AMD64, ARM64), extend=False)
+    assert path.read_bytes() == amd64_bytes  # pkgc lock --check writes nothing
+    extended = load_or_lock(empty, path, relock=False, sources=["p.yml"], platforms=(ARM64, AMD64))
+    assert extended.status == "extended" and list(extended.locks) == [ARM64, AMD64]
+    assert extended.locks[AMD64] == created.lock and list(read_locks(path)) == [AMD64, ARM64]  # the linux-64 part kept
     relocked = load_or_lock(empty, path, relock=True, sources=["p.yml"], platforms=(ARM64, AMD64))
     assert relocked.status == "relocked" and list(relocked.locks) == [ARM64, AMD64] and relocked.lock.platform == ARM64
     reused = load_or_lock(empty, path, relock=False, sources=["p.yml"], platforms=(AMD64, ARM64))
