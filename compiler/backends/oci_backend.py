@@ -45,7 +45,7 @@ class OciBackend(Backend):
             return BaseImage(reference)
         stated = Platform.from_oci(found.config)
         if stated != platform:
-            raise BuildError(f"base image {reference} is {stated or found.config.get('architecture')!r}, not {platform}; "
+            raise BuildError(f"base image {reference} is for {stated or found.config.get('architecture')}, not {platform}; "
                              f"build one with 'pkgc base-image build NAME --platform {platform}'")  # fmt: skip
         packages = scan_base(self.store, found).python_packages(python)
         if packages:

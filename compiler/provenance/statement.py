@@ -4,7 +4,8 @@
 - sbom: ``https://cyclonedx.org/bom`` with the package's CycloneDX SBOM as predicate (signed only:
   the unsigned SBOM is attached as it is).
 
-The subject is the image manifest's digest: the same digest every output and the push carry."""
+The subject is the image manifest's digest: the same digest every output and the push carry. For an
+image index (several platforms), each platform's statements name its manifest and the index."""
 
 from __future__ import annotations
 
@@ -51,11 +52,14 @@ class BuildFacts:
     finished: str
 
 
-def _statement(image: str, manifest_digest: str, predicate_type: str, predicate: dict) -> dict:
-    algorithm, _, hex_digest = manifest_digest.partition(":")
+def _statement(image: str, manifest_digest: str, predicate_type: str, predicate: dict, also: tuple[str, ...] = ()) -> dict:
+    subjects = []
+    for digest in (manifest_digest, *also):
+        algorithm, _, hex_digest = digest.partition(":")
+        subjects.append({"name": image, "digest": {algorithm: hex_digest}})
     return {
         "_type": STATEMENT_TYPE,
-        "subject": [{"name": image, "digest": {algorithm: hex_digest}}],
+        "subject": subjects,
         "predicateType": predicate_type,
         "predicate": predicate,
     }
@@ -65,8 +69,9 @@ def builder_id(version: str) -> str:
     return f"urn:pkgc:builder:pkgc@{version}"
 
 
-def provenance_statement(facts: BuildFacts, manifest_digest: str) -> dict:
-    """The SLSA v1 provenance of the image whose manifest has ``manifest_digest``."""
+def provenance_statement(facts: BuildFacts, manifest_digest: str, also: tuple[str, ...] = ()) -> dict:
+    """The SLSA v1 provenance of the image whose manifest has ``manifest_digest`` (one platform's image
+    of an index names the index as well: ``also``)."""
     predicate = {
         "buildDefinition": {
             "buildType": BUILD_TYPE,
@@ -80,9 +85,9 @@ def provenance_statement(facts: BuildFacts, manifest_digest: str) -> dict:
             "byproducts": [d.as_dict() for d in facts.byproducts],
         },
     }
-    return _statement(facts.image, manifest_digest, SLSA_PROVENANCE, predicate)
+    return _statement(facts.image, manifest_digest, SLSA_PROVENANCE, predicate, also)
 
 
-def sbom_statement(image: str, manifest_digest: str, sbom: dict) -> dict:
+def sbom_statement(image: str, manifest_digest: str, sbom: dict, also: tuple[str, ...] = ()) -> dict:
     """The SBOM as an in-toto statement about the image (what ``cosign attest --type cyclonedx`` writes)."""
-    return _statement(image, manifest_digest, CYCLONEDX_BOM, sbom)
+    return _statement(image, manifest_digest, CYCLONEDX_BOM, sbom, also)

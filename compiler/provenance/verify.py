@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from securesystemslib.signer import SSlibKey
 
 BLOB_LIMIT = 64 << 20
+MAX_PLATFORMS = 16  # the platform images of an index read for their SBOM labels
 
 
 @dataclass
@@ -47,13 +48,14 @@ class AttestationCheck:
 
     image: str
     subject: str
-    sbom_digest: str | None
+    sbom_digest: str | None  # the image's SBOM label (an index: its first platform's)
     checked: list[dict] = field(default_factory=list)  # one entry per referrer
+    sbom_digests: tuple[str, ...] = ()  # every SBOM the image's labels state (an index: one per platform)
+    attached_sboms: dict = field(default_factory=dict)  # digest -> the attached SBOM, parsed
     signed_provenance: bool = False
     signed_sbom: bool = False
     provenance: bool = False  # an SLSA provenance, signed or not
     sbom_attached: bool = False
-    sbom: dict | None = None  # the attached SBOM, parsed
     signed_sboms: list = field(default_factory=list)  # predicates of signed CycloneDX statements
 
     def as_dict(self) -> dict:
@@ -61,6 +63,18 @@ class AttestationCheck:
                 "signed_provenance": self.signed_provenance, "signed_sbom": self.signed_sbom,
                 "provenance": self.provenance, "sbom_attached": self.sbom_attached,
                 "referrers": self.checked}  # fmt: skip
+
+
+def _stated_sboms(layout: OciLayout, manifest: dict) -> list[str]:
+    """The SBOM digests the image's config labels state; an image index: each platform image's."""
+    images = [layout.blob_json(m) for m in (manifest.get("manifests") or [])[:MAX_PLATFORMS]] if "manifests" in manifest else [manifest]
+    stated = []
+    for image in images:
+        config = layout.blob_json(image.get("config"))
+        digest = mapping(mapping(config.get("config")).get("Labels")).get(SBOM_DIGEST)
+        if isinstance(digest, str):
+            stated.append(digest)
+    return list(dict.fromkeys(stated))
 
 
 def _layer(layout: OciLayout, manifest: dict) -> tuple[dict, bytes]:
@@ -92,10 +106,10 @@ def _check_statement(check: AttestationCheck, statement: dict, stated_type: str 
     kind = statement.get("predicateType")
     if stated_type is not None and kind != stated_type:
         raise VerifyError(f"{check.image}: an attestation annotated {stated_type} holds a {kind} statement")
-    if kind == SLSA_PROVENANCE and check.sbom_digest:
+    if kind == SLSA_PROVENANCE and check.sbom_digests:
         byproducts = ((statement.get("predicate") or {}).get("runDetails") or {}).get("byproducts") or []
         named = {((b.get("digest") or {}).get("sha256")) for b in byproducts if isinstance(b, dict) and b.get("name") == "sbom.cdx.json"}
-        if named and check.sbom_digest.removeprefix("sha256:") not in named:
+        if named and not named & {d.removeprefix("sha256:") for d in check.sbom_digests}:
             raise VerifyError(f"{check.image}: the provenance names another SBOM than the image's {check.sbom_digest}")
     if kind == CYCLONEDX_BOM:
         check.signed_sboms.append(statement.get("predicate"))
@@ -133,10 +147,11 @@ def _check_referrer(check: AttestationCheck, layout: OciLayout, index_entry: dic
     short = str(index_entry["digest"])[:19]
     if media == SBOM_MEDIA_TYPE and not _is_attestation(referrer, media):
         found_digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        if found_digest != check.sbom_digest:
+        if found_digest not in check.sbom_digests:
             raise VerifyError(f"{name}: the attached SBOM has digest {found_digest}, the image's label states {check.sbom_digest}")
-        check.sbom_attached, item["verified"] = True, "digest matches the image's SBOM label"
-        check.sbom = _json(layout, data)
+        item["verified"] = "digest matches the image's SBOM label"
+        check.attached_sboms[found_digest] = _json(layout, data)
+        check.sbom_attached = set(check.attached_sboms) == set(check.sbom_digests)
     elif not _is_attestation(referrer, media):
         item["verified"] = "not checked (neither the SBOM nor an in-toto attestation)"
     elif key is not None and media != ENVELOPE:
@@ -181,10 +196,8 @@ def verify_attestations(reference: str, key: SSlibKey | None, name: str | None =
     name = name or reference
     try:
         entry = image_entry(layout)
-        manifest = layout.blob_json(entry)
-        config = layout.blob_json(manifest.get("config"))
-        labels = mapping(mapping(config.get("config")).get("Labels"))
-        check = AttestationCheck(name, entry["digest"], labels.get(SBOM_DIGEST))
+        stated = _stated_sboms(layout, layout.blob_json(entry))
+        check = AttestationCheck(name, entry["digest"], stated[0] if stated else None, sbom_digests=tuple(stated))
         index = layout.json("index.json")
         found = layout_referrers(index, check.subject, layout.blob_json)
         if not found:
@@ -194,7 +207,7 @@ def verify_attestations(reference: str, key: SSlibKey | None, name: str | None =
         missing = _missing(check, key is not None)
         if missing:
             raise VerifyError(f"{name}: {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not attached to {check.subject}")
-        if any(signed != check.sbom for signed in check.signed_sboms):
+        if any(signed not in check.attached_sboms.values() for signed in check.signed_sboms):
             raise VerifyError(f"{name}: a signed SBOM statement differs from the image's SBOM")
         return check
     finally:
