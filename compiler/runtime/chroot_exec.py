@@ -1,0 +1,109 @@
+"""Run inside the private mount and PID namespace ``compiler.runtime.qemu`` starts (``unshare``), by the
+host's Python with ``-I -S`` (standard library only, nothing of pkgc imported): mount ``/proc``, a
+small ``/dev`` and the read-only mounts asked for below the root filesystem, ``chroot`` into it, take
+the image's working folder and user, find the program on the image's PATH (a ``#!`` script: its
+interpreter) and exec it through the static qemu-user binary copied into the root, as the child of this
+process, which stays as the namespace's PID 1 (signals reach the command; orphans are reaped). Every mount lives
+and dies with the namespace; nothing is registered with binfmt_misc, nothing under /proc/sys is touched.
+
+Argument: one JSON object (root, qemu, argv, env, cwd, uid, gid, groups, mounts). A failure is one
+line ``pkgc: ...`` on stderr and exit 127."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+DEVICES = {"null": 3, "zero": 5, "full": 7, "random": 8, "urandom": 9, "tty": 0}  # char major 1 (tty: 5, 0)
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def fail(message):
+    sys.stderr.write(f"pkgc: {message}\n")
+    sys.exit(127)
+
+
+def mount(*args):
+    done = subprocess.run(["mount", *args], stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if done.returncode:
+        fail(f"mount {' '.join(args)}: {done.stderr.strip()[:200]}")
+
+
+def prepare(root, mounts):
+    mount("-t", "proc", "proc", os.path.join(root, "proc"))
+    dev = os.path.join(root, "dev")
+    mount("-t", "tmpfs", "-o", "mode=755,size=1m", "pkgc-dev", dev)
+    for name, minor in DEVICES.items():
+        major = 5 if name == "tty" else 1
+        os.mknod(os.path.join(dev, name), 0o20666, os.makedev(major, minor))
+        os.chmod(os.path.join(dev, name), 0o666)
+    os.mkdir(os.path.join(dev, "shm"), 0o1777)
+    mount("-t", "tmpfs", "-o", "mode=1777,size=64m", "pkgc-shm", os.path.join(dev, "shm"))
+    for source, target in mounts:  # the mount points exist: made by pkgc inside the root, links resolved there
+        mount("--bind", source, target)
+        mount("-o", "remount,bind,ro", target)
+
+
+def find_program(name, path):
+    if "/" in name:
+        return name
+    for folder in (path or DEFAULT_PATH).split(":"):
+        candidate = os.path.join(folder or ".", name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    fail(f"{name!r} is not on the image's PATH ({path[:200]})")
+
+
+def with_interpreter(program, argv):
+    """A ``#!`` script runs as its interpreter with the script's path (qemu-user loads only ELF files)."""
+    try:
+        with open(program, "rb") as fh:
+            head = fh.read(256)
+    except OSError as exc:
+        fail(f"cannot run {program}: {exc.strerror}")
+    if not head.startswith(b"#!"):
+        return program, argv
+    line = head[2:].split(b"\n", 1)[0].decode("utf-8", "replace").strip()
+    interpreter, _, argument = line.partition(" ")
+    if not interpreter:
+        fail(f"{program} starts with '#!' but names no interpreter")
+    return interpreter, [interpreter] + ([argument.strip()] if argument.strip() else []) + [program] + argv[1:]
+
+
+def main():
+    spec = json.loads(sys.argv[1])
+    root, env = spec["root"], spec["env"]
+    prepare(root, spec["mounts"])
+    os.chroot(root)
+    try:
+        os.chdir(spec["cwd"])
+    except OSError as exc:
+        fail(f"working folder {spec['cwd']}: {exc.strerror}")
+    os.setgroups(spec["groups"])
+    os.setgid(spec["gid"])
+    os.setuid(spec["uid"])
+    argv = spec["argv"]
+    program, argv = with_interpreter(find_program(argv[0], env.get("PATH", DEFAULT_PATH)), argv)
+    child = os.fork()
+    if child == 0:
+        os.execve(spec["qemu"], [spec["qemu"], "-0", argv[0], program, *argv[1:]], env)
+    sys.exit(init(child))
+
+
+def init(child):
+    """The namespace's PID 1: the command runs as its child, so SIGTERM to the process group reaches it
+    (PID 1 itself ignores it); orphans are reaped; the command's exit status is returned (128 + signal)."""
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            return 0
+        if pid == child:
+            return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+
+
+if __name__ == "__main__":
+    main()
