@@ -7,8 +7,13 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
+import shutil
 import struct
+import subprocess
+import sys
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,6 +27,7 @@ from compiler.runtime.architecture import ElfHeader, check_architecture
 from compiler.runtime.image_layers import LayerError, LayerLimits, open_image
 from tests.oci_images import Entry, layer_tar, put_image, put_index
 
+ROOT = Path(__file__).resolve().parents[2]
 HOST_PROGRAM = Path("/bin/true").read_bytes()
 QUICK = 5.0
 
@@ -141,3 +147,26 @@ def test_a_corrupt_layer_is_named(tmp_path: Path) -> None:
     path.write_bytes(bytes(data))
     with pytest.raises((LayerError, LayoutError)):
         check_architecture(store, manifest.digest, ARM64)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="runs pkgc as another user")
+def test_verify_of_a_foreign_platform_without_root_is_one_line_exit_2() -> None:
+    """The ELF check passes for anyone; running the arm64 image needs root: one line, exit 2."""
+    shared = Path(tempfile.mkdtemp(prefix="archcheck-"))
+    try:
+        shared.chmod(0o755)
+        store = OciStore.in_cache(shared / "cache")
+        put_image(store, [layer_tar([Entry("bin/sh", AARCH64)])], ARM64, "archcheck/tiny:1", {"Cmd": ["/bin/sh"]})
+        for path in [shared, *shared.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PKGC_CACHE_DIR": str(shared / "cache"),
+               "PKGC_WORKSPACE": str(shared / "workspace"), "HOME": str(shared)}  # fmt: skip
+        done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m",
+                               "compiler.cli", "verify", "archcheck/tiny:1", "--platform", "linux/arm64"],
+                              capture_output=True, text=True, env=env, cwd=str(shared), timeout=60)  # fmt: skip
+    finally:
+        shutil.rmtree(shared)
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("pkgc: error")]
+    assert errors == ["pkgc: error: running a linux/arm64 image on this host needs root (chroot and mounts under "
+                      "qemu-user); run pkgc as root, or verify on a linux/arm64 machine"]  # fmt: skip
