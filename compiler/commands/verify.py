@@ -43,7 +43,8 @@ def add_verify_arguments(parser, timeout_flag: str = "--timeout") -> None:
     parser.add_argument("--rel-tol", type=float, default=1e-6, help="relative tolerance for numbers (default 1e-6)")
     parser.add_argument(timeout_flag, dest="verify_timeout", metavar="SECONDS", type=float, default=120.0,
                         help="seconds to wait for the health route and the response (default 120)")  # fmt: skip
-    parser.add_argument("--start-timeout", metavar="SECONDS", type=float, default=None,
+    start_flag = timeout_flag.replace("timeout", "start-timeout")  # --start-timeout, build's --verify-start-timeout
+    parser.add_argument(start_flag, dest="start_timeout", metavar="SECONDS", type=float, default=None,
                         help="seconds to wait for the health route (default: the timeout; 900 under qemu-user, where "
                         "the server starts 10-50x slower)")  # fmt: skip
     add_gpus_argument(parser)

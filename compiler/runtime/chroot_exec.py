@@ -1,12 +1,13 @@
 """Run inside the private mount and PID namespace ``compiler.runtime.qemu`` starts (``unshare``), by the
 host's Python with ``-I -S`` (standard library only, nothing of pkgc imported): mount ``/proc``, a
 small ``/dev`` and the read-only mounts asked for below the root filesystem, ``chroot`` into it, take
-the image's working folder and user, find the program on the image's PATH (a ``#!`` script: its
-interpreter) and exec it through the static qemu-user binary copied into the root, as the child of this
-process, which stays as the namespace's PID 1 (signals reach the command; orphans are reaped). Every mount lives
+the image's working folder and user, find the program on the image's PATH and execute it as the child
+of this process, which stays as the namespace's PID 1 (signals reach the command; orphans are reaped).
+Every foreign program in the root is a ``#!`` wrapper that runs it under qemu-user
+(``compiler.runtime.exec_wrappers``), so the kernel's own script handler does the rest. Every mount lives
 and dies with the namespace; nothing is registered with binfmt_misc, nothing under /proc/sys is touched.
 
-Argument: one JSON object (root, qemu, argv, env, cwd, uid, gid, groups, mounts). A failure is one
+Argument: one JSON object (root, argv, env, cwd, uid, gid, groups, mounts). A failure is one
 line ``pkgc: ...`` on stderr and exit 127."""
 
 import json
@@ -55,22 +56,6 @@ def find_program(name, path):
     fail(f"{name!r} is not on the image's PATH ({path[:200]})")
 
 
-def with_interpreter(program, argv):
-    """A ``#!`` script runs as its interpreter with the script's path (qemu-user loads only ELF files)."""
-    try:
-        with open(program, "rb") as fh:
-            head = fh.read(256)
-    except OSError as exc:
-        fail(f"cannot run {program}: {exc.strerror}")
-    if not head.startswith(b"#!"):
-        return program, argv
-    line = head[2:].split(b"\n", 1)[0].decode("utf-8", "replace").strip()
-    interpreter, _, argument = line.partition(" ")
-    if not interpreter:
-        fail(f"{program} starts with '#!' but names no interpreter")
-    return interpreter, [interpreter] + ([argument.strip()] if argument.strip() else []) + [program] + argv[1:]
-
-
 def main():
     spec = json.loads(sys.argv[1])
     root, env = spec["root"], spec["env"]
@@ -84,10 +69,13 @@ def main():
     os.setgid(spec["gid"])
     os.setuid(spec["uid"])
     argv = spec["argv"]
-    program, argv = with_interpreter(find_program(argv[0], env.get("PATH", DEFAULT_PATH)), argv)
+    program = find_program(argv[0], env.get("PATH", DEFAULT_PATH))
     child = os.fork()
     if child == 0:
-        os.execve(spec["qemu"], [spec["qemu"], "-0", argv[0], program, *argv[1:]], env)
+        try:
+            os.execve(program, argv, env)  # a wrapped program: its #! line runs it under qemu-user
+        except OSError as exc:
+            fail(f"cannot run {program}: {exc.strerror}")
     sys.exit(init(child))
 
 

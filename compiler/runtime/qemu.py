@@ -2,16 +2,16 @@
 engine, no binfmt_misc registration, nothing under /proc/sys touched.
 
 ``QemuContainer`` unpacks the image's root filesystem into pkgc's cache (``compiler.runtime.rootfs``),
-copies the static qemu binary of the platform (``Platform.qemu``, Debian's qemu-user-static) into its
-top folder and runs commands there as ``unshare --mount --pid --fork --kill-child`` + ``chroot ROOT
-/qemu-<machine>-static PROGRAM ARGS`` (``compiler.runtime.chroot_exec``) with the image config's Env,
-WorkingDir and User. The private mount namespace holds /proc, /dev and any read-only mounts (a model
+copies the static qemu binary of the platform (``Platform.qemu``, Debian's qemu-user-static) and the
+host's static busybox into ``/.pkgc-qemu/``, wraps every foreign program in a ``#!`` script that runs it
+as ``/.pkgc-qemu/qemu-<machine>-static PROGRAM ARGS`` (``compiler.runtime.exec_wrappers``: so a program
+may start another) and runs commands as ``unshare --mount --pid --fork --kill-child`` + ``chroot ROOT
+PROGRAM ARGS`` (``compiler.runtime.chroot_exec``) with the image config's Env, WorkingDir and User. The private mount namespace holds /proc, /dev and any read-only mounts (a model
 folder); the private PID namespace ends every process the command started when it ends, so stopping a
 server is one kill of its process group. The root filesystem is removed when the context ends.
 
-Needs root (chroot, mounts): without it ``QemuUnavailable`` (exit 2) says so. A program that executes
-another one (``subprocess``, ``os.exec*``) fails: without binfmt_misc the kernel cannot run the
-foreign child; forked workers (gunicorn's) are fine."""
+Needs root (chroot, mounts), qemu-user-static and busybox-static: without them ``QemuUnavailable``
+(exit 2) says so."""
 
 from __future__ import annotations
 
@@ -29,11 +29,13 @@ from pathlib import Path
 from compiler.errors import PkgcError, ResolveError, excerpt
 from compiler.oci.store import OciStore
 from compiler.platform import Platform
+from compiler.runtime.exec_wrappers import has_interpreter, launcher_dir, wrap_programs
 from compiler.runtime.image_layers import PlatformImage, mapping, open_stored
 from compiler.runtime.image_user import ProcessUser, process_env, process_user
 from compiler.runtime.rootfs import RootfsLimits, RootfsStats, make_folder, read_file, rootfs_folder, unpack_rootfs
 
 QEMU_DIR = Path("/usr/bin")
+BUSYBOX = Path("/bin/busybox")  # Debian's busybox-static: runs the wrappers' #! lines with no library
 SHIM = Path(__file__).with_name("chroot_exec.py")
 LOG_LIMIT = 1 << 20  # the tail of a server's log read back
 STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
@@ -102,6 +104,19 @@ class QemuProcess:
         return self.popen.returncode
 
 
+def _static(program: Path) -> bool:
+    """Whether ``program`` is an ELF64 file with no program interpreter (runs with no library)."""
+    try:
+        fd = os.open(program, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        head = os.pread(fd, 64, 0)
+        return head.startswith(b"\x7fELF") and len(head) == 64 and not has_interpreter(fd, head)
+    finally:
+        os.close(fd)
+
+
 def _signal_group(pid: int, sig: int) -> None:
     try:
         os.killpg(pid, sig)
@@ -127,6 +142,7 @@ class QemuContainer:
         self.config: dict = {}
         self.name = image.name if image else str(manifest_digest)
         self._folder = None
+        self.wrapped = 0  # programs wrapped to run under qemu-user
         self._started: list[QemuProcess] = []
 
     @classmethod
@@ -141,6 +157,8 @@ class QemuContainer:
                                   f"under qemu-user); run pkgc as root, or verify on a {self.platform} machine")  # fmt: skip
         if not self.qemu.is_file():
             raise QemuUnavailable(f"{self.qemu} not found: install Debian's qemu-user-static (scripts/setup.sh does)")
+        if not _static(BUSYBOX):
+            raise QemuUnavailable(f"{BUSYBOX} is not a static program: install Debian's busybox-static (scripts/setup.sh does)")
         if shutil.which("unshare") is None or shutil.which("mount") is None:
             raise QemuUnavailable("unshare and mount (util-linux) are needed to run an image under qemu-user")
 
@@ -161,9 +179,15 @@ class QemuContainer:
                 if target.is_symlink() or target.exists() and not target.is_dir():
                     target.unlink()
                 target.mkdir(exist_ok=True)
-            with open(self.qemu, "rb") as source, open(self.root / self.qemu.name, "xb") as copy:
-                shutil.copyfileobj(source, copy, 1 << 20)
-            os.chmod(self.root / self.qemu.name, 0o755)
+            launchers = launcher_dir(self.root)
+            if launchers.is_symlink() or launchers.exists():
+                shutil.rmtree(launchers) if launchers.is_dir() and not launchers.is_symlink() else launchers.unlink()
+            launchers.mkdir(mode=0o755)
+            for program in (self.qemu, BUSYBOX):
+                with open(program, "rb") as source, open(launchers / program.name, "xb") as copy:
+                    shutil.copyfileobj(source, copy, 1 << 20)
+                os.chmod(launchers / program.name, 0o755)
+            self.wrapped = wrap_programs(self.root, self.platform)
         except BaseException:
             self._folder.__exit__(None, None, None)
             raise
@@ -211,7 +235,7 @@ class QemuContainer:
                 raise ResolveError(f"{excerpt(str(mount.source))} (to mount at {excerpt(mount.target)}) does not exist")
             point = make_folder(root, mount.target) if mount.source.is_dir() else self._file_point(mount.target)
             points.append([str(mount.source.resolve()), str(point)])
-        spec = {"root": str(root), "qemu": "/" + self.qemu.name, "argv": argv, "cwd": workdir,
+        spec = {"root": str(root), "argv": argv, "cwd": workdir,
                 "env": process_env(self.config.get("Env"), user, env), "uid": user.uid, "gid": user.gid,
                 "groups": list(user.groups), "mounts": points}  # fmt: skip
         return [*UNSHARE, sys.executable, "-I", "-S", str(SHIM), json.dumps(spec)]
