@@ -152,7 +152,8 @@ class _Tree:
                 self.remove(dest)
             except FileNotFoundError:
                 pass
-            os.mkdir(dest, mode | 0o700)
+            os.mkdir(dest, 0o700)
+            os.chmod(dest, mode | 0o700)  # not mkdir's mode: the umask would take /tmp's 1777 to 1755
             return self._own(dest, info)
         self.remove(dest)
         if info.isfile() and not info.issparse():

@@ -108,3 +108,13 @@ def test_image_user_and_env() -> None:
         process_user("nobody", passwd, group, "i")
     env = process_env(["A=1", "PATH=/x", "bad"], user, {"B": "2"})
     assert env == {"A": "1", "PATH": "/x", "HOME": "/home/app", "B": "2"}
+
+
+def test_modes_are_the_layers_not_the_umask(tmp_path: Path) -> None:
+    layer = layer_tar([Entry("tmp", kind="dir", mode=0o1777), Entry("bin/su", b"x", mode=0o4755), Entry("etc/f", b"y", mode=0o600)])
+    old = os.umask(0o077)
+    try:
+        root = _unpack(tmp_path, [layer])
+    finally:
+        os.umask(old)
+    assert [oct(os.stat(root / name).st_mode & 0o7777) for name in ("tmp", "bin/su", "etc/f")] == ["0o1777", "0o755", "0o600"]
