@@ -23,10 +23,11 @@ if [ "${1:-}" != "--python-only" ]; then bash scripts/ensure-engine.sh; fi
 # podman mounts model images read-only (the model-image e2e test); without it that test skips.
 if [ "${1:-}" != "--python-only" ]; then bash scripts/ensure-podman.sh || say "podman not installed"; fi
 
-# Debian packages pkgc's tests use: qemu-user-static runs linux/arm64 images under qemu-user in a chroot
-# (`pkgc verify --platform linux/arm64`). --no-install-recommends: its Recommends (binfmt-support) would
-# register binfmt_misc handlers, which pkgc never needs and must not change on a shared machine.
-PACKAGES=(qemu-user-static)
+# Debian packages pkgc's tests use: qemu-user-static and busybox-static run linux/arm64 images under
+# qemu-user in a chroot (`pkgc verify --platform linux/arm64`). --no-install-recommends: qemu's Recommends
+# (binfmt-support) would register binfmt_misc handlers, which pkgc never needs and must not change on a
+# shared machine.
+PACKAGES=(qemu-user-static busybox-static)
 if [ "${1:-}" != "--python-only" ]; then
   missing=()
   for pkg in "${PACKAGES[@]}"; do
