@@ -6,16 +6,20 @@ of this process, which stays as the namespace's PID 1 (signals reach the command
 Every foreign program in the root is a ``#!`` wrapper that runs it under qemu-user
 (``compiler.runtime.exec_wrappers``), so the kernel's own script handler does the rest. Every mount lives
 and dies with the namespace; nothing is registered with binfmt_misc, nothing under /proc/sys is touched.
+What the image runs has no capabilities, even as uid 0 (``drop_privileges``).
 
 Argument: one JSON object (root, argv, env, cwd, uid, gid, groups, mounts). A failure is one
 line ``pkgc: ...`` on stderr and exit 127."""
 
+import ctypes
 import json
 import os
 import signal
 import subprocess
 import sys
 
+PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, LAST_CAP = 24, 38, 63
+LIBC = ctypes.CDLL(None, use_errno=True)  # loaded before the chroot: the host's libc is not inside it
 DEVICES = {"null": 3, "zero": 5, "full": 7, "random": 8, "urandom": 9, "tty": 0}  # char major 1 (tty: 5, 0)
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -56,6 +60,19 @@ def find_program(name, path):
     fail(f"{name!r} is not on the image's PATH ({path[:200]})")
 
 
+def drop_privileges(groups, gid, uid):
+    """The image's user, and no capability for anything it executes, even as uid 0: the bounding set is
+    emptied and no set-id program may add any back (a chroot is no wall for a privileged process)."""
+    for cap in range(LAST_CAP + 1):
+        if LIBC.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 and ctypes.get_errno() != 22:  # EINVAL: no such capability
+            fail(f"cannot drop capability {cap}: {os.strerror(ctypes.get_errno())}")
+    os.setgroups(groups)
+    os.setgid(gid)
+    os.setuid(uid)
+    if LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        fail(f"cannot set no_new_privs: {os.strerror(ctypes.get_errno())}")
+
+
 def main():
     spec = json.loads(sys.argv[1])
     root, env = spec["root"], spec["env"]
@@ -65,9 +82,7 @@ def main():
         os.chdir(spec["cwd"])
     except OSError as exc:
         fail(f"working folder {spec['cwd']}: {exc.strerror}")
-    os.setgroups(spec["groups"])
-    os.setgid(spec["gid"])
-    os.setuid(spec["uid"])
+    drop_privileges(spec["groups"], spec["gid"], spec["uid"])
     argv = spec["argv"]
     program = find_program(argv[0], env.get("PATH", DEFAULT_PATH))
     child = os.fork()

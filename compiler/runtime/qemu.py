@@ -212,9 +212,10 @@ class QemuContainer:
             raise ResolveError(f"image '{excerpt(self.name)}' states no Entrypoint or Cmd to run")
         return argv
 
-    def user(self) -> ProcessUser:
+    def user(self, name: str | None = None) -> ProcessUser:
+        """``name`` (default: the config's User) as ids, looked up in the image's own account files."""
         root = self._root()
-        return process_user(str(self.config.get("User") or ""), read_file(root, "/etc/passwd", 4 << 20),
+        return process_user(str(self.config.get("User") or "") if name is None else name, read_file(root, "/etc/passwd", 4 << 20),
                             read_file(root, "/etc/group", 4 << 20), self.name)  # fmt: skip
 
     def read_file(self, path: str, limit: int) -> bytes | None:
@@ -225,8 +226,8 @@ class QemuContainer:
             raise RuntimeError("QemuContainer used outside its 'with'")
         return self.root
 
-    def _argv(self, argv: list[str], env: dict[str, str], mounts: list[Mount]) -> list[str]:
-        root, user = self._root(), self.user()
+    def _argv(self, argv: list[str], env: dict[str, str], mounts: list[Mount], user_name: str | None) -> list[str]:
+        root, user = self._root(), self.user(user_name)
         workdir = str(self.config.get("WorkingDir") or "/")
         make_folder(root, workdir)
         points = []
@@ -248,10 +249,10 @@ class QemuContainer:
         return point
 
     def run(self, argv: list[str] | None = None, env: dict[str, str] | None = None, timeout: float = 300.0,
-            mounts: list[Mount] | None = None) -> subprocess.CompletedProcess:  # fmt: skip
-        """Run ``argv`` (default: Entrypoint+Cmd) to its end; its output captured. On ``timeout`` every
-        process it started is killed and TimeoutExpired raised."""
-        args = self._argv(argv or self.command(), env or {}, mounts or [])
+            mounts: list[Mount] | None = None, user: str | None = None) -> subprocess.CompletedProcess:  # fmt: skip
+        """Run ``argv`` (default: Entrypoint+Cmd) to its end as ``user`` (default: the config's); its
+        output captured. On ``timeout`` every process it started is killed and TimeoutExpired raised."""
+        args = self._argv(argv or self.command(), env or {}, mounts or [], user)
         popen = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                  start_new_session=True, env=_host_env())  # fmt: skip
         try:
@@ -262,7 +263,7 @@ class QemuContainer:
         return subprocess.CompletedProcess(argv or self.command(), popen.returncode, out, err)
 
     def start(self, port: int | None = None, argv: list[str] | None = None, env: dict[str, str] | None = None,
-              mounts: list[Mount] | None = None, ports: tuple[int, ...] = ()) -> QemuProcess:  # fmt: skip
+              mounts: list[Mount] | None = None, ports: tuple[int, ...] = (), user: str | None = None) -> QemuProcess:  # fmt: skip
         """Start ``argv`` (default: Entrypoint+Cmd, the image's server) in the background. The chroot
         shares the host's network: the server binds ``port`` (and ``ports``) on this host itself, so
         they must be free (ResolveError, exit 2, otherwise)."""
@@ -271,7 +272,7 @@ class QemuContainer:
         if taken:
             raise ResolveError(f"port {taken[0]} is in use on this host; the image's server under qemu binds it "
                                "directly (no engine maps ports): stop what uses it")  # fmt: skip
-        args = self._argv(argv or self.command(), env or {}, mounts or [])
+        args = self._argv(argv or self.command(), env or {}, mounts or [], user)
         log = self._root().parent / f"log-{len(self._started)}"
         with open(log, "wb") as sink:
             popen = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,

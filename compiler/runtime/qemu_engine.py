@@ -35,13 +35,13 @@ class QemuEngine:
             user: str | None = None, gpus: GpuRequest | None = None) -> RunHandle:  # fmt: skip
         self._known(image)
         ports = (container_ports,) if isinstance(container_ports, int) else tuple(container_ports)
-        if gpus is not None or network is not None or user is not None:
-            raise ResolveError(f"under qemu-user pkgc runs the image's server with no engine: --gpus, a network and "
-                               f"another user are not available ({self.container.platform})")  # fmt: skip
+        if gpus is not None or network is not None:
+            raise ResolveError(f"under qemu-user pkgc runs the image's server with no engine: --gpus and a network "
+                               f"are not available ({self.container.platform})")  # fmt: skip
         if host_port is not None and ports and host_port != ports[0]:
             raise ResolveError(f"under qemu-user the server binds its own port {ports[0]} on this host, not {host_port}")
         process = self.container.start(ports[0] if ports else None, command, env,
-                                       [QemuMount(m.source, m.target, m.read_only) for m in mounts], ports)  # fmt: skip
+                                       [QemuMount(m.source, m.target, m.read_only) for m in mounts], ports, user)  # fmt: skip
         self._processes[process.id] = process
         return RunHandle(process.id, ports[0] if ports else 0, {p: p for p in ports})
 

@@ -186,10 +186,13 @@ def test_a_command_runs_with_the_image_user_env_and_folder(arm64_store) -> None:
     with QemuContainer(store, digest, ARM64, cache) as box:
         done = box.run(["busybox", "sh", "-c", "echo $GREETING; id -u; pwd; read -r first < /proc/1/status; echo $first"])
         child = box.run(["sh", "-c", "busybox uname -m; exec busybox echo exec"])  # foreign programs starting others
+        caps = box.run(["sh", "-c", "while read -r k v; do case $k in CapEff:|CapBnd:) echo $v;; esac; done < /proc/self/status; busybox id -u"],
+                       env={}, user="0")  # fmt: skip
         root = box.root
     assert done.returncode == 0, done.stderr
     lines = done.stdout.decode().splitlines()
     assert lines[:3] == ["hello", "1000", "/srv"]
     assert lines[3].startswith("Name: python")  # PID 1 of the command's own PID namespace is pkgc's init
     assert (child.returncode, child.stdout) == (0, b"aarch64\nexec\n"), child.stderr
+    assert caps.returncode == 0 and caps.stdout.decode().split() == ["0000000000000000", "0000000000000000", "0"]  # uid 0, no capability
     assert root is not None and not root.exists()
