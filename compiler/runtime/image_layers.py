@@ -15,7 +15,6 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from compiler.errors import ResolveError, excerpt
 from compiler.oci.compress import READ_ERRORS, READABLE, open_layer
@@ -247,12 +246,3 @@ def whiteout_of(path: str) -> tuple[str, bool] | None:
         hidden = base[len(WHITEOUT):]
         return (f"{parent}/{hidden}" if parent else hidden), False
     return None
-
-
-def resolve_reference(image: str, store_root: Path, platform: Platform) -> PlatformImage:
-    """``open_image`` that refuses a name the store does not hold (bad input, exit 2)."""
-    found = open_image(image, OciStore(store_root), platform)
-    if found is None:
-        raise ResolveError(f"image '{excerpt(image)}' is not in pkgc's OCI store {store_root} "
-                           "(name an image pkgc built, or an oci:DIR / oci-archive:FILE layout)")  # fmt: skip
-    return found
