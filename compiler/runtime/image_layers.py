@@ -20,7 +20,7 @@ from compiler.errors import ResolveError, excerpt
 from compiler.oci.compress import READ_ERRORS, READABLE, open_layer
 from compiler.oci.layout_reader import (CHUNK, INDEX_TYPES, MAX_LAYERS, MAX_NESTING, FolderLayout, LayoutError,
                                         OciLayout, mapping)  # fmt: skip
-from compiler.oci.store import OciStore
+from compiler.oci.store import REF_NAME, OciStore
 from compiler.platform import Platform
 from compiler.sbom.image_files import image_entry, is_layout_reference, open_reference
 from compiler.workspace.archive_reader import Oversized, Unreadable
@@ -96,6 +96,20 @@ def platform_manifest(layout: OciLayout, descriptor: dict, platform: Platform) -
     raise layout.fail(f"image indexes are nested more than {MAX_NESTING} deep")
 
 
+def layout_entry(layout: OciLayout, platform: Platform) -> dict:
+    """The index.json entry to read: the one the tag names (or the only image), or, when index.json lists
+    one manifest per platform (``platform`` fields), the one of ``platform`` among them."""
+    manifests = layout.json("index.json").get("manifests")
+    entries = [m for m in manifests if isinstance(m, dict) and "artifactType" not in m] if isinstance(manifests, list) else []
+    if layout.tag:
+        entries = [m for m in entries if mapping(m.get("annotations")).get(REF_NAME) == layout.tag]
+    stated = [m for m in entries if Platform.from_oci(mapping(m.get("platform"))) == platform]
+    if len(entries) > 1 and len(stated) == 1:
+        layout.descriptor(stated[0], "index.json's manifest")
+        return stated[0]
+    return image_entry(layout)
+
+
 def _finish(layout: OciLayout, name: str, top: dict, platform: Platform) -> PlatformImage:
     descriptor, manifest = platform_manifest(layout, top, platform)
     config = layout.blob_json(manifest["config"], "the manifest's config")
@@ -131,7 +145,7 @@ def open_image(image: str, store: OciStore, platform: Platform) -> PlatformImage
     if is_layout_reference(image):
         layout = open_reference(image)
         try:
-            return _finish(layout, image, image_entry(layout), platform)
+            return _finish(layout, image, layout_entry(layout, platform), platform)
         except BaseException:
             layout.close()
             raise

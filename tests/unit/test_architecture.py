@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
 import shutil
 import struct
@@ -21,7 +22,7 @@ import pytest
 
 from compiler.errors import ResolveError
 from compiler.oci.layout_reader import LayoutError
-from compiler.oci.store import OciStore
+from compiler.oci.store import MANIFEST, OciStore
 from compiler.platform import AMD64, ARM64, Platform
 from compiler.runtime.architecture import ElfHeader, check_architecture
 from compiler.runtime.image_layers import LayerError, LayerLimits, open_image
@@ -170,3 +171,20 @@ def test_verify_of_a_foreign_platform_without_root_is_one_line_exit_2() -> None:
     errors = [line for line in done.stderr.splitlines() if line.startswith("pkgc: error")]
     assert errors == ["pkgc: error: running a linux/arm64 image on this host needs root (chroot and mounts under "
                       "qemu-user); run pkgc as root, or verify on a linux/arm64 machine"]  # fmt: skip
+
+
+def test_an_oci_layout_listing_one_manifest_per_platform(tmp_path: Path) -> None:
+    """``oci:DIR`` whose index.json lists each platform's manifest (no nested index), tagged alike."""
+    store = OciStore(tmp_path / "layout")
+    amd = put_image(store, [layer_tar([Entry("bin/true", HOST_PROGRAM)])], AMD64)
+    arm = put_image(store, [layer_tar([Entry("bin/true", AARCH64)])], ARM64)
+    index = {"schemaVersion": 2, "manifests": [
+        {"mediaType": MANIFEST, "digest": blob.digest, "size": blob.size, "platform": platform.oci(),
+         "annotations": {"org.opencontainers.image.ref.name": "1"}} for platform, blob in ((AMD64, amd), (ARM64, arm))]}
+    (store.root / "index.json").write_text(json.dumps(index))
+    (store.root / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    for reference in (f"oci:{store.root}", f"oci:{store.root}:1"):
+        with open_image(reference, OciStore(tmp_path / "unused"), ARM64) as image:
+            assert image.digest == arm.digest
+        with open_image(reference, OciStore(tmp_path / "unused"), AMD64) as image:
+            assert image.digest == amd.digest
