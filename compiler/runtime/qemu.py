@@ -31,7 +31,7 @@ from compiler.oci.store import OciStore
 from compiler.platform import Platform
 from compiler.runtime.exec_wrappers import has_interpreter, launcher_dir, wrap_programs
 from compiler.runtime.image_layers import PlatformImage, mapping, open_stored
-from compiler.runtime.image_user import ProcessUser, process_env, process_user
+from compiler.runtime.image_user import ACCOUNTS_LIMIT, ProcessUser, process_env, process_user
 from compiler.runtime.rootfs import RootfsLimits, RootfsStats, make_folder, read_file, rootfs_folder, unpack_rootfs
 
 QEMU_DIR = Path("/usr/bin")
@@ -104,6 +104,15 @@ class QemuProcess:
         return self.popen.returncode
 
 
+def _empty_folder(path: Path) -> None:
+    """``path`` as a new empty folder (what was there removed, no link followed)."""
+    if path.is_symlink() or path.is_file() or (path.exists() and not path.is_dir()):
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+    path.mkdir(mode=0o755)
+
+
 def _static(program: Path) -> bool:
     """Whether ``program`` is an ELF64 file with no program interpreter (runs with no library)."""
     try:
@@ -174,19 +183,13 @@ class QemuContainer:
             finally:
                 if self._image is None:
                     image.close()
-            for folder in ("proc", "dev"):  # real folders, whatever the image put there
-                target = self.root / folder
-                if target.is_symlink() or target.exists() and not target.is_dir():
-                    target.unlink()
-                target.mkdir(exist_ok=True)
-            launchers = launcher_dir(self.root)
-            if launchers.is_symlink() or launchers.exists():
-                shutil.rmtree(launchers) if launchers.is_dir() and not launchers.is_symlink() else launchers.unlink()
-            launchers.mkdir(mode=0o755)
+            for folder in (self.root / "proc", self.root / "dev", launcher_dir(self.root)):
+                _empty_folder(folder)  # pkgc's own, whatever the image put there (a link, a file)
             for program in (self.qemu, BUSYBOX):
-                with open(program, "rb") as source, open(launchers / program.name, "xb") as copy:
+                copied = launcher_dir(self.root) / program.name
+                with open(program, "rb") as source, open(copied, "xb") as copy:
                     shutil.copyfileobj(source, copy, 1 << 20)
-                os.chmod(launchers / program.name, 0o755)
+                os.chmod(copied, 0o755)
             self.wrapped = wrap_programs(self.root, self.platform)
         except BaseException:
             self._folder.__exit__(None, None, None)
@@ -215,8 +218,9 @@ class QemuContainer:
     def user(self, name: str | None = None) -> ProcessUser:
         """``name`` (default: the config's User) as ids, looked up in the image's own account files."""
         root = self._root()
-        return process_user(str(self.config.get("User") or "") if name is None else name, read_file(root, "/etc/passwd", 4 << 20),
-                            read_file(root, "/etc/group", 4 << 20), self.name)  # fmt: skip
+        wanted = str(self.config.get("User") or "") if name is None else name
+        return process_user(wanted, read_file(root, "/etc/passwd", ACCOUNTS_LIMIT), read_file(root, "/etc/group", ACCOUNTS_LIMIT),
+                            self.name)  # fmt: skip
 
     def read_file(self, path: str, limit: int) -> bytes | None:
         return read_file(self._root(), path, limit)

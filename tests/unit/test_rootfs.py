@@ -118,3 +118,27 @@ def test_modes_are_the_layers_not_the_umask(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert [oct(os.stat(root / name).st_mode & 0o7777) for name in ("tmp", "bin/su", "etc/f")] == ["0o1777", "0o755", "0o600"]
+
+
+def test_programs_not_libraries_are_wrapped(tmp_path: Path) -> None:
+    """This host's programs and libraries as a root of the host's platform: /bin/true (a PIE with an
+    interpreter) is wrapped; libc.so.6 (which has an interpreter too), libz and pkgc's launchers are not."""
+    from compiler.platform import AMD64, Platform
+    from compiler.runtime.exec_wrappers import wrap_programs
+
+    host = Platform.host()
+    other = ARM64 if host != ARM64 else AMD64
+    lib = Path("/usr/lib") / host.triplet
+    root = tmp_path / "root"
+    for source, target in ((Path("/bin/true"), "usr/bin/true"), (lib / "libc.so.6", "usr/lib/libc.so.6"),
+                           (lib / "libz.so.1", "usr/lib/libz.so.1"), (Path("/bin/true"), ".pkgc-qemu/qemu")):  # fmt: skip
+        (root / target).parent.mkdir(parents=True, exist_ok=True)
+        (root / target).write_bytes(source.read_bytes())
+        (root / target).chmod(0o755)
+    (root / "usr/bin/link").symlink_to("true")
+    assert wrap_programs(root, host) == 1 and wrap_programs(root, other) == 0
+    assert (root / "usr/bin/true").read_text() == (
+        f"#!/.pkgc-qemu/busybox sh\nexec /.pkgc-qemu/{host.qemu} -0 \"$0\" /usr/bin/.pkgc-qemu.true \"$@\"\n")
+    assert (root / "usr/bin/.pkgc-qemu.true").read_bytes() == Path("/bin/true").read_bytes()
+    assert os.stat(root / "usr/bin/true").st_mode & 0o777 == 0o755 and (root / "usr/bin/link").is_symlink()
+    assert wrap_programs(root, host) == 0  # already wrapped: nothing twice
