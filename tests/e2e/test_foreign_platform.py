@@ -31,7 +31,7 @@ from compiler.lock.lockfile import write_lock
 from compiler.lock.types import Lock
 from compiler.oci.store import OciStore
 from compiler.platform import ARM64
-from compiler.runtime.qemu import QemuContainer
+from compiler.runtime.qemu import Mount, QemuContainer
 from compiler.sbom.generate import generate_sbom
 from compiler.sbom.types import SBOM_LABEL, TreeComponent, SbomInputs
 from tests.conftest import run_pkgc
@@ -179,20 +179,26 @@ def test_verify_names_the_host_program_in_an_arm64_image(arm64_store) -> None:
     assert missing.returncode == 2 and "is not in pkgc's OCI store" in missing.stderr
 
 
-def test_a_command_runs_with_the_image_user_env_and_folder(arm64_store) -> None:
+def test_a_command_runs_with_the_image_user_env_and_folder(arm64_store, tmp_path) -> None:
     cache, _port, _env = arm64_store
     store = OciStore.in_cache(cache)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "weights.txt").write_text("42\n")
     digest = store.find("archcheck/busybox:arm64")["digest"]  # type: ignore[index]
     with QemuContainer(store, digest, ARM64, cache) as box:
         done = box.run(["busybox", "sh", "-c", "echo $GREETING; id -u; pwd; read -r first < /proc/1/status; echo $first"])
         child = box.run(["sh", "-c", "busybox uname -m; exec busybox echo exec"])  # foreign programs starting others
         caps = box.run(["sh", "-c", "while read -r k v; do case $k in CapEff:|CapBnd:) echo $v;; esac; done < /proc/self/status; busybox id -u"],
                        env={}, user="0")  # fmt: skip
+        mounted = box.run(["sh", "-c", "read -r w < /srv/model/weights.txt; echo $w; echo x > /srv/model/new"],
+                          mounts=[Mount(tmp_path / "model", "/srv/model")])  # fmt: skip
         root = box.root
     assert done.returncode == 0, done.stderr
     lines = done.stdout.decode().splitlines()
     assert lines[:3] == ["hello", "1000", "/srv"]
     assert lines[3].startswith("Name: python")  # PID 1 of the command's own PID namespace is pkgc's init
     assert (child.returncode, child.stdout) == (0, b"aarch64\nexec\n"), child.stderr
+    assert mounted.stdout == b"42\n" and b"Read-only file system" in mounted.stderr  # a read-only mount
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["weights.txt"]
     assert caps.returncode == 0 and caps.stdout.decode().split() == ["0000000000000000", "0000000000000000", "0"]  # uid 0, no capability
     assert root is not None and not root.exists()
