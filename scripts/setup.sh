@@ -23,6 +23,23 @@ if [ "${1:-}" != "--python-only" ]; then bash scripts/ensure-engine.sh; fi
 # podman mounts model images read-only (the model-image e2e test); without it that test skips.
 if [ "${1:-}" != "--python-only" ]; then bash scripts/ensure-podman.sh || say "podman not installed"; fi
 
+# Debian packages pkgc's tests use: qemu-user-static and busybox-static run linux/arm64 images under
+# qemu-user in a chroot (`pkgc verify --platform linux/arm64`). --no-install-recommends: qemu's Recommends
+# (binfmt-support) would register binfmt_misc handlers, which pkgc never needs and must not change on a
+# shared machine.
+PACKAGES=(qemu-user-static busybox-static)
+if [ "${1:-}" != "--python-only" ]; then
+  missing=()
+  for pkg in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+  done
+  if [ "${#missing[@]}" -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || say "apt-get update failed"
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+      || say "apt-get install ${missing[*]} failed (pkgc verify --platform of a foreign platform will say so)"
+  fi
+fi
+
 command -v "$PYTHON" >/dev/null 2>&1 || { say "$PYTHON not found (PKGC_PYTHON names the interpreter)"; exit 1; }
 # venv needs ensurepip, which Debian ships apart (python3-venv / python3.X-venv)
 if ! "$PYTHON" -c "import ensurepip, venv" >/dev/null 2>&1; then

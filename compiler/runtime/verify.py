@@ -3,6 +3,12 @@
 Whatever is started is removed again, pass or fail. A failure is one VerifyError (exit 4) whose
 message says what went wrong and ends with the container's last log lines (the scoring script's
 exception, when there is one).
+
+``verify_image`` first checks that every ELF file of the image is built for its platform
+(``compiler.runtime.architecture``; the image read from pkgc's OCI store or an ``oci:`` layout), then
+runs the smoke test in the container engine when the platform is this host's, or under qemu-user in a
+chroot of the image's root filesystem when it is not (``compiler.runtime.qemu_engine``: the same flow,
+with a longer start timeout: emulated Python starts 10-50x slower).
 """
 
 from __future__ import annotations
@@ -11,12 +17,15 @@ import json
 import math
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 from compiler.engines.base import Engine
 from compiler.engines.gpus import GpuRequest
-from compiler.errors import PkgcError, VerifyError
+from compiler.errors import PkgcError, ResolveError, VerifyError, excerpt
+from compiler.oci.store import OciStore
+from compiler.platform import Platform
 from compiler.mlflow.example import example_request
 from compiler.runtime.http import request
 from compiler.runtime.run import score_url, start_package, wait_until_ready
@@ -24,6 +33,7 @@ from compiler.workspace import Workspace
 
 LOG_LINES = 6
 SERVER_PACKAGES = ("azureml_inference_server_http.", "azureml.", "gunicorn.", "flask.", "werkzeug.")
+QEMU_START_TIMEOUT = 900.0  # seconds an emulated server may take to answer its health route (and a request)
 EXCEPTION_RE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt))(?::\s.*)?$")
 
 
@@ -46,6 +56,8 @@ class VerifyRequest:
     model_path: Path | None = None
     mount_model: bool = True
     gpus: GpuRequest | None = None
+    platform: Platform | None = None  # None: this host's
+    start_timeout: float | None = None  # the health route's wait; None: ``timeout`` (QEMU_START_TIMEOUT under qemu)
 
 
 @dataclass(frozen=True)
@@ -61,12 +73,16 @@ class VerifyResult:
     response: object | None
     sbom: dict | None = None  # the SBOM check: digest, packages, matches_lock
     gpus: str | None = None  # the --gpus the container ran with
+    architecture: dict | None = None  # the ELF check (None: the image is not in pkgc's OCI store)
+    runner: str = "engine"  # "engine", or "qemu" for a foreign platform
+    platform: str | None = None
 
     def as_dict(self) -> dict:
         return {"passed": True, "image": self.image, "model_mounted": self.model_mounted,
                 "ready_seconds": round(self.ready_seconds, 2), "scored": self.scored, "status": self.status,
                 "score_seconds": None if self.score_seconds is None else round(self.score_seconds, 3),
-                "compared": self.compared, "response": self.response, "sbom": self.sbom, "gpus": self.gpus}  # fmt: skip
+                "compared": self.compared, "response": self.response, "sbom": self.sbom, "gpus": self.gpus,
+                "platform": self.platform, "runner": self.runner, "architecture": self.architecture}  # fmt: skip
 
 
 def first_difference(actual: object, expected: object, rel_tol: float, abs_tol: float, path: str = "$") -> str | None:
@@ -124,7 +140,7 @@ def verify_package(engine: Engine, workspace: Workspace, req: VerifyRequest) -> 
     try:  # the labels and the model mount are checked (exit 2) before the SBOM (exit 4) while the server starts
         sbom = check_image_sbom(engine, req.image, labels.extra).as_dict()
         try:  # a server that exits first is named by its first exception, as pkgc run names it
-            ready = wait_until_ready(engine, handle, labels, req.timeout)
+            ready = wait_until_ready(engine, handle, labels, req.start_timeout or req.timeout)
         except VerifyError as exc:
             raise VerifyError(f"{req.image}: {exc}") from None
         url = f"http://127.0.0.1:{handle.host_port}"
@@ -156,3 +172,46 @@ def verify_package(engine: Engine, workspace: Workspace, req: VerifyRequest) -> 
         raise VerifyError(f"{req.image}: {exc}; {log_tail(engine, handle.container_id)}") from None
     finally:
         engine.stop(handle.container_id)
+
+
+def verify_image(req: VerifyRequest, workspace: Workspace, store: OciStore, cache_dir: Path,
+                 engine_factory: Callable[[], Engine]) -> VerifyResult:  # fmt: skip
+    """The ELF check, then the smoke test: in the engine for this host's platform, under qemu-user for
+    another. A foreign image is read from pkgc's OCI store (a name pkgc gave it) or an ``oci:`` /
+    ``oci-archive:`` layout (an index resolved to the platform); ResolveError (exit 2) otherwise."""
+    from compiler.runtime.architecture import scan_image
+    from compiler.runtime.image_layers import open_image
+
+    host = Platform.host()
+    platform = req.platform or host
+    image = open_image(req.image, store, platform)
+    if image is None and platform != host:
+        raise ResolveError(f"image '{excerpt(req.image)}' is not in pkgc's OCI store {store.root}: a {platform} image "
+                           "is run from there (a name pkgc built) or from an oci:DIR / oci-archive:FILE layout")  # fmt: skip
+    if image is None:  # built by an engine only: the engine's smoke test, no ELF check
+        return replace(verify_package(engine_factory(), workspace, req), platform=str(platform))
+    with image:
+        engine = engine_factory() if platform == host else None
+        if engine is not None and not _same_image(engine, req.image, image.manifest):
+            return replace(verify_package(engine, workspace, req), platform=str(platform))
+        report = scan_image(image)
+        if not report.passed:
+            raise VerifyError(f"{req.image}: {report.summary()}")
+        if engine is not None:
+            result = verify_package(engine, workspace, req)
+            return replace(result, architecture=report.as_dict(), platform=str(platform))
+        from compiler.runtime.qemu import QemuContainer
+        from compiler.runtime.qemu_engine import QemuEngine
+
+        start = req.start_timeout or QEMU_START_TIMEOUT
+        emulated = replace(req, start_timeout=start, timeout=max(req.timeout, start))
+        with QemuContainer.for_image(image, cache_dir) as box:
+            result = verify_package(QemuEngine(box, req.image), workspace, emulated)  # type: ignore[arg-type]
+    return replace(result, architecture=report.as_dict(), runner="qemu", platform=str(platform))
+
+
+def _same_image(engine: Engine, image: str, manifest: dict) -> bool:
+    """Whether the engine's ``image`` is the store's (its id is the config digest), so the ELF check
+    reads what the engine runs; True when the engine does not have it (start_package then says so)."""
+    info = engine.image_info(image)
+    return info is None or info.id == manifest["config"]["digest"]
