@@ -86,15 +86,7 @@ def ship(
     model_targets = after.model or ModelTargets()
     check_mode(result.image, result.mode, result.model_image, model_targets)
     if after.verify is not None:
-        from compiler.commands.verify import describe
-        from compiler.runtime.verify import verify_package
-        from compiler.workspace import Workspace
-
-        reporter.step(f"verifying {result.image}")
-        with reporter.stage("verify"):
-            verified = verify_package(engine(), Workspace(options.workspace), dataclasses.replace(after.verify, image=result.image))
-        shipped.verify = verified.as_dict()
-        reporter.step(describe(shipped.verify))
+        _verify(result, after.verify, engine, options, reporter, shipped)
     attestor = after.provenance.attestor(result.to_json()) if after.provenance is not None else None
     if after.outputs or after.push:
         _publish(result, backend, after, reporter, options, shipped, attestor)
@@ -109,6 +101,27 @@ def ship(
         settings = deploy_settings(after.deploy, deploy_facts(pulled, labels, shipped.manifest_digest if after.push else None, model_image))
         shipped.deploy_settings, shipped.settings_text = settings.data, settings.text
     return shipped
+
+
+def _verify(result: BuildResult, request: VerifyRequest, engine: Callable[[], Engine], options: Options, reporter: Reporter,
+            shipped: Shipped) -> None:  # fmt: skip
+    """Each platform's image: the ELF check, then the smoke test (in the engine for the host's
+    platform, under qemu-user for another). Several platforms: ``verify`` lists each."""
+    from compiler.oci.store import OciStore
+    from compiler.platform import Platform
+    from compiler.runtime.verify import describe, verify_image
+    from compiler.workspace import Workspace
+
+    platforms = [Platform.parse(p["platform"]) for p in result.platforms] or [None]
+    found = []
+    for platform in platforms:
+        reporter.step(f"verifying {result.image}" + (f" for {platform}" if platform else ""))
+        with reporter.stage("verify"):
+            wanted = dataclasses.replace(request, image=result.image, platform=platform)
+            verified = verify_image(wanted, Workspace(options.workspace), OciStore.in_cache(options.cache_dir), options.cache_dir, engine)
+        found.append(verified.as_dict())
+        shipped.verify = found[0] if len(found) == 1 else {"passed": True, "platforms": found}
+        reporter.step(describe(found[-1]))
 
 
 def _record(shipped: Shipped, attestor, pushed=None, attached: bool = True) -> None:

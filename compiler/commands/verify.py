@@ -84,20 +84,9 @@ def platform_option(text: str | None) -> Platform | None:
         raise SpecError(SpecProblem("--platform", "", str(exc))) from None
 
 
-def describe(result: dict) -> str:
-    scored = f", POST answered {result['status']} in {result['score_seconds']} s" if result["scored"] else ""
-    compared = ", response as expected" if result["compared"] else ""
-    sbom = f", SBOM matches the lock ({result['sbom']['packages']} packages)" if result.get("sbom") else ""
-    arch = result.get("architecture")
-    elf = f", all {arch['elf_files']} ELF files {arch['platform']}" if arch else ""
-    where = " under qemu-user" if result.get("runner") == "qemu" else ""
-    head = (sbom + elf)[2:]
-    return f"verified {result['image']}: {head + ', ' if head else ''}ready{where} in {result['ready_seconds']} s{scored}{compared}"
-
-
 def run(args, options, reporter) -> int:
     from compiler.oci.store import OciStore
-    from compiler.runtime.verify import verify_image
+    from compiler.runtime.verify import describe, verify_image
     from compiler.workspace import Workspace
 
     req = replace(verify_request(args.image, args), platform=platform_option(args.platform))

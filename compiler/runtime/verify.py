@@ -215,3 +215,15 @@ def _same_image(engine: Engine, image: str, manifest: dict) -> bool:
     reads what the engine runs; True when the engine does not have it (start_package then says so)."""
     info = engine.image_info(image)
     return info is None or info.id == manifest["config"]["digest"]
+
+
+def describe(result: dict) -> str:
+    """The one line a passing verification prints."""
+    scored = f", POST answered {result['status']} in {result['score_seconds']} s" if result["scored"] else ""
+    compared = ", response as expected" if result["compared"] else ""
+    sbom = f", SBOM matches the lock ({result['sbom']['packages']} packages)" if result.get("sbom") else ""
+    arch = result.get("architecture")
+    elf = f", all {arch['elf_files']} ELF files {arch['platform']}" if arch else ""
+    where = " under qemu-user" if result.get("runner") == "qemu" else ""
+    head = (sbom + elf)[2:]
+    return f"verified {result['image']}: {head + ', ' if head else ''}ready{where} in {result['ready_seconds']} s{scored}{compared}"
