@@ -1,0 +1,85 @@
+"""One package for linux/amd64 and linux/arm64 from this x86 host, with no emulation while building:
+``pkgc build --platform linux/amd64,linux/arm64`` writes one OCI image index (the bundled example,
+copy mode), loads the host's image into the engine, writes an ``oci-archive`` whose attestations
+verify, and the arm64 image, run under qemu-user invoked explicitly (``pkgc verify --platform``),
+answers what the amd64 image answers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from compiler.platform import AMD64, ARM64
+from tests.conftest import run_pkgc
+
+pytestmark = pytest.mark.engine
+
+SAME_ON_EVERY_PLATFORM = ("runtime", "model", "inputs", "code")  # layers with no machine code
+
+
+@pytest.fixture(scope="module")
+def both(registered, session_env, example_copy, tmp_path_factory) -> dict:
+    base = run_pkgc("base-image", "build", "debian-bookworm", "--platform", "linux/amd64,linux/arm64", env=session_env)
+    assert base.returncode == 0, base.stderr[-2000:]
+    folder = tmp_path_factory.mktemp("multi")
+    archive = folder / "image.tar"
+    proc = run_pkgc("build", str(example_copy / "package-azure-app.yml"), "--model", registered["model"],
+                    "--platform", "linux/amd64,linux/arm64", "--lock-file", str(folder / "both.conda-lock.yml"),
+                    "--target-environment", "multi-platform-pkg", "--output", f"oci-archive:{archive}", "--json",
+                    env=session_env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {"result": json.loads(proc.stdout), "archive": archive, "folder": folder}
+
+
+def test_one_index_one_image_per_platform(both, engine) -> None:
+    result = both["result"]
+    platforms = [p["platform"] for p in result["platforms"]]
+    assert platforms == [str(AMD64), str(ARM64)]
+    assert result["content_tag"].endswith(result["manifest_digest"].split(":", 1)[1][:24])
+    raw = subprocess.run(["skopeo", "inspect", "--raw", f"oci-archive:{both['archive']}"], capture_output=True, text=True, check=True)
+    index = json.loads(raw.stdout)
+    assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    assert [(m["platform"]["architecture"], m["digest"]) for m in index["manifests"]] == [
+        ("amd64", result["platforms"][0]["manifest_digest"]), ("arm64", result["platforms"][1]["manifest_digest"])]
+    assert index["manifests"][1]["platform"].get("variant") == "v8"
+    # the host's image is in the engine, by its config digest
+    assert result["loaded"] and engine.image_info(result["image"]) is not None
+
+
+def test_only_the_environment_differs(both) -> None:
+    amd64, arm64 = ({l["kind"]: l["digest"] for l in p["layers"] if l["kind"] in SAME_ON_EVERY_PLATFORM} for p in both["result"]["platforms"])
+    assert amd64 and amd64 == arm64
+    envs = [[l["digest"] for l in p["layers"] if l["kind"] == "environment"] for p in both["result"]["platforms"]]
+    assert envs[0] and not set(envs[0]) & set(envs[1])
+
+
+def test_the_lock_holds_both_platforms(both) -> None:
+    import yaml
+
+    meta = yaml.safe_load((both["folder"] / "both.conda-lock.yml").read_text())["metadata"]
+    assert meta["platforms"] == ["linux-64", "linux-aarch64"]
+
+
+def test_attestations_verify_for_each_platform(both) -> None:
+    proc = run_pkgc("attestations", "verify", f"oci-archive:{both['archive']}", "--json")
+    assert proc.returncode == 0, proc.stderr
+    checked = json.loads(proc.stdout)
+    assert checked["sbom_attached"] and checked["provenance"]
+    sboms = [r for r in checked["referrers"] if r["artifactType"] == "application/vnd.cyclonedx+json"]
+    assert len({r["digest"] for r in sboms}) == 2  # one SBOM per platform
+
+
+def test_the_arm64_image_answers_as_the_amd64_one_under_qemu(both, session_env, example_copy) -> None:
+    request = str(example_copy / "sample-request.json")
+    image = both["result"]["image"]
+    answers = {}
+    for platform in (AMD64, ARM64):
+        proc = run_pkgc("verify", image, "--platform", str(platform), "--request-file", request, "--json", env=session_env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        verified = json.loads(proc.stdout)
+        assert verified["architecture"]["platform"] == str(platform) and not verified["architecture"]["foreign"]
+        assert verified["runner"] == ("qemu" if platform == ARM64 else "engine")
+        answers[platform] = json.loads(verified["response"]) if isinstance(verified["response"], str) else verified["response"]
+    assert answers[ARM64] == pytest.approx(answers[AMD64])
