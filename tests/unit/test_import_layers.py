@@ -8,6 +8,7 @@ TYPE_CHECKING."""
 from __future__ import annotations
 
 import ast
+from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2] / "compiler"
@@ -15,7 +16,8 @@ LOWER = ("compiler.spec", "compiler.labels", "compiler.workspace", "compiler.dep
 LAYERS = ("compiler.mlflow", "compiler.servers", "compiler.resolve")  # each may import those before it
 
 
-def imports() -> dict[str, set[str]]:
+@cache
+def imports() -> dict[str, frozenset[str]]:
     """Module name -> every compiler module it imports."""
     graph: dict[str, set[str]] = {}
     for path in ROOT.rglob("*.py"):
@@ -27,7 +29,7 @@ def imports() -> dict[str, set[str]]:
                 found.add(node.module)
             elif isinstance(node, ast.Import):
                 found.update(alias.name for alias in node.names)
-    return {m: {t for t in targets if t.split(".")[0] == "compiler"} for m, targets in graph.items()}
+    return {m: frozenset(t for t in targets if t.split(".")[0] == "compiler") for m, targets in graph.items()}
 
 
 def package(module: str) -> str:
