@@ -18,7 +18,7 @@ from compiler.deps.base_packages import conflicts as base_conflicts
 from compiler.deps.conda_file import parse_conda_file
 from compiler.deps.merge import DEFAULT_CHANNELS, merge
 from compiler.deps.python_override import override_python
-from compiler.deps.server_pin import describe_server, server_depset
+from compiler.servers.pins import describe_server, server_depset
 from compiler.deps.types import DepSet, MergedEnvironment
 from compiler.engines.base import Engine
 from compiler.envbuild.choices import apply_environment_choices

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 from compiler.mlflow.mlmodel import MLflowModel
-from compiler.resolve.types import ResolvedCode
 from compiler.resources import templates_dir
 from compiler.workspace.generated import generated_folder
 
@@ -17,6 +17,13 @@ _TYPES = {
     "integer": ("integer", "int32"), "boolean": ("boolean", None), "string": ("string", None),
     "binary": ("string", "binary"), "datetime": ("string", "date-time"),
 }  # fmt: skip
+
+
+class GeneratedCode(NamedTuple):
+    """A scoring folder pkgc wrote (content-addressed under the cache) and its script's name in it."""
+
+    directory: Path
+    scoring_script: str
 
 
 def params_schema(model: MLflowModel) -> dict | None:
@@ -94,12 +101,12 @@ def generated_files(model: MLflowModel, model_subdir: str) -> dict[str, bytes]:
     }
 
 
-def is_generated(code: ResolvedCode | None) -> bool:
-    """Is ``code`` the scoring folder :func:`generate_scoring` wrote (not the user's own)?"""
-    return code is not None and code.directory.name == FOLDER and code.directory.parent.parent.name == "generated"
+def is_generated(code_dir: Path | None) -> bool:
+    """Is ``code_dir`` the scoring folder :func:`generate_scoring` wrote (not the user's own)?"""
+    return code_dir is not None and code_dir.name == FOLDER and code_dir.parent.parent.name == "generated"
 
 
-def generate_scoring(model: MLflowModel, model_subdir: str, cache_dir: Path) -> ResolvedCode:
+def generate_scoring(model: MLflowModel, model_subdir: str, cache_dir: Path) -> GeneratedCode:
     """Write the scoring folder content-addressed under ``cache_dir``; the same model gives the same folder."""
     folder = generated_folder(generated_files(model, model_subdir), cache_dir / "generated", FOLDER)
-    return ResolvedCode(directory=folder, scoring_script="score.py")
+    return GeneratedCode(directory=folder, scoring_script="score.py")

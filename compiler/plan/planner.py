@@ -19,7 +19,6 @@ import re
 from typing import TYPE_CHECKING
 
 from compiler import __version__
-from compiler.deps.server import BATCH_DRIVER, TRITON_LAUNCHER
 from compiler.errors import SpecError, SpecProblem
 from compiler.environment.strategy import EnvironmentStrategy
 from compiler.fetch.cache import FetchedFiles
@@ -45,7 +44,6 @@ VENV_PREFIX = f"{PKGC_HOME}/venv"
 CONDA_PREFIX = f"{PKGC_HOME}/env"
 ENTRYPOINT = f"{PKGC_HOME}/bin/pkgc-entrypoint"
 LOCK_IN_IMAGE = f"{PKGC_HOME}/conda-lock.yml"
-KEEPALIVE_WORKER = f"{PKGC_HOME}/lib/pkgc_worker.py"  # the entrypoint puts its folder on PYTHONPATH
 # The build context holds user content under pkgc's own names only: the names users chose (model
 # folder, code folder) never reach Dockerfile syntax; only destinations do, quoted by the renderer.
 MODEL_IN_CONTEXT = "model/content"
@@ -90,7 +88,7 @@ def _labels(
             "io.pkgc.environment.strategy": strategy.kind,
             "io.pkgc.lock.inputs": lock.inputs_hash,
             **deployment_labels(pkg),
-            **example_labels(pkg.mlflow, is_generated(pkg.code)),  # verify's default request
+            **example_labels(pkg.mlflow, is_generated(pkg.code.directory if pkg.code else None)),  # verify's default request
             **({SBOM_DIGEST: f"sha256:{hashlib.sha256(sbom.data).hexdigest()}"} if sbom and sbom.data is not None else {}),
         },
         model_image=model_image,
@@ -106,10 +104,7 @@ def _env(pkg: ResolvedPackage) -> dict[str, str]:
         "PKGC_MODEL_REF": f"{pkg.model.name}:{pkg.model.version}",
         "PYTHONUNBUFFERED": "1",
     }
-    if pkg.server.type != "azureml_online":  # the entrypoint's default; azureml_online images stay as they were
-        env["PKGC_SERVER"] = pkg.server.type
-    if pkg.server.default_port is not None:
-        env["PKGC_PORT"] = str(pkg.server.default_port)
+    env.update(pkg.server.kind.start_variables(pkg.server))  # PKGC_SERVER, PKGC_PORT
     if pkg.code is not None:
         if pkg.code.scoring_script:
             env["AZUREML_ENTRY_SCRIPT"] = pkg.code.container_script
@@ -123,20 +118,17 @@ def _env(pkg: ResolvedPackage) -> dict[str, str]:
 
 def _own_container(pkg: ResolvedPackage) -> bool:
     """A custom server with no start command: a deployment's own container, started as its image says."""
-    return pkg.server.type == "custom" and not pkg.server.command
+    return pkg.server.kind.own_container(pkg.server)
 
 
 def _server_runtime(pkg: ResolvedPackage) -> list[tuple[ContextFile, Copy]]:
-    """The server's own runtime file, if it has one: the batch driver, or the Triton launcher."""
-    shipped = {"azureml_online": ("pkgc_worker.py", KEEPALIVE_WORKER, "pkgc's gunicorn worker: connections kept alive"),
-               "azureml_batch": ("pkgc_batch.py", BATCH_DRIVER, "the batch driver: init(), run(mini_batch), outputs"),
-               "triton": ("pkgc-triton.sh", TRITON_LAUNCHER, "finds tritonserver (NVIDIA's image or the nvidia-pytriton wheel)")}  # fmt: skip
-    if pkg.server.type not in shipped:
-        return []
-    name, dest, why = shipped[pkg.server.type]
-    source = f"pkgc/{name}"
-    executable = not name.endswith(".py") or name == "pkgc_batch.py"  # the worker is imported, not run
-    return [(ContextFile(source, source=templates_dir() / "runtime" / name, executable=executable), Copy("runtime", source, dest, why))]
+    """The server's own runtime files (compiler/servers/): the keep-alive worker, the batch driver, the Triton launcher."""
+    files = []
+    for shipped in pkg.server.kind.runtime_files:
+        source = f"pkgc/{shipped.name}"
+        context_file = ContextFile(source, source=templates_dir() / "runtime" / shipped.name, executable=shipped.executable)
+        files.append((context_file, Copy("runtime", source, shipped.dest, shipped.why)))
+    return files
 
 
 def _unwritable(value: str, path: bool) -> str | None:

@@ -7,38 +7,20 @@ import hashlib
 from dataclasses import replace
 from pathlib import Path
 
-from compiler.deps.server import AZUREML_BATCH, AZUREML_ONLINE, InferenceServer
 from compiler.errors import ResolveError, SpecError, SpecProblem
-from compiler.resolve.batch_job import job_variables
 from compiler.options import Options
 from compiler.resolve.environments import resolve_environment
 from compiler.resolve.inputs import resolve_inputs
 from compiler.resolve.models import resolve_model
 from compiler.mlflow.mlmodel import MLflowModel, read_mlflow_model
-from compiler.mlflow.scoring import generate_scoring
-from compiler.resolve.mlflow_batch import generate_batch_scoring
 from compiler.resolve.types import MODELS_ROOT, ResolvedCode, ResolvedEnvironment, ResolvedModel, ResolvedPackage
+from compiler.servers.base import InferenceServer, ServerRequest
+from compiler.servers.registry import server_type
 from compiler.spec.load import SpecFile
-from compiler.resolve.servers import custom_from_spec, triton_from_spec
-from compiler.spec.model import AzureMLBatchServer, CustomOnlineServer, TritonServer
 from compiler.workspace import Workspace
 from compiler.workspace.walk import ContentError, skip_caches, walk
 
 DEFAULT_MLFLOW_BASE_IMAGE = "pkgc/base-debian-bookworm:latest"
-
-
-def _server(spec_file: SpecFile, model: ResolvedModel, model_dir: str) -> InferenceServer:
-    """The inference server the spec names, its routes and start command checked (see compiler/resolve/servers.py)."""
-    server = spec_file.spec.inferencing_server
-    if isinstance(server, CustomOnlineServer):
-        return custom_from_spec(spec_file, server, model_dir)
-    if isinstance(server, TritonServer):
-        return triton_from_spec(spec_file, server, model, model_dir)
-    if isinstance(server, AzureMLBatchServer):
-        if server.settings is None:
-            return AZUREML_BATCH  # the strict driver: no retries, the first failed file stops the job
-        return replace(AZUREML_BATCH, environment=tuple(sorted(job_variables(server.settings).items())))
-    return AZUREML_ONLINE
 
 
 def _model(spec_file: SpecFile, cli_model: str | None, workspace: Workspace, options: Options) -> ResolvedModel:
@@ -66,10 +48,9 @@ def _mlflow_defaults(
     if environment is None:
         image = base_image or options.mlflow_base_image or DEFAULT_MLFLOW_BASE_IMAGE
         environment = ResolvedEnvironment("mlflow-generated", "1", image, None, "")
-    if code is None and server.type == "azureml_online":
-        code = generate_scoring(mlflow_model, model.root_name, options.cache_dir)
-    elif code is None and server.type == "azureml_batch":
-        code = generate_batch_scoring(model.root_name, options.cache_dir)
+    generated = server.kind.mlflow_scoring(mlflow_model, model.root_name, options.cache_dir) if code is None else None
+    if generated is not None:  # the server runs a scoring script: pkgc writes the MLflow model's, as Azure does
+        code = ResolvedCode(directory=generated.directory, scoring_script=generated.scoring_script)
     return mlflow_model, environment, code
 
 
@@ -88,12 +69,12 @@ def resolve_package(
         problems.append(
             spec_file.problem(("base_environment_source",), "required unless the model is an MLflow model")
         )
-    server_type = spec.inferencing_server.type
-    if spec.code_configuration is None and server_type in ("azureml_online", "azureml_batch") and not model.is_mlflow:
+    kind = server_type(spec.inferencing_server.type)  # chosen once: the server carries it to every later stage
+    if spec.code_configuration is None and kind.needs_code and not model.is_mlflow:
         problems.append(
             spec_file.problem(
                 ("inferencing_server", "code_configuration"),
-                f"required for {server_type} unless the model is an MLflow model",
+                f"required for {kind.name} unless the model is an MLflow model",
             )
         )
     if problems:
@@ -118,7 +99,7 @@ def resolve_package(
         except ContentError as exc:
             raise SpecError(spec_file.problem(("inferencing_server", "code_configuration", "code"), str(exc))) from None
     model_dir = spec.model_configuration.mount_path or f"{MODELS_ROOT}/{model.name}/{model.version}"
-    server = _server(spec_file, model, model_dir)
+    server = kind.from_spec(ServerRequest(spec_file, model, model_dir))  # routes and start command checked
     mlflow_model = None
     own_environment = environment is not None and code is not None  # Azure then uses them alone
     if model.is_mlflow:

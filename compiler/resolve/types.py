@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from compiler.deps.server import InferenceServer
+from compiler.servers.base import InferenceServer
 from compiler.mlflow.mlmodel import MLflowModel
 from compiler.runsettings import RunSettings
 from compiler.spec.model import ModelMode

@@ -7,7 +7,7 @@ level as older samples write them), then translated into a package spec:
 - ``inferencing_server: {type: azureml_batch, code_configuration}`` (an MLflow model needs no code:
   pkgc generates the driver's scoring script, as Azure does);
 - the settings become the batch server's ``settings`` (the job's defaults, baked into the image as
-  ``PKGC_BATCH_*`` variables the driver reads: ``compiler.resolve.batch_job``; a job's own flags win;
+  ``PKGC_BATCH_*`` variables the driver reads: ``compiler.spec.batch_job``; a job's own flags win;
   a setting not written takes Azure's default);
 - ``settings.environment_variables`` join ``environment_variables``; ``compute``, ``resources``,
   ``settings.instance_count`` and the other service-only keys are reported once as ignored.
@@ -28,7 +28,7 @@ from compiler.runsettings import RunSettings
 from compiler.spec.deployment import (
     DeploymentInfo, DeploymentKeys, Translated, inline_base, package_name, target_name,
 )  # fmt: skip
-from compiler.resolve.batch_job import job_variables
+from compiler.spec.batch_job import job_variables
 from compiler.spec.model import BatchJobSettings, EnvVars, Text
 from compiler.spec.yamldoc import KeyPath, YamlDocument
 

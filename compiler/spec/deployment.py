@@ -39,7 +39,7 @@ from compiler.spec.refs import looks_like_reference
 from compiler.spec.values import ASSET_NAME
 from compiler.spec.yamldoc import KeyPath, YamlDocument
 
-AZUREML_SERVER_PORT = 5001  # compiler.deps.server.AZUREML_ONLINE's routes
+AZUREML_SERVER_PORT = 5001  # compiler.servers.azureml_online.AZUREML_ONLINE's routes
 DEPLOYMENT_SCHEMA = re.compile(r"(managed|kubernetes)OnlineDeployment", re.IGNORECASE)
 PACKAGE_KEYS = ("inferencing_server", "target_environment", "target_environment_name", "base_environment_source")
 DEPLOYMENT_KEYS = ("endpoint_name", "instance_type", "instance_count", "code_configuration", "environment")

@@ -11,7 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from compiler.deps.server import AZUREML_BATCH, AZUREML_ONLINE, InferenceServer, custom_server, triton_routes, triton_server
+from compiler.servers.azureml_batch import AZUREML_BATCH
+from compiler.servers.azureml_online import AZUREML_ONLINE
+from compiler.servers.base import InferenceServer
+from compiler.servers.custom import custom_server
+from compiler.servers.triton import triton_routes, triton_server
 from compiler.labels import Route
 from compiler.environment.strategy import EnvironmentStrategy
 from compiler.errors import SpecError

@@ -15,7 +15,7 @@ from compiler.options import Options
 from compiler.plan.planner import _own_container
 from compiler.resolve import resolve_package
 from compiler.spec import load_package_spec
-from compiler.resolve.batch_job import AZURE_DEFAULTS, job_variables
+from compiler.spec.batch_job import AZURE_DEFAULTS, job_variables
 from compiler.spec.overrides import parse_overrides
 from compiler.workspace import Workspace
 from tests.conftest import run_pkgc
@@ -249,7 +249,7 @@ def test_generated_mlflow_batch_script_through_the_driver(tmp_path):
     from mlflow.models import infer_signature
     from sklearn.linear_model import LinearRegression
 
-    from compiler.resolve.mlflow_batch import generate_batch_scoring
+    from compiler.mlflow.batch_scoring import generate_batch_scoring
     from compiler.resources import templates_dir
 
     frames = {"a.csv": pandas.DataFrame({"x": [1.0, 2.0, 3.0], "y": [0.5, 0.0, 1.0]}),

@@ -5,8 +5,8 @@ import pytest
 from compiler.deps.conda_file import parse_conda_document
 from compiler.deps.merge import merge
 from compiler.deps.satisfiable import satisfiable
-from compiler.deps.server import AZUREML_ONLINE
-from compiler.deps.server_pin import server_depset
+from compiler.servers.azureml_online import AZUREML_ONLINE
+from compiler.servers.pins import server_depset
 from compiler.deps.specs import parse_conda, parse_pip
 from compiler.deps.types import DepSet, Source
 from compiler.errors import MergeError, SpecError

@@ -23,8 +23,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-import compiler.resolve  # noqa: F401 - first: importing compiler.mlflow.scoring alone is a circular import
-from compiler.deps.server import AZUREML_SERVER_VERSION
+from compiler.servers.azureml_online import AZUREML_SERVER_VERSION
 from compiler.mlflow.mlmodel import read_mlflow_model
 from compiler.mlflow.scoring import generated_files
 

@@ -15,7 +15,6 @@ import pytest
 from sklearn.datasets import load_diabetes
 from sklearn.linear_model import Ridge
 
-import compiler.resolve  # noqa: F401 - first: importing compiler.mlflow.scoring alone is a circular import
 from compiler.mlflow.mlmodel import read_mlflow_model
 from compiler.mlflow.scoring import generated_files
 from tests.unit.test_mlflow_scoring import server_on_path  # noqa: F401 - the real server wheel on sys.path

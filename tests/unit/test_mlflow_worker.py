@@ -13,7 +13,6 @@ import time
 
 import pytest
 
-import compiler.resolve  # noqa: F401 - first: importing compiler.mlflow.scoring alone is a circular import
 from compiler.mlflow.mlmodel import MLflowModel
 from compiler.mlflow.scoring import generated_files
 from compiler.resources import templates_dir

@@ -3,8 +3,9 @@
 import pytest
 
 from compiler.deps.merge import merge
-from compiler.deps.server import AZUREML_ONLINE, AZUREML_SERVER_VERSION, custom_server
-from compiler.deps.server_pin import describe_server, server_depset
+from compiler.servers.azureml_online import AZUREML_ONLINE, AZUREML_SERVER_VERSION
+from compiler.servers.custom import custom_server
+from compiler.servers.pins import describe_server, server_depset
 from compiler.deps.specs import parse_conda, parse_pip
 from compiler.deps.types import DepSet, Source
 from compiler.errors import MergeError

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from compiler.deps.server import AZUREML_BATCH
+from compiler.servers.azureml_batch import AZUREML_BATCH
 from compiler.emit.deploy import deploy_facts, kubernetes
 from compiler.errors import ResolveError, SpecError
 from compiler.labels import PackageLabels, Route
-from compiler.resolve.servers import custom_from_spec, triton_from_spec, triton_models
+from compiler.servers.custom import custom_from_spec
+from compiler.servers.triton import triton_from_spec, triton_models
 from compiler.resolve.types import ResolvedModel
 from compiler.spec.load import load_package_spec
 

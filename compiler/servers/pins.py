@@ -19,7 +19,7 @@ from packaging.requirements import Requirement as PepRequirement
 
 from compiler.deps.specs import normalize, parse_pip
 from compiler.deps.types import DepSet, MergedEnvironment, Requirement, Source
-from compiler.deps.server import InferenceServer
+from compiler.servers.base import InferenceServer
 
 
 @dataclass(frozen=True)

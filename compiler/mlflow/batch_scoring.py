@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from compiler.resolve.types import ResolvedCode
+from compiler.mlflow.scoring import GeneratedCode
 from compiler.resources import templates_dir
 from compiler.workspace.generated import generated_folder
 
@@ -25,7 +25,7 @@ def batch_scoring_files(model_subdir: str) -> dict[str, bytes]:
     }
 
 
-def generate_batch_scoring(model_subdir: str, cache_dir: Path) -> ResolvedCode:
+def generate_batch_scoring(model_subdir: str, cache_dir: Path) -> GeneratedCode:
     """Write the scoring folder under ``cache_dir/generated/<digest>`` (once) and return it as the code."""
     folder = generated_folder(batch_scoring_files(model_subdir), cache_dir / "generated", FOLDER, prefix="batch-")
-    return ResolvedCode(directory=folder, scoring_script=SCRIPT)
+    return GeneratedCode(directory=folder, scoring_script=SCRIPT)
