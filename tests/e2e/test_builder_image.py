@@ -23,13 +23,15 @@ import pytest
 from compiler.lock.lockfile import read_lock
 from compiler.oci.compress import open_layer
 from compiler.oci.store import OciStore
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_pkgc
 from tests.e2e.conftest import free_port
 from tests.e2e.registry import start_registry
 
 pytestmark = pytest.mark.engine
 IMAGE = "pkgc/pkgc:latest"
 BASE = "pkgc/base-debian-bookworm:latest"
+UID = 10001
+NO_ENGINE = "unix:///nonexistent/pkgc-no-engine.sock"  # the host build runs with no engine, as the image does
 HOST_CA_FOLDERS = (Path("/usr/local/share/ca-certificates"), Path("/etc/ssl/certs"))
 HOST_PIP_CONFIG = (Path("/etc/pip.conf"), Path.home() / ".pip" / "pip.conf", Path.home() / ".config" / "pip" / "pip.conf")
 
@@ -121,30 +123,52 @@ def offline_cache(cache: Path, lock_file: Path) -> None:
     store.name([BASE], Blob(entry["digest"], entry["size"]))
 
 
+def used_pyc(pyc: Path, since: float, target: Path) -> None:
+    """Copy the compiled files a build used (read or written since ``since``: pkgc marks what it reads)."""
+    for path in pyc.rglob("*"):
+        if path.is_file() and path.stat().st_mtime >= since:
+            (target / path.parent.name).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target / path.parent.name / path.name)
+
+
 def test_build_and_push_in_the_image_gives_the_host_digest(builder, readonly_package, registered, session_env, example_copy, tmp_path):
+    """The same cold build (nothing but the lock's wheels and the base in its cache) on the host, with
+    no engine, and in the image: one manifest digest, pushed to a loopback registry from the image.
+    The image compiles byte-code with Debian's CPython 3.11.2, this host's pkgc may run another 3.11.x
+    whose compiler writes a few files differently, so the image's cache gets a copy of the host build's
+    pyc cache: byte-code is compiled by the host, everything else is made again in the image."""
+    lock = example_copy / "package-moe.conda-lock.yml"  # the session's host build wrote it
+    spec = ["build", "package-moe.yml", "--model", registered["model"], "--json"]
+    host = tmp_path / "host-cache"
+    offline_cache(host, lock)
+    if (host_cache() / "pyc").is_dir():  # compiled files the host made before, linked: the host compiles only what is new
+        shutil.copytree(host_cache() / "pyc", host / "pyc", copy_function=os.link)
+    started, since = time.monotonic(), time.time() - 1
+    on_host = run_pkgc("-q", *spec, cwd=example_copy, env={**session_env, "PKGC_CACHE_DIR": str(host), "DOCKER_HOST": NO_ENGINE})
+    assert on_host.returncode == 0, on_host.stderr[-3000:]
+    host_digest = json.loads(on_host.stdout)["manifest_digest"]
+    print(f"\ncold build on the host, no engine: {time.monotonic() - started:.1f} s")
     registry = start_registry(tmp_path / "registry", free_port())
     try:
         work = tmp_path / "work"
         shutil.copytree(session_env["PKGC_WORKSPACE"], work / "workspace", symlinks=True)
         shutil.copytree(example_copy, work / "example", symlinks=True)
-        locks = list((work / "example").glob("*.conda-lock.yml"))
-        assert len(locks) >= 1, "the host build left the example's lock beside its spec"
-        offline_cache(work / ".cache" / "pkgc", work / "example" / "package-moe.conda-lock.yml")
-        subprocess.run(["chown", "-R", "10001:10001", str(work)], check=True)
+        offline_cache(work / ".cache" / "pkgc", lock)
+        used_pyc(host / "pyc", since, work / ".cache" / "pkgc" / "pyc")  # byte-code only: no layer record
+        subprocess.run(["chown", "-R", f"{UID}:{UID}", str(work)], check=True)
         started = time.monotonic()
         proc = subprocess.run([
-            "docker", "run", "--rm", "--read-only", "--user", "10001:10001", "--cap-drop", "ALL",
-            "--security-opt", "no-new-privileges", "--network", "host", "-v", f"{work}:/work", IMAGE,
-            "-q", "build", "/work/example/package-moe.yml", "--model", registered["model"],
-            "--push", f"{registry.host}/pkgcimage/sklearn:1", "--json",
+            "docker", "run", "--rm", "--read-only", "--user", f"{UID}:{UID}", "--cap-drop", "ALL",
+            "--security-opt", "no-new-privileges", "--network", "host", "-v", f"{work}:/work",
+            "-w", "/work/example", IMAGE,
+            "-q", *spec, "--push", f"{registry.host}/pkgcimage/sklearn:1",
         ], capture_output=True, text=True)  # fmt: skip
-        seconds = time.monotonic() - started
         assert proc.returncode == 0, proc.stderr[-3000:]
         built = json.loads(proc.stdout)
-        print(f"\nbuild --push in the image: {seconds:.1f} s")
+        print(f"build --push in the image: {time.monotonic() - started:.1f} s")
         assert built["builder"] == "oci" and built["loaded"] is False  # no engine in there
-        assert built["push"]["digest"] == readonly_package["manifest_digest"]
+        assert built["push"]["digest"] == built["manifest_digest"] == host_digest
         status, body, headers = registry.manifest("pkgcimage/sklearn", "1")
-        assert status == 200 and headers["Docker-Content-Digest"] == readonly_package["manifest_digest"]
+        assert status == 200 and headers["Docker-Content-Digest"] == host_digest
     finally:
         registry.stop()
