@@ -16,7 +16,7 @@ from compiler.selfimage.build import build_self_image
 from compiler.selfimage.runtime import Project
 
 ROOT = Path(__file__).resolve().parents[2]
-LOCK = Path("scripts") / "pkgc-image.conda-lock.yml"
+LOCK = Path("scripts") / "pkgc-image-lock.yml"
 
 
 def main(argv: list[str] | None = None) -> int:

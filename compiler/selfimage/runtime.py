@@ -2,7 +2,7 @@
 fetched into the host cache, assembled as a venv on the host (``compiler.envbuild.venv``), and pkgc's
 source installed into that venv, each as one deterministic layer.
 
-The lock is kept beside the build script (``scripts/pkgc-image.conda-lock.yml``) and made again only
+The lock is kept beside the build script (``scripts/pkgc-image-lock.yml``) and made again only
 when the dependencies change. The host's pip settings (index, proxy, CA) are used to lock and fetch
 on the host only: the layers hold wheels' files, never a pip configuration or a CA."""
 
