@@ -147,6 +147,7 @@ def test_build_and_push_in_the_image_gives_the_host_digest(builder, readonly_pac
     on_host = run_pkgc("-q", *spec, cwd=example_copy, env={**session_env, "PKGC_CACHE_DIR": str(host), "DOCKER_HOST": NO_ENGINE})
     assert on_host.returncode == 0, on_host.stderr[-3000:]
     host_digest = json.loads(on_host.stdout)["manifest_digest"]
+    assert json.loads(on_host.stdout)["loaded"] is False  # DOCKER_HOST answers nothing: the OCI back end, no engine
     print(f"\ncold build on the host, no engine: {time.monotonic() - started:.1f} s")
     registry = start_registry(tmp_path / "registry", free_port())
     try:
@@ -172,3 +173,17 @@ def test_build_and_push_in_the_image_gives_the_host_digest(builder, readonly_pac
         assert status == 200 and headers["Docker-Content-Digest"] == host_digest
     finally:
         registry.stop()
+
+
+def test_docker_host_names_the_engine_pkgc_uses(engine, base_image, tmp_path):
+    """The Docker SDK's ``from_env`` is how pkgc connects: an engine reached only through another socket
+    path in ``DOCKER_HOST`` (a link to this machine's) answers; one that nobody serves is no engine (exit 5)."""
+    link = tmp_path / "pkgcimage-engine.sock"
+    link.symlink_to("/var/run/docker.sock")
+    env = {**os.environ, "DOCKER_HOST": f"unix://{link}"}
+    proc = run_pkgc("-q", "base-image", "build", "debian-bookworm", "--json", env=env)  # asks the engine whether it has it
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    found = json.loads(proc.stdout)
+    assert found["built"] is False and found["image_id"] == engine.image_info(base_image).id
+    missing = run_pkgc("-q", "run", base_image, "--timeout", "1", env={**os.environ, "DOCKER_HOST": NO_ENGINE})
+    assert missing.returncode == 5 and "no Docker engine answers" in missing.stderr and "Traceback" not in missing.stderr
