@@ -10,8 +10,10 @@ import os
 import sys
 from pathlib import Path
 
+from compiler.cache.use import cache_in_use
 from compiler.errors import EngineUnavailable, PkgcError
 from compiler.oci.store import OciStore
+from compiler.options import DEFAULT_CACHE
 from compiler.selfimage.build import build_self_image
 from compiler.selfimage.runtime import Project
 
@@ -25,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print what was built as JSON")
     parser.add_argument("--quiet", "-q", action="store_true")
     args = parser.parse_args(argv)
-    cache_dir = Path(os.environ.get("PKGC_CACHE_DIR") or Path.home() / ".cache" / "pkgc").expanduser()
+    cache_dir = Path(os.environ.get("PKGC_CACHE_DIR") or DEFAULT_CACHE).expanduser()  # pkgc's own cache, as pkgc finds it
 
     def log(line: str) -> None:
         if not args.quiet:
@@ -40,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
                 engine = DockerEngine.connect()
             except EngineUnavailable as exc:
                 log(f"no engine ({exc.lines()[0]}): the image stays in {cache_dir / 'oci'}")
-        built = build_self_image(Project.read(ROOT), OciStore.in_cache(cache_dir), cache_dir, engine, ROOT / LOCK, log)
+        with cache_in_use(cache_dir):  # held as pkgc's builds hold it: a prune waits, never removes what this uses
+            built = build_self_image(Project.read(ROOT), OciStore.in_cache(cache_dir), cache_dir, engine, ROOT / LOCK, log)
     except PkgcError as exc:
         for line in exc.lines():
             print(f"pkgc-image: error: {line}", file=sys.stderr)

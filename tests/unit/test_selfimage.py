@@ -154,3 +154,19 @@ def test_a_pyproject_without_a_project_table_is_one_error(tmp_path):
     (tmp_path / "pyproject.toml").write_text("[tool.x]\ny = 1\n")
     with pytest.raises(BuildError, match="pyproject.toml: no \\[project\\]"):
         Project.read(tmp_path)
+
+
+def test_the_runtime_lock_is_reused_while_the_dependencies_are_the_same(tmp_path):
+    from compiler.lock.lockfile import write_lock
+    from compiler.lock.types import Lock, LockedPackage, inputs_hash
+    from compiler.selfimage.runtime import EXTRA, runtime_lock, runtime_strategy
+
+    project = fake_project(tmp_path / "src")
+    strategy = runtime_strategy(project, "3.11", "2.36")
+    assert strategy.kind == "venv" and strategy.pip == ("pyyaml>=6", *EXTRA) and strategy.glibc == "2.36"
+    package = LockedPackage("pyyaml", "6.0.2", "pip", "https://files.example/PyYAML-6.0.2-py3-none-any.whl",
+                            "PyYAML-6.0.2-py3-none-any.whl", "a" * 64)  # fmt: skip
+    path = tmp_path / "lock.yml"
+    write_lock(Lock("venv", "3.11", inputs_hash(strategy), (package,)), path, ["pyproject.toml"])
+    lock, status = runtime_lock(strategy, path, tmp_path / "cache", lambda _line: None)  # no resolver runs: no network
+    assert status == "reused" and [p.name for p in lock.packages] == ["pyyaml"] and lock.packages[0].sha256 == "a" * 64
