@@ -23,6 +23,8 @@ import pytest
 from compiler.lock.lockfile import read_lock
 from compiler.oci.compress import open_layer
 from compiler.oci.store import OciStore
+from compiler.options import DEFAULT_CACHE
+from compiler.selfimage.runtime import Project
 from tests.conftest import ROOT, run_pkgc
 from tests.e2e.conftest import free_port
 from tests.e2e.registry import start_registry
@@ -37,7 +39,7 @@ HOST_PIP_CONFIG = (Path("/etc/pip.conf"), Path.home() / ".pip" / "pip.conf", Pat
 
 
 def host_cache() -> Path:
-    return Path(os.environ.get("PKGC_CACHE_DIR") or Path.home() / ".cache" / "pkgc").expanduser()
+    return Path(os.environ.get("PKGC_CACHE_DIR") or DEFAULT_CACHE).expanduser()
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +61,7 @@ def image_files(manifest_digest: str):
         with open(store.blobs.path(layer["digest"]), "rb") as raw, open_layer(raw, layer["mediaType"]) as fh:
             with tarfile.open(fileobj=fh, mode="r|") as tar:
                 for member in tar:
-                    yield member.name.lstrip("./"), member, tar
+                    yield member.name.removeprefix("./"), member, tar
 
 
 def host_secrets() -> tuple[set[str], list[bytes]]:
@@ -75,7 +77,7 @@ def host_secrets() -> tuple[set[str], list[bytes]]:
 
 
 def test_image_is_pkgc_and_holds_no_host_ca_or_pip_config(builder, engine):
-    assert builder["tags"] == ["pkgc/pkgc:0.1.0", IMAGE] or builder["tags"][1] == IMAGE
+    assert builder["tags"] == [f"pkgc/pkgc:{Project.read(ROOT).version}", IMAGE]
     info = engine.image_info(IMAGE)
     assert info is not None and info.id == builder["config_digest"]
     paths, bodies = host_secrets()
@@ -100,7 +102,7 @@ def test_image_runs_pkgc_read_only_as_user_10001(builder):
                           capture_output=True, text=True)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0] == "10001" and lines[1] == "pkgc 0.1.0" and lines[2].startswith("skopeo version ")
+    assert lines[0] == str(UID) and lines[1] == f"pkgc {Project.read(ROOT).version}" and lines[2].startswith("skopeo version ")
     assert lines[-1] == "read-only"
 
 
