@@ -34,16 +34,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"pkgc-image: {line}", file=sys.stderr, flush=True)
 
     try:
-        engine = None
-        if not args.no_load:
-            from compiler.engines import DockerEngine
+        from compiler.engines import DockerEngine
 
-            try:
-                engine = DockerEngine.connect()
-            except EngineUnavailable as exc:
-                log(f"no engine ({exc.lines()[0]}): the image stays in {cache_dir / 'oci'}")
+        try:  # the engine holds the base when the store does not yet; the image is loaded into it unless --no-load
+            engine = DockerEngine.connect()
+        except EngineUnavailable as exc:
+            engine = None
+            log(f"no engine ({exc.lines()[0]}): the image stays in {cache_dir / 'oci'}")
         with cache_in_use(cache_dir):  # held as pkgc's builds hold it: a prune waits, never removes what this uses
-            built = build_self_image(Project.read(ROOT), OciStore.in_cache(cache_dir), cache_dir, engine, ROOT / LOCK, log)
+            built = build_self_image(Project.read(ROOT), OciStore.in_cache(cache_dir), cache_dir, engine, ROOT / LOCK, log,
+                                         load=not args.no_load)  # fmt: skip
     except PkgcError as exc:
         for line in exc.lines():
             print(f"pkgc-image: error: {line}", file=sys.stderr)

@@ -56,9 +56,10 @@ def _layer(kind: str, why: str, blob: LayerBlob) -> ImageLayer:
 
 def build_self_image(
     project: Project, store: OciStore, cache_dir: Path, engine: Engine | None, lock_path: Path, log: Log,
-    compression: Compression = "gzip",
+    compression: Compression = "gzip", load: bool = True,
 ) -> SelfImage:
-    """Build pkgc's image from the checkout ``project`` into ``store`` (and ``engine`` when given)."""
+    """Build pkgc's image from the checkout ``project`` into ``store`` (the base from ``engine`` when the
+    store lacks it), and load it into ``engine`` when there is one and ``load``."""
     started = time.monotonic()
     epoch = int(os.environ.get("SOURCE_DATE_EPOCH") or 0)
     recipe = load_recipe(BASE_RECIPE)
@@ -90,9 +91,10 @@ def build_self_image(
     store.name(list(tags), manifest)
     for layer in layers:
         log(f"{layer.kind:<11} {layer.size / 1e6:7.1f} MB  {layer.digest[:19]}  {layer.why}")
-    if engine is not None:
+    loaded = engine is not None and load
+    if loaded:
         load_into_engine(engine, store, StoredImage.read(store, manifest.digest), list(tags), recipe.latest_ref, log)
-    return SelfImage(tags, manifest.digest, config.digest, tuple(layers), str(lock_path), status, engine is not None,
+    return SelfImage(tags, manifest.digest, config.digest, tuple(layers), str(lock_path), status, loaded,
                      time.monotonic() - started)  # fmt: skip
 
 
