@@ -151,6 +151,15 @@ PLANS: dict[str, Plan] = {
         # $REG and $KEY_FILE are the pipeline's variables; signing.pub is the key's public half
         env={"REG": REGISTRY, "KEY_FILE": "{root}/signing.pem"},
         prepare="openssl genpkey -algorithm ed25519 -out signing.pem && openssl pkey -in signing.pem -pubout -out signing.pub"),
+    "docs/ci.md: bash scripts/pkgc-image.sh          # pkgc/pkgc:0.1.0 and pkgc/pkgc:latest, loaded into the engine": Plan(),
+    "docs/ci.md: skopeo copy --preserve-digests oci:$HOME/.cache/pkgc/oci:pkgc/pkgc:0.1.0 docker://myregistry.azurecr.io/pkgc/pkgc:0.1.0": Plan(
+        substitutions=(Substitution("skopeo copy --preserve-digests", "skopeo copy --preserve-digests --dest-tls-verify=false",
+                                    NO_REGISTRY + " (skopeo needs --dest-tls-verify=false for it)"),
+                       Substitution("myregistry.azurecr.io", REGISTRY, NO_REGISTRY))),  # fmt: skip
+    "docs/ci.md: docker run --rm --read-only --user 10001 --cap-drop ALL --security-opt no-new-privileges \\": Plan(
+        not_run="its packages/ folder and a registry with --cache are the reader's; tests/e2e/test_builder_image.py runs "
+                "this command (same flags, --network host) on the bundled example, pushing to a loopback registry, with "
+                "the inputs pre-fetched into the /work volume (no PyPI from a container here)"),  # fmt: skip
 }
 
 # Documented commands outside the ```bash blocks that cannot run here, each with the reason; the unit
@@ -162,5 +171,8 @@ NOT_RUN_ELSEWHERE: dict[tuple[str, str], str] = {
     ("README.md", "cosign verify-blob-attestation --key key.pub"):
         "cosign is not installable here (no GitHub, no Sigstore); the envelope it reads is checked against "
         "go-securesystemslib's computation in tests/unit/test_provenance.py",
+    ("docs/ci.md", "runs-on: ubuntu-24.04"):
+        "a GitHub Actions matrix: it needs GitHub runners and ghcr.io (neither reachable here); tests/unit/test_ci_recipes.py "
+        "parses it and checks its docker run flags, the same ones tests/e2e/test_builder_image.py runs",
     ("README.md", "cosign verify-attestation IMAGE"): "cosign is not installable here; pkgc writes no cosign .att tag",
 }
