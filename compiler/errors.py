@@ -140,3 +140,9 @@ def excerpt(value: object, limit: int = 100) -> str:
     text = text[: limit * 4]  # escaping only lengthens; no need to look further
     text = _UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1], text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class TargetSyntaxError(PkgcError):
+    """A ``--output``/``--push`` value that cannot be used; raised before any build work starts."""
+
+    exit_code = 2

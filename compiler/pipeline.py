@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Callable, Literal
 
 from compiler.backends import Backend, choose_backend
-from compiler.built import BuiltImage
 from compiler.deps.base_packages import conflicts as base_conflicts
 from compiler.deps.conda_file import parse_conda_file
 from compiler.deps.merge import DEFAULT_CHANNELS, merge
@@ -23,7 +22,7 @@ from compiler.deps.types import DepSet, MergedEnvironment
 from compiler.engines.base import Engine
 from compiler.envbuild.choices import apply_environment_choices
 from compiler.environment.strategy import EnvironmentStrategy, choose_strategy
-from compiler.errors import BuildError, EngineUnavailable, LockError, ResolveError, SpecError, SpecProblem
+from compiler.errors import EngineUnavailable, LockError, ResolveError, SpecError
 from compiler.fetch.cache import PackageCache, fetch_lock
 from compiler.fetch.conda_inputs import prepare_conda_inputs
 from compiler.lock.locker import LockResult, load_or_lock

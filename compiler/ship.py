@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:  # imported where used: a build that ships nothing does not pay for them
     from compiler.backends import Backend
-    from compiler.emit.deploy import Platform
-    from compiler.emit.model_image import ModelTargets
-    from compiler.emit.oci import OutputTarget
-    from compiler.emit.registry import PushTarget
+    from compiler.deploy.settings import Platform
+    from compiler.outputs.model_image import ModelTargets
+    from compiler.outputs.targets import OutputTarget
+    from compiler.oci.reference import PushTarget
     from compiler.engines.base import Engine
     from compiler.options import Options
     from compiler.provenance.build_step import ProvenanceRequest
@@ -81,7 +81,7 @@ def ship(
 ) -> Shipped:  # fmt: skip
     """Verify, publish and describe the built image, filling ``shipped`` as it goes (so a failed
     verification still reports what it found)."""
-    from compiler.emit.model_image import ModelTargets, check_mode, publish_model_image
+    from compiler.outputs.model_image import ModelTargets, check_mode, publish_model_image
 
     model_targets = after.model or ModelTargets()
     check_mode(result.image, result.mode, result.model_image, model_targets)
@@ -94,7 +94,7 @@ def ship(
         _record(shipped, attestor, attached=False)  # the provenance only: there is nothing to attach to
     shipped.model_image, model_image = publish_model_image(result.model_image, model_targets, options.cache_dir, reporter.step)
     if after.deploy is not None:
-        from compiler.emit.deploy import deploy_facts, deploy_settings
+        from compiler.deploy.settings import deploy_facts, deploy_settings
 
         labels = backend.labels(result)
         pulled = shipped.push["reference"] if shipped.push else result.image
@@ -136,7 +136,7 @@ def _publish(
     result: BuildResult, backend: Backend, after: AfterBuild, reporter: Reporter, options: Options, shipped: Shipped,
     attestor=None,
 ) -> None:  # fmt: skip
-    from compiler.emit.publish import PublishRequest
+    from compiler.outputs.publish import PublishRequest
 
     request = PublishRequest(result.image, after.outputs, after.push, options.docker_host, attestor)
     with reporter.stage("push" if after.push and not after.outputs else "outputs") as stage:

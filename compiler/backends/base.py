@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     from compiler.built import BuiltImage
-    from compiler.emit.publish import PublishRequest, PublishResult
+    from compiler.outputs.publish import PublishRequest, PublishResult
     from compiler.plan.types import BaseImage, ImagePlan
     from compiler.platform import Platform
     from compiler.reporter import Reporter

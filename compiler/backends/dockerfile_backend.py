@@ -13,7 +13,7 @@ from compiler.plan.types import BaseImage
 from compiler.platform import Platform
 
 if TYPE_CHECKING:
-    from compiler.emit.publish import PublishRequest, PublishResult
+    from compiler.outputs.publish import PublishRequest, PublishResult
     from compiler.engines.base import Engine
     from compiler.plan.types import ImagePlan
     from compiler.reporter import Reporter
@@ -54,7 +54,7 @@ class DockerfileBackend(Backend):
 
     def publish(self, result: BuildResult, request: PublishRequest, log: Log) -> PublishResult:
         """Staged from the engine through skopeo."""
-        from compiler.emit.publish import publish
+        from compiler.outputs.publish import publish
 
         if self.engine.name != "docker":
             raise BuildError(f"--output/--push read the image from a Docker engine, not {self.engine.name}")

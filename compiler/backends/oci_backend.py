@@ -14,7 +14,7 @@ from compiler.plan.types import BaseImage
 from compiler.platform import Platform
 
 if TYPE_CHECKING:
-    from compiler.emit.publish import PublishRequest, PublishResult
+    from compiler.outputs.publish import PublishRequest, PublishResult
     from compiler.engines.base import Engine
     from compiler.oci.layers import LayerOptions
     from compiler.plan.types import ImagePlan
@@ -67,7 +67,7 @@ class OciBackend(Backend):
         return dict((config.get("config") or {}).get("Labels") or {})
 
     def publish(self, result: BuildResult, request: PublishRequest, log: Log) -> PublishResult:
-        from compiler.oci.publish import publish_stored
+        from compiler.outputs.stored import publish_stored
 
         return publish_stored(self.store, result.manifest_digest or "", request, log)
 

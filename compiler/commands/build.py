@@ -17,11 +17,11 @@ from pathlib import Path
 
 from compiler.commands import connect_engine, print_result
 from compiler.commands.verify import add_verify_arguments, verify_request
-from compiler.emit.deploy import PLATFORMS
-from compiler.emit.errors import TargetSyntaxError
-from compiler.emit.model_image import parse_model_targets
-from compiler.emit.oci import parse_output
-from compiler.emit.registry import parse_push
+from compiler.deploy.settings import PLATFORMS
+from compiler.errors import TargetSyntaxError
+from compiler.outputs.model_image import parse_model_targets
+from compiler.outputs.targets import parse_output
+from compiler.oci.reference import parse_push
 from compiler.engines.base import Engine
 from compiler.errors import SpecError, SpecProblem, VerifyError
 from compiler.ship import AfterBuild, Shipped, ship

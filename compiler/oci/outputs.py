@@ -1,7 +1,7 @@
 """Every output of an OCI-built image comes from the same blobs in pkgc's store: an ``oci:DIR``
 layout, an ``oci-archive:FILE``, or a ``docker-archive`` stream for ``docker load``.
 
-Outputs are written completely under a temporary name and renamed into place (compiler.emit.oci's
+Outputs are written completely under a temporary name and renamed into place (compiler.outputs.targets'
 ``PreparedOutput``/``commit_output``), so a failure leaves nothing half-written."""
 
 from __future__ import annotations
@@ -11,13 +11,9 @@ import json
 import os
 import shutil
 import tarfile
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from compiler.emit.oci import EmittedOutput, OutputTarget, PreparedOutput
-from compiler.errors import BuildError
 from compiler.oci.compress import engine_readable, inflated_size, open_layer
 from compiler.oci.store import INDEX, LAYOUT, MANIFEST, REF_NAME, OciStore, canonical_json
 
@@ -110,29 +106,6 @@ def write_archive(store: OciStore, image: StoredImage, path: Path, tag: str) -> 
         for name in sorted(small):
             tar.addfile(_tar_info(name, len(small[name])), io.BytesIO(small[name]))
     return path.stat().st_size
-
-
-def prepare(store: OciStore, image: StoredImage, target: OutputTarget, default_tag: str) -> PreparedOutput:
-    """Write one ``--output`` beside its target, ready to be renamed into place."""
-    started = time.monotonic()
-    tag = target.tag or default_tag
-    try:
-        target.path.parent.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=f".{target.path.name}.pkgc-", dir=target.path.parent))
-    except OSError as exc:
-        raise BuildError(f"cannot write {target.path}: {exc.strerror or exc}") from None
-    try:
-        if target.kind == "oci":
-            written = scratch / "layout"
-            size = write_layout(store, image, written, tag)
-        else:
-            written = scratch / "image.tar"
-            size = write_archive(store, image, written, tag)
-    except OSError as exc:
-        shutil.rmtree(scratch, ignore_errors=True)
-        raise BuildError(f"cannot write {target.path}: {exc.strerror or exc}") from None
-    emitted = EmittedOutput(target.kind, target.path, tag, image.manifest_digest, size, time.monotonic() - started)
-    return PreparedOutput(emitted, written, scratch)
 
 
 def write_docker_archive(store: OciStore, image: StoredImage, tags: list[str], out, skip: set[str] = frozenset()) -> None:

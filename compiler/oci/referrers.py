@@ -34,9 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from compiler.emit.oci import PreparedOutput
-from compiler.emit.skopeo import LogSink, skopeo_binary, skopeo_copy
-from compiler.errors import BuildError
+from compiler.oci.skopeo import LogSink, skopeo_binary, skopeo_copy
 from compiler.oci.store import INDEX, LAYOUT, MANIFEST, canonical_json
 
 EMPTY = "application/vnd.oci.empty.v1+json"
@@ -344,15 +342,3 @@ def layout_referrers(index: dict, subject_digest: str, read_blob) -> list[tuple[
 
 # (layout folder, tag in it, manifest digest) -> the referrers to attach to that image
 Attest = Callable[[Path, str, str], tuple[Referrer, ...]]
-
-
-def attach_to_outputs(prepared: list[PreparedOutput], refs: tuple[Referrer, ...]) -> None:
-    """Add ``refs`` to every prepared (not yet committed) ``--output``."""
-    for p in prepared:
-        try:
-            if p.output.kind == "oci":
-                attach_to_layout(p.written, refs)
-            else:
-                attach_to_archive(p.written, refs)
-        except (OSError, ValueError, tarfile.TarError) as exc:
-            raise BuildError(f"cannot attach the SBOM and provenance to {p.output.path}: {getattr(exc, 'strerror', None) or exc}") from None

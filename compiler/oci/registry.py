@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Callable
 
 from compiler.cache.owner import staging_name
-from compiler.emit.oci import TAG_RE
-from compiler.emit.registry import COMPONENT_RE, HOST_RE, PushTarget
-from compiler.emit.skopeo import skopeo_binary, skopeo_copy
+from compiler.oci.reference import TAG_RE
+from compiler.oci.reference import COMPONENT_RE, HOST_RE, PushTarget
+from compiler.oci.skopeo import skopeo_binary, skopeo_copy
 from compiler.errors import BuildError, ResolveError
 from compiler.oci.blobs import Blob
 from compiler.oci.layer import GZIP_LAYER, TAR_LAYER

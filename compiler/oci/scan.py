@@ -10,7 +10,6 @@ import json
 import re
 import tarfile
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from compiler.envbuild.libraries import STANDARD_DIRS, standard_dirs
 from compiler.errors import BuildError, ResolveError

@@ -12,10 +12,10 @@ import json
 import subprocess
 from pathlib import Path
 
-from compiler.emit.registry import PushTarget, parse_push
-from compiler.emit.skopeo import LogSink, skopeo_binary, skopeo_copy
+from compiler.oci.reference import PushTarget, parse_push
+from compiler.oci.skopeo import LogSink, skopeo_binary, skopeo_copy
 from compiler.errors import BuildError, SpecError, SpecProblem, VerifyError
-from compiler.emit.errors import TargetSyntaxError
+from compiler.errors import TargetSyntaxError
 from compiler.oci.referrers import fallback_tag
 from compiler.labels import DIGEST_RE
 from compiler.oci.store import INDEX, LAYOUT, MANIFEST, canonical_json

@@ -26,7 +26,7 @@ from compiler.oci.store import OciStore
 from compiler.selfimage.records import read_record, write_record
 from compiler.selfimage.rootfs_diff import Fact, clean, diff_entries, tree_facts
 
-TOOLS = ("skopeo",)  # registry pushes and pulls (compiler/emit/skopeo.py); never an engine, never mmdebstrap
+TOOLS = ("skopeo",)  # registry pushes and pulls (compiler/oci/skopeo.py); never an engine, never mmdebstrap
 FORMAT = 1  # bump when the layer's rules change
 
 Log = Callable[[str], None]

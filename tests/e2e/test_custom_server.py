@@ -10,7 +10,7 @@ import urllib.request
 import docker
 import pytest
 
-from compiler.emit.deploy import app_service, deploy_facts
+from compiler.deploy.settings import app_service, deploy_facts
 from compiler.labels import PackageLabels, Route
 from compiler.runtime.http import wait_ready
 from tests.conftest import run_pkgc

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from compiler.emit.deploy import ModelImageRef, deploy_facts, deploy_settings
+from compiler.deploy.settings import ModelImageRef, deploy_facts, deploy_settings
 from tests.conftest import ROOT, run_pkgc
 from tests.e2e.conftest import free_port
 from tests.e2e.registry import start_registry

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from compiler.emit.deploy import deploy_facts, deploy_settings
+from compiler.deploy.settings import deploy_facts, deploy_settings
 from compiler.runtime.http import request
 from tests.conftest import run_pkgc
 from tests.e2e.conftest import free_port

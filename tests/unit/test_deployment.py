@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from compiler.emit.deploy import deploy_facts, kubernetes, app_service
+from compiler.deploy.settings import deploy_facts, kubernetes, app_service
 from compiler.errors import SpecError
 from compiler.options import Options
 from compiler.resolve import resolve_package

@@ -137,7 +137,7 @@ def test_bad_inputs_name_the_key_and_line(project, case):
 
 
 def test_deploy_settings_mount_the_inputs_read_only(project):
-    from compiler.emit.deploy import app_service, deploy_facts, kubernetes
+    from compiler.deploy.settings import app_service, deploy_facts, kubernetes
 
     _, image = plan(project, "readonly_mount")
     facts = deploy_facts("img", image.config.labels)

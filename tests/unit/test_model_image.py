@@ -12,10 +12,10 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 
-from compiler.emit.deploy import ModelImageRef, deploy_facts, deploy_settings
-from compiler.emit.errors import TargetSyntaxError
-from compiler.emit.model_image import ModelTargets, check_mode, parse_model_targets
-from compiler.emit.model_volume import COPIER_IMAGE
+from compiler.deploy.settings import ModelImageRef, deploy_facts, deploy_settings
+from compiler.errors import TargetSyntaxError
+from compiler.outputs.model_image import ModelTargets, check_mode, parse_model_targets
+from compiler.deploy.model_volume import COPIER_IMAGE
 from compiler.errors import ResolveError, SpecError
 from compiler.labels import MODEL_IMAGE, PackageLabels, Route
 from compiler.oci.layer import TAR_LAYER

@@ -293,9 +293,9 @@ def test_a_referrers_annotation_naming_a_missing_or_foreign_blob_is_one_line(inp
 
 
 def test_attaching_to_an_output_that_does_not_hold_the_subject_is_a_build_error(inputs, tmp_path):
-    from compiler.emit.oci import EmittedOutput, PreparedOutput
+    from compiler.outputs.targets import EmittedOutput, PreparedOutput
     from compiler.errors import BuildError
-    from compiler.oci.referrers import attach_to_outputs
+    from compiler.outputs.attach import attach_to_outputs
 
     layout = tmp_path / "layout"
     digest = _image_layout(layout, SBOM_BYTES, inputs["result"]["sbom_digest"])

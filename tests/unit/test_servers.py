@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from compiler.servers.azureml_batch import AZUREML_BATCH
-from compiler.emit.deploy import deploy_facts, kubernetes
+from compiler.deploy.settings import deploy_facts, kubernetes
 from compiler.errors import ResolveError, SpecError
 from compiler.labels import PackageLabels, Route
 from compiler.servers.custom import custom_from_spec

@@ -10,12 +10,14 @@ import time
 from pathlib import Path
 
 from compiler.cache.owner import staging_name
-from compiler.emit.oci import PreparedOutput, StagedImage, commit_output, default_tag, discard_output
-from compiler.emit.publish import PublishRequest, PublishResult
-from compiler.emit.registry import push_image
-from compiler.emit.skopeo import LogSink
+from compiler.errors import BuildError
 from compiler.oci import outputs, referrers
+from compiler.oci.skopeo import LogSink
 from compiler.oci.store import OciStore
+from compiler.outputs.attach import attach_to_outputs
+from compiler.outputs.publish import PublishRequest, PublishResult
+from compiler.outputs.push import push_image
+from compiler.outputs.targets import EmittedOutput, OutputTarget, PreparedOutput, StagedImage, commit_output, default_tag, discard_output
 
 
 def publish_stored(store: OciStore, manifest_digest: str, request: PublishRequest, log: LogSink) -> PublishResult:
@@ -26,8 +28,8 @@ def publish_stored(store: OciStore, manifest_digest: str, request: PublishReques
     try:
         refs = request.attest(store.root, request.image, manifest_digest) if request.attest else ()
         for target in request.outputs:
-            prepared.append(outputs.prepare(store, image, target, tag))
-        referrers.attach_to_outputs(prepared, refs)
+            prepared.append(prepare(store, image, target, tag))
+        attach_to_outputs(prepared, refs)
         pushed, index = None, None
         if request.push is not None:
             started = time.monotonic()
@@ -42,3 +44,26 @@ def publish_stored(store: OciStore, manifest_digest: str, request: PublishReques
             discard_output(p)
         shutil.rmtree(scratch, ignore_errors=True)
     return PublishResult(manifest_digest, 0.0, written, pushed, index)
+
+
+def prepare(store: OciStore, image: outputs.StoredImage, target: OutputTarget, default_tag: str) -> PreparedOutput:
+    """Write one ``--output`` beside its target, ready to be renamed into place."""
+    started = time.monotonic()
+    tag = target.tag or default_tag
+    try:
+        target.path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{target.path.name}.pkgc-", dir=target.path.parent))
+    except OSError as exc:
+        raise BuildError(f"cannot write {target.path}: {exc.strerror or exc}") from None
+    try:
+        if target.kind == "oci":
+            written = scratch / "layout"
+            size = outputs.write_layout(store, image, written, tag)
+        else:
+            written = scratch / "image.tar"
+            size = outputs.write_archive(store, image, written, tag)
+    except OSError as exc:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise BuildError(f"cannot write {target.path}: {exc.strerror or exc}") from None
+    emitted = EmittedOutput(target.kind, target.path, tag, image.manifest_digest, size, time.monotonic() - started)
+    return PreparedOutput(emitted, written, scratch)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from compiler.emit.deploy import DeployFacts
+    from compiler.deploy.settings import DeployFacts
 
 COPIER_IMAGE = "busybox:1.37.0-musl"  # the musl variant is statically linked: it runs inside any image
 TOOLS = "/pkgc-tools"

@@ -10,22 +10,16 @@ else succeeded (``commit_output``), so a failed run leaves no half-written layou
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from compiler.emit.errors import TargetSyntaxError
-from compiler.emit.skopeo import LogSink, skopeo_copy
-from compiler.errors import BuildError
+from compiler.errors import BuildError, TargetSyntaxError
+from compiler.oci.reference import TAG_RE
 
 OutputKind = Literal["oci", "oci-archive"]
 KINDS: tuple[OutputKind, ...] = ("oci", "oci-archive")
-TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 USAGE = "expected oci:DIR[:TAG] or oci-archive:FILE[:TAG]"
 
 
@@ -102,19 +96,6 @@ def default_tag(image: str) -> str:
     return tag if sep and "/" not in tag and TAG_RE.match(tag) else "latest"
 
 
-@contextmanager
-def staged_image(image: str, log: LogSink, daemon_host: str | None = None) -> Iterator[StagedImage]:
-    """Copy ``image`` from the local Docker engine into a temporary OCI layout; removed afterwards."""
-    scratch = Path(tempfile.mkdtemp(prefix="pkgc-stage-"))
-    try:
-        tag = default_tag(image)
-        options = ["--src-daemon-host", daemon_host] if daemon_host else []
-        copied = skopeo_copy(f"docker-daemon:{image}", f"oci:{scratch / 'layout'}:{tag}", log, options)
-        yield StagedImage(image, scratch / "layout", tag, copied.digest, copied.seconds)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
 @dataclass(frozen=True)
 class PreparedOutput:
     """An output fully written under a temporary name beside its target, not yet in place."""
@@ -122,30 +103,6 @@ class PreparedOutput:
     output: EmittedOutput
     written: Path
     scratch: Path
-
-
-def prepare_output(staged: StagedImage, target: OutputTarget, log: LogSink) -> PreparedOutput:
-    """Copy the staged layout into a temporary folder beside ``target`` (same file system, so renames are atomic)."""
-    tag = target.tag or staged.tag
-    path = target.path
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=f".{path.name}.pkgc-", dir=path.parent))
-    except OSError as exc:
-        raise BuildError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        if target.kind == "oci":
-            written = scratch / "layout"
-            copied = skopeo_copy(staged.reference, f"oci:{written}:{tag}", log)
-            size = sum(f.stat().st_size for f in written.rglob("*") if f.is_file())
-        else:
-            written = scratch / "image.tar"
-            copied = skopeo_copy(staged.reference, f"oci-archive:{written}:{tag}", log)
-            size = written.stat().st_size
-    except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
-        raise
-    return PreparedOutput(EmittedOutput(target.kind, path, tag, copied.digest, size, copied.seconds), written, scratch)
 
 
 def commit_output(prepared: PreparedOutput) -> EmittedOutput:

@@ -17,7 +17,7 @@ from typing import Literal
 import yaml
 
 from compiler.errors import ResolveError, excerpt
-from compiler.emit.model_volume import model_volume
+from compiler.deploy.model_volume import model_volume
 from compiler.labels import PackageLabels, Route
 from compiler.package_inputs import InputPlace, from_labels as input_places
 from compiler.runsettings import RunSettings
@@ -182,7 +182,7 @@ def _probes(facts: DeployFacts) -> dict:
 
 def kubernetes(facts: DeployFacts, variant: str = "kubernetes") -> DeploySettings:
     """A Deployment and a Service; readonly_mount packages get a read-only model volume at the model dir
-    (``compiler.emit.model_volume``: an image volume, or with ``kubernetes-init`` an init-container copy)."""
+    (``compiler.deploy.model_volume``: an image volume, or with ``kubernetes-init`` an init-container copy)."""
     container: dict = {
         "name": facts.name, "image": facts.pinned_image, "imagePullPolicy": "IfNotPresent",
         "ports": [{"name": facts.port_name(p), "containerPort": p} for p in facts.ports],

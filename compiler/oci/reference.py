@@ -1,10 +1,6 @@
-"""``--push REGISTRY/REPO[:TAG]``: copy the staged OCI layout to a registry and report its digest.
-
-The push is ``skopeo copy oci:STAGE docker://REGISTRY/REPO:TAG``: the same manifest bytes as the
-``oci:``/``oci-archive:`` outputs, so the digest is identical everywhere. TLS is verified, except
-for loopback registries (``localhost``, ``127.0.0.0/8``, ``[::1]``), which may speak plain HTTP.
-Credentials are skopeo's own (``skopeo login`` / ``docker login``); pkgc never handles them.
-"""
+"""Registry references pkgc pushes to: ``REGISTRY/REPO[:TAG]`` parsed and checked (``--push``,
+``--model-push``, ``pkgc attestations verify``), and what a push reports. Loopback registries
+(``localhost``, ``127.0.0.0/8``, ``[::1]``) may speak plain HTTP; every other is TLS-verified."""
 
 from __future__ import annotations
 
@@ -12,10 +8,9 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from compiler.emit.errors import TargetSyntaxError
-from compiler.emit.oci import TAG_RE, StagedImage
-from compiler.emit.skopeo import LogSink, skopeo_copy
+from compiler.errors import TargetSyntaxError
 
+TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 USAGE = "expected REGISTRY/REPO[:TAG], e.g. myregistry.azurecr.io/models/sklearn:1 or localhost:5000/sklearn"
 HOST_RE = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(?::[0-9]{1,5})?$")
 COMPONENT_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
@@ -87,15 +82,3 @@ def parse_push(text: str) -> PushTarget:
     if not all(COMPONENT_RE.match(part) for part in repository.split("/")):
         raise TargetSyntaxError(f"--push '{text}': '{repository}' is not a valid repository (lower case, digits, '.', '_', '-', '/')")
     return PushTarget(registry, repository, tag)
-
-
-def push_image(staged: StagedImage, target: PushTarget, log: LogSink) -> PushResult:
-    """Copy the staged layout to ``target``; the digest is the one skopeo wrote for the pushed manifest."""
-    reference = target.reference(target.tag or staged.tag)
-    tls_verify = not target.loopback
-    # --preserve-digests: the registry gets the very manifest built (skopeo would otherwise compress
-    # the OCI back end's uncompressed model layer and push another digest); --all: an image index
-    # goes with every platform's image
-    options = ["--preserve-digests", "--all"] + ([] if tls_verify else ["--dest-tls-verify=false"])
-    copied = skopeo_copy(staged.reference, f"docker://{reference}", log, options)
-    return PushResult(reference, copied.digest, tls_verify, copied.seconds)

@@ -1,7 +1,7 @@
 """``--model-output oci:DIR|oci-archive:FILE`` and ``--model-push REG/REPO[:TAG]``: publish the model image.
 
 The model image (``compiler.oci.model_image``) is already in pkgc's store when the package is built;
-it is published the way an OCI-built package is (``compiler.oci.publish``): outputs from the stored
+it is published the way an OCI-built package is (``compiler.outputs.stored``): outputs from the stored
 blobs, renamed into place only once all succeeded, the push through skopeo with the same digest.
 Only ``readonly_mount`` packages have a model image: a ``copy`` package carries its model inside.
 """
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compiler.emit.deploy import ModelImageRef
-from compiler.emit.errors import TargetSyntaxError
-from compiler.emit.oci import OutputTarget, parse_output
-from compiler.emit.publish import PublishRequest
-from compiler.emit.registry import PushTarget, parse_push
+from compiler.deploy.settings import ModelImageRef
+from compiler.errors import TargetSyntaxError
+from compiler.outputs.targets import OutputTarget, parse_output
+from compiler.outputs.publish import PublishRequest
+from compiler.oci.reference import PushTarget, parse_push
 from compiler.errors import SpecError, SpecProblem
 
 
@@ -58,7 +58,7 @@ def check_mode(image: str, mode: str, model_image: dict | None, targets: ModelTa
 def publish_model_image(model_image: dict | None, targets: ModelTargets, cache_dir, log) -> tuple[dict | None, ModelImageRef | None]:
     """Write the model image's outputs and push (``model_image``: the build's JSON of it); return that
     JSON with ``outputs`` and ``push`` added, and where a cluster pulls the model image."""
-    from compiler.oci.publish import publish_stored
+    from compiler.outputs.stored import publish_stored
     from compiler.oci.store import OciStore
 
     if model_image is None:
