@@ -96,8 +96,9 @@ class OciStore:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
 
-    def name(self, refs: list[str], manifest: Blob, annotations: dict[str, str] | None = None) -> None:
-        """Point each of ``refs`` at ``manifest`` (replacing what they named before)."""
+    def name(self, refs: list[str], manifest: Blob, annotations: dict[str, str] | None = None, media_type: str = MANIFEST) -> None:
+        """Point each of ``refs`` at ``manifest`` (an image index when ``media_type`` says so), replacing
+        what they named before."""
         with self._locked():
             layout = self.root / "oci-layout"
             if not layout.is_file():
@@ -106,7 +107,7 @@ class OciStore:
             kept = [m for m in index["manifests"] if (m.get("annotations") or {}).get(REF_NAME) not in refs]
             now = str(int(time.time()))
             for ref in refs:
-                kept.append({"mediaType": MANIFEST, "digest": manifest.digest, "size": manifest.size,
+                kept.append({"mediaType": media_type, "digest": manifest.digest, "size": manifest.size,
                              "annotations": {**(annotations or {}), NAMED_AT: now, REF_NAME: ref}})  # fmt: skip
             index["manifests"] = sorted(kept, key=lambda m: m["annotations"][REF_NAME])
             _atomic_write(self.root / "index.json", json.dumps(index, indent=1, sort_keys=True).encode())
