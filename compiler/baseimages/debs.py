@@ -143,13 +143,13 @@ def write_dpkg_database(root: Path, debs: list[Deb]) -> None:
     info.mkdir(parents=True, exist_ok=True)
     for stale in info.iterdir():  # the merged-usr hook's stand-in package, installed with dpkg --root
         stale.unlink()
+    (info / "format").write_text("1\n")  # the multiarch layout: libc6:arm64.list
     stanzas = []
     for deb in sorted(debs, key=lambda d: (d.name, d.field("Architecture"))):
         present = [p for p in deb.paths if p == "/." or exists_in_root(root, p)]
         (info / f"{deb.info_name}.list").write_text("".join(p + "\n" for p in present))
         kept = [line for line in deb.md5sums.splitlines() if line[34:] and exists_in_root(root, "/" + line[34:])]
-        if kept:
-            (info / f"{deb.info_name}.md5sums").write_text("".join(line + "\n" for line in kept))
+        (info / f"{deb.info_name}.md5sums").write_text("".join(line + "\n" for line in kept))  # dpkg writes one, empty or not
         if deb.conffiles:
             (info / f"{deb.info_name}.conffiles").write_text("".join(c + "\n" for c in deb.conffiles))
         stanzas.append(_status_stanza(root, deb))
