@@ -90,6 +90,7 @@ def write_users(root: Path, epoch: int) -> dict[str, int]:
     users = [line.split(":") for line in (share / "passwd.master").read_text().splitlines() if line.count(":") == 6]
     groups = [line.split(":") for line in (share / "group.master").read_text().splitlines() if line.count(":") == 3]
     etc = root / "etc"
+    etc.mkdir(exist_ok=True)
     (etc / "passwd").write_text("".join(":".join([u[0], "x", *u[2:]]) + "\n" for u in users))
     (etc / "group").write_text("".join(":".join([g[0], "x", *g[2:]]) + "\n" for g in groups))
     ids = {g[0]: int(g[2]) for g in groups}

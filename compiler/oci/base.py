@@ -24,7 +24,7 @@ from compiler.errors import BuildError, ResolveError, excerpt
 from compiler.oci.blobs import Blob
 from compiler.oci.compress import compressor
 from compiler.oci.layer import GZIP_LAYER, LayerBlob
-from compiler.oci.layout_reader import LayoutError, mapping, open_layout, parse_reference, platform_entry
+from compiler.oci.layout_reader import LayoutError, MissingPlatform, mapping, open_layout, parse_reference, platform_entry
 from compiler.oci.store import CONFIG, ENGINE_ID, INDEX, MANIFEST, REF_NAME, OciStore, canonical_json
 from compiler.platform import Platform
 
@@ -276,6 +276,8 @@ def _from_oci(reference: str, store: OciStore, platform: Platform) -> BaseImage:
                             store.blobs.import_stream(stream, blob["digest"])
             except OSError as exc:
                 raise BuildError(f"cannot write pkgc's OCI store {store.root}: {exc.strerror or exc}") from None
+    except MissingPlatform:
+        raise ResolveError(missing_platform(reference, platform)) from None
     except LayoutError as exc:
         raise ResolveError(f"cannot read the OCI image {excerpt(reference, 200)}: {exc.detail}") from None
     return load_from_store(store, descriptor, reference, "oci" if reference.startswith("oci:") else "oci-archive")

@@ -64,6 +64,10 @@ class LayoutError(SpecError):
         return f"{self.member}: {self.why}" if self.member else self.why
 
 
+class MissingPlatform(LayoutError):
+    """An image index with no image for the platform asked for."""
+
+
 class _Missing(LayoutError):
     """The member is not there at all."""
 
@@ -265,7 +269,7 @@ class OciLayout:
                 return descriptor, document  # type: ignore[return-value]
             chosen = platform_entry(document.get("manifests"), wanted)
             if chosen is None:
-                raise self.error(f"blobs/sha256/{self.descriptor(descriptor)[0][7:]}", f"the image index has no {wanted} manifest")
+                raise MissingPlatform(self.where, f"blobs/sha256/{self.descriptor(descriptor)[0][7:]}", f"the image index has no {wanted} manifest")
             descriptor = chosen
         raise self.fail(f"image indexes are nested more than {MAX_NESTING} deep")
 
