@@ -110,8 +110,8 @@ def resolve_base(reference: str, store: OciStore, engine: Engine | None, log, pl
     in ``store``; an image of another platform is a ResolveError saying how to get the right one."""
     platform = platform or Platform.host()
     base = _find_base(reference, store, engine, log, platform)
-    stated = Platform.from_oci(base.config)
-    if stated != platform and (stated is not None or platform != Platform.host()):  # no architecture stated: the host's
+    stated = base.config.get("architecture")
+    if Platform.from_oci(base.config) != platform and (stated or platform != Platform.host()):  # none stated: the host's
         raise ResolveError(missing_platform(reference, platform))
     return base
 
@@ -145,7 +145,8 @@ def _find_base(reference: str, store: OciStore, engine: Engine | None, log, plat
                 known = store.find_engine_image(info.id)
             assert known is not None
             found = store.find(reference)
-            if found is None or found["digest"] != known["digest"]:  # so a build with no engine finds it too
+            # so a build with no engine finds it too (an index pkgc base-image build --platform wrote stays)
+            if found is None or (found["digest"] != known["digest"] and found.get("mediaType") != INDEX):
                 size = store.blobs.path(known["digest"]).stat().st_size
                 store.name([reference], Blob(known["digest"], size), {ENGINE_ID: info.id})
             return load_from_store(store, known, reference, "engine")

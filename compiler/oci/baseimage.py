@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Iterable
 
 from compiler.baseimages.bootstrap import bootstrap_rootfs
-from compiler.baseimages.build import BaseImageResult, image_labels, load_into_engine
+from compiler.baseimages.build import BaseImageResult, build_base_image, image_labels, load_into_engine
 from compiler.baseimages.recipes import BaseImageRecipe, load_recipe
 from compiler.engines.base import Engine, LogSink
-from compiler.errors import BuildError
-from compiler.oci.base import compress_layer
+from compiler.errors import BuildError, ResolveError
+from compiler.oci.base import compress_layer, resolve_base
 from compiler.oci.blobs import Blob
 from compiler.oci.config import timestamp
 from compiler.oci.store import CONFIG, INDEX, MANIFEST, OciStore
@@ -82,12 +82,15 @@ def build_base_image_in_store(name: str, store: OciStore, log: LogSink, *, force
     """``pkgc base-image build`` into the store, for ``platforms`` (default: the host's); the host's
     image is also imported into ``engine`` when given. Idempotent per recipe digest and platform."""
     recipe = load_recipe(name)
-    wanted = tuple(dict.fromkeys(platforms)) or (Platform.host(),)
+    host = Platform.host()
+    wanted = tuple(dict.fromkeys(platforms)) or (host,)
+    if recipe.kind != "mmdebstrap":
+        return _registry_recipe(recipe, wanted, engine, log, force)
     images = stored_platforms(store, recipe.image_ref)
+    if engine is not None and host not in images and engine.image_info(recipe.image_ref) is not None:
+        base = resolve_base(recipe.image_ref, store, engine, log)  # the engine's: the index keeps every platform there is
+        images[host] = {"mediaType": MANIFEST, "digest": base.manifest_digest, "size": store.blobs.path(base.manifest_digest).stat().st_size}
     missing = [p for p in wanted if force or p not in images]
-    if missing and recipe.kind != "mmdebstrap":
-        raise BuildError(f"base image '{name}' comes from a registry ({recipe.image}); pkgc builds only mmdebstrap "
-                         "recipes into its store (try 'debian-bookworm')")  # fmt: skip
     for platform in wanted:
         if platform not in missing:
             log(f"base image {recipe.image_ref} for {platform} is up to date in {store.root}")
@@ -97,14 +100,22 @@ def build_base_image_in_store(name: str, store: OciStore, log: LogSink, *, force
             log(f"writing the {rootfs.stat().st_size // (1 << 20)} MiB {platform} rootfs into {store.root} as {recipe.image_ref}")
             manifest = store_rootfs(recipe, rootfs, store, platform)
             images[platform] = {"mediaType": MANIFEST, "digest": manifest.digest, "size": manifest.size}
-            if engine is not None and platform == Platform.host() and engine.image_info(recipe.image_ref) is None:
+            if engine is not None and platform == host and (force or engine.image_info(recipe.image_ref) is None):
                 load_into_engine(recipe, rootfs, engine, log)
             rootfs.unlink()
-    host = Platform.host()
-    if engine is not None and host in wanted and host not in missing and engine.image_info(recipe.image_ref) is None:
-        log(f"the engine lacks {recipe.image_ref}: building it there too")
-        with tempfile.TemporaryDirectory(prefix="pkgc-base-") as tmp:
-            load_into_engine(recipe, bootstrap_rootfs(recipe, log, Path(tmp), host), engine, log)
     index = name_index(store, recipe, images)
     return BaseImageResult(recipe.name, recipe.image_ref, index.digest, recipe.python or None, built=bool(missing),
                            platforms=tuple(str(p) for p in sorted(images)))  # fmt: skip
+
+
+def _registry_recipe(recipe: BaseImageRecipe, wanted: tuple[Platform, ...], engine: Engine | None, log: LogSink,
+                     force: bool) -> BaseImageResult:  # fmt: skip
+    """A registry recipe: the host's platform only, into the engine as without ``--platform``."""
+    other = next((p for p in wanted if p != Platform.host()), None)
+    if other is not None:
+        raise ResolveError(f"base image '{recipe.name}' comes from a registry ({recipe.image}): pkgc builds it for "
+                           f"{Platform.host()} only; for {other} name a registry index with --base-image docker://HOST/REPO:TAG")  # fmt: skip
+    if engine is None:
+        raise BuildError(f"base image '{recipe.name}' comes from a registry ({recipe.image}); with no engine, pkgc can build "
+                         "only mmdebstrap recipes (try 'debian-bookworm')")  # fmt: skip
+    return build_base_image(recipe.name, engine, log, force=force)
