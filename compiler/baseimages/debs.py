@@ -6,7 +6,6 @@ the dpkg database written from them, as ``dpkg --unpack`` + ``--configure`` woul
 from __future__ import annotations
 
 import hashlib
-import io
 import shlex
 import subprocess
 import tarfile
@@ -75,26 +74,34 @@ def read_deb(path: Path) -> Deb:
     )
 
 
-def _run(command: list[str]) -> bytes:
-    proc = subprocess.run(command, capture_output=True, check=False)
-    if proc.returncode != 0:
-        raise BuildError(f"{' '.join(command[:2])} {Path(command[-1]).name} failed: {proc.stderr.decode(errors='replace').strip()[:200]}")
-    return proc.stdout
+def _members(path: Path, option: str):
+    """Stream the tar ``dpkg-deb OPTION path`` writes (never held whole: a CUDA library's is large)."""
+    proc = subprocess.Popen(["dpkg-deb", option, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:  # type: ignore[call-overload]
+            for member in tar:
+                yield member, tar
+    except tarfile.TarError:
+        pass  # dpkg-deb's own message says why
+    finally:
+        proc.stdout.close()
+        error = proc.stderr.read(2000).decode(errors="replace").strip()
+        if proc.wait() != 0:
+            raise BuildError(f"dpkg-deb {option} {path.name} failed: {error or f'exit {proc.returncode}'}")
 
 
 def _control_members(path: Path) -> dict[str, bytes]:
     found: dict[str, bytes] = {}
-    with tarfile.open(fileobj=io.BytesIO(_run(["dpkg-deb", "--ctrl-tarfile", str(path)]))) as tar:
-        for member in tar:
-            name = member.name.removeprefix("./")
-            if member.isfile() and "/" not in name and member.size <= CONTROL_LIMIT:
-                found[name] = tar.extractfile(member).read()  # type: ignore[union-attr]
+    for member, tar in _members(path, "--ctrl-tarfile"):
+        name = member.name.removeprefix("./")
+        if member.isfile() and "/" not in name and member.size <= CONTROL_LIMIT:
+            found[name] = tar.extractfile(member).read()  # type: ignore[union-attr]
     return found
 
 
 def _data_paths(path: Path) -> tuple[str, ...]:
-    with tarfile.open(fileobj=io.BytesIO(_run(["dpkg-deb", "--fsys-tarfile", str(path)]))) as tar:
-        names = ["/" + m.name.removeprefix("./").rstrip("/") for m in tar.getmembers()]
+    names = ["/" + member.name.removeprefix("./").rstrip("/") for member, _tar in _members(path, "--fsys-tarfile")]
     return tuple("/." if name == "/" else name for name in names)
 
 

@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 from compiler.baseimages.debs import Deb, exists_in_root, read_deb, write_dpkg_database
+from compiler.errors import PkgcError
 
 # (source in the rootfs, target, mode): what postinsts copy when the target is absent
 DEFAULT_FILES = (
@@ -191,9 +192,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root: Path = args.root
     files = sorted((root / "var/cache/apt/archives").glob("*.deb")) + [root / d.lstrip("/") for d in args.deb]
-    debs = [read_deb(path) for path in files]
-    print(f"configuring {len(debs)} unpacked packages on the host (no program of the image runs)", flush=True)
-    configure(root, debs, args.python, args.epoch, lambda line: print(line, flush=True))
+    try:
+        debs = [read_deb(path) for path in files]
+        print(f"configuring {len(debs)} unpacked packages on the host (no program of the image runs)", flush=True)
+        configure(root, debs, args.python, args.epoch, lambda line: print(line, flush=True))
+    except (PkgcError, OSError) as exc:
+        print(f"pkgc: cannot configure the unpacked rootfs: {exc}", file=sys.stderr, flush=True)
+        return 1
     for extra in args.deb:  # the copy apt read, and the folders holding it (under /tmp)
         path = root / extra.lstrip("/")
         path.unlink(missing_ok=True)

@@ -4,8 +4,9 @@ A base is read from a registry when it is written ``docker://HOST/REPO[:TAG|@sha
 written without ``docker://`` when its first component names a registry host (it has a '.' or a
 ':', or is ``localhost``) and no engine holds it. skopeo (the registry client pkgc already uses
 for ``--push``: credentials, proxies and TLS are its own) reads the manifest's exact bytes, so the
-digest is the registry's; an index picks the platform asked for (the host's by default); the image is copied by that digest into a
-``dir:`` folder, which keeps the manifest and blobs as the registry serves them, and imported into
+digest is the registry's; an index picks the platform asked for (the host's by default, stored under
+``stored_name``); the image is copied by that digest into a ``dir:`` folder, which keeps the
+manifest and blobs as the registry serves them, and imported into
 pkgc's store with every blob checked against its digest. A Docker (schema 2) manifest is stored as
 its OCI equivalent over the same config and layer blobs. The store remembers the registry digest:
 a tag that has not moved costs one manifest request, a ``@sha256:`` reference none; when the

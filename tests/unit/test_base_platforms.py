@@ -168,3 +168,15 @@ def test_an_unpacked_rootfs_is_configured_from_its_packages(tmp_path):
     if host == "3.11":
         assert (root / "usr/lib/python3.11/__pycache__/mod.cpython-311.pyc").is_file()
         assert not (root / "usr/lib/python3.11/__pycache__/py2.cpython-311.pyc").exists()
+
+
+def test_the_command_refuses_an_unknown_platform_and_a_registry_recipe_for_another_in_one_line(tmp_path):
+    from tests.conftest import run_pkgc
+
+    env = {**__import__("os").environ, "DOCKER_HOST": "unix:///nowhere", "PKGC_CACHE_DIR": str(tmp_path / "cache")}
+    other = next(p for p in (AMD64, ARM64) if p != Platform.host())
+    for args, why in ((("debian-bookworm", "--platform", "linux/s390x"), "--platform: unknown platform 'linux/s390x'; pkgc builds for linux/amd64, linux/arm64"),
+                      (("python-slim", "--platform", f"{Platform.host()},{other}"), f"pkgc builds it for {Platform.host()} only; for {other} name a registry index")):  # fmt: skip
+        proc = run_pkgc("-q", "base-image", "build", *args, env=env)
+        assert proc.returncode == 2 and why in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert not (tmp_path / "cache" / "oci" / "index.json").exists()  # nothing written
