@@ -180,3 +180,20 @@ def test_the_command_refuses_an_unknown_platform_and_a_registry_recipe_for_anoth
         proc = run_pkgc("-q", "base-image", "build", *args, env=env)
         assert proc.returncode == 2 and why in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
     assert not (tmp_path / "cache" / "oci" / "index.json").exists()  # nothing written
+
+
+def test_a_package_config_states_the_plan_s_platform(tmp_path):
+    """The image config's architecture (and arm64's variant) is the plan's target, its base the same platform's."""
+    import dataclasses
+
+    from compiler.oci.config import image_config
+    from tests.unit.test_oci_backend import make_plan, make_wheel
+
+    layout = write_layout(tmp_path / "layout", (AMD64, ARM64))
+    (tmp_path / "wheels").mkdir()
+    plan = make_plan(f"oci:{layout}:base", make_wheel(tmp_path / "wheels"), tmp_path / "inputs")
+    for platform in (AMD64, ARM64):
+        base = resolve_base(f"oci:{layout}:base", OciStore(tmp_path / "store"), None, lambda _m: None, platform)
+        config = image_config(dataclasses.replace(plan, platform=platform), base, [], 0)
+        assert Platform.from_oci(config) == platform and config.get("variant") == platform.variant
+        assert config["rootfs"]["diff_ids"] == base.diff_ids
