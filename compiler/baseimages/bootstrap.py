@@ -121,7 +121,8 @@ def _unpacked_options(recipe: BaseImageRecipe, stub_debs: tuple[Path, ...]) -> l
             "--epoch", str(spec.source_date_epoch)]  # fmt: skip
     for deb in stub_debs:
         options.append(f"--include={deb}")
-        options.append(f'--setup-hook=mkdir -p "$1"{shlex.quote(str(deb.parent))} && cp {shlex.quote(str(deb))} "$1"{shlex.quote(str(deb))}')
+        folder, path = shlex.quote(str(deb.parent)), shlex.quote(str(deb))
+        options.append(f'--setup-hook=mkdir -p "$1"{folder} && cp {path} "$1"{path}')
         hook += ["--deb", shlex.quote(str(deb))]
     for path in spec.remove:  # validated: no shell metacharacters but '*', quoted for the hook to glob
         hook += ["--remove", shlex.quote(path)]

@@ -140,7 +140,8 @@ def compile_python(root: Path, python: str, epoch: int) -> int:
         return -1
     count = 0
     folders = (f"usr/lib/python{python}", "usr/lib/python3/dist-packages", "usr/share/python3")
-    sources = sorted(p for folder in folders if (root / folder).is_dir() for p in (root / folder).rglob("*.py") if p.is_file() and not p.is_symlink())
+    found = (p for folder in folders if (root / folder).is_dir() for p in (root / folder).rglob("*.py"))
+    sources = sorted(p for p in found if p.is_file() and not p.is_symlink())
     for source in sources:
         if source.stat().st_mtime > epoch:
             os.utime(source, (epoch, epoch), follow_symlinks=False)

@@ -61,7 +61,8 @@ def stored_platforms(store: OciStore, ref: str) -> dict[Platform, dict]:
             continue
         manifest = store.read_json(item["digest"])
         config = manifest.get("config") or {}
-        if not store.blobs.has(str(config.get("digest"))) or not all(store.blobs.has(str(x.get("digest"))) for x in manifest.get("layers") or []):
+        blobs = [config, *(manifest.get("layers") or [])]
+        if not all(isinstance(x, dict) and store.blobs.has(str(x.get("digest"))) for x in blobs):
             continue
         platform = Platform.from_oci(item.get("platform") or store.read_json(config["digest"]))
         if platform is not None:
