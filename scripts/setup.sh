@@ -22,6 +22,15 @@ if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO=(sudo); fi
 if [ "${1:-}" != "--python-only" ]; then bash scripts/ensure-engine.sh; fi
 # podman mounts model images read-only (the model-image e2e test); without it that test skips.
 if [ "${1:-}" != "--python-only" ]; then bash scripts/ensure-podman.sh || say "podman not installed"; fi
+# Debian packages the e2e tests use beyond the engine's: qemu-user-static runs the arm64 base's Python
+# explicitly (chroot ROOT /qemu-aarch64-static ...). No binfmt handler is registered: without recommends
+# (binfmt-support) its postinst changes nothing on the host.
+APT_PACKAGES=(qemu-user-static)
+if [ "${1:-}" != "--python-only" ] && ! command -v qemu-aarch64-static >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || true
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${APT_PACKAGES[@]}" >/dev/null \
+    || say "apt-get install ${APT_PACKAGES[*]} failed: the arm64 base's qemu check will fail"
+fi
 
 # Debian packages pkgc's tests use: qemu-user-static and busybox-static run linux/arm64 images under
 # qemu-user in a chroot (`pkgc verify --platform linux/arm64`). --no-install-recommends: qemu's Recommends

@@ -4,6 +4,11 @@ No container registry is involved: packages come from the apt mirror this host a
 (read from /etc/apt), so the offline base image can be built wherever apt works. The output tar
 is reproducible for a given mirror state: ``SOURCE_DATE_EPOCH`` comes from the recipe and the
 host-specific /etc/resolv.conf and /etc/hostname are removed.
+
+For another architecture (``linux/arm64`` on an x86 host) nothing of the target may run: mmdebstrap
+downloads the same package set for that architecture and only unpacks it (``--variant=extract``), and
+``compiler.baseimages.unpacked`` configures the tree on the host as an extract hook (no emulation, no
+binfmt, no ``dpkg --add-architecture`` on the host).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +26,7 @@ from pathlib import Path
 from compiler.baseimages.recipes import BaseImageRecipe, BootstrapSpec
 from compiler.engines.base import LogSink
 from compiler.errors import BuildError
+from compiler.platform import Platform
 
 APT_DIR = Path("/etc/apt")
 HOOKS_DIR = Path("/usr/share/mmdebstrap/hooks")
@@ -47,30 +54,45 @@ def host_mirrors(spec: BootstrapSpec, apt_dir: Path = APT_DIR) -> Mirrors:
     return Mirrors(main=main.rstrip("/"), security=security.rstrip("/"))
 
 
+# what mmdebstrap's variants install, as apt patterns for the extract variant
+VARIANT_PACKAGES = {
+    "essential": ("?essential",),
+    "required": ("?or(?essential,?priority(required))", "apt"),
+    "minbase": ("?or(?essential,?priority(required))", "apt"),
+}
+
+
 def bootstrap_command(
-    recipe: BaseImageRecipe, output: Path, mirrors: Mirrors, stub_debs: tuple[Path, ...] = ()
+    recipe: BaseImageRecipe,
+    output: Path,
+    mirrors: Mirrors,
+    stub_debs: tuple[Path, ...] = (),
+    platform: Platform | None = None,
 ) -> list[str]:
-    """The mmdebstrap command line that writes the recipe's rootfs to the tarball ``output``;
-    ``stub_debs`` are installed with dpkg after the essential packages, before the others."""
+    """The mmdebstrap command line that writes the recipe's rootfs for ``platform`` (default: the
+    host's) to the tarball ``output``; ``stub_debs`` are installed with dpkg after the essential
+    packages, before the others (for another platform: unpacked with them)."""
     spec = _spec(recipe)
+    platform = platform or Platform.host()
     components = " ".join(spec.components)
-    cmd = [
-        "mmdebstrap",
-        f"--mode={spec.mode}",
-        f"--variant={spec.variant}",
-        "--format=tar",
-    ]
+    foreign = platform != Platform.host()
+    cmd = ["mmdebstrap", f"--mode={spec.mode}", f"--variant={'extract' if foreign else spec.variant}", "--format=tar"]
+    if foreign:
+        cmd.append(f"--architectures={platform.debian_arch}")
     cmd += [f"--hook-dir={hook_dir(name)}" for name in spec.hook_dirs]
-    for deb in stub_debs:
-        cmd.append(f"--essential-hook=copy-in {deb} /tmp")
-        inside = shlex.quote(f"/tmp/{deb.name}")
-        cmd.append(f'--essential-hook=chroot "$1" dpkg --install {inside} && rm -f "$1"{inside}')
+    if foreign:
+        cmd += _unpacked_options(recipe, stub_debs)
+    else:
+        for deb in stub_debs:
+            cmd.append(f"--essential-hook=copy-in {deb} /tmp")
+            inside = shlex.quote(f"/tmp/{deb.name}")
+            cmd.append(f'--essential-hook=chroot "$1" dpkg --install {inside} && rm -f "$1"{inside}')
     if spec.packages:
         cmd.append("--include=" + ",".join(spec.packages))
     cmd += [f"--aptopt={opt}" for opt in spec.apt_options]
     cmd += [f"--dpkgopt=path-exclude={path}" for path in spec.dpkg_path_exclude]
     cmd += [f"--dpkgopt=path-include={path}" for path in spec.dpkg_path_include]
-    if spec.remove:
+    if spec.remove and not foreign:
         # Paths were validated to hold no shell metacharacters but '*', which must glob here.
         cmd.append("--customize-hook=rm -rf " + " ".join(f'"$1"{path}' for path in spec.remove))
     sources = [f"deb {mirrors.main} {spec.suite} {components}"]
@@ -82,6 +104,30 @@ def bootstrap_command(
             sources.append(f"deb {mirrors.main} {suite} {components}")
     cmd += [spec.suite, str(output), *sources]
     return cmd
+
+
+def _unpacked_options(recipe: BaseImageRecipe, stub_debs: tuple[Path, ...]) -> list[str]:
+    """The extract variant's package set (the recipe variant's, as apt patterns), the stubs unpacked
+    with it (apt reads them at the same path inside the rootfs), and the hook configuring the tree on
+    the host with this interpreter (``compiler.baseimages.unpacked``: nothing of the target runs)."""
+    spec = _spec(recipe)
+    if spec.variant not in VARIANT_PACKAGES:
+        raise BuildError(f"base image '{recipe.name}': variant '{spec.variant}' cannot be built for another "
+                         f"architecture (pkgc unpacks {', '.join(VARIANT_PACKAGES)} there)")  # fmt: skip
+    options = [f"--include={pattern}" for pattern in VARIANT_PACKAGES[spec.variant]]
+    if "merged-usr" in spec.hook_dirs:  # its essential hook, which puts the real package in, does not run
+        options.append("--include=usr-is-merged")
+    hook = [sys.executable, "-m", "compiler.baseimages.unpacked", '"$1"', "--python", recipe.python or '""',
+            "--epoch", str(spec.source_date_epoch)]  # fmt: skip
+    for deb in stub_debs:
+        options.append(f"--include={deb}")
+        folder, path = shlex.quote(str(deb.parent)), shlex.quote(str(deb))
+        options.append(f'--setup-hook=mkdir -p "$1"{folder} && cp {path} "$1"{path}')
+        hook += ["--deb", shlex.quote(str(deb))]
+    for path in spec.remove:  # validated: no shell metacharacters but '*', quoted for the hook to glob
+        hook += ["--remove", shlex.quote(path)]
+    options.append("--extract-hook=" + " ".join(a if a.startswith(('"', "'")) else shlex.quote(a) for a in hook))
+    return options
 
 
 def hook_dir(name: str) -> Path:
@@ -118,9 +164,11 @@ def make_stub_deb(provides: str, directory: Path, source_date_epoch: int) -> Pat
     return deb
 
 
-def bootstrap_rootfs(recipe: BaseImageRecipe, log: LogSink, workdir: Path | None = None) -> Path:
-    """Run mmdebstrap for ``recipe`` into ``workdir`` (a new temp dir if None; the caller removes
-    it) streaming its output lines to ``log``; return the rootfs tarball's path."""
+def bootstrap_rootfs(recipe: BaseImageRecipe, log: LogSink, workdir: Path | None = None, platform: Platform | None = None) -> Path:
+    """Run mmdebstrap for ``recipe`` and ``platform`` (default: the host's) into ``workdir`` (a new
+    temp dir if None; the caller removes it) streaming its output lines to ``log``; return the
+    rootfs tarball's path."""
+    platform = platform or Platform.host()
     spec = _spec(recipe)
     if shutil.which("mmdebstrap") is None:
         raise BuildError("mmdebstrap is not installed; run scripts/ensure-engine.sh (installs it with apt)")
@@ -130,12 +178,14 @@ def bootstrap_rootfs(recipe: BaseImageRecipe, log: LogSink, workdir: Path | None
         if not hook_dir(name).is_dir():
             raise BuildError(f"mmdebstrap hook directory {hook_dir(name)} is missing (recipe '{recipe.name}')")
     directory = workdir or Path(tempfile.mkdtemp(prefix="pkgc-base-"))
-    output = directory / f"{recipe.name}.tar"
+    output = directory / f"{recipe.name}-{platform.architecture}.tar"
     mirrors = host_mirrors(spec)
     stubs = tuple(make_stub_deb(pkg, directory, spec.source_date_epoch) for pkg in spec.stub_packages)
-    cmd = bootstrap_command(recipe, output, mirrors, stubs)
-    log(f"bootstrapping {recipe.name} from {mirrors.main} ({spec.suite}, {spec.variant}) with mmdebstrap")
+    cmd = bootstrap_command(recipe, output, mirrors, stubs, platform)
+    how = spec.variant if platform == Platform.host() else f"{spec.variant}'s packages unpacked, configured on the host"
+    log(f"bootstrapping {recipe.name} for {platform} from {mirrors.main} ({spec.suite}, {how}) with mmdebstrap")
     env = dict(os.environ, SOURCE_DATE_EPOCH=str(spec.source_date_epoch), LC_ALL="C.UTF-8")
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2]), *filter(None, [env.get("PYTHONPATH")])])
     env.pop("APT_CONFIG", None)
     tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
     try:

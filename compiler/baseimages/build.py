@@ -33,6 +33,7 @@ class BaseImageResult:
     image_id: str
     python: str | None  # major.minor; None when Python comes from a conda environment
     built: bool  # False when the engine already had it (or, for a registry image, had it locally)
+    platforms: tuple[str, ...] = ()  # the platforms of the index in pkgc's OCI store (--platform), else ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -41,7 +42,7 @@ class BaseImageResult:
             "image_id": self.image_id,
             "python": self.python,
             "built": self.built,
-        }
+        } | ({"platforms": list(self.platforms)} if self.platforms else {})
 
 
 def image_labels(recipe: BaseImageRecipe) -> dict[str, str]:
@@ -80,21 +81,26 @@ def build_base_image(name: str, engine: Engine, log: LogSink, *, force: bool = F
 
 
 def _bootstrap(recipe: BaseImageRecipe, engine: Engine, log: LogSink) -> BaseImageResult:
-    ref = recipe.image_ref
     with tempfile.TemporaryDirectory(prefix="pkgc-base-") as tmp:
-        rootfs = bootstrap_rootfs(recipe, log, Path(tmp))
-        log(f"importing {rootfs.stat().st_size // (1024 * 1024)} MiB rootfs as {ref}")
-        try:
-            image_id = engine.import_rootfs(rootfs, ref, import_changes(recipe))
-        except PkgcError:
-            raise
-        except Exception as exc:  # an engine/SDK error: report it as a build failure, one line
-            detail = " ".join(str(getattr(exc, "explanation", None) or exc).split())
-            raise BuildError(f"importing the {recipe.name} rootfs into the engine failed: {detail}") from None
+        image_id = load_into_engine(recipe, bootstrap_rootfs(recipe, log, Path(tmp)), engine, log)
+    return _result(recipe, image_id, built=True)
+
+
+def load_into_engine(recipe: BaseImageRecipe, rootfs: Path, engine: Engine, log: LogSink) -> str:
+    """Import the host's ``rootfs`` tar as the recipe's image, check its Python, tag it ``:latest``; its id."""
+    ref = recipe.image_ref
+    log(f"importing {rootfs.stat().st_size // (1024 * 1024)} MiB rootfs as {ref}")
+    try:
+        image_id = engine.import_rootfs(rootfs, ref, import_changes(recipe))
+    except PkgcError:
+        raise
+    except Exception as exc:  # an engine/SDK error: report it as a build failure, one line
+        detail = " ".join(str(getattr(exc, "explanation", None) or exc).split())
+        raise BuildError(f"importing the {recipe.name} rootfs into the engine failed: {detail}") from None
     _check_python(recipe, engine, ref)
     _tag_latest(engine, recipe, image_id)
     log(f"built base image {ref} ({image_id[:19]})")
-    return _result(recipe, image_id, built=True)
+    return image_id
 
 
 def _from_registry(recipe: BaseImageRecipe, engine: Engine, log: LogSink) -> BaseImageResult:

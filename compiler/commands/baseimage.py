@@ -9,6 +9,10 @@ def register(sub) -> None:
     group = sub.add_parser("base-image", help="base images built from recipes").add_subparsers(dest="action", required=True)
     c = group.add_parser("build", help="build a base image recipe (a no-op when it exists)")
     c.add_argument("name")
+    c.add_argument("--platform", metavar="OS/ARCH[,...]",
+                   help="build these platforms (linux/amd64,linux/arm64) into pkgc's OCI store as one image index; "
+                        "another architecture's packages are unpacked and configured on the host, nothing emulated "
+                        "(default: the host's platform, into the engine when one answers)")  # fmt: skip
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=build)
     c = group.add_parser("list", help="list the recipes")
@@ -17,22 +21,32 @@ def register(sub) -> None:
 
 def build(args, options, reporter) -> int:
     from compiler.baseimages.build import build_base_image
+    from compiler.errors import EngineUnavailable, SpecError, SpecProblem
+    from compiler.oci.baseimage import build_base_image_in_store
+    from compiler.oci.store import OciStore
+    from compiler.platform import parse_platforms
 
-    from compiler.errors import EngineUnavailable
-
+    platforms = ()
+    if args.platform is not None:
+        try:
+            platforms = parse_platforms(args.platform)
+        except ValueError as exc:
+            raise SpecError(SpecProblem("--platform", "", str(exc))) from None
     try:
         engine = connect_engine()
     except EngineUnavailable:
-        from compiler.oci.baseimage import build_base_image_in_store
-        from compiler.oci.store import OciStore
-
+        engine = None
         reporter.step("no engine answers: the base image goes to pkgc's OCI store")
-        with reporter.stage("base-image"):
-            result = build_base_image_in_store(args.name, OciStore.in_cache(options.cache_dir), reporter.detail)
-    else:
-        with reporter.stage("base-image"):
+    store = OciStore.in_cache(options.cache_dir)
+    with reporter.stage("base-image"):
+        if platforms:
+            result = build_base_image_in_store(args.name, store, reporter.detail, platforms=platforms, engine=engine)
+        elif engine is None:
+            result = build_base_image_in_store(args.name, store, reporter.detail)
+        else:
             result = build_base_image(args.name, engine, reporter.detail)
-    reporter.step(f"base image {result.image} {'built' if result.built else 'already present'}")
+    where = f" ({', '.join(result.platforms)})" if result.platforms else ""
+    reporter.step(f"base image {result.image}{where} {'built' if result.built else 'already present'}")
     print_result(result.to_json(), args.json, result.image)
     return 0
 

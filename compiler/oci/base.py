@@ -1,6 +1,9 @@
-"""The base image, by digest: from the engine (saved and imported into the store once per image
-id), from an ``oci:DIR[:TAG]`` / ``oci-archive:FILE[:TAG]`` reference, from a registry
-(``docker://HOST/REPO:TAG``, or ``HOST/REPO:TAG`` no engine holds: ``registry.py``), or from pkgc's OCI store.
+"""The base image of one platform, by digest: from the engine (the host's platform only; saved and
+imported into the store once per image id), from an ``oci:DIR[:TAG]`` / ``oci-archive:FILE[:TAG]``
+reference, from a registry (``docker://HOST/REPO:TAG``, or ``HOST/REPO:TAG`` no engine holds:
+``registry.py``), or from pkgc's OCI store (where ``pkgc base-image build --platform`` writes an index
+with one image per platform). An index gives the platform's image; an image of another architecture
+is refused, naming the command that builds the right one.
 
 Layers imported from the engine are compressed with pkgc's own deterministic gzip, so a base image
 has the same digests whether it came from the engine or was written by ``pkgc base-image build``
@@ -21,8 +24,9 @@ from compiler.errors import BuildError, ResolveError, excerpt
 from compiler.oci.blobs import Blob
 from compiler.oci.compress import compressor
 from compiler.oci.layer import GZIP_LAYER, LayerBlob
-from compiler.oci.layout_reader import LayoutError, mapping, open_layout, parse_reference
-from compiler.oci.store import CONFIG, ENGINE_ID, MANIFEST, REF_NAME, OciStore, canonical_json
+from compiler.oci.layout_reader import LayoutError, MissingPlatform, mapping, open_layout, parse_reference, platform_entry
+from compiler.oci.store import CONFIG, ENGINE_ID, INDEX, MANIFEST, REF_NAME, OciStore, canonical_json
+from compiler.platform import Platform
 
 SMALL = 16 << 20  # docker-archive members kept in memory (JSON, small layers)
 
@@ -101,14 +105,36 @@ def config_problem(config: dict, layers: int) -> str | None:
     return None
 
 
-def resolve_base(reference: str, store: OciStore, engine: Engine | None, log) -> BaseImage:
-    """Find ``reference`` and make sure its blobs are in ``store``."""
+def resolve_base(reference: str, store: OciStore, engine: Engine | None, log, platform: Platform | None = None) -> BaseImage:
+    """Find ``platform``'s image of ``reference`` (default: the host's) and make sure its blobs are
+    in ``store``; an image of another platform is a ResolveError saying how to get the right one."""
+    platform = platform or Platform.host()
+    base = _find_base(reference, store, engine, log, platform)
+    stated = base.config.get("architecture")
+    if Platform.from_oci(base.config) != platform and (stated or platform != Platform.host()):  # none stated: the host's
+        raise ResolveError(missing_platform(reference, platform))
+    return base
+
+
+def missing_platform(reference: str, platform: Platform) -> str:
+    """The one line saying ``reference`` has no ``platform`` image, and how to get one."""
+    from compiler.baseimages.recipes import metadata_for_image
+
+    recipe = metadata_for_image(reference) if not reference.startswith(("oci:", "oci-archive:", "docker://")) else None
+    name = recipe.name if recipe is not None else "NAME"
+    hint = f"build it with 'pkgc base-image build {name} --platform {platform}'"
+    if recipe is None:
+        hint = f"name a base whose index has one, or {hint}"
+    return f"base image {excerpt(reference, 200)} has no {platform} image; {hint}"
+
+
+def _find_base(reference: str, store: OciStore, engine: Engine | None, log, platform: Platform) -> BaseImage:
     if split_oci_reference(reference) is not None:
-        return _from_oci(reference, store)
+        return _from_oci(reference, store, platform)
     from compiler.oci.registry import from_registry, parse_registry_image
 
     registry = parse_registry_image(reference)
-    if engine is not None and not reference.startswith("docker://"):
+    if engine is not None and not reference.startswith("docker://") and platform == Platform.host():
         info = engine.image_info(reference)
         if info is not None:
             known = store.find_engine_image(info.id)
@@ -119,15 +145,21 @@ def resolve_base(reference: str, store: OciStore, engine: Engine | None, log) ->
                 known = store.find_engine_image(info.id)
             assert known is not None
             found = store.find(reference)
-            if found is None or found["digest"] != known["digest"]:  # so a build with no engine finds it too
+            # so a build with no engine finds it too (an index pkgc base-image build --platform wrote stays)
+            if found is None or (found["digest"] != known["digest"] and found.get("mediaType") != INDEX):
                 size = store.blobs.path(known["digest"]).stat().st_size
                 store.name([reference], Blob(known["digest"], size), {ENGINE_ID: info.id})
             return load_from_store(store, known, reference, "engine")
     if registry is not None:
-        manifest = from_registry(registry, reference, store, log)
+        manifest = from_registry(registry, reference, store, log, platform)
         return load_from_store(store, {"digest": manifest.digest}, reference, "registry")
     known = store.find(reference)
     if known is not None and store.blobs.has(known["digest"]):
+        if known.get("mediaType") == INDEX:  # pkgc base-image build --platform: one image per platform
+            entry = platform_entry(store.read_json(known["digest"]).get("manifests"), platform)
+            if entry is None or not store.blobs.has(entry["digest"]):
+                raise ResolveError(missing_platform(reference, platform))
+            known = entry
         return load_from_store(store, known, reference, "store")
     where = "the engine nor in" if engine is not None else "pkgc's OCI store (no engine answers):"
     raise BuildError(
@@ -225,15 +257,15 @@ def _pick_manifest(index: dict, tag: str | None, where: str) -> dict:
     return manifests[0]
 
 
-def _from_oci(reference: str, store: OciStore) -> BaseImage:
-    """Copy the image an ``oci:DIR[:TAG]``/``oci-archive:FILE[:TAG]`` names (an index picks linux/amd64)
+def _from_oci(reference: str, store: OciStore, platform: Platform) -> BaseImage:
+    """Copy the image an ``oci:DIR[:TAG]``/``oci-archive:FILE[:TAG]`` names (an index gives ``platform``'s)
     into the store: read in place through the one checked layout reader (only regular files, every
     read bounded by its descriptor, every digest checked while copying). Bad input is a ResolveError
     naming the member; a store that cannot be written, a BuildError naming the store."""
     try:
         with open_layout(reference) as layout:
             layout.check_layout_file()
-            descriptor, manifest = layout.image_manifest(_pick_manifest(layout.json("index.json"), layout.tag, reference))
+            descriptor, manifest = layout.image_manifest(_pick_manifest(layout.json("index.json"), layout.tag, reference), platform)
             config = layout.blob_json(manifest["config"], "the manifest's config")
             problem = config_problem(config, len(manifest["layers"]))
             if problem:
@@ -245,6 +277,8 @@ def _from_oci(reference: str, store: OciStore) -> BaseImage:
                             store.blobs.import_stream(stream, blob["digest"])
             except OSError as exc:
                 raise BuildError(f"cannot write pkgc's OCI store {store.root}: {exc.strerror or exc}") from None
+    except MissingPlatform:
+        raise ResolveError(missing_platform(reference, platform)) from None
     except LayoutError as exc:
         raise ResolveError(f"cannot read the OCI image {excerpt(reference, 200)}: {exc.detail}") from None
     return load_from_store(store, descriptor, reference, "oci" if reference.startswith("oci:") else "oci-archive")

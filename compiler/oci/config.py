@@ -72,8 +72,7 @@ def image_config(plan: ImagePlan, base: BaseImage, layers: list[BuiltLayer], epo
                     "empty_layer": True})  # fmt: skip
     return {
         "created": created,
-        "architecture": base.config.get("architecture") or "amd64",
-        "os": base.config.get("os") or "linux",
+        **plan.platform.oci(),  # architecture, os (and arm64's variant): the plan's target, which the base was resolved for
         "config": config,
         "rootfs": {"type": "layers", "diff_ids": base.diff_ids + [layer.blob.diff_id for layer in layers]},
         "history": history,

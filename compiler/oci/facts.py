@@ -10,15 +10,18 @@ from compiler.errors import BuildError, ResolveError
 from compiler.oci.base import resolve_base
 from compiler.oci.store import OciStore
 from compiler.labels import BaseImageLabels
+from compiler.platform import Platform
 from compiler.resolve.types import BaseImageFacts
 
 
-def stored_base_facts(image: str, cache_dir: Path, required: bool = False) -> BaseImageFacts | None:
-    """Facts from the stored image's labels; None when the store does not hold ``image`` (or, when
-    ``required``, as for an ``oci:`` reference the user named, a ResolveError saying why)."""
+def stored_base_facts(image: str, cache_dir: Path, required: bool = False, platform: Platform | None = None) -> BaseImageFacts | None:
+    """Facts from the labels of the stored image's ``platform`` image (default: the host's); None when
+    the store does not hold ``image`` (or, when ``required``, as for an ``oci:`` reference the user
+    named, a ResolveError saying why). A store that holds ``image`` but not for ``platform`` is a
+    ResolveError naming the command that builds it."""
     store = OciStore.in_cache(cache_dir)
     try:
-        base = resolve_base(image, store, None, lambda _msg: None)
+        base = resolve_base(image, store, None, lambda _msg: None, platform)
     except BuildError as exc:
         if required:
             raise ResolveError(str(exc)) from None

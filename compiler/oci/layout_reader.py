@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 
 from compiler.errors import SpecError, SpecProblem, excerpt
 from compiler.oci.regular import NotRegularFile, open_folder, open_regular, read_at
+from compiler.platform import Platform
 
 JSON_LIMIT = 4 << 20  # index.json, oci-layout, manifests, configs
 CHUNK = 1 << 20
@@ -42,6 +43,14 @@ LAYOUT_NAMES = ("index.json", "oci-layout")
 COMPRESSED = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
 
 
+def platform_entry(entries: object, platform: Platform) -> dict | None:
+    """The first entry of an index's ``manifests`` whose ``platform`` object states ``platform``."""
+    if not isinstance(entries, list):
+        return None
+    return next((m for m in entries if isinstance(m, dict) and isinstance(m.get("platform"), dict)
+                 and Platform.from_oci(m["platform"]) == platform), None)  # fmt: skip
+
+
 class LayoutError(SpecError):
     """One problem with one member of an OCI layout or archive."""
 
@@ -53,6 +62,10 @@ class LayoutError(SpecError):
     def detail(self) -> str:
         """The problem without the layout's name: ``member: why``."""
         return f"{self.member}: {self.why}" if self.member else self.why
+
+
+class MissingPlatform(LayoutError):
+    """An image index with no image for the platform asked for."""
 
 
 class _Missing(LayoutError):
@@ -244,21 +257,20 @@ class OciLayout:
             self._documents[digest] = self.json(f"blobs/sha256/{digest[7:]}", self.blob(descriptor, JSON_LIMIT, what))
         return self._documents[digest]
 
-    def image_manifest(self, descriptor: object) -> tuple[dict, dict]:
+    def image_manifest(self, descriptor: object, platform: Platform | None = None) -> tuple[dict, dict]:
         """(descriptor, manifest) of the image ``descriptor`` names, through image indexes (at most
-        ``MAX_NESTING`` deep) to their linux/amd64 manifest; its config and layers are checked for shape."""
+        ``MAX_NESTING`` deep) to their ``platform`` manifest (default: the host's); its config and
+        layers are checked for shape."""
+        wanted = platform or Platform.host()
         for _ in range(MAX_NESTING + 1):
             document = self.blob_json(descriptor, "a manifest")
             if document.get("mediaType") not in INDEX_TYPES and "manifests" not in document:
                 self._check_manifest(descriptor, document)
                 return descriptor, document  # type: ignore[return-value]
-            entries = document.get("manifests")
-            platform = [m for m in entries if isinstance(m, dict) and isinstance(m.get("platform"), dict)
-                        and m["platform"].get("os", "linux") == "linux" and m["platform"].get("architecture") == "amd64"] \
-                if isinstance(entries, list) else []  # fmt: skip
-            if not platform:
-                raise self.error(f"blobs/sha256/{self.descriptor(descriptor)[0][7:]}", "the image index has no linux/amd64 manifest")
-            descriptor = platform[0]
+            chosen = platform_entry(document.get("manifests"), wanted)
+            if chosen is None:
+                raise MissingPlatform(self.where, f"blobs/sha256/{self.descriptor(descriptor)[0][7:]}", f"the image index has no {wanted} manifest")
+            descriptor = chosen
         raise self.fail(f"image indexes are nested more than {MAX_NESTING} deep")
 
     def _check_manifest(self, descriptor: object, manifest: dict) -> None:

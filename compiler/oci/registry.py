@@ -4,8 +4,9 @@ A base is read from a registry when it is written ``docker://HOST/REPO[:TAG|@sha
 written without ``docker://`` when its first component names a registry host (it has a '.' or a
 ':', or is ``localhost``) and no engine holds it. skopeo (the registry client pkgc already uses
 for ``--push``: credentials, proxies and TLS are its own) reads the manifest's exact bytes, so the
-digest is the registry's; an index picks linux/amd64; the image is copied by that digest into a
-``dir:`` folder, which keeps the manifest and blobs as the registry serves them, and imported into
+digest is the registry's; an index picks the platform asked for (the host's by default, stored under
+``stored_name``); the image is copied by that digest into a ``dir:`` folder, which keeps the
+manifest and blobs as the registry serves them, and imported into
 pkgc's store with every blob checked against its digest. A Docker (schema 2) manifest is stored as
 its OCI equivalent over the same config and layer blobs. The store remembers the registry digest:
 a tag that has not moved costs one manifest request, a ``@sha256:`` reference none; when the
@@ -30,7 +31,9 @@ from compiler.oci.skopeo import skopeo_binary, skopeo_copy
 from compiler.errors import BuildError, ResolveError
 from compiler.oci.blobs import Blob
 from compiler.oci.layer import GZIP_LAYER, TAR_LAYER
+from compiler.oci.layout_reader import platform_entry
 from compiler.oci.store import CONFIG, MANIFEST, OciStore
+from compiler.platform import Platform
 
 REGISTRY_DIGEST = "io.pkgc.registry.digest"  # store annotation: the manifest digest the registry serves
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -96,26 +99,34 @@ def parse_registry_image(reference: str) -> RegistryImage | None:
     return RegistryImage(registry, repository, tag, digest or None)
 
 
-def from_registry(image: RegistryImage, reference: str, store: OciStore, log: Log) -> Blob:
-    """Make sure the store holds ``image`` (named ``reference`` there); its manifest blob."""
+def stored_name(reference: str, platform: Platform) -> str:
+    """The store's name for ``platform``'s image of ``reference``: the reference itself for the host's."""
+    return reference if platform == Platform.host() else f"{reference}#{platform}"
+
+
+def from_registry(image: RegistryImage, reference: str, store: OciStore, log: Log, platform: Platform | None = None) -> Blob:
+    """Make sure the store holds ``platform``'s image of ``image`` (default: the host's; named
+    ``stored_name(reference, platform)`` there); its manifest blob."""
+    platform = platform or Platform.host()
+    name = stored_name(reference, platform)
     if image.digest is not None:
         known = _stored_copy(store, image.digest)
         if known is not None:
-            store.name([reference], known, {REGISTRY_DIGEST: image.digest})
+            store.name([name], known, {REGISTRY_DIGEST: image.digest})
             return known
     try:
-        digest = _platform_digest(image)
+        digest = _platform_digest(image, platform)
     except BuildError as exc:
-        fallback = store.find(reference)
+        fallback = store.find(name)
         if fallback is None or not store.blobs.has(fallback["digest"]):
             raise BuildError(f"base image {reference}: {exc}") from None
-        log(f"{exc}; using the copy of {reference} in pkgc's OCI store")
+        log(f"{exc}; using the copy of {name} in pkgc's OCI store")
         return Blob(fallback["digest"], fallback["size"])
     known = _stored_copy(store, digest)
     if known is None:
         log(f"fetching base image {image.name}@{digest[:19]} from the registry")
         known = _fetch(image, digest, store, log)
-    store.name([reference, f"{image.name}@{digest}"], known, {REGISTRY_DIGEST: digest})
+    store.name([name, f"{image.name}@{digest}"], known, {REGISTRY_DIGEST: digest})
     return known
 
 
@@ -143,8 +154,8 @@ def _skopeo_message(line: str) -> str:
     return match.group(1).replace('\\"', '"') if match else line
 
 
-def _platform_digest(image: RegistryImage) -> str:
-    """The digest of the linux/amd64 image manifest ``image`` names (through an index if need be)."""
+def _platform_digest(image: RegistryImage, platform: Platform) -> str:
+    """The digest of ``platform``'s image manifest ``image`` names (through an index if need be)."""
     raw = _inspect_raw(image)
     digest = "sha256:" + hashlib.sha256(raw).hexdigest()
     if image.digest is not None and digest != image.digest:
@@ -154,11 +165,10 @@ def _platform_digest(image: RegistryImage) -> str:
     except ValueError:
         raise BuildError(f"the registry's manifest of {image.transport()} is not JSON") from None
     if manifest.get("mediaType") in INDEXES or "manifests" in manifest:
-        amd64 = [m for m in manifest.get("manifests") or [] if (m.get("platform") or {}).get("os") == "linux"
-                 and (m.get("platform") or {}).get("architecture") == "amd64"]  # fmt: skip
-        if not amd64 or not DIGEST_RE.match(str(amd64[0].get("digest"))):
-            raise BuildError(f"{image.transport()} has no linux/amd64 image")
-        return amd64[0]["digest"]
+        entry = platform_entry(manifest.get("manifests"), platform)
+        if entry is None or not DIGEST_RE.match(str(entry.get("digest"))):
+            raise ResolveError(f"base image {image.transport()} has no {platform} image")  # bad input: no fallback
+        return entry["digest"]
     return digest
 
 

@@ -17,6 +17,7 @@ from compiler.engines.base import Engine
 from compiler.errors import ResolveError, excerpt
 from compiler.oci.compress import READ_ERRORS, READABLE, open_layer
 from compiler.oci.layout_reader import CHUNK, OciLayout, mapping, open_layout
+from compiler.platform import Platform
 
 FILE_LIMIT = 64 << 20  # an SBOM or lock file larger than this is refused
 REF_NAME = "org.opencontainers.image.ref.name"
@@ -67,9 +68,10 @@ def image_entry(blobs: OciLayout) -> dict:
     return chosen[0]
 
 
-def _manifest(blobs: OciLayout) -> dict:
-    """The image manifest the tag names (or the only one), through nested indexes to linux/amd64."""
-    return blobs.image_manifest(image_entry(blobs))[1]
+def _manifest(blobs: OciLayout, platform: Platform | None = None) -> dict:
+    """The image manifest the tag names (or the only one), through nested indexes to ``platform``'s
+    (default: the host's)."""
+    return blobs.image_manifest(image_entry(blobs), platform)[1]
 
 
 def _layer_entry(blobs: OciLayout, descriptor: dict, inner: str) -> tuple[str, bytes | None]:
@@ -100,11 +102,12 @@ def _layer_entry(blobs: OciLayout, descriptor: dict, inner: str) -> tuple[str, b
     return found
 
 
-def read_layout_file(reference: str, path: str) -> bytes | None:
-    """``path`` (absolute) from the image an ``oci:``/``oci-archive:`` reference names."""
+def read_layout_file(reference: str, path: str, platform: Platform | None = None) -> bytes | None:
+    """``path`` (absolute) from the image an ``oci:``/``oci-archive:`` reference names (its
+    ``platform`` image when it is an index; default: the host's)."""
     blobs = open_reference(reference)
     try:
-        layers = _manifest(blobs)["layers"]  # a list of checked descriptors
+        layers = _manifest(blobs, platform)["layers"]  # a list of checked descriptors
         read: set[str] = set()  # a layer listed again says nothing new: each blob is read once
         for descriptor in reversed(layers):  # the top-most layer that mentions the path decides
             if descriptor["digest"] in read:

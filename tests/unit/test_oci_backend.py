@@ -274,8 +274,9 @@ def test_source_date_epoch_is_read_once_and_checked():
 def test_base_image_build_without_engine_lands_in_the_store_with_its_facts(tmp_path):
     """What ``pkgc base-image build`` does with no engine once mmdebstrap made the rootfs tar."""
     from compiler.baseimages.recipes import load_recipe
-    from compiler.oci.baseimage import store_rootfs
+    from compiler.oci.baseimage import name_index, store_rootfs
     from compiler.oci.facts import stored_base_facts
+    from compiler.platform import Platform
 
     rootfs = tmp_path / "rootfs.tar"
     with tarfile.open(rootfs, "w") as tar:
@@ -285,12 +286,14 @@ def test_base_image_build_without_engine_lands_in_the_store_with_its_facts(tmp_p
         tar.addfile(info, io.BytesIO(data))
     recipe = load_recipe("debian-bookworm")
     store = OciStore.in_cache(tmp_path / "cache")
-    digest = store_rootfs(recipe, rootfs, store)
-    assert store.find(recipe.image_ref)["digest"] == store.find(recipe.latest_ref)["digest"] == digest
-    config = store.read_json(store.read_json(digest)["config"]["digest"])
+    manifest = store_rootfs(recipe, rootfs, store)
+    index = name_index(store, recipe, {Platform.host(): {"mediaType": MANIFEST, "digest": manifest.digest, "size": manifest.size}})
+    assert store.find(recipe.image_ref)["digest"] == store.find(recipe.latest_ref)["digest"] == index.digest
+    assert store.read_json(index.digest)["manifests"][0]["platform"] == Platform.host().oci()
+    config = store.read_json(store.read_json(manifest.digest)["config"]["digest"])
     assert config["rootfs"]["diff_ids"] == ["sha256:" + hashlib.sha256(rootfs.read_bytes()).hexdigest()]
     assert config["config"]["Cmd"] == ["python3"] and "LANG=C.UTF-8" in config["config"]["Env"]
-    assert store_rootfs(recipe, rootfs, store) == digest  # reproducible
+    assert store_rootfs(recipe, rootfs, store) == manifest  # reproducible
     facts = stored_base_facts(recipe.latest_ref, tmp_path / "cache")
     assert facts is not None and facts.python == "3.11" and not facts.has_conda and "OCI store" in facts.how
     assert stored_base_facts("pkgc/pkgc-hd-unknown:1", tmp_path / "cache") is None

@@ -148,3 +148,15 @@ def test_the_stored_copy_serves_when_the_registry_stops_answering(source, tmp_pa
     assert "using the copy of" in notes[-1]
     with pytest.raises(BuildError, match="the registry did not give the manifest"):
         resolve_base(f"docker://{reg.host}/base/never:1", store, None, notes.append)
+
+
+def test_an_index_gives_the_platform_asked_for_and_an_image_of_another_is_refused(registry, source, tmp_path):
+    from compiler.platform import AMD64, ARM64
+
+    store = OciStore(tmp_path / "store")
+    arm = resolve_base(f"docker://{registry.host}/base/multi:1", store, None, lambda _m: None, ARM64)
+    assert arm.config["architecture"] == "arm64" and arm.labels == {"arch": "arm64"}
+    amd = resolve_base(f"docker://{registry.host}/base/multi:1", store, None, lambda _m: None, AMD64)
+    assert amd.labels == {"arch": "amd64"} and amd.manifest_digest != arm.manifest_digest  # one store name each
+    with pytest.raises(ResolveError, match=r"base/oci:1 has no linux/arm64 image; name a base whose index has one"):
+        resolve_base(f"docker://{registry.host}/base/oci:1", store, None, lambda _m: None, ARM64)
