@@ -11,13 +11,13 @@ from compiler.backends.base import Backend, Log
 from compiler.built import BuiltImage
 from compiler.errors import BuildError
 from compiler.plan.types import BaseImage
-from compiler.platform import Platform
 
 if TYPE_CHECKING:
     from compiler.outputs.publish import PublishRequest, PublishResult
     from compiler.engines.base import Engine
     from compiler.oci.layers import LayerOptions
     from compiler.plan.types import ImagePlan
+    from compiler.platform import Platform
     from compiler.reporter import Reporter
     from compiler.result import BuildResult
 
@@ -38,15 +38,11 @@ class OciBackend(Backend):
         from compiler.oci.scan import scan_base
 
         try:
-            found = resolve_base(reference, self.store, self.engine, log)
+            found = resolve_base(reference, self.store, self.engine, log, platform)
         except BuildError:
             if required:
                 raise
             return BaseImage(reference)
-        stated = Platform.from_oci(found.config)
-        if stated != platform:
-            raise BuildError(f"base image {reference} is for {stated or found.config.get('architecture')}, not {platform}; "
-                             f"build one with 'pkgc base-image build NAME --platform {platform}'")  # fmt: skip
         packages = scan_base(self.store, found).python_packages(python)
         if packages:
             log(f"base image {reference}: its Python has {len(packages)} packages, which the environment sees")

@@ -80,7 +80,7 @@ def plan_base(plan: ImagePlan, store: OciStore, engine: Engine | None, log) -> B
     digest = plan.base.digest
     if digest is not None and digest.startswith("sha256:") and store.blobs.has(digest):
         return load_from_store(store, {"digest": digest}, plan.base.reference, "store")
-    base = resolve_base(plan.base.reference, store, engine, log)
+    base = resolve_base(plan.base.reference, store, engine, log, plan.platform)
     if digest is not None and base.manifest_digest != digest:
         raise BuildError(f"base image {plan.base.reference} is now {base.manifest_digest[:19]}, not the "
                          f"{digest[:19]} the plan was made with; build again")  # fmt: skip

@@ -138,7 +138,7 @@ def verify_package(engine: Engine, workspace: Workspace, req: VerifyRequest) -> 
                                    gpus=req.gpus)  # fmt: skip
     gpus = str(req.gpus) if req.gpus else None
     try:  # the labels and the model mount are checked (exit 2) before the SBOM (exit 4) while the server starts
-        sbom = check_image_sbom(engine, req.image, labels.extra).as_dict()
+        sbom = check_image_sbom(engine, req.image, labels.extra, req.platform or Platform.host()).as_dict()
         try:  # a server that exits first is named by its first exception, as pkgc run names it
             ready = wait_until_ready(engine, handle, labels, req.start_timeout or req.timeout)
         except VerifyError as exc:
