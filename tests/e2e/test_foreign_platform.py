@@ -100,7 +100,7 @@ def tree_layer(root: Path) -> bytes:
 def package_layer(port: int) -> tuple[bytes, dict[str, str]]:
     """/srv (the page the health route serves), /etc/passwd with the server's user, pkgc's lock and SBOM;
     the labels a pkgc package states."""
-    lock = Lock(strategy="venv", python="3.11", inputs_hash="0" * 64, packages=())
+    lock = Lock(strategy="venv", python="3.11", inputs_hash="0" * 64, packages=(), platform=ARM64)  # the image's own platform's lock
     tree = TreeComponent("page", "1", "1" * 64, "/srv/model")
     sbom = generate_sbom(SbomInputs(package="archcheck", mode="copy", model=tree, model_type="custom_model", code=None,
                                     inputs=(), base_image="debian:bookworm", base_image_id=None, lock=lock,
