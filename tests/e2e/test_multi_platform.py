@@ -83,3 +83,38 @@ def test_the_arm64_image_answers_as_the_amd64_one_under_qemu(both, session_env, 
         assert verified["runner"] == ("qemu" if platform == ARM64 else "engine")
         answers[platform] = json.loads(verified["response"]) if isinstance(verified["response"], str) else verified["response"]
     assert answers[ARM64] == pytest.approx(answers[AMD64])
+
+
+def test_an_mlflow_model_for_both_platforms_with_no_engine(tmp_path, session_env) -> None:
+    """An MLflow model (no scoring script, no base environment), no engine answering: the index is
+    written to the store and an ``oci:`` layout, and the arm64 image predicts under qemu what the
+    model predicts on the host."""
+    import mlflow.pyfunc
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    model = Ridge(alpha=0.5).fit(X, y)
+    mlflow.sklearn.save_model(model, str(tmp_path / "model"), signature=infer_signature(X, model.predict(X)),
+                              pip_requirements=["mlflow==3.17.2", "scikit-learn==1.9.1", "numpy==2.4.6", "pandas==3.1.1",
+                                                "scipy==1.17.1", "skops==0.16.0"])  # fmt: skip
+    spec = tmp_path / "package.yml"
+    spec.write_text("target_environment: mlflow-multi-platform\ninferencing_server:\n  type: azureml_online\n"
+                    "model_configuration:\n  mode: copy\n")  # fmt: skip
+    env = dict(session_env, DOCKER_HOST="unix:///nonexistent/docker.sock")
+    proc = run_pkgc("build", str(spec), "--model", str(tmp_path / "model"), "--platform", "linux/amd64,linux/arm64",
+                    "--output", f"oci:{tmp_path / 'layout'}", "--json", env=env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)
+    assert not result["loaded"] and [p["platform"] for p in result["platforms"]] == [str(AMD64), str(ARM64)]
+    rows = X.head(2)
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps({"input_data": {"columns": list(rows.columns), "data": rows.values.tolist()}}))
+    verified = run_pkgc("verify", f"oci:{tmp_path / 'layout'}", "--platform", "linux/arm64", "--request-file", str(request), "--json", env=env)
+    assert verified.returncode == 0, verified.stderr[-3000:]
+    answer = json.loads(verified.stdout)
+    assert answer["runner"] == "qemu" and answer["architecture"]["elf_files"] > 100 and not answer["architecture"]["foreign"]
+    expected = mlflow.pyfunc.load_model(str(tmp_path / "model")).predict(rows)
+    assert answer["response"] == pytest.approx(list(expected))
