@@ -15,6 +15,8 @@ from typing import Any, Mapping
 
 import tomli
 
+from compiler.cache.cache_repo import MODES as CACHE_MODES
+from compiler.cache.cache_repo import cache_problem
 from compiler.deps.conda_file import CHANNEL
 from compiler.errors import SpecError, SpecProblem, excerpt
 
@@ -23,7 +25,7 @@ DEFAULT_CACHE = Path.home() / ".cache" / "pkgc"
 CONFIG_MAX_BYTES = 1024 * 1024
 SONAME = re.compile(r"^[A-Za-z0-9_.+-]{1,128}$")
 CONFIG_KEYS = ("workspace", "registries", "mlflow_base_image", "slim", "bytecode", "conda_default_channels", "allow_missing_libraries",
-               "compression")
+               "compression", "cache", "cache_mode")
 COMPRESSIONS = ("gzip", "zstd", "none")  # compiler.oci.compress.COMPRESSIONS, without importing the codecs
 DEFAULT_CONDA_CHANNELS = ("defaults",)  # what conda uses for a file without channels: when .condarc names none
 
@@ -44,6 +46,8 @@ class Options:
     conda_default_channels: tuple[str, ...] = DEFAULT_CONDA_CHANNELS  # a conda file without channels; trusted
     allow_missing_libraries: frozenset[str] = frozenset()  # sonames the build check lets through
     compression: str = "gzip"  # config ``compression``: the OCI back end's layer compression (build --compression)
+    cache: str | None = None  # config ``cache`` / build --cache: the shared build cache REGISTRY/REPO
+    cache_mode: str = "readwrite"  # config ``cache_mode`` / build --cache-mode: read|readwrite
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,8 @@ class Config:
     conda_default_channels: tuple[str, ...] = DEFAULT_CONDA_CHANNELS
     allow_missing_libraries: frozenset[str] = frozenset()
     compression: str = "gzip"
+    cache: str | None = None
+    cache_mode: str = "readwrite"
 
 
 class _ConfigFile:
@@ -142,10 +148,16 @@ def _check(file: _ConfigFile, data: Any) -> Config:
     compression = data.get("compression", "gzip")
     if compression not in COMPRESSIONS:
         raise file.problem("compression", f"must be one of {', '.join(repr(c) for c in COMPRESSIONS)} (got {_shown(compression)})")
+    cache = data.get("cache")
+    if cache is not None and (not isinstance(cache, str) or cache_problem(cache) is not None):
+        raise file.problem("cache", f"{cache_problem(cache) if isinstance(cache, str) else 'must be a string'} (got {_shown(cache)})")
+    cache_mode = data.get("cache_mode", "readwrite")
+    if cache_mode not in CACHE_MODES:
+        raise file.problem("cache_mode", f"must be one of {', '.join(repr(m) for m in CACHE_MODES)} (got {_shown(cache_mode)})")
     return Config(workspace=workspace, registries=paths, mlflow_base_image=image,
                   slim=data.get("slim", False), bytecode=data.get("bytecode", True),
                   conda_default_channels=tuple(channels), allow_missing_libraries=frozenset(allowed),
-                  compression=compression)  # fmt: skip
+                  compression=compression, cache=cache, cache_mode=cache_mode)  # fmt: skip
 
 
 def read_config(start: Path) -> Config:
@@ -192,7 +204,17 @@ def load_options(
         conda_default_channels=config.conda_default_channels,
         allow_missing_libraries=config.allow_missing_libraries,
         compression=config.compression,
+        cache=config.cache,
+        cache_mode=config.cache_mode,
     )
+
+
+def registry_credentials(environ: Mapping[str, str] | None = None) -> tuple[str, str] | None:
+    """``PKGC_REGISTRY_USERNAME``/``PKGC_REGISTRY_PASSWORD``: what pkgc's own registry client
+    (the shared build cache, a push that mounts from it) answers a Basic or token challenge with."""
+    env = os.environ if environ is None else environ
+    user, password = env.get("PKGC_REGISTRY_USERNAME"), env.get("PKGC_REGISTRY_PASSWORD")
+    return (user, password) if user and password is not None else None
 
 
 def progress_mode(flag: str | None, environ: Mapping[str, str] | None = None) -> str:

@@ -323,6 +323,7 @@ def build(compiled: Compiled, request: BuildRequest, options: Options, reporter:
     if compiled.resolved.builder == "docker":
         assert engine is not None
         return build_image(plan, engine, reporter, request.template, request.no_cache)
+    from compiler.cache.registry_cache import open_cache
     from compiler.oci.builder import build_oci_image
     from compiler.oci.layers import LayerOptions
     from compiler.oci.store import OciStore
@@ -332,7 +333,8 @@ def build(compiled: Compiled, request: BuildRequest, options: Options, reporter:
                                  reuse=not request.no_cache, pyc_cache=options.cache_dir / "pyc",
                                  allow_missing=options.allow_missing_libraries,
                                  digests=DigestCache.in_cache(options.cache_dir),
-                                 compression=request.compression or options.compression)  # fmt: skip  # type: ignore[arg-type]
+                                 compression=request.compression or options.compression,  # type: ignore[arg-type]
+                                 cache=open_cache(options, reporter.detail))  # fmt: skip
     return build_oci_image(plan, OciStore.in_cache(options.cache_dir), engine, layer_options, reporter).built()
 
 

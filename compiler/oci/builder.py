@@ -75,11 +75,11 @@ def build_oci_image(
         base = plan_base(plan, store, engine, reporter.detail)
         reporter.detail(f"base {plan.base.reference} = {base.manifest_digest[:19]} (from the {base.source})")
         scan = scan_base(store, base)
-        layers = [user_layer(plan, scan, store, options.epoch, options.compression)]
+        layers = [user_layer(plan, scan, store, options.epoch, options.compression, options.cache)]
         stage.update(layers[0].blob.size)
         layers.extend(environment_layers(plan, scan, store, options, reporter.detail, lambda layer: stage.advance(layer.blob.size)))
         layers.extend(copied_layers(plan, store, options.epoch, lambda layer: stage.advance(layer.blob.size),
-                                    options.digests, options.reuse, options.compression))  # fmt: skip
+                                    options.digests, options.reuse, options.compression, options.cache))  # fmt: skip
         config = store.put_json(image_config(plan, base, layers, options.epoch))
         manifest = store.put_json(image_manifest(config.digest, config.size, base, layers))
         repository = plan.tag.rpartition(":")[0]
@@ -89,10 +89,12 @@ def build_oci_image(
             reporter.detail(f"{layer.kind:<11} {layer.blob.size / 1e6:8.1f} MB  {layer.blob.digest[:19]}  {layer.why}")
         stage.note(f"{len(layers)} layers on {plan.base.reference}, manifest {manifest.digest[:19]}")
     stored = StoredImage.read(store, manifest.digest)
-    size = sum(store.blobs.path(d).stat().st_size for d in stored.blobs)
+    size = manifest.size + config.size + sum({l.blob.digest: l.blob.size for l in layers}.values())  # some may be in the cache only
     image_id, loaded, reused = config.digest, False, False
     if engine is not None:
         with reporter.stage("load") as loading:
+            if options.cache is not None:  # the engine needs the bytes of layers found in the cache
+                options.cache.materialize(stored.blobs)
             reused = engine.image_info(config.digest) is not None
             image_id = load_into_engine(engine, store, stored, [plan.tag, content_tag], plan.base.reference, reporter.detail, loading.update)
             info = engine.image_info(image_id)

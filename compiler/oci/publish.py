@@ -14,7 +14,7 @@ from compiler.emit.oci import PreparedOutput, StagedImage, commit_output, defaul
 from compiler.emit.publish import PublishRequest, PublishResult
 from compiler.emit.registry import push_image
 from compiler.emit.skopeo import LogSink
-from compiler.oci import outputs, referrers
+from compiler.oci import native_push, outputs, referrers
 from compiler.oci.store import OciStore
 
 
@@ -25,17 +25,22 @@ def publish_stored(store: OciStore, manifest_digest: str, request: PublishReques
     scratch = Path(tempfile.mkdtemp(prefix=staging_name("pkgc-stage-"), dir=store.root))  # a killed run's: swept by the next
     try:
         refs = request.attest(store.root, request.image, manifest_digest) if request.attest else ()
+        native = request.push is not None and native_push.wanted(store, image, request.push)
+        if request.outputs or (request.push is not None and not native):  # blobs found in the cache: their bytes now
+            native_push.fetch_missing(store, image.blobs, log)
         for target in request.outputs:
             prepared.append(outputs.prepare(store, image, target, tag))
         referrers.attach_to_outputs(prepared, refs)
         pushed, index = None, None
-        if request.push is not None:
+        if native:
+            pushed = native_push.push_stored(store, image, request.push, request.push.tag or tag, log)  # type: ignore[arg-type]
+        elif request.push is not None:
             started = time.monotonic()
             outputs.write_layout(store, image, scratch / "layout", tag)
             staged = StagedImage(request.image, scratch / "layout", tag, manifest_digest, time.monotonic() - started)
             pushed = push_image(staged, request.push, log)
-            if refs:
-                index = referrers.push_referrers(refs, pushed.digest, pushed.repository, pushed.tls_verify, log)
+        if pushed is not None and refs:
+            index = referrers.push_referrers(refs, pushed.digest, pushed.repository, pushed.tls_verify, log)
         written = tuple(commit_output(p) for p in prepared)
     finally:
         for p in prepared:
