@@ -170,6 +170,17 @@ class RegistryCache:
             self.remote.record(layer.digest, layer.size, Location(self.repo.registry, self.repo.repository))
         return entry
 
+    def share(self, layers: list[LayerBlob]) -> None:
+        """Blobs the store holds (the base's layers) made known in the cache repository: uploaded when
+        it lacks them (readwrite), recorded as living there when it has them (a push mounts them)."""
+        for layer in layers:
+            if not self.client.has_blob(self.repo.repository, layer.digest):
+                if self.mode != "readwrite" or not self.store.blobs.has(layer.digest):
+                    continue
+                path = self.store.blobs.path(layer.digest)
+                self.client.upload_blob(self.repo.repository, layer.digest, layer.size, lambda p=path: open(p, "rb"))
+            self.remote.record(layer.digest, layer.size, Location(self.repo.registry, self.repo.repository))
+
     def offer(self, key: str, layers: list[LayerBlob], facts: dict | None = None) -> None:
         """Make ``key`` name ``layers`` in the cache (readwrite; read: nothing): the blobs the
         repository lacks are uploaded from the store, then the record and its manifest."""
@@ -204,10 +215,14 @@ def reused_or_written(cache: RegistryCache | None, key: str, write: Callable[[],
     return blob
 
 
-def open_cache(options, log: Callable[[str], None]) -> RegistryCache | None:
-    """The build's shared cache from its options (``--cache``/``cache``), or None."""
+def open_cache(options, log: Callable[[str], None], base: str | None = None) -> RegistryCache | None:
+    """The build's shared cache from its options (``--cache``/``cache``), or None; the layers of the
+    ``base`` manifest (when in the store) shared through it, so a push mounts them too."""
     if options.cache is None:
         return None
     from compiler.options import registry_credentials
 
-    return RegistryCache(parse_cache(options.cache), options.cache_mode, OciStore.in_cache(options.cache_dir), registry_credentials(), log)
+    cache = RegistryCache(parse_cache(options.cache), options.cache_mode, OciStore.in_cache(options.cache_dir), registry_credentials(), log)
+    if base is not None and base.startswith("sha256:") and cache.store.blobs.has(base):
+        cache.share([LayerBlob(l["digest"], l["size"], "", l.get("mediaType", "")) for l in cache.store.read_json(base).get("layers", [])])
+    return cache

@@ -137,7 +137,9 @@ def copied_layers(
             blobs = model_layers(at_stable_path(entries, model_dir), store, epoch, digests, reuse=reuse, cache=cache)
         else:
             key = copied_key(layer.kind, entries, epoch, compression, digests)
-            blobs = [reused_or_written(cache, key, lambda: write_layer(entries, store.blobs, epoch, compression=compression), reuse)]
+            # the SBOM's layer is written here even when cached: the attestations read the SBOM from it
+            blobs = [reused_or_written(cache, key, lambda: write_layer(entries, store.blobs, epoch, compression=compression),
+                                       reuse and layer.kind != "sbom")]  # fmt: skip
         for blob in blobs:
             layers.append(BuiltLayer(layer.kind, layer.why, blob))
             on_layer(layers[-1])
