@@ -334,7 +334,7 @@ def build(compiled: Compiled, request: BuildRequest, options: Options, reporter:
                                  allow_missing=options.allow_missing_libraries,
                                  digests=DigestCache.in_cache(options.cache_dir),
                                  compression=request.compression or options.compression,  # type: ignore[arg-type]
-                                 cache=open_cache(options, reporter.detail, plan.base.digest))  # fmt: skip
+                                 cache=open_cache(options, reporter.detail, plan.base.digest, not request.no_cache))  # fmt: skip
     return build_oci_image(plan, OciStore.in_cache(options.cache_dir), engine, layer_options, reporter).built()
 
 

@@ -128,8 +128,9 @@ class RegistryCache:
     """The cache repository as a build sees it: ``find`` a key, ``offer`` what was built."""
 
     def __init__(self, repo: CacheRepo, mode: Mode, store: OciStore, credentials: tuple[str, str] | None = None,
-                 log: Callable[[str], None] = lambda _line: None):  # fmt: skip
+                 log: Callable[[str], None] = lambda _line: None, reuse: bool = True):  # fmt: skip
         self.repo, self.mode, self.store, self.log = repo, mode, store, log
+        self.reuse = reuse  # --no-cache: nothing is taken from the cache (what is built is still offered)
         self.client = RegistryClient(repo.registry, credentials, logged_transfers(store))
         self.remote = RemoteBlobs(store)
         self._known: set[str] = set()  # keys the cache holds (found or offered in this build)
@@ -158,8 +159,8 @@ class RegistryCache:
 
     def find(self, key: str) -> CacheEntry | None:
         """The entry for ``key``, its layers recorded in the store as living in the cache (their
-        bytes are not fetched); None when the cache does not have it."""
-        entry = self._fetch(key)
+        bytes are not fetched); None when the cache does not have it (or the build reuses nothing)."""
+        entry = self._fetch(key) if self.reuse else None
         if entry is None:
             self.misses += 1
             return None
@@ -215,14 +216,15 @@ def reused_or_written(cache: RegistryCache | None, key: str, write: Callable[[],
     return blob
 
 
-def open_cache(options, log: Callable[[str], None], base: str | None = None) -> RegistryCache | None:
+def open_cache(options, log: Callable[[str], None], base: str | None = None, reuse: bool = True) -> RegistryCache | None:
     """The build's shared cache from its options (``--cache``/``cache``), or None; the layers of the
     ``base`` manifest (when in the store) shared through it, so a push mounts them too."""
     if options.cache is None:
         return None
     from compiler.options import registry_credentials
 
-    cache = RegistryCache(parse_cache(options.cache), options.cache_mode, OciStore.in_cache(options.cache_dir), registry_credentials(), log)
+    store = OciStore.in_cache(options.cache_dir)
+    cache = RegistryCache(parse_cache(options.cache), options.cache_mode, store, registry_credentials(), log, reuse)
     if base is not None and base.startswith("sha256:") and cache.store.blobs.has(base):
         cache.share([LayerBlob(l["digest"], l["size"], "", l.get("mediaType", "")) for l in cache.store.read_json(base).get("layers", [])])
     return cache

@@ -260,3 +260,28 @@ def test_plain_tar_layers_keep_their_digest_as_diff_id(tmp_path):
     assert plain.media_type == TAR_LAYER and plain.diff_id == plain.digest
     assert layer(store, "gz").media_type == GZIP_LAYER
     assert Path(store.blobs.path(plain.digest)).is_file()
+
+
+def test_no_cache_takes_nothing_from_the_cache_but_still_offers(tmp_path):
+    with MemoryRegistry() as reg:
+        store = OciStore(tmp_path / "a")
+        first = reused_or_written(_cache(reg, store), KEY, lambda: layer(store, "x"))
+        again = RegistryCache(CacheRepo(reg.host, "cache"), "readwrite", OciStore(tmp_path / "b"), reuse=False)
+        rebuilt = reused_or_written(again, KEY, lambda: layer(again.store, "x"))
+        assert rebuilt == first and again.store.blobs.has(first.digest) and again.hits == 0
+
+
+def test_a_bad_cache_flag_is_bad_input_before_any_build_work(tmp_path, capsys, monkeypatch):
+    from compiler.cli import main
+
+    monkeypatch.setenv("PKGC_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("PKGC_WORKSPACE", str(tmp_path / "ws"))
+    spec = tmp_path / "package.yml"
+    spec.write_text("not: read\n")
+    assert main(["-q", "build", str(spec), "--cache", "nothost/cache"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--cache" in err and "'nothost' is not a registry host" in err
+    with pytest.raises(SystemExit) as usage:  # argparse's own usage error
+        main(["-q", "build", str(spec), "--cache", "localhost:5000/cache", "--cache-mode", "write"])
+    assert usage.value.code == 2 and "invalid choice: 'write'" in capsys.readouterr().err
+    assert not (tmp_path / "cache" / "oci").exists()
