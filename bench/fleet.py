@@ -21,7 +21,7 @@ again (the issue's target: <= 0.4x the first's time, no environment byte uploade
 no cache shared between runners: each package is a cold build on an empty runner).
 
 Usage: python bench/fleet.py [--envs 3] [--models 7] [--runners 3] [--warm-pyc] [--no-solo]
-                             [--bentoml RUNS] [--work DIR] [--json]
+                             [--bentoml RUNS [--bentoml-only]] [--work DIR] [--json]
 """
 
 from __future__ import annotations
@@ -304,6 +304,7 @@ def main() -> None:
     parser.add_argument("--warm-pyc", action="store_true", help="runners start with this host's compiled-files cache")
     parser.add_argument("--no-solo", action="store_true", help="skip the first/second runner measurement")
     parser.add_argument("--bentoml", type=int, default=0, metavar="RUNS", help="also time BentoML's cold build RUNS times")
+    parser.add_argument("--bentoml-only", action="store_true", help="only time BentoML's cold build (--bentoml RUNS times)")
     parser.add_argument("--work", type=Path, help="scratch folder (default: a new one under /tmp)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON only")
     args = parser.parse_args()
@@ -313,6 +314,13 @@ def main() -> None:
 
     work = args.work or Path(tempfile.mkdtemp(prefix="pkgc-fleet-"))
     work.mkdir(parents=True, exist_ok=True)
+    if args.bentoml_only:
+        bento = bentoml(max(args.bentoml, 1), work)
+        if "cold_seconds" in bento:
+            mean = sum(bento["cold_seconds"]) / len(bento["cold_seconds"])
+            bento["fleet_seconds_estimate"] = round(mean * -(-args.envs * args.models // args.runners), 1)
+        print(json.dumps({"bentoml": bento, "packages": args.envs * args.models, "runners": args.runners, "load": os.getloadavg()}))
+        return
     for runs in ("none", "shared", "solo"):
         shutil.rmtree(work / "runs" / runs, ignore_errors=True)
     shutil.rmtree(work / "registry", ignore_errors=True)

@@ -172,15 +172,16 @@ class RegistryCache:
         return entry
 
     def share(self, layers: list[LayerBlob]) -> None:
-        """Blobs the store holds (the base's layers) made known in the cache repository: uploaded when
-        it lacks them (readwrite), recorded as living there when it has them (a push mounts them)."""
+        """Blobs the store holds (the base's layers) shared through the cache repository: recorded as
+        living there when it has them (a push mounts them); when it lacks them (readwrite), the push
+        puts them there on its way (``native_push``), at the end of the build rather than now, when
+        every runner of a fleet starts at once and would upload them together."""
+        here = Location(self.repo.registry, self.repo.repository)
         for layer in layers:
-            if not self.client.has_blob(self.repo.repository, layer.digest):
-                if self.mode != "readwrite" or not self.store.blobs.has(layer.digest):
-                    continue
-                path = self.store.blobs.path(layer.digest)
-                self.client.upload_blob(self.repo.repository, layer.digest, layer.size, lambda p=path: open(p, "rb"))
-            self.remote.record(layer.digest, layer.size, Location(self.repo.registry, self.repo.repository))
+            if self.client.has_blob(self.repo.repository, layer.digest):
+                self.remote.record(layer.digest, layer.size, here)
+            elif self.mode == "readwrite" and self.store.blobs.has(layer.digest):
+                self.remote.want_shared(layer.digest, layer.size, here)
 
     def offer(self, key: str, layers: list[LayerBlob], facts: dict | None = None) -> None:
         """Make ``key`` name ``layers`` in the cache (readwrite; read: nothing): the blobs the

@@ -30,6 +30,16 @@ def client_for(store: OciStore) -> Callable[[str], RegistryClient]:
     return lambda registry: RegistryClient(registry, registry_credentials(), logged_transfers(store))
 
 
+def _shared(client: RegistryClient, store: OciStore, remote: RemoteBlobs, digest: str, cache: Location) -> str:
+    """Put ``digest`` into the cache repository unless another runner did meanwhile; that repository."""
+    path = store.blobs.path(digest)
+    size = path.stat().st_size
+    if not client.has_blob(cache.repository, digest):
+        client.upload_blob(cache.repository, digest, size, lambda: open(path, "rb"))
+    remote.record(digest, size, cache)
+    return cache.repository
+
+
 def fetch_missing(store: OciStore, digests: list[str], log: Log) -> int:
     """The bytes of ``digests`` the store knows only in a registry, fetched (for an ``--output``)."""
     return materialize(store, digests, client_for(store), log) if missing(store, digests) else 0
@@ -45,6 +55,9 @@ def push_stored(store: OciStore, image: StoredImage, target: PushTarget, tag: st
             skipped += 1
             continue
         sources = [l.repository for l in remote.where(digest) if l.registry == target.registry and l.repository != repository]
+        shared = remote.share_to(digest)
+        if not sources and shared is not None and shared.registry == target.registry and store.blobs.has(digest):
+            sources = [_shared(client, store, remote, digest, shared)]  # the cache gets it once, the target mounts it
         location = client.mount_blob(repository, digest, sources[0]) if sources else None
         if sources and location is None:
             mounted += 1

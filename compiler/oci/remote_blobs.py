@@ -44,8 +44,21 @@ class RemoteBlobs:
     def record(self, digest: str, size: int, location: Location) -> None:
         """Remember that ``digest`` (``size`` bytes) is in ``location`` (the newest first)."""
         known = [l for l in self.where(digest) if l != location]
-        data = {"size": size, "locations": [[location.registry, location.repository]] + [[l.registry, l.repository] for l in known]}
-        data["locations"] = data["locations"][:MAX_LOCATIONS]
+        locations = [[location.registry, location.repository]] + [[l.registry, l.repository] for l in known]
+        self._write(digest, {"size": size, "locations": locations[:MAX_LOCATIONS]})
+
+    def want_shared(self, digest: str, size: int, location: Location) -> None:
+        """Remember that a push should put ``digest`` into ``location`` (the cache) on its way: the
+        base's layers the cache lacked when the build started, uploaded then by the first to push."""
+        data = self._read(digest)
+        data.update(size=size, share=[location.registry, location.repository])
+        self._write(digest, data)
+
+    def share_to(self, digest: str) -> Location | None:
+        item = self._read(digest).get("share")
+        return Location(str(item[0]), str(item[1])) if isinstance(item, list) and len(item) == 2 else None
+
+    def _write(self, digest: str, data: dict) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".remote-", dir=self.folder)
         try:

@@ -285,3 +285,23 @@ def test_a_bad_cache_flag_is_bad_input_before_any_build_work(tmp_path, capsys, m
         main(["-q", "build", str(spec), "--cache", "localhost:5000/cache", "--cache-mode", "write"])
     assert usage.value.code == 2 and "invalid choice: 'write'" in capsys.readouterr().err
     assert not (tmp_path / "cache" / "oci").exists()
+
+
+def test_the_base_goes_into_the_cache_once_at_the_first_push_and_is_mounted_after(tmp_path):
+    with MemoryRegistry() as reg:
+        repo = CacheRepo(reg.host, "cache")
+        pushed, content = [], __import__("secrets").token_hex(20000)  # does not compress: the base's size shows
+        for runner in ("a", "b"):
+            store = OciStore(tmp_path / runner)
+            base = layer(store, content)
+            cache = RegistryCache(repo, "readwrite", store)
+            cache.share([base])  # at the start of the build: nothing is uploaded yet
+            assert ("cache", base.digest) not in reg.state.blobs or runner == "b"
+            image = stored_image(store, [base, layer(store, f"{runner}'s code")])
+            before = reg.state.received
+            push_stored(store, image, PushTarget(reg.host, f"models/{runner}"), "1", lambda _line: None)
+            pushed.append(reg.state.received - before)
+            assert ("cache", base.digest) in reg.state.blobs and (f"models/{runner}", base.digest) in reg.state.blobs
+        assert pushed[0] > base.size > pushed[1]  # a's push put the base there; b's mounted it
+        uploads = [r for r in reg.state.requests if r.startswith("PUT /v2/") and "/blobs/uploads/" in r]
+        assert len(uploads) == 5  # a: base into the cache, code, config; b: code, config
