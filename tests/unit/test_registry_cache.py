@@ -5,6 +5,7 @@ hostile answers, the native push that mounts cached blobs, and the flags and con
 from __future__ import annotations
 
 import hashlib
+import secrets
 import json
 from pathlib import Path
 
@@ -290,7 +291,7 @@ def test_a_bad_cache_flag_is_bad_input_before_any_build_work(tmp_path, capsys, m
 def test_the_base_goes_into_the_cache_once_at_the_first_push_and_is_mounted_after(tmp_path):
     with MemoryRegistry() as reg:
         repo = CacheRepo(reg.host, "cache")
-        pushed, content = [], __import__("secrets").token_hex(20000)  # does not compress: the base's size shows
+        pushed, content = [], secrets.token_hex(20000)  # does not compress: the base's size shows
         for runner in ("a", "b"):
             store = OciStore(tmp_path / runner)
             base = layer(store, content)
