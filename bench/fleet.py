@@ -9,8 +9,10 @@ with its own empty cache folder and workspace (the package files hard-linked fro
 as a runner next to a package mirror; compiled files cold unless --warm-pyc), no engine, in parallel;
 each builds its share of the packages and pushes each to its own repository. Packages are dealt so
 that runners start on different environments (a matrix's first wave rarely builds one environment
-twice). Every runner talks to the registry through its own counting TCP proxy: bytes on the wire up
-and down, per runner; pkgc's own client also logs each blob it uploads, mounts or downloads.
+twice). The base image is in the registry before the fleet starts (a team's base in its registry):
+each runner pulls it, pushes mount it. Runners talk to the registry through a counting TCP proxy
+(bytes on the wire up and down, all runners); pkgc's own client logs each blob it uploads, mounts or
+downloads, per runner.
 
 Modes: ``none`` (no shared cache: every runner builds every environment it needs; pushes by skopeo)
 and ``shared`` (``--cache REGISTRY/fleet-shared/cache``). Then ``solo``: one runner builds a package
@@ -72,9 +74,7 @@ class RunnerReport:
     runner: int
     seconds: float = 0.0
     built: list[Built] = field(default_factory=list)
-    wire_up: int = 0
-    wire_down: int = 0
-    events: list[dict] = field(default_factory=list)
+    events: list[dict] = field(default_factory=list)  # what pkgc's registry client moved (transfers.jsonl)
 
 
 class CountingProxy:
@@ -206,27 +206,24 @@ def run_runner(index: int, packages: list[Package], work: Path, mirror: Path, ba
     report.events = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
 
-def run_fleet(mode: str, packages: list[Package], runners: int, work: Path, mirror: Path, base: str, registry_port: int,
-              warm_pyc: bool) -> tuple[float, list[RunnerReport]]:  # fmt: skip
+def run_fleet(mode: str, packages: list[Package], runners: int, work: Path, mirror: Path, base: str, proxy: CountingProxy,
+              warm_pyc: bool) -> tuple[float, list[RunnerReport], tuple[int, int]]:  # fmt: skip
     shares = [packages[r::runners] for r in range(runners)]
     reports = [RunnerReport(r) for r in range(runners)]
-    proxies = [CountingProxy(registry_port) for _ in range(runners)]
-    threads = [threading.Thread(target=_guarded, args=(run_runner, r, shares[r], work, mirror, base, f"127.0.0.1:{proxies[r].port}",
+    threads = [threading.Thread(target=_guarded, args=(run_runner, r, shares[r], work, mirror, base, f"127.0.0.1:{proxy.port}",
                                                         mode, warm_pyc, reports[r]))  # fmt: skip
                for r in range(runners)]
+    up, down = proxy.up, proxy.down
     started = time.monotonic()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     wall = time.monotonic() - started
-    for proxy, report in zip(proxies, reports):
-        report.wire_up, report.wire_down = proxy.up, proxy.down
-        proxy.close()
     failed = [r for r in reports if len(r.built) != len(shares[r.runner])]
     if failed:
         raise SystemExit(f"fleet: runner {failed[0].runner} did not finish ({mode}); see above")
-    return wall, reports
+    return wall, reports, (proxy.up - up, proxy.down - down)
 
 
 def _guarded(fn, *args) -> None:
@@ -236,26 +233,25 @@ def _guarded(fn, *args) -> None:
         print(exc, file=sys.stderr)
 
 
-def distinct_layers(reports: list[RunnerReport], base: str) -> dict[str, int]:
-    """digest -> size of every layer of every package (the base's too)."""
-    layout = Path(base.removeprefix("oci:").rsplit(":", 1)[0])
-    index = json.loads((layout / "index.json").read_text())
-    manifest = json.loads((layout / "blobs" / "sha256" / index["manifests"][0]["digest"].split(":")[1]).read_text())
-    sizes = {l["digest"]: l["size"] for l in manifest["layers"]}
+def distinct_layers(reports: list[RunnerReport]) -> dict[str, int]:
+    """digest -> size of every layer pkgc built for the packages (the base's are in the registry before
+    the fleet starts: pulled and mounted, never uploaded)."""
+    sizes: dict[str, int] = {}
     for report in reports:
         for built in report.built:
             sizes.update({l["digest"]: l["size"] for l in built.layers})
     return sizes
 
 
-def summary(mode: str, wall: float, reports: list[RunnerReport], layers: dict[str, int]) -> dict:
+def summary(mode: str, wall: float, reports: list[RunnerReport], wire: tuple[int, int], layers: dict[str, int]) -> dict:
     events = [e for r in reports for e in r.events]
     environment = {l["digest"] for r in reports for b in r.built for l in b.layers if l["kind"] == "environment"}
     return {
         "mode": mode, "wall_seconds": round(wall, 1), "packages": sum(len(r.built) for r in reports),
         "runner_seconds": [round(r.seconds, 1) for r in reports],
         "package_seconds": {b.package: round(b.seconds, 1) for r in reports for b in r.built},
-        "wire_bytes_up": sum(r.wire_up for r in reports), "wire_bytes_down": sum(r.wire_down for r in reports),
+        "wire_bytes_up": wire[0], "wire_bytes_down": wire[1],
+        "runner_layer_bytes_uploaded": [sum(e["bytes"] for e in r.events if e["op"] == "upload" and e["digest"] in layers) for r in reports],
         "client_layer_bytes_uploaded": sum(e["bytes"] for e in events if e["op"] == "upload" and e["digest"] in layers),
         "client_environment_bytes_uploaded": sum(e["bytes"] for e in events if e["op"] == "upload" and e["digest"] in environment),
         "client_bytes_downloaded": sum(e["bytes"] for e in events if e["op"] == "download"),
@@ -263,19 +259,18 @@ def summary(mode: str, wall: float, reports: list[RunnerReport], layers: dict[st
     }  # fmt: skip
 
 
-def solo(packages: list[Package], work: Path, mirror: Path, base: str, registry_port: int, warm_pyc: bool) -> dict:
+def solo(packages: list[Package], work: Path, mirror: Path, base: str, proxy: CountingProxy, warm_pyc: bool) -> dict:
     """A package built cold with --cache on an empty cache repository, then by a second empty runner."""
     figures = {}
     for who in ("first", "second"):
-        proxy = CountingProxy(registry_port)
         report = RunnerReport(0)
+        up = proxy.up
         run_runner(0, packages[:1], work, mirror, base, f"127.0.0.1:{proxy.port}", "solo", warm_pyc, report)
         shutil.move(str(work / "runs" / "solo" / "r0"), str(work / "runs" / "solo" / who))
         environment = {l["digest"] for l in report.built[0].layers if l["kind"] == "environment"}
-        figures[who] = {"seconds": round(report.built[0].seconds, 1), "digest": report.built[0].digest, "wire_bytes_up": proxy.up,
+        figures[who] = {"seconds": round(report.built[0].seconds, 1), "digest": report.built[0].digest, "wire_bytes_up": proxy.up - up,
                         "environment_bytes_uploaded": sum(e["bytes"] for e in report.events if e["op"] == "upload" and e["digest"] in environment),
                         "environment_bytes_downloaded": sum(e["bytes"] for e in report.events if e["op"] == "download" and e["digest"] in environment)}  # fmt: skip
-        proxy.close()
     figures["ratio"] = round(figures["second"]["seconds"] / figures["first"]["seconds"], 2)
     return figures
 
@@ -325,28 +320,33 @@ def main() -> None:
         shutil.rmtree(work / "runs" / runs, ignore_errors=True)
     shutil.rmtree(work / "registry", ignore_errors=True)
     started = time.monotonic()
-    packages, base, mirror = prepare(work, args.envs, args.models, args.runners)
+    packages, layout, mirror = prepare(work, args.envs, args.models, args.runners)
     prepared = time.monotonic() - started
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     registry = start_registry(work / "registry", port)
+    proxy = CountingProxy(port)  # every runner's registry traffic, counted both ways
     try:
+        # the team's base image in its registry (as runners pull it from theirs): pulled by each runner,
+        # mounted (not uploaded) by every push
+        base = f"127.0.0.1:{proxy.port}/fleet-base/debian:1"
+        subprocess.run(["skopeo", "copy", "--quiet", "--preserve-digests", "--dest-tls-verify=false", layout, f"docker://{base}"],
+                       check=True, capture_output=True)  # fmt: skip
         figures: dict = {"packages": len(packages), "envs": args.envs, "models": args.models, "runners": args.runners,
                          "warm_pyc": args.warm_pyc, "prepare_seconds": round(prepared, 1), "load_before": os.getloadavg()}  # fmt: skip
         runs = {}
         for mode in ("none", "shared"):
-            wall, reports = run_fleet(mode, packages, args.runners, work, mirror, base, port, args.warm_pyc)
-            runs[mode] = (wall, reports)
-        layers = distinct_layers([r for _w, reports in runs.values() for r in reports], base)
+            runs[mode] = run_fleet(mode, packages, args.runners, work, mirror, base, proxy, args.warm_pyc)
+        layers = distinct_layers([r for _w, reports, _wire in runs.values() for r in reports])
         figures["distinct_layer_bytes"] = sum(layers.values())
-        for mode, (wall, reports) in runs.items():
-            figures[mode] = summary(mode, wall, reports, layers)
-        digests = {mode: {b.package: b.digest for r in reports for b in r.built} for mode, (_w, reports) in runs.items()}
+        for mode, (wall, reports, wire) in runs.items():
+            figures[mode] = summary(mode, wall, reports, wire, layers)
+        digests = {mode: {b.package: b.digest for r in reports for b in r.built} for mode, (_w, reports, _wire) in runs.items()}
         figures["same_digests"] = digests["none"] == digests["shared"]
         figures["upload_ratio"] = round(figures["shared"]["client_layer_bytes_uploaded"] / figures["distinct_layer_bytes"], 3)
         if not args.no_solo:
-            figures["solo"] = solo(packages, work, mirror, base, port, args.warm_pyc)
+            figures["solo"] = solo(packages, work, mirror, base, proxy, args.warm_pyc)
         if args.bentoml:
             bento = bentoml(args.bentoml, work)
             if "cold_seconds" in bento:
@@ -355,6 +355,7 @@ def main() -> None:
             figures["bentoml"] = bento
         figures["load_after"] = os.getloadavg()
     finally:
+        proxy.close()
         registry.stop()
     if args.json:
         print(json.dumps(figures, indent=2))
@@ -379,7 +380,7 @@ def report(f: dict) -> str:
                             ("layer bytes uploaded (pkgc's client)", "client_layer_bytes_uploaded", mb),
                             ("blobs mounted", "mounts", str)):  # fmt: skip
         lines.append(f"| {label} | {'-' if none[key] is None else fmt(none[key])} | {fmt(shared[key])} |")
-    lines += ["", f"distinct layers: {mb(f['distinct_layer_bytes'])}; layer bytes uploaded with --cache / distinct = {f['upload_ratio']} "
+    lines += ["", f"distinct layers pkgc built: {mb(f['distinct_layer_bytes'])}; layer bytes uploaded with --cache / distinct = {f['upload_ratio']} "
               f"(target <= 1.1); same digests in both modes: {f['same_digests']}"]  # fmt: skip
     if "solo" in f:
         s = f["solo"]

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Callable, Literal
 
 from compiler.cache.cache_repo import CacheRepo, parse_cache
+from compiler.cache.upload_lease import upload_once
 from compiler.errors import excerpt
 from compiler.oci.compress import MEDIA_TYPES
 from compiler.oci.distribution import DIGEST_RE, RegistryClient, RegistryError
@@ -168,7 +169,7 @@ class RegistryCache:
         self._known.add(key)
         self.log(f"cache {self.repo}: {key[:12]} found ({sum(l.size for l in entry.layers) / 1e6:.1f} MB, not downloaded)")
         for layer in entry.layers:
-            self.remote.record(layer.digest, layer.size, Location(self.repo.registry, self.repo.repository))
+            self.remote.record(layer.digest, layer.size, Location(self.repo.registry, self.repo.repository), cache=True)
         return entry
 
     def share(self, layers: list[LayerBlob]) -> None:
@@ -179,7 +180,7 @@ class RegistryCache:
         here = Location(self.repo.registry, self.repo.repository)
         for layer in layers:
             if self.client.has_blob(self.repo.repository, layer.digest):
-                self.remote.record(layer.digest, layer.size, here)
+                self.remote.record(layer.digest, layer.size, here, cache=True)
             elif self.mode == "readwrite" and self.store.blobs.has(layer.digest):
                 self.remote.want_shared(layer.digest, layer.size, here)
 
@@ -191,18 +192,19 @@ class RegistryCache:
         entry = CacheEntry(key, tuple(layers), facts or {})
         if self._fetch(key) is None:
             for layer in layers:
-                if not self.client.has_blob(self.repo.repository, layer.digest):
-                    if not self.store.blobs.has(layer.digest):  # only known remotely (elsewhere): nothing to offer
+                if not self.store.blobs.has(layer.digest):  # only known remotely: offered only if the cache has it
+                    if not self.client.has_blob(self.repo.repository, layer.digest):
                         return
-                    path = self.store.blobs.path(layer.digest)
-                    self.client.upload_blob(self.repo.repository, layer.digest, layer.size, lambda p=path: open(p, "rb"))
+                    continue
+                path = self.store.blobs.path(layer.digest)
+                upload_once(self.client, self.repo.repository, layer.digest, layer.size, lambda p=path: open(p, "rb"), self.log)
             config, manifest = artifact(entry)
             self.client.put_blob_bytes(self.repo.repository, config)
             self.client.put_manifest(self.repo.repository, tag_for(key), manifest, MANIFEST)
             self.log(f"cache {self.repo}: {key[:12]} stored ({sum(l.size for l in layers) / 1e6:.1f} MB)")
         self._known.add(key)
         for layer in layers:
-            self.remote.record(layer.digest, layer.size, Location(self.repo.registry, self.repo.repository))
+            self.remote.record(layer.digest, layer.size, Location(self.repo.registry, self.repo.repository), cache=True)
 
 
 def reused_or_written(cache: RegistryCache | None, key: str, write: Callable[[], LayerBlob], reuse: bool = True) -> LayerBlob:

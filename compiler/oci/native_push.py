@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+from compiler.cache.upload_lease import upload_once
 from compiler.emit.registry import PushResult, PushTarget
 from compiler.oci.distribution import RegistryClient
 from compiler.oci.outputs import StoredImage
@@ -21,9 +22,10 @@ Log = Callable[[str], None]
 
 
 def wanted(store: OciStore, image: StoredImage, target: PushTarget) -> bool:
-    """Whether pkgc pushes ``image`` itself: a blob is not local, or the target's registry has it."""
+    """Whether pkgc pushes ``image`` itself: a blob is not local, or a shared build cache on the target's
+    registry holds it (else skopeo pushes, with its own credentials and blob cache, as without --cache)."""
     remote = RemoteBlobs(store)
-    return any(not store.blobs.has(d) or any(l.registry == target.registry for l in remote.where(d)) for d in image.blobs[1:])
+    return any(not store.blobs.has(d) or remote.in_cache_on(d, target.registry) for d in image.blobs[1:])
 
 
 def client_for(store: OciStore) -> Callable[[str], RegistryClient]:
@@ -34,9 +36,8 @@ def _shared(client: RegistryClient, store: OciStore, remote: RemoteBlobs, digest
     """Put ``digest`` into the cache repository unless another runner did meanwhile; that repository."""
     path = store.blobs.path(digest)
     size = path.stat().st_size
-    if not client.has_blob(cache.repository, digest):
-        client.upload_blob(cache.repository, digest, size, lambda: open(path, "rb"))
-    remote.record(digest, size, cache)
+    upload_once(client, cache.repository, digest, size, lambda: open(path, "rb"))
+    remote.record(digest, size, cache, cache=True)
     return cache.repository
 
 

@@ -41,11 +41,22 @@ class RemoteBlobs:
     def _path(self, digest: str) -> Path:
         return self.folder / f"{self.store.blobs.path(digest).name}.json"
 
-    def record(self, digest: str, size: int, location: Location) -> None:
-        """Remember that ``digest`` (``size`` bytes) is in ``location`` (the newest first)."""
+    def record(self, digest: str, size: int, location: Location, cache: bool = False) -> None:
+        """Remember that ``digest`` (``size`` bytes) is in ``location`` (the newest first); ``cache``:
+        a shared build cache's repository (then a push to that registry is pkgc's own, and mounts)."""
+        data = self._read(digest)
         known = [l for l in self.where(digest) if l != location]
         locations = [[location.registry, location.repository]] + [[l.registry, l.repository] for l in known]
-        self._write(digest, {"size": size, "locations": locations[:MAX_LOCATIONS]})
+        caches = [c for c in data.get("caches", []) if isinstance(c, str)]
+        if cache and location.registry not in caches:
+            caches.append(location.registry)
+        self._write(digest, {"size": size, "locations": locations[:MAX_LOCATIONS], "caches": caches[:MAX_LOCATIONS]})
+
+    def in_cache_on(self, digest: str, registry: str) -> bool:
+        """Whether a shared build cache on ``registry`` holds ``digest`` (or is to, ``want_shared``)."""
+        data = self._read(digest)
+        share = data.get("share")
+        return registry in (data.get("caches") or []) or (isinstance(share, list) and share[:1] == [registry])
 
     def want_shared(self, digest: str, size: int, location: Location) -> None:
         """Remember that a push should put ``digest`` into ``location`` (the cache) on its way: the
@@ -86,6 +97,16 @@ class RemoteBlobs:
     def size(self, digest: str) -> int | None:
         size = self._read(digest).get("size")
         return size if isinstance(size, int) and size >= 0 else None
+
+
+def record_pulled(store: OciStore, registry: str, repository: str, layers: list[dict]) -> None:
+    """The layers of an image pulled from ``registry/repository`` (a base image): a push of an image on
+    them to the same registry mounts them from there instead of uploading them."""
+    remote = RemoteBlobs(store)
+    for layer in layers:
+        digest, size = layer.get("digest"), layer.get("size")
+        if isinstance(digest, str) and isinstance(size, int) and store.blobs.has(digest):
+            remote.record(digest, size, Location(registry, repository))
 
 
 def missing(store: OciStore, digests: Iterable[str]) -> list[str]:

@@ -5,6 +5,7 @@ hostile answers, the native push that mounts cached blobs, and the flags and con
 from __future__ import annotations
 
 import hashlib
+import io
 import secrets
 import json
 from pathlib import Path
@@ -306,3 +307,28 @@ def test_the_base_goes_into_the_cache_once_at_the_first_push_and_is_mounted_afte
         assert pushed[0] > base.size > pushed[1]  # a's push put the base there; b's mounted it
         uploads = [r for r in reg.state.requests if r.startswith("PUT /v2/") and "/blobs/uploads/" in r]
         assert len(uploads) == 5  # a: base into the cache, code, config; b: code, config
+
+
+def test_runners_finishing_the_same_layer_at_once_upload_it_once(tmp_path):
+    import threading
+
+    from compiler.cache.upload_lease import MIN_SIZE, upload_once
+
+    data = secrets.token_bytes(MIN_SIZE + 1000)
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    with MemoryRegistry() as reg:
+        start, results = threading.Barrier(3), []
+
+        def runner() -> None:
+            client = RegistryClient(reg.host)
+            start.wait()
+            results.append(upload_once(client, "cache", digest, len(data), lambda: io.BytesIO(data)))
+
+        threads = [threading.Thread(target=runner) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(results) == [False, False, True]  # one uploaded it, two waited for it
+        assert len(data) <= reg.state.received < len(data) + 1000  # the blob once, and the leases' small records
+        assert reg.state.blobs[("cache", digest)] == data
