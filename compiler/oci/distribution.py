@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.client
+import io
 import json
 import os
 import re
@@ -335,8 +336,6 @@ class RegistryClient:
         """A small blob (a config) uploaded unless the repository has it; its digest."""
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         if not self.has_blob(repository, digest):
-            import io
-
             self.upload_blob(repository, digest, len(data), lambda: io.BytesIO(data))
         return digest
 
