@@ -3,8 +3,9 @@ command line, each runner with its own empty cache folder and workspace and no e
 
 runner A builds the example with ``--cache`` and pushes it; runner B builds the same package with
 ``--cache`` and pushes it to another repository: the same manifest digest, no environment byte
-uploaded or downloaded (its push mounts the cached blobs), in a fraction of A's time; a read-only
-runner with changed code writes nothing to the cache repository."""
+uploaded or downloaded (its push mounts the cached blobs), in a fraction of A's time; a runner that
+loads the image into its engine fetches the cached layers then; a read-only runner with changed code
+writes nothing to the cache repository."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def base_layout(base_image, tmp_path_factory) -> str:
     return f"oci:{layout}:base"
 
 
-def fresh_runner(root: Path) -> dict:
+def fresh_runner(root: Path, with_engine: bool = False) -> dict:
     """A runner's environment: its own workspace and cache folder (the package files and compiled
     files hard-linked from the warm shared cache, as a CI runner's package mirror), no engine."""
     shared = load_options().cache_dir
@@ -50,12 +51,13 @@ def fresh_runner(root: Path) -> dict:
     for part in ("files", "pyc"):
         if (shared / part).is_dir():
             shutil.copytree(shared / part, cache / part, copy_function=os.link)
-    return {**os.environ, "PKGC_WORKSPACE": str(root / "workspace"), "PKGC_CACHE_DIR": str(cache), "DOCKER_HOST": NOWHERE}
+    env = {**os.environ, "PKGC_WORKSPACE": str(root / "workspace"), "PKGC_CACHE_DIR": str(cache)}
+    return env if with_engine else {**env, "DOCKER_HOST": NOWHERE}
 
 
-def build(root: Path, project: Path, base: str, *args: str) -> tuple[dict, list[dict], float]:
+def build(root: Path, project: Path, base: str, *args: str, with_engine: bool = False) -> tuple[dict, list[dict], float]:
     """One runner's build of ``project``'s copy-mode package: its result, what its registry client moved, its time."""
-    env = fresh_runner(root)
+    env = fresh_runner(root, with_engine)
     model = run_pkgc("-q", "model", "create", "--name", "sklearn-regression", "--path", str(project / "model"), env=env)
     assert model.returncode == 0, model.stderr
     environment = run_pkgc("-q", "environment", "create", "--file", str(project / "environment" / "sklearn-regression-env.yml"), env=env)
@@ -78,7 +80,7 @@ def moved(events: list[dict], op: str, digests: set[str], repository: str | None
     return sum(e["bytes"] for e in events if e["op"] == op and e["digest"] in digests and repository in (None, e["repository"]))
 
 
-def test_a_second_runner_reuses_and_mounts_what_the_first_built(registry, base_layout, example_copy, tmp_path):
+def test_a_second_runner_reuses_and_mounts_what_the_first_built(registry, base_layout, example_copy, engine, tmp_path):
     project = tmp_path / "project"
     shutil.copytree(example_copy, project, ignore=shutil.ignore_patterns("*.conda-lock.yml"))
     if (example_copy / "package-azure-app.conda-lock.yml").exists():  # the session's lock; else runner A locks
@@ -105,6 +107,16 @@ def test_a_second_runner_reuses_and_mounts_what_the_first_built(registry, base_l
     assert second_seconds <= 0.6 * first_seconds
 
     # with no shared cache every runner builds the same digests too: tests/e2e/test_fleet_bench.py
+
+    # a runner that loads the image into its engine fetches the cached layers then, each once
+    loaded, loaded_moved, _seconds = build(tmp_path / "e", project, base_layout, "--cache", cache, "--cache-mode", "read",
+                                           "--target-environment", "regcache-e2e-engine", with_engine=True)  # fmt: skip
+    try:
+        assert loaded["loaded"] is True and engine.image_info(loaded["image"]) is not None
+        assert moved(loaded_moved, "download", environment) == env_bytes
+        assert {l["digest"] for l in loaded["layers"] if l["kind"] == "environment"} == environment
+    finally:
+        engine.remove_image(loaded["image_id"])  # every tag of it (its version and content tags)
 
     before = tags(registry, "regcache/cache")
     (project / "src" / "score.py").write_text((project / "src" / "score.py").read_text() + "\n# a pull request's change\n")
