@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from hashlib import sha256
 from dataclasses import dataclass
 from typing import Callable, Literal
 
@@ -34,6 +35,8 @@ KEY_RE = re.compile(r"^[0-9a-f]{64}$")
 TAG_PREFIX = "pkgc-"
 MAX_LAYER_SIZE = 1 << 40
 Mode = Literal["read", "readwrite"]
+
+
 @dataclass(frozen=True)
 class CacheEntry:
     """What a key names: its layers (in order) and the facts a build needs besides their bytes."""
@@ -53,8 +56,6 @@ def artifact(entry: CacheEntry) -> tuple[bytes, bytes]:
     """The entry as (config blob, manifest) bytes; pure."""
     tag_for(entry.key)
     config = canonical_json({"key": entry.key, "layers": [_layer_json(l) for l in entry.layers], "facts": entry.facts})
-    from hashlib import sha256
-
     manifest = {
         "schemaVersion": 2, "mediaType": MANIFEST, "artifactType": CACHE_TYPE,
         "config": {"mediaType": CACHE_TYPE, "digest": "sha256:" + sha256(config).hexdigest(), "size": len(config)},
