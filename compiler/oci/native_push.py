@@ -1,5 +1,5 @@
-"""``--push`` of an OCI-built image by pkgc's own distribution client, when some of its blobs live
-in a registry (found in or uploaded to the shared build cache): each blob the target repository
+"""``--push`` of an OCI-built image by pkgc's own distribution client, when some of its blobs live in
+a shared build cache on the pushed-to registry (found there or uploaded there): each blob the target repository
 lacks (HEAD first) is mounted from a repository of the same registry that holds it
 (``POST /v2/<repo>/blobs/uploads/?mount=<digest>&from=<repo>``), or uploaded from the store (fetched
 first when only a registry elsewhere holds it); then the very manifest built is PUT under the tag.
@@ -22,10 +22,11 @@ Log = Callable[[str], None]
 
 
 def wanted(store: OciStore, image: StoredImage, target: PushTarget) -> bool:
-    """Whether pkgc pushes ``image`` itself: a blob is not local, or a shared build cache on the target's
-    registry holds it (else skopeo pushes, with its own credentials and blob cache, as without --cache)."""
+    """Whether pkgc pushes ``image`` itself: a shared build cache on the target's registry holds one of
+    its blobs, to mount. Else skopeo pushes, with its own credentials and blob cache, as without --cache
+    (blobs only in a cache on another registry are fetched first)."""
     remote = RemoteBlobs(store)
-    return any(not store.blobs.has(d) or remote.in_cache_on(d, target.registry) for d in image.blobs[1:])
+    return any(remote.in_cache_on(d, target.registry) for d in image.blobs[1:])
 
 
 def client_for(store: OciStore) -> Callable[[str], RegistryClient]:

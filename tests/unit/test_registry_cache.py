@@ -332,3 +332,16 @@ def test_runners_finishing_the_same_layer_at_once_upload_it_once(tmp_path):
         assert sorted(results) == [False, False, True]  # one uploaded it, two waited for it
         assert len(data) <= reg.state.received < len(data) + 1000  # the blob once, and the leases' small records
         assert reg.state.blobs[("cache", digest)] == data
+
+
+def test_a_push_to_another_registry_than_the_cache_fetches_the_cached_blobs_for_skopeo(tmp_path):
+    from compiler.oci.native_push import fetch_missing
+
+    with MemoryRegistry() as reg:
+        builder = OciStore(tmp_path / "a")
+        cached = reused_or_written(_cache(reg, builder), KEY, lambda: layer(builder, "environment"))
+        runner = OciStore(tmp_path / "b")
+        assert reused_or_written(RegistryCache(CacheRepo(reg.host, "cache"), "read", runner), KEY, lambda: pytest.fail()) == cached
+        image = stored_image(runner, [cached])
+        assert wanted(runner, image, PushTarget(reg.host, "models/x")) and not wanted(runner, image, PushTarget("other.example:5000", "x"))
+        assert fetch_missing(runner, image.blobs, lambda _line: None) == cached.size and runner.blobs.has(cached.digest)
