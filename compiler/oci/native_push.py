@@ -1,9 +1,9 @@
-"""``--push`` of an OCI-built image by pkgc's own distribution client, when some of its blobs live in
-a shared build cache on the pushed-to registry (found there or uploaded there): each blob the target repository
-lacks (HEAD first) is mounted from a repository of the same registry that holds it
+"""``--push`` of an OCI-built image by pkgc's own distribution client, when a shared build cache on
+the pushed-to registry holds some of its blobs: each blob the target repository lacks (HEAD first) is
+mounted from a repository of that registry that holds it
 (``POST /v2/<repo>/blobs/uploads/?mount=<digest>&from=<repo>``), or uploaded from the store (fetched
 first when only a registry elsewhere holds it); then the very manifest built is PUT under the tag.
-An image whose blobs are all local and known nowhere else is pushed by skopeo, as before."""
+Any other image is pushed by skopeo, as without --cache (``compiler.oci.publish``)."""
 
 from __future__ import annotations
 
