@@ -15,6 +15,8 @@ from typing import Any, Mapping
 
 import tomli
 
+from compiler.cache.cache_repo import MODES as CACHE_MODES
+from compiler.cache.cache_repo import cache_problem
 from compiler.deps.conda_file import CHANNEL
 from compiler.errors import SpecError, SpecProblem, excerpt
 from compiler.platform import Platform, parse_platforms
@@ -24,7 +26,7 @@ DEFAULT_CACHE = Path.home() / ".cache" / "pkgc"
 CONFIG_MAX_BYTES = 1024 * 1024
 SONAME = re.compile(r"^[A-Za-z0-9_.+-]{1,128}$")
 CONFIG_KEYS = ("workspace", "registries", "mlflow_base_image", "slim", "bytecode", "conda_default_channels", "allow_missing_libraries",
-               "compression", "platforms")
+               "compression", "platforms", "cache", "cache_mode")
 COMPRESSIONS = ("gzip", "zstd", "none")  # compiler.oci.compress.COMPRESSIONS, without importing the codecs
 DEFAULT_CONDA_CHANNELS = ("defaults",)  # what conda uses for a file without channels: when .condarc names none
 
@@ -46,6 +48,8 @@ class Options:
     allow_missing_libraries: frozenset[str] = frozenset()  # sonames the build check lets through
     compression: str = "gzip"  # config ``compression``: the OCI back end's layer compression (build --compression)
     platforms: tuple[Platform, ...] = ()  # config ``platforms``: what build/lock target by default; empty: the host's
+    cache: str | None = None  # config ``cache`` / build --cache: the shared build cache REGISTRY/REPO
+    cache_mode: str = "readwrite"  # config ``cache_mode`` / build --cache-mode: read|readwrite
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,8 @@ class Config:
     allow_missing_libraries: frozenset[str] = frozenset()
     compression: str = "gzip"
     platforms: tuple[Platform, ...] = ()
+    cache: str | None = None
+    cache_mode: str = "readwrite"
 
 
 class _ConfigFile:
@@ -145,10 +151,17 @@ def _check(file: _ConfigFile, data: Any) -> Config:
     compression = data.get("compression", "gzip")
     if compression not in COMPRESSIONS:
         raise file.problem("compression", f"must be one of {', '.join(repr(c) for c in COMPRESSIONS)} (got {_shown(compression)})")
+    cache = data.get("cache")
+    if cache is not None and (not isinstance(cache, str) or cache_problem(cache) is not None):
+        raise file.problem("cache", f"{cache_problem(cache) if isinstance(cache, str) else 'must be a string'} (got {_shown(cache)})")
+    cache_mode = data.get("cache_mode", "readwrite")
+    if cache_mode not in CACHE_MODES:
+        raise file.problem("cache_mode", f"must be one of {', '.join(repr(m) for m in CACHE_MODES)} (got {_shown(cache_mode)})")
     return Config(workspace=workspace, registries=paths, mlflow_base_image=image,
                   slim=data.get("slim", False), bytecode=data.get("bytecode", True),
                   conda_default_channels=tuple(channels), allow_missing_libraries=frozenset(allowed),
-                  compression=compression, platforms=_platforms(file, data.get("platforms", [])))  # fmt: skip
+                  compression=compression, platforms=_platforms(file, data.get("platforms", [])),
+                  cache=cache, cache_mode=cache_mode)  # fmt: skip
 
 
 def _platforms(file: _ConfigFile, value: Any) -> tuple[Platform, ...]:
@@ -206,7 +219,17 @@ def load_options(
         allow_missing_libraries=config.allow_missing_libraries,
         compression=config.compression,
         platforms=config.platforms,
+        cache=config.cache,
+        cache_mode=config.cache_mode,
     )
+
+
+def registry_credentials(environ: Mapping[str, str] | None = None) -> tuple[str, str] | None:
+    """``PKGC_REGISTRY_USERNAME``/``PKGC_REGISTRY_PASSWORD``: what pkgc's own registry client
+    (the shared build cache, a push that mounts from it) answers a Basic or token challenge with."""
+    env = os.environ if environ is None else environ
+    user, password = env.get("PKGC_REGISTRY_USERNAME"), env.get("PKGC_REGISTRY_PASSWORD")
+    return (user, password) if user and password is not None else None
 
 
 def progress_mode(flag: str | None, environ: Mapping[str, str] | None = None) -> str:

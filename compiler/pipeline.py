@@ -207,7 +207,7 @@ def resolve(spec_file: SpecFile, request: BuildRequest, options: Options, connec
     facts = _base_facts(pkg.environment.image, engine, options)
     strategy = choose_strategy(merged, facts, conda_available=_conda_path_available())
     platforms = request.platforms or options.platforms or (Platform.host(),)
-    backend = choose_backend(request, strategy, pkg.environment.image, platforms, engine, connect, options)
+    backend = choose_backend(request, strategy, pkg.environment.image, platforms, engine, connect, options, reporter.detail)
     engine = getattr(backend, "engine", engine)
     return Resolved(spec_file, pkg, merged, describe_server(pkg.server, merged), strategy, backend, engine, platforms)
 

@@ -46,7 +46,7 @@ def backend_name(request: BuildRequest, strategy: EnvironmentStrategy, base_imag
 
 def choose_backend(
     request: BuildRequest, strategy: EnvironmentStrategy, base_image: str, platforms: tuple[Platform, ...],
-    engine: Engine | None, connect: Callable[[], Engine], options: Options,
+    engine: Engine | None, connect: Callable[[], Engine], options: Options, log: Callable[[str], None] = lambda _msg: None,
 ) -> Backend:  # fmt: skip
     """The back end, made once with what it needs (the docker one connects to the engine: it raises
     when none answers)."""
@@ -55,11 +55,13 @@ def choose_backend(
 
         return DockerfileBackend(engine or connect(), request.template, request.no_cache, options.docker_host)
     from compiler.backends.oci_backend import OciBackend
+    from compiler.cache.registry_cache import open_cache
     from compiler.oci.layers import LayerOptions
     from compiler.workspace.digest_cache import DigestCache
 
     layer_options = LayerOptions(epoch=options.source_date_epoch, python=strategy.python, reuse=not request.no_cache,
                                  pyc_cache=options.cache_dir / "pyc", allow_missing=options.allow_missing_libraries,
                                  digests=DigestCache.in_cache(options.cache_dir),
-                                 compression=request.compression or options.compression)  # fmt: skip  # type: ignore[arg-type]
+                                 compression=request.compression or options.compression,  # type: ignore[arg-type]
+                                 cache=open_cache(options, log, not request.no_cache))  # fmt: skip
     return OciBackend(options.cache_dir, engine, layer_options)

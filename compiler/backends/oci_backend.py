@@ -51,6 +51,12 @@ class OciBackend(Backend):
     def build(self, plans: tuple[ImagePlan, ...], reporter: Reporter) -> BuiltImage:
         from compiler.oci.builder import build_oci_images
 
+        if self.layer_options.cache is not None:
+            from compiler.cache.registry_cache import share_base
+
+            for plan in plans:
+                share_base(self.layer_options.cache, plan.base.digest)
+
         return build_oci_images(plans, self.store, self.engine, self.layer_options, reporter).built()
 
     def labels(self, result: BuildResult) -> dict[str, str]:

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from compiler.commands import connect_engine, print_result
+from compiler.commands.build_cache import add_cache_arguments, with_cache_flags
 from compiler.commands.verify import add_verify_arguments, verify_request
 from compiler.deploy.settings import PLATFORMS
 from compiler.errors import TargetSyntaxError
@@ -40,6 +41,7 @@ def register(sub) -> None:
                    help="oci: write the image directly (no engine needed); docker: build the Dockerfile in the engine; "
                         "auto (default): oci for venv packages without --template, else docker")  # fmt: skip
     p.add_argument("--no-cache", action="store_true", help="rebuild every layer; never reuse an existing image")
+    add_cache_arguments(p)
     p.add_argument("--slim", action=argparse.BooleanOptionalAction, default=None,
                    help="leave out pip, setuptools, wheel (unless required) and packages' test folders (config: slim)")  # fmt: skip
     p.add_argument("--bytecode", action=argparse.BooleanOptionalAction, default=None,
@@ -148,7 +150,7 @@ class _OneEngine:
 def run(args, options, reporter) -> int:
     from compiler.pipeline import BuildRequest, run_build
 
-    after = after_build(args)
+    after, options = after_build(args), with_cache_flags(options, args)
     request = BuildRequest(
         spec_path=Path(args.spec), model=args.model, emit=args.emit, relock=args.relock,
         lock_path=Path(args.lock_file) if args.lock_file else None,

@@ -104,11 +104,11 @@ def write_image(plan: ImagePlan, store: OciStore, engine: Engine | None, options
         base = plan_base(plan, store, engine, reporter.detail)
         reporter.detail(f"base {plan.base.reference} = {base.manifest_digest[:19]} (from the {base.source})")
         scan = scan_base(store, base)
-        layers = [user_layer(plan, scan, store, options.epoch, options.compression)]
+        layers = [user_layer(plan, scan, store, options.epoch, options.compression, options.cache)]
         stage.update(layers[0].blob.size)
         layers.extend(environment_layers(plan, scan, store, options, reporter.detail, lambda layer: stage.advance(layer.blob.size)))
         layers.extend(copied_layers(plan, store, options.epoch, lambda layer: stage.advance(layer.blob.size),
-                                    options.digests, options.reuse, options.compression))  # fmt: skip
+                                    options.digests, options.reuse, options.compression, options.cache))  # fmt: skip
         config = store.put_json(image_config(plan, base, layers, options.epoch))
         manifest = store.put_json(image_manifest(config.digest, config.size, base, layers))
         for layer in layers:
@@ -140,10 +140,13 @@ def build_oci_images(
     store.name([tag, content_tag], top, media_type=media_type)
     host = next((w for w in written if w.plan.platform == Platform.host()), None)
     image_id, loaded, reused = (host or written[0]).config.digest, False, False
-    size = sum(store.blobs.path(d).stat().st_size for w in written for d in StoredImage.read(store, w.manifest.digest).blobs)
+    size = top.size + sum(w.manifest.size + w.config.size for w in written)  # descriptors' sizes: some blobs may be in the cache only
+    size += sum({l.blob.digest: l.blob.size for w in written for l in w.layers}.values())
     if engine is not None and host is not None:
         with reporter.stage("load") as loading:
             stored = StoredImage.read(store, host.manifest.digest)
+            if options.cache is not None:  # the engine needs the bytes of layers found in the cache
+                options.cache.materialize(stored.blobs)
             reused = engine.image_info(host.config.digest) is not None
             image_id = load_into_engine(engine, store, stored, [tag, content_tag], plans[0].base.reference, reporter.detail, loading.update)
             info = engine.image_info(image_id)

@@ -21,7 +21,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from compiler.cache.owner import staging_dir
 from compiler.envbuild import slim as slim_module
@@ -40,6 +40,9 @@ from compiler.oci.layers import LayerOptions, check_libraries
 from compiler.oci.scan import BaseScan
 from compiler.oci.store import OciStore
 from compiler.plan.types import ContextFile, ImagePlan
+
+if TYPE_CHECKING:
+    from compiler.cache.registry_cache import RegistryCache
 
 ENV_FORMAT = 3  # bump when the environment layers' content or split rules change (invalidates their caches)
 Log = Callable[[str], None]
@@ -90,6 +93,10 @@ def environment_layers(
     key = _digest([requirements.decode(), [f.dest for f in wheels], *common])
     why = layer.why if (layer := plan.layer("environment")) else "the locked environment"
     remembered = _remembered_environment(store, key) if options.reuse else None
+    if remembered is None and options.reuse and options.cache is not None:
+        remembered = _cached_environment(options.cache, key)
+    elif remembered is not None and options.cache is not None:
+        _offer_environment(options.cache, store, key, *remembered)
     if remembered is not None:
         layers, needs = remembered
         log(f"environment layers reused ({len(layers)}, {sum(l.blob.size for l in layers) / 1e6:.0f} MB)")
@@ -99,7 +106,7 @@ def environment_layers(
             on_layer(item)
         return built
     planned = _planned_groups(wheels, requirements.decode(), common) if env.strategy == "venv" and not env.slim else None
-    skipped = _skippable(store, planned) if planned is not None and options.reuse else {}
+    skipped = _skippable(store, planned, options.cache) if planned is not None and options.reuse else {}
     not_installed = {wheel for p in planned or [] if p.group.name in skipped for wheel in p.wheels}
     install = [f.source for f in wheels if f.source is not None and f.source not in not_installed]
     # staging beside the blobs (one file system, no copy across), named for this process: a killed
@@ -151,6 +158,8 @@ def environment_layers(
                 continue
             on_layer(_built(layers[-1], why, count))
     _remember_environment(store, key, layers, needs)
+    if options.cache is not None:
+        _offer_environment(options.cache, store, key, layers, needs)
     return [_built(layer, why, len(layers)) for layer in layers]
 
 
@@ -172,9 +181,9 @@ def _planned_groups(wheels: list[ContextFile], requirements: str, common: list) 
     return planned
 
 
-def _skippable(store: OciStore, planned: list[PlannedGroup]) -> dict[str, tuple[EnvLayer, ElfScan]]:
-    """The planned groups (not the rest) whose layer and ELF facts are cached and that share no path
-    with another group: they need not be installed."""
+def _skippable(store: OciStore, planned: list[PlannedGroup], cache: "RegistryCache | None" = None) -> dict[str, tuple[EnvLayer, ElfScan]]:
+    """The planned groups (not the rest) whose layer and ELF facts are cached (here, or in the shared
+    build ``cache``) and that share no path with another group: they need not be installed."""
     skipped = {}
     for p in planned:
         if p.group.name == REST or p.entangled:
@@ -183,10 +192,52 @@ def _skippable(store: OciStore, planned: list[PlannedGroup]) -> dict[str, tuple[
         try:
             elf = ElfScan.from_json(_read_json(store.root / "layers" / f"{p.key}.elf.json", 1 << 20)["elf"])
         except (OSError, ValueError, KeyError, TypeError):
-            continue
+            blob = None
+        if blob is None and cache is not None:
+            blob, elf = _cached_group(cache, p.key)
         if blob is not None:
             skipped[p.group.name] = (EnvLayer(p.group.name, p.group.members, p.key, blob), elf)
     return skipped
+
+
+def _cached_group(cache: "RegistryCache", key: str) -> tuple[LayerBlob | None, ElfScan]:
+    """A planned group's layer and ELF facts from the shared build cache, or (None, _)."""
+    entry = cache.find(key)
+    if entry is None or len(entry.layers) != 1 or "elf" not in entry.facts:
+        return None, ElfScan()
+    try:
+        return entry.layers[0], ElfScan.from_json(entry.facts["elf"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise cache.bad(key, "its ELF facts are not readable") from None
+
+
+def _cached_environment(cache: "RegistryCache", key: str) -> tuple[list[EnvLayer], list[Need]] | None:
+    """A whole environment from the shared build cache: its groups' layers (by descriptor) and needs."""
+    entry = cache.find(key)
+    if entry is None:
+        return None
+    try:
+        data = entry.facts["environment"]
+        needs = [Need(str(d["soname"]), tuple(str(p) for p in d["packages"]), str(d["example"])) for d in data["needs"]]
+        groups = data["layers"]
+        if len(groups) != len(entry.layers):
+            raise ValueError("its groups and layers differ in number")
+        layers = [EnvLayer(str(g["group"]), tuple(str(m) for m in g["members"]), str(g["key"]), blob) for g, blob in zip(groups, entry.layers)]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise cache.bad(key, "its environment record is not readable") from None
+    return layers, needs
+
+
+def _offer_environment(cache: "RegistryCache", store: OciStore, key: str, layers: list[EnvLayer], needs: list[Need]) -> None:
+    """Each group's layer (with its ELF facts when kept), then the whole environment, to the cache."""
+    for layer in layers:
+        try:
+            facts = {"elf": _read_json(store.root / "layers" / f"{layer.key}.elf.json", 1 << 20)["elf"]}
+        except (OSError, ValueError, KeyError, TypeError):
+            facts = {}
+        cache.offer(layer.key, [layer.blob], facts)
+    record = {"layers": [{"group": l.group, "members": list(l.members), "key": l.key} for l in layers], "needs": [asdict(n) for n in needs]}
+    cache.offer(key, [l.blob for l in layers], {"environment": record})
 
 
 def _file_digest(path: Path) -> str:
@@ -218,6 +269,9 @@ def _listing(entries: list[Entry]) -> list[list]:
 
 def _write_group(store: OciStore, group: LayerGroup, key: str, entries: list[Entry], options: LayerOptions, log: Log) -> EnvLayer:
     cached = _cached_blob(store, key) if options.reuse else None
+    if cached is None and options.reuse and options.cache is not None:
+        found = options.cache.find(key)
+        cached = found.layers[0] if found is not None and len(found.layers) == 1 else None
     if cached is not None:
         log(f"environment layer {group.name} reused ({cached.size / 1e6:.0f} MB, {cached.digest[:19]})")
         return EnvLayer(group.name, group.members, key, cached)

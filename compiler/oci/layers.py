@@ -6,22 +6,27 @@ copies of its context files. Model layers are stored uncompressed: weights rarel
 
 from __future__ import annotations
 
+import hashlib
+import json
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from compiler.envbuild.libraries import Need, fix_for, missing_from_base
 from compiler.errors import BuildError, MissingLibraries
 from compiler.oci.config import BuiltLayer
-from compiler.oci.compress import Compression
+from compiler.oci.compress import Compression, cache_key
 from compiler.oci.layer import Entry, write_layer
-from compiler.oci.model_layers import at_stable_path, model_layers
+from compiler.oci.model_layers import at_stable_path, layer_key, model_layers
 from compiler.oci.scan import BaseScan
 from compiler.oci.store import OciStore
 from compiler.plan.types import Copy, ImagePlan
 from compiler.workspace.digest_cache import DigestCache
 from compiler.workspace.walk import skip_caches, walk
+
+if TYPE_CHECKING:
+    from compiler.cache.registry_cache import RegistryCache
 
 
 @dataclass(frozen=True)
@@ -34,9 +39,18 @@ class LayerOptions:
     allow_missing: frozenset[str] = frozenset()  # sonames the environment may need that nothing here provides
     digests: DigestCache | None = None  # remembered file digests: unchanged model files are not read again
     compression: Compression = "gzip"  # of every layer but the model's (--compression)
+    cache: "RegistryCache | None" = None  # --cache REGISTRY/REPO: the shared build cache (compiler/cache/registry_cache.py)
 
 
-def user_layer(plan: ImagePlan, scan: BaseScan, store: OciStore, epoch: int, compression: Compression = "gzip") -> BuiltLayer:
+def copied_key(kind: str, entries: list[Entry], epoch: int, compression: Compression, digests: DigestCache | None = None) -> str:
+    """A compressed layer of given entries (user, runtime, code, ...), keyed by what it holds and how
+    it is compressed (the shared build cache's key; local builds write these small layers again)."""
+    return hashlib.sha256(json.dumps([kind, layer_key(entries, epoch, digests), cache_key(compression)]).encode()).hexdigest()
+
+
+def user_layer(
+    plan: ImagePlan, scan: BaseScan, store: OciStore, epoch: int, compression: Compression = "gzip", cache: "RegistryCache | None" = None
+) -> BuiltLayer:
     """The non-root user: its passwd/group lines appended to the base's, and its home folder."""
     user, uid = plan.config.user, plan.config.uid
     home = f"/home/{user}"
@@ -50,9 +64,19 @@ def user_layer(plan: ImagePlan, scan: BaseScan, store: OciStore, epoch: int, com
         Entry("etc/group", "file", 0o644, data=group.encode()),
         Entry(home.lstrip("/"), "dir", 0o750, uid=uid, gid=uid),
     ]
-    blob = write_layer(entries, store.blobs, epoch, compression=compression)
+    blob = reused_or_written(cache, copied_key("user", entries, epoch, compression),
+                             lambda: write_layer(entries, store.blobs, epoch, compression=compression))  # fmt: skip
     layer = plan.layer("user")
     return BuiltLayer("user", layer.why if layer else f"user {user} ({uid})", blob)
+
+
+def reused_or_written(cache: "RegistryCache | None", key: str, write: Callable, reuse: bool = True):
+    """``write()`` the layer, or (with a shared build cache) take the one cached under ``key``."""
+    if cache is None:
+        return write()
+    from compiler.cache.registry_cache import reused_or_written as through_cache
+
+    return through_cache(cache, key, write, reuse)
 
 
 def _append(text: str, line: str) -> str:
@@ -98,7 +122,7 @@ def copy_entries(plan: ImagePlan, copy: Copy) -> list[Entry]:
 
 def copied_layers(
     plan: ImagePlan, store: OciStore, epoch: int, on_layer: Callable[[BuiltLayer], None] = lambda _layer: None,
-    digests: DigestCache | None = None, reuse: bool = True, compression: Compression = "gzip",
+    digests: DigestCache | None = None, reuse: bool = True, compression: Compression = "gzip", cache: "RegistryCache | None" = None,
 ) -> list[BuiltLayer]:
     """The plan's layers of context copies (runtime, model, inputs, code, sbom), in the plan's order.
     The model's files become several layers (``model_layers``: each large file alone, remembered by
@@ -110,9 +134,12 @@ def copied_layers(
         entries = [e for copy in layer.copies for e in copy_entries(plan, copy)]
         if layer.kind == "model":
             model_dir = posixpath.dirname(layer.copies[0].dest)  # the copy is <model dir>/<model's root>
-            blobs = model_layers(at_stable_path(entries, model_dir), store, epoch, digests, reuse=reuse)
+            blobs = model_layers(at_stable_path(entries, model_dir), store, epoch, digests, reuse=reuse, cache=cache)
         else:
-            blobs = [write_layer(entries, store.blobs, epoch, compression=compression)]
+            key = copied_key(layer.kind, entries, epoch, compression, digests)
+            # the SBOM's layer is written here even when cached: the attestations read the SBOM from it
+            blobs = [reused_or_written(cache, key, lambda: write_layer(entries, store.blobs, epoch, compression=compression),
+                                       reuse and layer.kind != "sbom")]  # fmt: skip
         for blob in blobs:
             layers.append(BuiltLayer(layer.kind, layer.why, blob))
             on_layer(layers[-1])

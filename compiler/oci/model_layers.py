@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from compiler.oci.layer import TAR_LAYER, Entry, LayerBlob, write_layer
 from compiler.oci.store import OciStore
@@ -28,6 +28,9 @@ from compiler.workspace.trees import stored_file_sha256
 
 LARGE_FILE = 64 * 1024 * 1024
 FORMAT = 1  # bump when a model layer's content rules change (invalidates remembered layers)
+if TYPE_CHECKING:
+    from compiler.cache.registry_cache import RegistryCache
+
 MEMO = "model-layers"
 MODEL_FILES = "opt/pkgc/model-files"  # a copy-mode package's model files, whatever the model's version
 
@@ -84,17 +87,26 @@ def _remember(store: OciStore, key: str, blob: LayerBlob) -> None:
 def model_layers(
     entries: list[Entry], store: OciStore, epoch: int, digests: DigestCache | None, *, reuse: bool = True,
     large: int = LARGE_FILE, on_layer: Callable[[LayerBlob, bool], None] = lambda _blob, _reused: None,
+    cache: "RegistryCache | None" = None,
 ) -> list[LayerBlob]:
-    """The model's layers in ``store``: remembered ones reused (unless ``reuse`` is off), the others
-    written; ``on_layer`` hears each blob and whether it was reused."""
+    """The model's layers in ``store``: remembered ones reused (unless ``reuse`` is off), or found in
+    the shared build ``cache`` (by descriptor, bytes not fetched), the others written (and offered to
+    the cache); ``on_layer`` hears each blob and whether it was reused."""
     blobs = []
     for group in split_layers(entries, large):
         key = layer_key(group, epoch, digests)
         blob = _remembered(store, key) if reuse else None
+        if blob is None and cache is not None and reuse:
+            found = cache.find(key)
+            blob = found.layers[0] if found is not None and len(found.layers) == 1 else None
+        elif blob is not None and cache is not None:
+            cache.offer(key, [blob])
         reused = blob is not None
         if blob is None:
             blob = write_layer(group, store.blobs, epoch, compress=False)
             _remember(store, key, blob)
+            if cache is not None:
+                cache.offer(key, [blob])
         on_layer(blob, reused)
         blobs.append(blob)
     return blobs

@@ -32,6 +32,7 @@ from compiler.errors import BuildError, ResolveError
 from compiler.oci.blobs import Blob
 from compiler.oci.layer import GZIP_LAYER, TAR_LAYER
 from compiler.oci.layout_reader import platform_entry
+from compiler.oci.remote_blobs import record_pulled
 from compiler.oci.store import CONFIG, MANIFEST, OciStore
 from compiler.platform import Platform
 
@@ -185,6 +186,7 @@ def _fetch(image: RegistryImage, digest: str, store: OciStore, log: Log) -> Blob
         for descriptor in [manifest["config"], *manifest["layers"]]:
             size += _import_blob(folder, descriptor["digest"], store)
         log(f"fetched {size / 1e6:.0f} MB of {image.name}@{digest[:19]} in {copied.seconds:.1f} s")
+        record_pulled(store, image.registry, image.repository, manifest["layers"])  # a push to that registry mounts them
         if manifest.get("mediaType", MANIFEST) == MANIFEST and "config" in manifest:
             return store.blobs.put(raw)  # byte for byte: the stored digest is the registry's
         if manifest.get("mediaType") == DOCKER_MANIFEST:

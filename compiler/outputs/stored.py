@@ -11,7 +11,7 @@ from pathlib import Path
 
 from compiler.cache.owner import staging_name
 from compiler.errors import BuildError
-from compiler.oci import outputs, referrers
+from compiler.oci import native_push, outputs, referrers
 from compiler.oci.skopeo import LogSink
 from compiler.oci.store import OciStore
 from compiler.outputs.attach import attach_to_outputs
@@ -27,17 +27,22 @@ def publish_stored(store: OciStore, manifest_digest: str, request: PublishReques
     scratch = Path(tempfile.mkdtemp(prefix=staging_name("pkgc-stage-"), dir=store.root))  # a killed run's: swept by the next
     try:
         refs = request.attest(store.root, request.image, manifest_digest) if request.attest else ()
+        native = request.push is not None and native_push.wanted(store, image, request.push)
+        if request.outputs or (request.push is not None and not native):  # blobs found in the cache: their bytes now
+            native_push.fetch_missing(store, image.blobs, log)
         for target in request.outputs:
             prepared.append(prepare(store, image, target, tag))
         attach_to_outputs(prepared, refs)
         pushed, index = None, None
-        if request.push is not None:
+        if native:
+            pushed = native_push.push_stored(store, image, request.push, request.push.tag or tag, log)  # type: ignore[arg-type]
+        elif request.push is not None:
             started = time.monotonic()
             outputs.write_layout(store, image, scratch / "layout", tag)
             staged = StagedImage(request.image, scratch / "layout", tag, manifest_digest, time.monotonic() - started)
             pushed = push_image(staged, request.push, log)
-            if refs:
-                index = referrers.push_referrers(refs, pushed.digest, pushed.repository, pushed.tls_verify, log)
+        if pushed is not None and refs:
+            index = referrers.push_referrers(refs, pushed.digest, pushed.repository, pushed.tls_verify, log)
         written = tuple(commit_output(p) for p in prepared)
     finally:
         for p in prepared:

@@ -30,7 +30,7 @@ def options_error(folder: Path, name: str, text: str | bytes) -> str:
         ("pkgc.toml", "[registries]\ncorp = ''\n", ":2: registries.corp: must be a folder path as a string (got '')"),
         ("pkgc.toml", '[registries]\nx = "a\\u0000b"\n', ":2: registries.x: is not a usable path (got 'a\\x00b')"),
         ("pkgc.toml", "a = [\n1,,\n", ":2: invalid TOML: Invalid value"),
-        ("pkgc.toml", "colour = 1\n", ":1: colour: unknown key (known: workspace, registries, mlflow_base_image, slim, bytecode, conda_default_channels, allow_missing_libraries, compression, platforms)"),
+        ("pkgc.toml", "colour = 1\n", ":1: colour: unknown key (known: workspace, registries, mlflow_base_image, slim, bytecode, conda_default_channels, allow_missing_libraries, compression, platforms, cache, cache_mode)"),
         ("pkgc.toml", b"workspace = 'caf\xe9'\n", ":1: is not valid UTF-8 (byte 0xe9): save it as UTF-8"),
         ("pkgc.toml", "mlflow_base_image = 3\n", ":1: mlflow_base_image: must be an image name as a string (got 3)"),
         ("pkgc.toml", 'slim = "yes"\n', ":1: slim: must be true or false (got 'yes')"),
