@@ -120,7 +120,7 @@ def _tar_size(store, digest: str, media: str) -> int:
 def docker_load(store_root: Path, row: dict) -> float:
     """Seconds to load a one-layer image of the blob through pkgc's load path; the image is removed."""
     from compiler.engines import DockerEngine
-    from compiler.oci.config import timestamp
+    from compiler.backends.oci.config import timestamp
     from compiler.oci.load import load_into_engine
     from compiler.oci.outputs import StoredImage
     from compiler.oci.store import CONFIG, MANIFEST, OciStore

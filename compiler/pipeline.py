@@ -10,9 +10,12 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable
 
 from compiler.backends import Backend, choose_backend
+from compiler.built import BuiltImage
+from compiler.compiled import Compiled, Resolved
+from compiler.request import BuildRequest
 from compiler.deps.base_packages import conflicts as base_conflicts
 from compiler.deps.conda_file import parse_conda_file
 from compiler.deps.merge import DEFAULT_CHANNELS, merge
@@ -27,13 +30,14 @@ from compiler.fetch.cache import PackageCache, fetch_lock
 from compiler.fetch.conda_inputs import prepare_conda_inputs
 from compiler.lock.locker import LockResult, load_or_lock
 from compiler.lock.lock_memo import FOLDER as LOCKS_READ
+from compiler.labels import SBOM_DIGEST
 from compiler.lock.lockfile import read_lock
 from compiler.lock.types import Lock
 from compiler.mlflow.deps import mlflow_depsets
 from compiler.mlflow.versions import version_drift
 from compiler.options import Options
 from compiler.platform import Platform
-from compiler.oci.model_image import ModelImage, package_model_image
+from compiler.backends.oci.model_image import ModelImage, package_model_image
 from compiler.plan import ContextFile, ImagePlan, plan_image
 from compiler.render import render_dockerfile
 from compiler.reporter import Reporter
@@ -44,34 +48,9 @@ from compiler.sbom.collect import sbom_context_file
 from compiler.spec import load_package_spec
 from compiler.spec.load import SpecFile
 from compiler.spec.model import ModelMode
-from compiler.spec.overrides import Overrides
 from compiler.workspace import EnvironmentRecord, Workspace
 from compiler.workspace.records import PackageInfo
 
-Emit = Literal["spec", "deps", "plan", "dockerfile"]
-Builder = Literal["auto", "oci", "docker"]
-
-
-@dataclass(frozen=True)
-class BuildRequest:
-    spec_path: Path
-    model: str | None = None
-    emit: Emit | None = None
-    relock: bool = False
-    lock_path: Path | None = None
-    template: Path | None = None
-    no_cache: bool = False
-    base_image: str | None = None
-    python_version: str | None = None
-    target_environment: str | None = None  # overrides the spec's name (a deployment's <endpoint>-<name>-pkg)
-    builder: Builder = "auto"
-    slim: bool | None = None  # --slim/--no-slim; None: the config's ``slim``
-    bytecode: bool | None = None  # --bytecode/--no-bytecode; None: the config's ``bytecode``
-    compression: str | None = None  # --compression gzip|zstd|none (OCI back end); None: the config's ``compression``
-    check_lock: bool = False  # pkgc lock --check: the lock must exist already
-    model_image_wanted: bool = False  # --model-output/--model-push: only a readonly_mount package has a model image
-    overrides: Overrides | None = None  # --set KEY=VALUE, --endpoint-name (compiler/spec/overrides.py)
-    platforms: tuple[Platform, ...] = ()  # --platform; empty: the config's ``platforms``, else the host's
 
 
 def lock_path_for(spec_path: Path, explicit: Path | None) -> Path:
@@ -139,41 +118,6 @@ def _reserve_version(pkg: ResolvedPackage, workspace: Workspace) -> str:
         if pkg.target_version is None:
             raise
         raise ResolveError(f"{pkg.spec_path}: target_environment_version: {exc}") from None
-
-
-@dataclass(frozen=True)
-class Resolved:
-    """The resolve stage's output: the package, its merged dependencies, how to build it."""
-
-    spec_file: SpecFile
-    package: ResolvedPackage
-    merged: MergedEnvironment
-    server_note: str | None
-    strategy: EnvironmentStrategy
-    backend: Backend
-    engine: Engine | None
-    platforms: tuple[Platform, ...]  # the image's, in the index's order
-
-    @property
-    def builder(self) -> str:
-        return self.backend.name
-
-
-@dataclass(frozen=True)
-class Compiled:
-    """``compile()``'s output: everything up to the plan, which both back ends build."""
-
-    resolved: Resolved
-    locked: LockResult
-    plans: tuple[ImagePlan, ...]  # one per platform, in ``resolved.platforms``' order
-    version: str  # the target environment version the image is tagged with
-    reserved: bool  # the version is reserved in the workspace until the build is recorded
-    model_image: ModelImage | None = None  # a readonly_mount package's model as its own image, in pkgc's store
-
-    @property
-    def plan(self) -> ImagePlan:
-        """The first platform's plan (what the record, the result and ``--emit`` describe)."""
-        return self.plans[0]
 
 
 def load_spec(request: BuildRequest, reporter: Reporter) -> SpecFile:
@@ -349,14 +293,34 @@ def run_build(
         workspace.release_environment_version(pkg.target_name, compiled.version)
     verb = "reused" if built.reused else "built"
     reporter.step(f"{verb} {built.image} = {built.content_tag} ({built.size / 1e6:.0f} MB) in {built.seconds:.1f} s")
-    return Finished(BuildResult.of(compiled, built, f"{record.name}:{record.version}"), compiled.resolved.backend)
+    return Finished(build_result(compiled, built, f"{record.name}:{record.version}"), compiled.resolved.backend)
+
+
+def build_result(compiled: Compiled, built: BuiltImage, target_environment: str) -> BuildResult:
+    """The build's typed result: what ``--json`` prints."""
+    resolved, plan = compiled.resolved, compiled.plan
+    pkg, strategy = resolved.package, resolved.strategy
+    return BuildResult(
+        image=built.image, image_id=built.image_id, mode=pkg.mode.value, model=f"{pkg.model.name}:{pkg.model.version}",
+        model_dir=pkg.model_dir, environment_strategy=strategy.kind, environment_reason=strategy.reason,
+        python=strategy.python, lock_file=str(compiled.locked.path), lock_status=compiled.locked.status,
+        target_environment=target_environment, port=plan.config.port, content_tag=built.content_tag,
+        content_hash=built.content_hash, sbom_digest=plan.config.labels.get(SBOM_DIGEST), reused=built.reused,
+        size_bytes=built.size, build_seconds=round(built.seconds, 2), builder=built.builder,
+        slim=bool(plan.environment and plan.environment.slim),
+        bytecode=bool(plan.environment is None or plan.environment.bytecode),
+        base_digest=plan.base.digest or plan.base.image_id, manifest_digest=built.manifest_digest, loaded=built.loaded,
+        deployment=resolved.spec_file.deployment.summary() if resolved.spec_file.deployment else None,
+        model_image=compiled.model_image.as_dict() if compiled.model_image else None, layers=built.layers,
+        platforms=built.platforms,
+    )  # fmt: skip
 
 
 def _base_facts(image: str, engine: Engine | None, options: Options):
     """Recipe, engine labels or probe; with no engine, or for an ``oci:``/``oci-archive:`` or
     registry base, the labels of the image in pkgc's OCI store."""
     from compiler.oci.base import split_oci_reference
-    from compiler.oci.facts import stored_base_facts
+    from compiler.backends.oci.facts import stored_base_facts
     from compiler.oci.registry import registry_base
 
     if split_oci_reference(image) is not None or registry_base(image, engine):

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from compiler.labels import SBOM_DIGEST
 
-if TYPE_CHECKING:
-    from compiler.built import BuiltImage
-    from compiler.pipeline import Compiled
 
 
 @dataclass(frozen=True)
@@ -41,28 +37,9 @@ class BuildResult:
     manifest_digest: str | None = None  # the OCI back end's image in pkgc's store
     loaded: bool = True
     deployment: dict[str, Any] | None = None
-    model_image: dict[str, Any] | None = None  # readonly_mount: the model image in pkgc's store (compiler.oci.model_image)
+    model_image: dict[str, Any] | None = None  # readonly_mount: the model image in pkgc's store (compiler.backends.oci.model_image)
     layers: tuple[dict[str, Any], ...] = ()  # the OCI back end's layers on the base (kind, why, digest, size)
     platforms: tuple[dict[str, Any], ...] = ()  # an image index: each platform's manifest digest and layers
-
-    @classmethod
-    def of(cls, compiled: Compiled, built: BuiltImage, target_environment: str) -> BuildResult:
-        resolved, plan = compiled.resolved, compiled.plan
-        pkg, strategy = resolved.package, resolved.strategy
-        return cls(
-            image=built.image, image_id=built.image_id, mode=pkg.mode.value, model=f"{pkg.model.name}:{pkg.model.version}",
-            model_dir=pkg.model_dir, environment_strategy=strategy.kind, environment_reason=strategy.reason,
-            python=strategy.python, lock_file=str(compiled.locked.path), lock_status=compiled.locked.status,
-            target_environment=target_environment, port=plan.config.port, content_tag=built.content_tag,
-            content_hash=built.content_hash, sbom_digest=plan.config.labels.get(SBOM_DIGEST), reused=built.reused,
-            size_bytes=built.size, build_seconds=round(built.seconds, 2), builder=built.builder,
-            slim=bool(plan.environment and plan.environment.slim),
-            bytecode=bool(plan.environment is None or plan.environment.bytecode),
-            base_digest=plan.base.digest or plan.base.image_id, manifest_digest=built.manifest_digest, loaded=built.loaded,
-            deployment=resolved.spec_file.deployment.summary() if resolved.spec_file.deployment else None,
-            model_image=compiled.model_image.as_dict() if compiled.model_image else None, layers=built.layers,
-            platforms=built.platforms,
-        )  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` object: the OCI back end adds its manifest digest, whether the engine holds

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from compiler.engines.base import Engine
     from compiler.environment.strategy import EnvironmentStrategy
     from compiler.options import Options
-    from compiler.pipeline import BuildRequest
+    from compiler.request import BuildRequest
 
 BackendName = Literal["oci", "docker"]
 
@@ -54,9 +54,9 @@ def choose_backend(
         from compiler.backends.dockerfile_backend import DockerfileBackend
 
         return DockerfileBackend(engine or connect(), request.template, request.no_cache, options.docker_host)
-    from compiler.backends.oci_backend import OciBackend
+    from compiler.backends.oci.backend import OciBackend
     from compiler.cache.registry_cache import open_cache
-    from compiler.oci.layers import LayerOptions
+    from compiler.backends.oci.layers import LayerOptions
     from compiler.workspace.digest_cache import DigestCache
 
     layer_options = LayerOptions(epoch=options.source_date_epoch, python=strategy.python, reuse=not request.no_cache,

@@ -1,6 +1,6 @@
 """The shared build cache in a registry (``--cache REGISTRY/REPO``): layer key -> layer.
 
-Every layer pkgc makes has a key, the digest of its inputs (``compiler.oci.environment_layers``,
+Every layer pkgc makes has a key, the digest of its inputs (``compiler.backends.oci.environment_layers``,
 ``model_layers``, ``layers``). In the cache repository each key is one small OCI artifact, tagged
 ``pkgc-<key>``: an image manifest with ``artifactType`` ``application/vnd.pkgc.layer-cache.v1+json``,
 its config (of that media type) the record ``{"key", "layers": [{digest, size, diff_id, media_type}],

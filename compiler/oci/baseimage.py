@@ -18,7 +18,7 @@ from compiler.engines.base import Engine, LogSink
 from compiler.errors import BuildError, ResolveError
 from compiler.oci.base import compress_layer, resolve_base
 from compiler.oci.blobs import Blob
-from compiler.oci.config import timestamp
+from compiler.oci.store import timestamp
 from compiler.oci.store import CONFIG, INDEX, MANIFEST, OciStore
 from compiler.platform import Platform
 

@@ -8,6 +8,7 @@ Index updates hold a file lock and are written atomically, so concurrent builds 
 from __future__ import annotations
 
 import fcntl
+from datetime import datetime, timezone
 import json
 import os
 import tempfile
@@ -29,6 +30,11 @@ CONFIG = "application/vnd.oci.image.config.v1+json"
 LAYOUT = {"imageLayoutVersion": "1.0.0"}
 JSON_LIMIT = 16 << 20  # a manifest or config read from the store
 INDEX_LIMIT = 64 << 20  # the store's own index.json (one entry per name)
+
+
+def timestamp(epoch: int) -> str:
+    """The RFC 3339 time of ``epoch`` seconds (UTC) that image configs and histories carry."""
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def canonical_json(value: object) -> bytes:

@@ -1,6 +1,6 @@
 """``--model-output oci:DIR|oci-archive:FILE`` and ``--model-push REG/REPO[:TAG]``: publish the model image.
 
-The model image (``compiler.oci.model_image``) is already in pkgc's store when the package is built;
+The model image (``compiler.backends.oci.model_image``) is already in pkgc's store when the package is built;
 it is published the way an OCI-built package is (``compiler.outputs.stored``): outputs from the stored
 blobs, renamed into place only once all succeeded, the push through skopeo with the same digest.
 Only ``readonly_mount`` packages have a model image: a ``copy`` package carries its model inside.

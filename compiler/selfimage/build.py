@@ -22,7 +22,7 @@ from compiler.oci.compress import Compression
 from compiler.oci.layer import Entry, LayerBlob, write_layer
 from compiler.oci.load import load_into_engine
 from compiler.oci.outputs import StoredImage
-from compiler.oci.scan import scan_base
+from compiler.backends.oci.scan import scan_base
 from compiler.oci.store import CONFIG, MANIFEST, OciStore
 from compiler.selfimage.config import PREFIX, UID, WORK, ImageLayer, image_config, user_lines
 from compiler.selfimage.runtime import Project, runtime_lock, runtime_strategy, source_layer, venv_layer

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compiler.oci.config import timestamp
+from compiler.oci.store import timestamp
 
 UID = 10001
 USER = "pkgc"

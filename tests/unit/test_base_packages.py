@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from compiler.deps.base_packages import conflicts
 from compiler.lock.types import Lock, LockedPackage
-from compiler.oci.scan import BaseScan, _distribution
+from compiler.backends.oci.scan import BaseScan, _distribution
 from compiler.plan.types import BasePackage
 
 

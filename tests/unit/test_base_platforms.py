@@ -21,8 +21,8 @@ from compiler.baseimages.unpacked import configure
 from compiler.errors import ResolveError
 from compiler.oci.base import resolve_base
 from compiler.oci.baseimage import name_index, stored_platforms, store_rootfs
-from compiler.oci.config import timestamp
-from compiler.oci.facts import stored_base_facts
+from compiler.backends.oci.config import timestamp
+from compiler.backends.oci.facts import stored_base_facts
 from compiler.oci.layer import Entry, write_layer
 from compiler.oci.store import CONFIG, INDEX, MANIFEST, OciStore
 from compiler.platform import AMD64, ARM64, Platform
@@ -186,7 +186,7 @@ def test_a_package_config_states_the_plan_s_platform(tmp_path):
     """The image config's architecture (and arm64's variant) is the plan's target, its base the same platform's."""
     import dataclasses
 
-    from compiler.oci.config import image_config
+    from compiler.backends.oci.config import image_config
     from tests.unit.test_oci_backend import make_plan, make_wheel
 
     layout = write_layout(tmp_path / "layout", (AMD64, ARM64))

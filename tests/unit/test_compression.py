@@ -19,16 +19,16 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from compiler.oci.builder import build_oci_image
+from compiler.backends.oci.builder import build_oci_image
 from compiler.oci.compress import (COMPRESSIONS, GZIP_LAYER, TAR_LAYER, ZSTD_LAYER, ParallelGzip, ParallelZstd,
                                    cache_key, compressor, open_layer)  # fmt: skip
 from compiler.oci.layer import Entry, write_layer
-from compiler.oci.layers import LayerOptions
+from compiler.backends.oci.layers import LayerOptions
 from compiler.oci.outputs import StoredImage, write_docker_archive, write_layout
-from compiler.oci.scan import scan_base
+from compiler.backends.oci.scan import scan_base
 from compiler.oci.store import CONFIG, MANIFEST, OciStore
 from compiler.oci.base import load_from_store
-from compiler.oci.config import timestamp
+from compiler.backends.oci.config import timestamp
 from compiler.reporter import Reporter
 from compiler.sbom.image_files import read_layout_file
 from tests.unit.test_oci_backend import make_plan, make_wheel

@@ -20,10 +20,10 @@ from compiler.envbuild.layer_groups import LayerGroup, file_owners, group_distri
 from compiler.envbuild.venv import VenvTarget, assemble_venv
 from compiler.errors import MissingLibraries
 from compiler.oci.blobs import BlobStore
-from compiler.oci.builder import build_oci_image
-from compiler.oci.environment_split import split_entries
+from compiler.backends.oci.builder import build_oci_image
+from compiler.backends.oci.environment_split import split_entries
 from compiler.oci.layer import staging_entries, write_layer
-from compiler.oci.layers import LayerOptions
+from compiler.backends.oci.layers import LayerOptions
 from compiler.oci.store import OciStore
 from compiler.plan.types import BaseImage, ContextFile, Copy, EnvironmentBuild, ImageConfig, ImagePlan, Layer
 from compiler.reporter import Reporter

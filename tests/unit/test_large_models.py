@@ -16,7 +16,7 @@ from compiler.lock import lock_memo
 from compiler.lock.lockfile import read_lock, write_lock
 from compiler.lock.types import Lock, LockedPackage
 from compiler.oci.layer import Entry
-from compiler.oci.model_layers import MODEL_FILES, at_stable_path, model_layers, split_layers
+from compiler.backends.oci.model_layers import MODEL_FILES, at_stable_path, model_layers, split_layers
 from compiler.oci.store import OciStore
 from compiler.workspace import trees
 from compiler.workspace.digest_cache import MIN_SIZE, DigestCache

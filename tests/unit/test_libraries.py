@@ -14,8 +14,8 @@ from compiler.envbuild.elf import is_elf, read_links
 from compiler.envbuild.libraries import external_needs, missing_from_base
 from compiler.envbuild.venv import VenvTarget, assemble_venv
 from compiler.errors import MissingLibraries
-from compiler.oci.layers import check_libraries
-from compiler.oci.scan import BaseScan, _configured_dirs
+from compiler.backends.oci.layers import check_libraries
+from compiler.backends.oci.scan import BaseScan, _configured_dirs
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc to make real ELF files")
 

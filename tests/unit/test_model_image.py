@@ -1,4 +1,4 @@
-"""The model image (compiler.oci.model_image) and what uses it: the package label, the Kubernetes
+"""The model image (compiler.backends.oci.model_image) and what uses it: the package label, the Kubernetes
 model volume (checked against the Kubernetes JSON schemas with kubernetes-validate), the flags."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from compiler.deploy.model_volume import COPIER_IMAGE
 from compiler.errors import ResolveError, SpecError
 from compiler.labels import MODEL_IMAGE, PackageLabels, Route
 from compiler.oci.layer import TAR_LAYER
-from compiler.oci.model_image import ModelSource, build_model_image, model_reference
+from compiler.backends.oci.model_image import ModelSource, build_model_image, model_reference
 from compiler.oci.store import OciStore
 
 K8S = "1.35.0"  # image volumes: beta and on by default from 1.35 (the first schema here with volumes[].image)

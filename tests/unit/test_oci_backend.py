@@ -20,11 +20,11 @@ from isal import igzip
 
 from compiler.errors import BuildError
 from compiler.oci.blobs import BlobStore
-from compiler.oci.builder import build_oci_image
-from compiler.oci.config import timestamp
+from compiler.backends.oci.builder import build_oci_image
+from compiler.backends.oci.config import timestamp
 from compiler.oci.layer import Entry, write_layer
-from compiler.oci.layers import LayerOptions
-from compiler.oci.model_layers import MODEL_FILES
+from compiler.backends.oci.layers import LayerOptions
+from compiler.backends.oci.model_layers import MODEL_FILES
 from compiler.oci.outputs import StoredImage, write_layout
 from compiler.oci.store import CONFIG, MANIFEST, OciStore
 from compiler.plan.types import BaseImage, ContextFile, Copy, EnvironmentBuild, ImageConfig, ImagePlan, Layer
@@ -275,7 +275,7 @@ def test_base_image_build_without_engine_lands_in_the_store_with_its_facts(tmp_p
     """What ``pkgc base-image build`` does with no engine once mmdebstrap made the rootfs tar."""
     from compiler.baseimages.recipes import load_recipe
     from compiler.oci.baseimage import name_index, store_rootfs
-    from compiler.oci.facts import stored_base_facts
+    from compiler.backends.oci.facts import stored_base_facts
     from compiler.platform import Platform
 
     rootfs = tmp_path / "rootfs.tar"
@@ -318,7 +318,7 @@ def test_wheels_sharing_a_file_install_in_lock_order(tmp_path):
 
 def test_an_unreadable_oci_base_is_bad_input(built, tmp_path):
     from compiler.errors import ResolveError
-    from compiler.oci.facts import stored_base_facts
+    from compiler.backends.oci.facts import stored_base_facts
 
     with pytest.raises(ResolveError, match="cannot read the OCI image oci:.*index.json"):
         stored_base_facts(f"oci:{tmp_path / 'none'}", tmp_path, required=True)

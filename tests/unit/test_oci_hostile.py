@@ -24,9 +24,9 @@ import pytest
 from compiler.errors import PkgcError, ResolveError
 from compiler.oci.base import resolve_base
 from compiler.oci.blobs import BlobStore
-from compiler.oci.builder import build_oci_image
-from compiler.oci.facts import stored_base_facts
-from compiler.oci.layers import LayerOptions
+from compiler.backends.oci.builder import build_oci_image
+from compiler.backends.oci.facts import stored_base_facts
+from compiler.backends.oci.layers import LayerOptions
 from compiler.oci.outputs import StoredImage, write_archive
 from compiler.oci.regular import NotRegularFile
 from compiler.oci.store import MANIFEST, OciStore
@@ -413,7 +413,7 @@ def test_every_field_of_the_wrong_type_is_one_line_of_bad_input(tmp_path):
             path.write_bytes(data)
         return {"digest": digest, "size": len(data)}
 
-    from compiler.oci.config import image_config
+    from compiler.backends.oci.config import image_config
 
     plan = make_plan(f"oci:{folder}", make_wheel(tmp_path), tmp_path / "inputs")
 
@@ -552,7 +552,7 @@ def _one_layer_layout(folder: Path, layer_bytes: bytes, media: str) -> str:
 def test_a_base_layer_that_is_no_tar_or_holds_a_huge_passwd_is_bad_input(tmp_path):
     """The layer bytes match their digest but are not a layer, or hold a 64 MiB /etc/passwd (64 KiB
     compressed): scanning the base for its Python and users is one line, exit 2, quickly."""
-    from compiler.oci.scan import scan_base
+    from compiler.backends.oci.scan import scan_base
 
     passwd = io.BytesIO()
     with tarfile.open(fileobj=passwd, mode="w") as tar:

@@ -15,7 +15,7 @@ import pytest
 
 from compiler.errors import BuildError, ResolveError
 from compiler.oci.base import resolve_base
-from compiler.oci.config import timestamp
+from compiler.backends.oci.config import timestamp
 from compiler.oci.layer import Entry, write_layer
 from compiler.oci.registry import RegistryImage, parse_registry_image
 from compiler.oci.store import CONFIG, INDEX, MANIFEST, OciStore
@@ -108,7 +108,7 @@ def test_an_oci_manifest_is_stored_byte_for_byte(registry, source, tmp_path):
 
 
 def test_facts_of_a_registry_base_without_pkgc_labels_come_from_its_layers(registry, tmp_path):
-    from compiler.oci.facts import stored_base_facts
+    from compiler.backends.oci.facts import stored_base_facts
     from compiler.oci.registry import registry_base
 
     facts = stored_base_facts(f"docker://{registry.host}/base/oci:1", tmp_path, required=True)

@@ -7,12 +7,11 @@ give equal digests."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 from compiler import __version__
 from compiler.oci.base import BaseImage
 from compiler.oci.layer import LayerBlob
-from compiler.oci.store import CONFIG, MANIFEST
+from compiler.oci.store import CONFIG, MANIFEST, timestamp
 from compiler.plan.types import ImagePlan
 
 
@@ -23,10 +22,6 @@ class BuiltLayer:
     kind: str
     why: str
     blob: LayerBlob
-
-
-def timestamp(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _env(base_env: list[str], plan: ImagePlan) -> list[str]:

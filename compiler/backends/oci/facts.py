@@ -28,7 +28,7 @@ def stored_base_facts(image: str, cache_dir: Path, required: bool = False, platf
         return None
     stated = BaseImageLabels.from_labels(image, base.labels)  # untrusted: checked by the label contract
     if stated is None:  # an image pkgc did not make (e.g. python:3.11-slim from a registry): its one python3.X
-        from compiler.oci.scan import scan_base
+        from compiler.backends.oci.scan import scan_base
 
         try:
             pythons = sorted(scan_base(store, base).pythons)

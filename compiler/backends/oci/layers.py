@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Callable
 
 from compiler.envbuild.libraries import Need, fix_for, missing_from_base
 from compiler.errors import BuildError, MissingLibraries
-from compiler.oci.config import BuiltLayer
+from compiler.backends.oci.config import BuiltLayer
 from compiler.oci.compress import Compression, cache_key
 from compiler.oci.layer import Entry, write_layer
-from compiler.oci.model_layers import at_stable_path, layer_key, model_layers
-from compiler.oci.scan import BaseScan
+from compiler.backends.oci.model_layers import at_stable_path, layer_key, model_layers
+from compiler.backends.oci.scan import BaseScan
 from compiler.oci.store import OciStore
 from compiler.plan.types import Copy, ImagePlan
 from compiler.workspace.digest_cache import DigestCache

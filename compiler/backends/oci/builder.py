@@ -13,12 +13,12 @@ from compiler.built import BuiltImage
 from compiler.engines.base import Engine
 from compiler.errors import BuildError
 from compiler.oci.base import BaseImage, load_from_store, resolve_base
-from compiler.oci.config import BuiltLayer, image_config, image_manifest
-from compiler.oci.environment_layers import environment_layers
-from compiler.oci.layers import LayerOptions, copied_layers, user_layer
+from compiler.backends.oci.config import BuiltLayer, image_config, image_manifest
+from compiler.backends.oci.environment_layers import environment_layers
+from compiler.backends.oci.layers import LayerOptions, copied_layers, user_layer
 from compiler.oci.load import load_into_engine
 from compiler.oci.outputs import StoredImage
-from compiler.oci.scan import scan_base
+from compiler.backends.oci.scan import scan_base
 from compiler.oci.blobs import Blob
 from compiler.oci.store import INDEX, MANIFEST, OciStore
 from compiler.plan.types import ImagePlan

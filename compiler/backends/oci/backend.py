@@ -15,7 +15,7 @@ from compiler.plan.types import BaseImage
 if TYPE_CHECKING:
     from compiler.outputs.publish import PublishRequest, PublishResult
     from compiler.engines.base import Engine
-    from compiler.oci.layers import LayerOptions
+    from compiler.backends.oci.layers import LayerOptions
     from compiler.plan.types import ImagePlan
     from compiler.platform import Platform
     from compiler.reporter import Reporter
@@ -35,7 +35,7 @@ class OciBackend(Backend):
     def resolve_base(self, reference: str, platform: Platform, python: str, required: bool, log: Log) -> BaseImage:
         """Imported into pkgc's store: manifest digest, image id, and what its Python already has."""
         from compiler.oci.base import resolve_base
-        from compiler.oci.scan import scan_base
+        from compiler.backends.oci.scan import scan_base
 
         try:
             found = resolve_base(reference, self.store, self.engine, log, platform)
@@ -49,7 +49,7 @@ class OciBackend(Backend):
         return BaseImage(reference, found.manifest_digest, found.manifest["config"]["digest"], packages)
 
     def build(self, plans: tuple[ImagePlan, ...], reporter: Reporter) -> BuiltImage:
-        from compiler.oci.builder import build_oci_images
+        from compiler.backends.oci.builder import build_oci_images
 
         if self.layer_options.cache is not None:
             from compiler.cache.registry_cache import share_base

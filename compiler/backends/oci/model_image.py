@@ -19,10 +19,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from compiler.oci.config import timestamp
+from compiler.oci.store import timestamp
 from compiler.oci.blobs import Blob
 from compiler.oci.layer import Entry, LayerBlob
-from compiler.oci.model_layers import LARGE_FILE, model_layers
+from compiler.backends.oci.model_layers import LARGE_FILE, model_layers
 from compiler.oci.store import CONFIG, MANIFEST, OciStore
 from compiler.workspace.digest_cache import DigestCache
 from compiler.workspace.walk import skip_caches, walk

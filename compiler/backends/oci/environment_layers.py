@@ -32,12 +32,12 @@ from compiler.envbuild.libraries import ElfScan, Need, needs_of, scan_elf
 from compiler.envbuild.slim import slim_environment
 from compiler.envbuild.venv import VenvTarget, assemble_venv
 from compiler.errors import BuildError
-from compiler.oci.config import BuiltLayer
-from compiler.oci.environment_split import group_of_file, split_entries
+from compiler.backends.oci.config import BuiltLayer
+from compiler.backends.oci.environment_split import group_of_file, split_entries
 from compiler.oci.compress import cache_key
 from compiler.oci.layer import Entry, LayerBlob, staging_entries, write_layer
-from compiler.oci.layers import LayerOptions, check_libraries
-from compiler.oci.scan import BaseScan
+from compiler.backends.oci.layers import LayerOptions, check_libraries
+from compiler.backends.oci.scan import BaseScan
 from compiler.oci.store import OciStore
 from compiler.plan.types import ContextFile, ImagePlan
 
