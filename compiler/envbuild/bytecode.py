@@ -9,8 +9,9 @@ byte-code and 2.8-5.2 s without (every module compiled in memory at each start):
 
 Compiling is the longest step of assembling an environment (4.6 s of the MLflow iris package's
 9.6 s of layers). A pyc depends only on its source bytes, the path the image reads it from (its
-``co_filename``) and the interpreter (its magic number), so compiled files are kept in the host cache
-under that key (``<cache>/pyc``, as uv keeps unpacked wheels) and copied on the next assembly, with
+``co_filename``) and the compiling interpreter: its magic number, and its release, since CPython
+patch releases of one X.Y may compile some files differently (3.11.2 and 3.11.7 do); so compiled files
+are kept in the host cache under that key (``<cache>/pyc``, as uv keeps unpacked wheels) and copied on the next assembly, with
 the mode ``py_compile`` gives: the same bytes whether compiled now or found."""
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from compiler.cache.owner import staging_name
 from compiler.cache.lru import mark_used
 
 CACHE_FORMAT = b"pkgc-pyc-1"
+
+# what decides a pyc's bytes besides its source and path: the magic number and the exact release
+COMPILER = importlib.util.MAGIC_NUMBER + f" {sys.implementation.name} {'.'.join(map(str, sys.version_info[:3]))}".encode()
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,7 @@ def _sources(folder: Path, in_image: str, cache: Path | None) -> list[_Source]:
             rel = path.relative_to(folder).as_posix()
             cached = None
             if cache is not None:
-                key = hashlib.sha256(b"\0".join([CACHE_FORMAT, importlib.util.MAGIC_NUMBER, f"{in_image}/{rel}".encode(), path.read_bytes()])).hexdigest()
+                key = hashlib.sha256(b"\0".join([CACHE_FORMAT, COMPILER, f"{in_image}/{rel}".encode(), path.read_bytes()])).hexdigest()
                 cached = cache / key[:2] / key
             found.append(_Source(path, f"{in_image}/{rel}", Path(importlib.util.cache_from_source(str(path))), cached))
     return found

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Callable
 
 from compiler.cache.owner import staging_dir
 from compiler.envbuild import slim as slim_module
-from compiler.envbuild.bytecode import compile_site_packages
+from compiler.envbuild.bytecode import COMPILER, compile_site_packages
 from compiler.envbuild.layer_groups import (REST, LayerGroup, canonical, file_owners, group_distributions, installed_sizes,
                                             shared_paths, wheel_facts)  # fmt: skip
 from compiler.envbuild.libraries import ElfScan, Need, needs_of, scan_elf
@@ -88,7 +88,7 @@ def environment_layers(
     bytecode = options.bytecode and env.bytecode
     # absent when off: the rules' own digest, so a change to them rebuilds
     slim = [["slim", list(env.slim_keep), hashlib.sha256(Path(slim_module.__file__).read_bytes()).hexdigest()]] if env.slim else []
-    common = [ENV_FORMAT, str(plan.platform), *target_key, bytecode, importlib.util.MAGIC_NUMBER.hex() if bytecode else "", options.epoch, *slim,
+    common = [ENV_FORMAT, str(plan.platform), *target_key, bytecode, COMPILER.hex() if bytecode else "", options.epoch, *slim,
               cache_key(options.compression)]  # fmt: skip
     key = _digest([requirements.decode(), [f.dest for f in wheels], *common])
     why = layer.why if (layer := plan.layer("environment")) else "the locked environment"
