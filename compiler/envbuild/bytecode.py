@@ -9,9 +9,9 @@ byte-code and 2.8-5.2 s without (every module compiled in memory at each start):
 
 Compiling is the longest step of assembling an environment (4.6 s of the MLflow iris package's
 9.6 s of layers). A pyc depends only on its source bytes, the path the image reads it from (its
-``co_filename``) and the compiling interpreter: its magic number, and its release, since CPython
-patch releases of one X.Y may compile some files differently (3.11.2 and 3.11.7 do); so compiled files
-are kept in the host cache under that key (``<cache>/pyc``, as uv keeps unpacked wheels) and copied on the next assembly, with
+``co_filename``) and the compiling interpreter's build (its magic number is not enough: CPython patch
+releases of one X.Y, and even distribution patch levels of one release, compile some files
+differently); so compiled files are kept in the host cache under that key (``<cache>/pyc``, as uv keeps unpacked wheels) and copied on the next assembly, with
 the mode ``py_compile`` gives: the same bytes whether compiled now or found."""
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ from compiler.cache.lru import mark_used
 
 CACHE_FORMAT = b"pkgc-pyc-1"
 
-# what decides a pyc's bytes besides its source and path: the magic number and the exact release
-COMPILER = importlib.util.MAGIC_NUMBER + f" {sys.implementation.name} {'.'.join(map(str, sys.version_info[:3]))}".encode()
+# what decides a pyc's bytes besides its source and path: the interpreter's build, not only its magic
+# number (3.11.2 and 3.11.7 compile some files differently, and so do Debian's 3.11.2-6+deb12u6 and u9)
+COMPILER = importlib.util.MAGIC_NUMBER + f" {sys.implementation.name} {sys.version}".encode()
 
 
 @dataclass(frozen=True)
