@@ -61,7 +61,9 @@ def test_stale_lock_is_detected_and_relock_fixes_it(private_example, registered,
 def test_tampered_package_in_the_cache_is_refused(private_example, registered, session_env, copy_package, tmp_path):
     shared = Path(os.environ.get("PKGC_CACHE_DIR", Path.home() / ".cache" / "pkgc"))
     cache = tmp_path / "cache"
-    shutil.copytree(shared, cache, copy_function=os.link)  # hard links: the shared cache stays intact
+    # hard links: the shared cache stays intact; links copied as links, and no root filesystem another
+    # process has unpacked for qemu (its /var/run -> /run would lead to the host's)
+    shutil.copytree(shared, cache, copy_function=os.link, symlinks=True, ignore=shutil.ignore_patterns("rootfs"))
     wheel = next((cache / "files").rglob("joblib-1.6.0-*.whl"))
     wheel.unlink()
     wheel.write_bytes(b"not the wheel the lock pinned")
