@@ -137,7 +137,10 @@ def test_build_and_push_in_the_image_gives_the_host_digest(builder, readonly_pac
     host = tmp_path / "host-cache"
     offline_cache(host, lock)
     started = time.monotonic()
-    on_host = run_pkgc("-q", *spec, cwd=example_copy, env={**session_env, "PKGC_CACHE_DIR": str(host), "DOCKER_HOST": NO_ENGINE})
+    workspace = tmp_path / "host-workspace"  # a copy: the session's own records stay the session builds'
+    shutil.copytree(session_env["PKGC_WORKSPACE"], workspace, symlinks=True)
+    on_host = run_pkgc("-q", *spec, cwd=example_copy, env={**session_env, "PKGC_CACHE_DIR": str(host), "DOCKER_HOST": NO_ENGINE,
+                                                            "PKGC_WORKSPACE": str(workspace)})  # fmt: skip
     assert on_host.returncode == 0, on_host.stderr[-3000:]
     host_digest = json.loads(on_host.stdout)["manifest_digest"]
     assert json.loads(on_host.stdout)["loaded"] is False  # DOCKER_HOST answers nothing: the OCI back end, no engine
