@@ -24,6 +24,7 @@ from typing import BinaryIO, Callable
 
 from compiler.errors import PkgcError, excerpt
 from compiler.oci.blobs import BlobStore
+from compiler.oci.reference import is_loopback
 
 MANIFEST_LIMIT = 4 << 20  # what a registry itself accepts for a manifest
 SMALL_LIMIT = 64 << 10  # an error body, a token answer
@@ -73,19 +74,6 @@ class Response:
     status: int
     headers: dict[str, str]  # lower-case names
     body: bytes
-
-
-def is_loopback(registry: str) -> bool:
-    import ipaddress
-
-    host = registry.rsplit(":", 1)[0] if not registry.endswith("]") else registry
-    host = host.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class RegistryClient:

@@ -16,6 +16,18 @@ HOST_RE = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-
 COMPONENT_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 
 
+def is_loopback(registry: str) -> bool:
+    """``localhost``, ``127.0.0.0/8`` or ``[::1]`` (with or without a port): may speak plain HTTP."""
+    host = registry.rsplit(":", 1)[0] if not registry.endswith("]") else registry
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True)
 class PushTarget:
     """A registry repository to push to; ``tag`` defaults to the image's tag."""
@@ -26,14 +38,7 @@ class PushTarget:
 
     @property
     def loopback(self) -> bool:
-        host = self.registry.rsplit(":", 1)[0] if not self.registry.endswith("]") else self.registry
-        host = host.strip("[]")
-        if host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            return False
+        return is_loopback(self.registry)
 
     def reference(self, tag: str) -> str:
         return f"{self.registry}/{self.repository}:{tag}"
