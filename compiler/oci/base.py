@@ -3,7 +3,8 @@ imported into the store once per image id), from an ``oci:DIR[:TAG]`` / ``oci-ar
 reference, from a registry (``docker://HOST/REPO:TAG``, or ``HOST/REPO:TAG`` no engine holds:
 ``registry.py``), or from pkgc's OCI store (where ``pkgc base-image build --platform`` writes an index
 with one image per platform). An index gives the platform's image; an image of another architecture
-is refused, naming the command that builds the right one.
+is refused, naming the command that builds the right one. An index the store names wins over the
+engine's image of the same name, so a build gives one digest with an engine answering or none.
 
 Layers imported from the engine are compressed with pkgc's own deterministic gzip, so a base image
 has the same digests whether it came from the engine or was written by ``pkgc base-image build``
@@ -134,6 +135,9 @@ def _find_base(reference: str, store: OciStore, engine: Engine | None, log, plat
     from compiler.oci.registry import from_registry, parse_registry_image
 
     registry = parse_registry_image(reference)
+    indexed = _indexed(store, reference, platform)
+    if indexed is not None:  # pkgc base-image build wrote it: the same image with the engine or without one
+        return load_from_store(store, indexed, reference, "store")
     if engine is not None and not reference.startswith("docker://") and platform == Platform.host():
         info = engine.image_info(reference)
         if info is not None:
@@ -166,6 +170,18 @@ def _find_base(reference: str, store: OciStore, engine: Engine | None, log, plat
         f"base image {reference} is neither in {where} {store.root}; "
         "build it with 'pkgc base-image build', or name an oci:DIR or oci-archive:FILE base"
     )
+
+
+def _indexed(store: OciStore, reference: str, platform: Platform) -> dict | None:
+    """``platform``'s entry of the image index the store names ``reference`` (what ``pkgc base-image
+    build`` writes), when its manifest is here; None for any other name or none."""
+    if reference.startswith("docker://"):
+        return None
+    found = store.find(reference)
+    if found is None or found.get("mediaType") != INDEX or not store.blobs.has(found["digest"]):
+        return None
+    entry = platform_entry(store.read_json(found["digest"]).get("manifests"), platform)
+    return entry if entry is not None and store.blobs.has(entry["digest"]) else None
 
 
 def compress_layer(store: OciStore, stream: IO[bytes]) -> LayerBlob:

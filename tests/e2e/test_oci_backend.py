@@ -176,3 +176,32 @@ def test_a_registry_base_is_fetched_by_digest_with_no_engine(copy_package, regis
         assert code == 0 and out.strip().endswith("ok"), out
     finally:
         engine.remove_image(ref)
+
+
+def test_the_store_s_index_of_a_base_wins_over_the_engine_s_image_of_that_name(base_image, engine, tmp_path):
+    """``pkgc base-image build`` with no engine writes an index; the engine may hold another image of
+    the same name (``docker import``ed by an earlier build): a build with the engine answering takes
+    the index's image, as one with no engine does, so both give one package digest."""
+    from compiler.oci.base import resolve_base
+    from compiler.oci.layer import Entry, write_layer
+    from compiler.oci.store import CONFIG, INDEX, MANIFEST, OciStore
+    from compiler.platform import Platform
+
+    store, host, name = OciStore(tmp_path / "store"), Platform.host(), "pkgc/base-index-wins:1"
+    layer = write_layer([Entry("etc/marker", "file", data=b"the store's")], store.blobs)
+    config = store.put_json({**host.oci(), "config": {}, "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]}})
+    manifest = store.put_json({"schemaVersion": 2, "mediaType": MANIFEST, "layers": [layer.descriptor()],
+                               "config": {"mediaType": CONFIG, "digest": config.digest, "size": config.size}})  # fmt: skip
+    index = store.put_json({"schemaVersion": 2, "mediaType": INDEX, "manifests": [
+        {"mediaType": MANIFEST, "digest": manifest.digest, "size": manifest.size, "platform": host.oci()}]})  # fmt: skip
+    store.name([name], index, media_type=INDEX)
+    engine.tag(engine.image_info(base_image).id, name)  # another image under the same name
+    try:
+        heard: list[str] = []
+        with_engine = resolve_base(name, store, engine, heard.append)
+        without = resolve_base(name, store, None, heard.append)
+    finally:
+        engine.remove_image(name)  # only this tag: the base image keeps its own
+    assert with_engine.manifest_digest == without.manifest_digest == manifest.digest
+    assert with_engine.source == "store" and not any("importing" in line for line in heard)
+    assert engine.image_info(base_image) is not None
