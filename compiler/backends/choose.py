@@ -60,7 +60,8 @@ def choose_backend(
     from compiler.workspace.digest_cache import DigestCache
 
     layer_options = LayerOptions(epoch=options.source_date_epoch, python=strategy.python, reuse=not request.no_cache,
-                                 pyc_cache=options.cache_dir / "pyc", allow_missing=options.allow_missing_libraries,
+                                 pyc_cache=options.cache_dir / "pyc", cache_dir=options.cache_dir,
+                                 allow_missing=options.allow_missing_libraries,
                                  digests=DigestCache.in_cache(options.cache_dir),
                                  compression=request.compression or options.compression,  # type: ignore[arg-type]
                                  cache=open_cache(options, log, not request.no_cache))  # fmt: skip

@@ -12,21 +12,28 @@ Compiling is the longest step of assembling an environment (4.6 s of the MLflow 
 ``co_filename``) and the compiling interpreter's build (its magic number is not enough: CPython patch
 releases of one X.Y, and even distribution patch levels of one release, compile some files
 differently); so compiled files are kept in the host cache under that key (``<cache>/pyc``, as uv keeps unpacked wheels) and copied on the next assembly, with
-the mode ``py_compile`` gives: the same bytes whether compiled now or found."""
+the mode ``py_compile`` gives: the same bytes whether compiled now or found.
+
+Which interpreter compiles is a ``Compiler``: the host's own (``HostCompiler``, in this process), or
+the base image's own ``python3.X`` (``compiler.backends.oci.base_python``), which makes the byte-code
+the same on every runner whatever Python runs pkgc there."""
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
-import py_compile
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
+import threading
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from compiler.cache.owner import staging_name
 from compiler.cache.lru import mark_used
@@ -55,14 +62,14 @@ def _test_folders(folder: Path) -> re.Pattern:
 
 
 @dataclass(frozen=True)
-class _Source:
+class Source:
     path: Path  # the .py file on the host
     in_image: str  # where the image reads it from: the code object's co_filename
     pyc: Path  # its __pycache__ file
     cached: Path | None  # its place in the pyc cache
 
 
-def _sources(folder: Path, in_image: str, cache: Path | None) -> list[_Source]:
+def _sources(folder: Path, in_image: str, cache: Path | None, identity: bytes) -> list[Source]:
     """Every ``.py`` under ``folder`` outside test folders, as ``compileall.compile_dir`` finds them
     (folders followed unless links)."""
     skip = _test_folders(folder)
@@ -76,9 +83,9 @@ def _sources(folder: Path, in_image: str, cache: Path | None) -> list[_Source]:
             rel = path.relative_to(folder).as_posix()
             cached = None
             if cache is not None:
-                key = hashlib.sha256(b"\0".join([CACHE_FORMAT, COMPILER, f"{in_image}/{rel}".encode(), path.read_bytes()])).hexdigest()
+                key = hashlib.sha256(b"\0".join([CACHE_FORMAT, identity, f"{in_image}/{rel}".encode(), path.read_bytes()])).hexdigest()
                 cached = cache / key[:2] / key
-            found.append(_Source(path, f"{in_image}/{rel}", Path(importlib.util.cache_from_source(str(path))), cached))
+            found.append(Source(path, f"{in_image}/{rel}", Path(importlib.util.cache_from_source(str(path))), cached))
     return found
 
 
@@ -87,15 +94,93 @@ def _mode(source: Path) -> int:
     return (source.stat().st_mode | 0o200) & 0o666
 
 
-def _compile(source: _Source) -> bool:
+# What every compiling interpreter runs, in a fresh process (``FLAGS``, ``ENV``): marshal writes a
+# string as a back-reference when the process holds it elsewhere too, so a pyc's bytes depend on what
+# the compiling process has loaded, not only on the interpreter's build. argv[1]: a JSON list of
+# [source, path in the image]; out: one character per file ("1" compiled, "0" left as source).
+DRIVER = """import importlib.util, json, py_compile, sys
+done = []
+for source, name in json.load(open(sys.argv[1])):
     try:
-        py_compile.compile(str(source.path), cfile=str(source.pyc), dfile=source.in_image, doraise=True,
-                           invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)  # fmt: skip
-    except (py_compile.PyCompileError, SyntaxError, UnicodeError, ValueError, OSError):
-        return False  # left as source, as compileall does
-    if source.cached is not None:
-        _keep(source.pyc, source.cached)
-    return True
+        py_compile.compile(source, cfile=importlib.util.cache_from_source(source), dfile=name, doraise=True,
+                           invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+        done.append("1")
+    except Exception:
+        done.append("0")
+sys.stdout.write("".join(done))
+"""
+FLAGS = ("-S", "-s", "-B")
+ENV = {"PYTHONHASHSEED": "0", "LC_ALL": "C.UTF-8", "PATH": "/usr/local/bin:/usr/bin:/bin"}
+TIMEOUT = 3600.0
+
+
+class Compiler(ABC):
+    """An interpreter that writes pycs; ``identity`` is what decides their bytes besides each source
+    and its path in the image (it keys the pyc cache and the environment's layers)."""
+
+    identity: bytes
+
+    @abstractmethod
+    def compile(self, sources: list[Source], workers: int) -> list[bool]:
+        """Write each source's pyc; whether each compiled (one that does not is left as source)."""
+
+
+def compile_in_shares(sources: list[Source], workers: int,
+                      run: Callable[[int, list[Source]], subprocess.CompletedProcess]) -> list[bool]:  # fmt: skip
+    """``run`` (the DRIVER in one fresh process) on ``workers`` shares of ``sources`` at once."""
+    if not sources:
+        return []
+    shares = [sources[i :: max(1, workers)] for i in range(max(1, min(workers, len(sources))))]
+    outputs: list[list[bool] | BaseException] = [[] for _ in shares]
+
+    def one(index: int) -> None:
+        try:
+            done = run(index, shares[index])
+            text = done.stdout.decode("ascii", "replace")
+            if done.returncode != 0 or len(text) != len(shares[index]):
+                detail = " ".join(done.stderr.decode("utf-8", "replace").split())[-300:]
+                raise CompileFailed(f"the compiling Python exited {done.returncode}: {detail or 'no message'}")
+            outputs[index] = [c == "1" for c in text]
+        except subprocess.TimeoutExpired:
+            outputs[index] = CompileFailed(f"the compiling Python took over {TIMEOUT:.0f} s")
+        except BaseException as exc:  # raised in the caller's thread below
+            outputs[index] = exc
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(shares))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    done: list[bool] = [False] * len(sources)
+    for index, result in enumerate(outputs):
+        if isinstance(result, BaseException):
+            raise result
+        done[index :: len(shares)] = result
+    return done
+
+
+class ProcessCompiler(Compiler):
+    """``python`` (default: the one running pkgc) as fresh processes, one per worker."""
+
+    def __init__(self, python: str = sys.executable, identity: bytes = COMPILER):
+        self.python, self.identity = python, identity
+
+    def compile(self, sources: list[Source], workers: int) -> list[bool]:
+        def run(_index: int, share: list[Source]) -> subprocess.CompletedProcess:
+            with tempfile.NamedTemporaryFile("w", prefix="pkgc-compile-", suffix=".json") as listing:
+                json.dump([[str(s.path), s.in_image] for s in share], listing)
+                listing.flush()
+                return subprocess.run([self.python, *FLAGS, "-c", DRIVER, listing.name], capture_output=True, env=ENV,
+                                      timeout=TIMEOUT, stdin=subprocess.DEVNULL)  # fmt: skip
+
+        return compile_in_shares(sources, workers, run)
+
+
+HostCompiler = ProcessCompiler  # the host's own Python
+
+
+class CompileFailed(Exception):
+    """The compiling interpreter could not run (not a source that does not compile)."""
 
 
 def _keep(pyc: Path, cached: Path) -> None:
@@ -114,15 +199,17 @@ def _keep(pyc: Path, cached: Path) -> None:
 
 
 def compile_site_packages(
-    folder: Path, in_image: str, python: str, workers: int = 1, cache: Path | None = None
+    folder: Path, in_image: str, python: str, workers: int = 1, cache: Path | None = None, compiler: Compiler | None = None
 ) -> BytecodeResult:
-    """Compile every ``.py`` under ``folder`` (which sits at ``in_image`` in the image); with
-    ``cache``, reuse and keep what was compiled before."""
-    if not host_can_compile(python):
+    """Compile every ``.py`` under ``folder`` (which sits at ``in_image`` in the image) with
+    ``compiler`` (default: the host's Python, when it is the image's ``python``); with ``cache``,
+    reuse and keep what was compiled before."""
+    if compiler is None and not host_can_compile(python):
         host = f"{sys.version_info.major}.{sys.version_info.minor}"
         return BytecodeResult(False, f"byte-code skipped: the host runs Python {host}, the image {python}")
+    compiler = compiler or HostCompiler()
     missing = []
-    sources = _sources(folder, in_image, cache)
+    sources = _sources(folder, in_image, cache, compiler.identity)
     for source in sources:
         if source.cached is not None and source.cached.is_file():
             source.pyc.parent.mkdir(exist_ok=True)
@@ -131,11 +218,10 @@ def compile_site_packages(
             mark_used(source.cached)  # pkgc cache prune --max-size evicts the least recently used
         else:
             missing.append(source)
-    if len(missing) > 50 and workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            results = list(pool.map(_compile, missing, chunksize=64))
-    else:
-        results = [_compile(source) for source in missing]
+    results = compiler.compile(missing, workers)
+    for source, compiled in zip(missing, results):
+        if compiled and source.cached is not None:
+            _keep(source.pyc, source.cached)
     reused = len(sources) - len(missing)
     note = "byte-code compiled (unchecked-hash)" + (f", {reused} of {len(sources)} files from the pyc cache" if cache else "")
     return BytecodeResult(True, note + ("" if all(results) else "; some files did not compile (left as source)"))

@@ -1,5 +1,6 @@
 """Read what an ELF shared object needs from the dynamic loader: its ``DT_NEEDED`` libraries, its
-``DT_SONAME`` and its ``DT_RUNPATH``/``DT_RPATH`` — with the standard library, every read bounded.
+``DT_SONAME`` and its ``DT_RUNPATH``/``DT_RPATH``, and a program's loader (``PT_INTERP``) — with the
+standard library, every read bounded.
 
 Files that are not 64- or 32-bit little- or big-endian ELF, or whose headers point outside the
 file, give ``None``: a broken or foreign file is not pkgc's to judge here."""
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MAGIC = b"\x7fELF"
-PT_DYNAMIC = 2
+PT_DYNAMIC, PT_INTERP = 2, 3
 DT_NULL, DT_NEEDED, DT_STRTAB, DT_SONAME, DT_RPATH, DT_RUNPATH = 0, 1, 5, 14, 15, 29
 MAX_HEADERS = 4096  # program headers read at most
 MAX_DYNAMIC = 1 << 16  # dynamic entries read at most
@@ -27,6 +28,7 @@ class ElfLinks:
     needed: tuple[str, ...]
     soname: str | None
     runpath: tuple[str, ...]  # RUNPATH, else RPATH, split on ':'
+    interpreter: str | None = None  # PT_INTERP: a program's dynamic loader (/lib64/ld-linux-x86-64.so.2)
 
 
 def is_elf(path: Path) -> bool:
@@ -103,7 +105,8 @@ def _parse(fh, size: int) -> ElfLinks | None:
         text(value) for tag, value in entries if tag == DT_RPATH
     ]
     runpath = tuple(part for joined in paths for part in joined.split(":") if part)
-    return ElfLinks(machine, needed, soname, runpath)
+    interp = next((s for s in segments if s[0] == PT_INTERP), None)
+    return ElfLinks(machine, needed, soname, runpath, _string(fh, size, interp[1]) if interp else None)
 
 
 def _dynamic_entries(fh, size: int, segment, wide: bool, order: str) -> list[tuple[int, int]]:

@@ -45,9 +45,10 @@ def prepare(root, mounts):
         os.chmod(os.path.join(dev, name), 0o666)
     os.mkdir(os.path.join(dev, "shm"), 0o1777)
     mount("-t", "tmpfs", "-o", "mode=1777,size=64m", "pkgc-shm", os.path.join(dev, "shm"))
-    for source, target in mounts:  # the mount points exist: made by pkgc inside the root, links resolved there
+    for source, target, read_only in mounts:  # the mount points exist: made by pkgc inside the root, links resolved there
         mount("--bind", source, target)
-        mount("-o", "remount,bind,ro", target)
+        if read_only:
+            mount("-o", "remount,bind,ro", target)
 
 
 def find_program(name, path):

@@ -137,13 +137,15 @@ class QemuContainer:
     """An image of ``platform`` unpacked under ``cache_dir``, ready to run commands through qemu-user.
 
     ``with QemuContainer(store, digest, ARM64, cache) as box: box.run(["busybox", "echo", "hi"])``;
+    An image of the host's own platform runs the same way with nothing emulated (a chroot of its
+    programs as they are: the base image's Python compiling byte-code, ``compiler.backends.oci.base_python``).
     ``box.start(port)`` starts Entrypoint+Cmd in the background, ``box.stop_all()`` (or leaving the
     ``with``) stops what was started and removes the root filesystem."""
 
     def __init__(self, store: OciStore | None, manifest_digest: str | None, platform: Platform, cache_dir: Path,
                  image: PlatformImage | None = None, limits: RootfsLimits = RootfsLimits(),
-                 qemu_dir: Path = QEMU_DIR):  # fmt: skip
-        self.platform, self.cache_dir, self.limits = platform, cache_dir, limits
+                 qemu_dir: Path = QEMU_DIR, network: bool = True):  # fmt: skip
+        self.platform, self.cache_dir, self.limits, self.network = platform, cache_dir, limits, network
         self._store, self._digest, self._image = store, manifest_digest, image
         self.qemu = qemu_dir / platform.qemu
         self.root: Path | None = None
@@ -153,6 +155,11 @@ class QemuContainer:
         self._folder = None
         self.wrapped = 0  # programs wrapped to run under qemu-user
         self._started: list[QemuProcess] = []
+
+    @property
+    def foreign(self) -> bool:
+        """Whether the image's programs run under qemu-user (the host's own platform's run as they are)."""
+        return self.platform != Platform.host()
 
     @classmethod
     def for_image(cls, image: PlatformImage, cache_dir: Path, **kwargs) -> "QemuContainer":
@@ -164,9 +171,9 @@ class QemuContainer:
         if os.geteuid() != 0:
             raise QemuUnavailable(f"running a {self.platform} image on this host needs root (chroot and mounts "
                                   f"under qemu-user); run pkgc as root, or verify on a {self.platform} machine")  # fmt: skip
-        if not self.qemu.is_file():
+        if self.foreign and not self.qemu.is_file():
             raise QemuUnavailable(f"{self.qemu} not found: install Debian's qemu-user-static (scripts/setup.sh does)")
-        if not _static(BUSYBOX):
+        if self.foreign and not _static(BUSYBOX):
             raise QemuUnavailable(f"{BUSYBOX} is not a static program: install Debian's busybox-static (scripts/setup.sh does)")
         if shutil.which("unshare") is None or shutil.which("mount") is None:
             raise QemuUnavailable("unshare and mount (util-linux) are needed to run an image under qemu-user")
@@ -185,12 +192,12 @@ class QemuContainer:
                     image.close()
             for folder in (self.root / "proc", self.root / "dev", launcher_dir(self.root)):
                 _empty_folder(folder)  # pkgc's own, whatever the image put there (a link, a file)
-            for program in (self.qemu, BUSYBOX):
+            for program in (self.qemu, BUSYBOX) if self.foreign else ():
                 copied = launcher_dir(self.root) / program.name
                 with open(program, "rb") as source, open(copied, "xb") as copy:
                     shutil.copyfileobj(source, copy, 1 << 20)
                 os.chmod(copied, 0o755)
-            self.wrapped = wrap_programs(self.root, self.platform)
+            self.wrapped = wrap_programs(self.root, self.platform) if self.foreign else 0
         except BaseException:
             self._folder.__exit__(None, None, None)
             raise
@@ -239,11 +246,12 @@ class QemuContainer:
             if not mount.source.exists():
                 raise ResolveError(f"{excerpt(str(mount.source))} (to mount at {excerpt(mount.target)}) does not exist")
             point = make_folder(root, mount.target) if mount.source.is_dir() else self._file_point(mount.target)
-            points.append([str(mount.source.resolve()), str(point)])
+            points.append([str(mount.source.resolve()), str(point), mount.read_only])
         spec = {"root": str(root), "argv": argv, "cwd": workdir,
                 "env": process_env(self.config.get("Env"), user, env), "uid": user.uid, "gid": user.gid,
                 "groups": list(user.groups), "mounts": points}  # fmt: skip
-        return [*UNSHARE, sys.executable, "-I", "-S", str(SHIM), json.dumps(spec)]
+        isolated = () if self.network else ("--net",)  # network=False: a namespace with no interface up
+        return [*UNSHARE, *isolated, sys.executable, "-I", "-S", str(SHIM), json.dumps(spec)]
 
     def _file_point(self, target: str) -> Path:
         parent, _, name = target.rstrip("/").rpartition("/")

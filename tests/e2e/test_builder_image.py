@@ -128,12 +128,11 @@ def offline_cache(cache: Path, lock_file: Path) -> None:
 def test_build_and_push_in_the_image_gives_the_host_digest(builder, readonly_package, registered, session_env, example_copy, tmp_path):
     """The same cold build (nothing but the lock's wheels and the base in its cache) on the host, with
     no engine, and in the image: one manifest digest, pushed to a loopback registry from the image.
-    Byte-code is left out on both sides (``--no-bytecode``): a pyc's bytes depend on the compiling
-    interpreter's build (3.11.7 here, Debian's 3.11.2 in the image; even two Debian patch levels of
-    3.11.2 compile some files differently), so with byte-code the digest is the same wherever pkgc runs
-    on the same interpreter build (every runner of one builder image), not across interpreters."""
+    With byte-code: pkgc here runs on pyenv's 3.11.7, in the image on Debian's 3.11.2, which compile
+    some files differently; the base's own Python compiles on both sides (in a chroot here, as root;
+    in the image pkgc runs on the base's own Python, so in its own process)."""
     lock = example_copy / "package-moe.conda-lock.yml"  # the session's host build wrote it
-    spec = ["build", "package-moe.yml", "--model", registered["model"], "--no-bytecode", "--json"]
+    spec = ["build", "package-moe.yml", "--model", registered["model"], "--json"]
     host = tmp_path / "host-cache"
     offline_cache(host, lock)
     started = time.monotonic()

@@ -106,7 +106,8 @@ def write_image(plan: ImagePlan, store: OciStore, engine: Engine | None, options
         scan = scan_base(store, base)
         layers = [user_layer(plan, scan, store, options.epoch, options.compression, options.cache)]
         stage.update(layers[0].blob.size)
-        layers.extend(environment_layers(plan, scan, store, options, reporter.detail, lambda layer: stage.advance(layer.blob.size)))
+        layers.extend(environment_layers(plan, scan, store, options, reporter.detail, lambda layer: stage.advance(layer.blob.size),
+                                         base=base))  # fmt: skip
         layers.extend(copied_layers(plan, store, options.epoch, lambda layer: stage.advance(layer.blob.size),
                                     options.digests, options.reuse, options.compression, options.cache))  # fmt: skip
         config = store.put_json(image_config(plan, base, layers, options.epoch))

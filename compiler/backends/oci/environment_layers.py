@@ -16,7 +16,6 @@ records (pip ``RECORD``: a sha256 per file; ``conda-meta``) and its files' paths
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -25,7 +24,8 @@ from typing import TYPE_CHECKING, Callable
 
 from compiler.cache.owner import staging_dir
 from compiler.envbuild import slim as slim_module
-from compiler.envbuild.bytecode import COMPILER, compile_site_packages
+from compiler.backends.oci.base_python import SandboxCompiler, make_compiler, plan_compiler
+from compiler.envbuild.bytecode import COMPILER, CompileFailed, compile_site_packages
 from compiler.envbuild.layer_groups import (REST, LayerGroup, canonical, file_owners, group_distributions, installed_sizes,
                                             shared_paths, wheel_facts)  # fmt: skip
 from compiler.envbuild.libraries import ElfScan, Need, needs_of, scan_elf
@@ -34,6 +34,7 @@ from compiler.envbuild.venv import VenvTarget, assemble_venv
 from compiler.errors import BuildError
 from compiler.backends.oci.config import BuiltLayer
 from compiler.backends.oci.environment_split import group_of_file, split_entries
+from compiler.oci.base import BaseImage
 from compiler.oci.compress import cache_key
 from compiler.oci.layer import Entry, LayerBlob, staging_entries, write_layer
 from compiler.backends.oci.layers import LayerOptions, check_libraries
@@ -72,9 +73,10 @@ class PlannedGroup:
 
 def environment_layers(
     plan: ImagePlan, scan: BaseScan, store: OciStore, options: LayerOptions, log: Log,
-    on_layer: Callable[[BuiltLayer], None] = lambda _layer: None,
+    on_layer: Callable[[BuiltLayer], None] = lambda _layer: None, base: BaseImage | None = None,
 ) -> list[BuiltLayer]:
-    """The environment's layers, in layer order (the big, rarely changing groups first, the rest last)."""
+    """The environment's layers, in layer order (the big, rarely changing groups first, the rest last);
+    their byte-code compiled by ``base``'s own Python where it can (``base_python``)."""
     env = plan.environment
     if env is None or not env.wheels or not env.requirements:
         raise BuildError("the plan has no environment the OCI back end can assemble; use --builder docker")
@@ -86,9 +88,10 @@ def environment_layers(
     else:
         target_key, assemble = _venv_assembly(plan, scan, options, log)
     bytecode = options.bytecode and env.bytecode
+    compiling = plan_compiler(scan, options.python, plan.platform, options.cache_dir if base is not None else None)
     # absent when off: the rules' own digest, so a change to them rebuilds
     slim = [["slim", list(env.slim_keep), hashlib.sha256(Path(slim_module.__file__).read_bytes()).hexdigest()]] if env.slim else []
-    common = [ENV_FORMAT, str(plan.platform), *target_key, bytecode, COMPILER.hex() if bytecode else "", options.epoch, *slim,
+    common = [ENV_FORMAT, str(plan.platform), *target_key, bytecode, (compiling.identity or COMPILER).hex() if bytecode else "", options.epoch, *slim,
               cache_key(options.compression)]  # fmt: skip
     key = _digest([requirements.decode(), [f.dest for f in wheels], *common])
     why = layer.why if (layer := plan.layer("environment")) else "the locked environment"
@@ -126,9 +129,16 @@ def environment_layers(
         if bytecode:
             started = time.monotonic()
             in_image = f"{env.prefix}/lib/python{options.python}/site-packages"
-            result = compile_site_packages(Path(staging) / in_image.lstrip("/"), in_image, options.python, workers=2,
-                                            cache=options.pyc_cache)  # fmt: skip
-            log(f"{result.note} in {time.monotonic() - started:.1f} s")
+            site = Path(staging) / in_image.lstrip("/")
+            compiler = make_compiler(compiling, store, base, plan.platform, options.cache_dir, site, in_image) if base else None
+            try:
+                result = compile_site_packages(site, in_image, options.python, workers=2, cache=options.pyc_cache, compiler=compiler)
+            except CompileFailed as exc:
+                raise BuildError(f"compiling the environment's byte-code: {exc}; build with --no-bytecode to ship none") from None
+            finally:
+                if isinstance(compiler, SandboxCompiler):
+                    compiler.close()
+            log(f"{result.note} by {compiling.why} in {time.monotonic() - started:.1f} s")
         owners = file_owners(root)
         groups = [p.group for p in planned] if planned is not None else group_distributions(installed_sizes(root, owners))
         keys = {p.group.name: p.key for p in planned or []}

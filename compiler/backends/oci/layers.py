@@ -36,6 +36,7 @@ class LayerOptions:
     bytecode: bool = True
     reuse: bool = True  # reuse a cached environment layer (--no-cache: assemble it again)
     pyc_cache: Path | None = None  # compiled files kept by source, in-image path and interpreter
+    cache_dir: Path | None = None  # pkgc's cache: where the base is unpacked for its Python to compile byte-code
     allow_missing: frozenset[str] = frozenset()  # sonames the environment may need that nothing here provides
     digests: DigestCache | None = None  # remembered file digests: unchanged model files are not read again
     compression: Compression = "gzip"  # of every layer but the model's (--compression)

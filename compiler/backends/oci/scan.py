@@ -1,11 +1,14 @@
 """Read what the OCI back end needs from a base image's layers: ``/etc/passwd``, ``/etc/group``
 (the package user is appended to them), where its ``python3.X`` lives (the venv's home) and the
-shared libraries its dynamic loader finds (to check the environment's needs at build time).
+shared libraries its dynamic loader finds (to check the environment's needs at build time), and what
+identifies each Python's build (the digest of its executable and ``libpython``: the interpreter that
+compiles the environment's byte-code, ``compiler.backends.oci.base_python``).
 
 Scanned once per base manifest digest; the result is cached beside the store."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import tarfile
@@ -22,12 +25,14 @@ from compiler.platform import Platform
 WANTED = {"etc/passwd", "etc/group"}
 PYTHON = re.compile(r"^(usr/local/bin|usr/bin|bin|opt/[^/]+/bin)/python(3\.\d+)$")
 LIBRARY = re.compile(r"^(.+)/([^/]+\.so(\.[0-9]+)*)$")
+LIBPYTHON = re.compile(r"^(?:.+/)?libpython(3\.\d+)\.so(?:\.[0-9.]+)?$")
 LD_CONF = re.compile(r"^etc/ld\.so\.conf(\.d/[^/]+\.conf)?$")
 # dist-info of a Python the image has: /usr/local (python:3.X images), Debian's dist-packages, /opt/conda ...
 DIST_INFO = re.compile(r"^((?:usr/local|usr|opt/[^/]+|opt/[^/]+/envs/[^/]+)/lib/python3(?:\.\d+)?/(?:site|dist)-packages)"
                        r"/[^/]+\.dist-info/METADATA$")
 METADATA_MAX = 1 << 20  # bytes of one METADATA file read
-SCAN_VERSION = 4
+SCAN_VERSION = 5
+BUILD_FILE_LIMIT = 1 << 30  # bytes of a python executable or libpython hashed
 FILE_LIMIT = 4 << 20  # /etc/passwd, /etc/group, ld.so.conf files: larger is not a base image pkgc builds on
 
 
@@ -38,6 +43,7 @@ class BaseScan:
     pythons: dict[str, str] = field(default_factory=dict)  # "3.11" -> "/usr/bin"
     libraries: tuple[str, ...] = ()  # file names of the shared libraries on the loader's path
     packages: tuple[BasePackage, ...] = ()  # Python distributions installed in the image, every site folder
+    python_builds: dict[str, str] = field(default_factory=dict)  # "3.11" -> sha256 of its executable and libpython
 
     def python_packages(self, python: str) -> tuple[BasePackage, ...]:
         """What the image's ``python`` (major.minor) imports without a venv of its own."""
@@ -65,8 +71,8 @@ def scan_base(store: OciStore, base: BaseImage) -> BaseScan:
         data = json.loads(cache.read_text())
         if data.get("version") == SCAN_VERSION:
             packages = tuple(BasePackage(p["name"], p["version"], p["site"], tuple(p["requires"])) for p in data["packages"])
-            return BaseScan(data["passwd"], data["group"], data["pythons"], tuple(data["libraries"]), packages)
-    found = _Found({}, {}, {}, {})
+            return BaseScan(data["passwd"], data["group"], data["pythons"], tuple(data["libraries"]), packages, data["python_builds"])
+    found = _Found({}, {}, {}, {}, {})
     for layer in base.layers:
         try:
             _scan_layer(store, layer, found)
@@ -76,7 +82,8 @@ def scan_base(store: OciStore, base: BaseImage) -> BaseScan:
     folders = set(standard_dirs(platform) if platform else STANDARD_DIRS) | _configured_dirs(found.files)
     libraries = sorted({lib for folder, names in found.libraries.items() if folder in folders for lib in names})
     installed = tuple(sorted(found.packages.values(), key=lambda p: (p.site, p.name.lower())))
-    scan = BaseScan(found.files.get("etc/passwd", ""), found.files.get("etc/group", ""), found.pythons, tuple(libraries), installed)
+    scan = BaseScan(found.files.get("etc/passwd", ""), found.files.get("etc/group", ""), found.pythons, tuple(libraries), installed,
+                    _python_builds(found))  # fmt: skip
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps({"version": SCAN_VERSION, **asdict(scan)}, sort_keys=True))
     return scan
@@ -90,6 +97,7 @@ class _Found:
     pythons: dict[str, str]
     libraries: dict[str, set[str]]  # folder -> library file names
     packages: dict[str, BasePackage]  # dist-info METADATA path -> what it says
+    builds: dict[str, tuple[str, str]]  # python3.X executable or libpython path -> (X.Y, sha256 or link target)
 
 
 def _scan_layer(store: OciStore, layer: dict, found: _Found) -> None:
@@ -100,6 +108,7 @@ def _scan_layer(store: OciStore, layer: dict, found: _Found) -> None:
         if leaf.startswith(".wh."):
             gone = f"{folder}/{leaf[4:]}".lstrip("/")
             found.files.pop(gone, None)
+            found.builds = {k: v for k, v in found.builds.items() if k != gone and not k.startswith(gone + "/")}
             found.packages = {k: v for k, v in found.packages.items() if not k.startswith(gone + "/")}
             continue
         site = DIST_INFO.match(name)
@@ -119,6 +128,26 @@ def _scan_layer(store: OciStore, layer: dict, found: _Found) -> None:
         match = PYTHON.match(name)
         if match and (member.isfile() or member.issym()):
             found.pythons.setdefault(match.group(2), "/" + match.group(1))
+        build = match.group(2) if match else (lib.group(1) if (lib := LIBPYTHON.match(name)) else None)
+        if build and (member.isfile() or member.issym()):
+            found.builds[name] = (build, _content_digest(tar, member, layer) if member.isfile() else "link:" + member.linkname)
+
+
+def _content_digest(tar: tarfile.TarFile, member: tarfile.TarInfo, layer: dict) -> str:
+    if member.size > BUILD_FILE_LIMIT:
+        raise ResolveError(f"base image layer {layer['digest'][:19]}: /{member.name.lstrip('./')} is larger than {BUILD_FILE_LIMIT} bytes")
+    digest, fh = hashlib.sha256(), tar.extractfile(member)
+    while fh is not None and (block := fh.read(1 << 20)):
+        digest.update(block)
+    return digest.hexdigest()
+
+
+def _python_builds(found: _Found) -> dict[str, str]:
+    """Each Python's build identity: the digest of its executables' and libpython's paths and digests."""
+    builds: dict[str, list[str]] = {}
+    for path, (version, digest) in sorted(found.builds.items()):
+        builds.setdefault(version, []).append(f"/{path}={digest}")
+    return {version: hashlib.sha256("\n".join(lines).encode()).hexdigest() for version, lines in builds.items()}
 
 
 def _configured_dirs(files: dict[str, str]) -> set[str]:

@@ -1,0 +1,160 @@
+"""Which interpreter compiles the environment's byte-code: the base image's own ``python3.X``.
+
+A pyc's bytes depend on the compiling interpreter's build (CPython patch releases of one X.Y, and
+even distribution patch levels of one release, compile some files differently), so byte-code made
+by whatever Python runs pkgc would differ from runner to runner. The base's own Python makes them the
+same everywhere, and the same the image's interpreter would make:
+
+- when the Python running pkgc is the base's (same executable and ``libpython`` digests: pkgc in its
+  own builder image on the offline base), it compiles in this process;
+- else, as root, the base is unpacked under ``<cache>/rootfs`` and its Python compiles in a chroot
+  (private mount, PID and network namespaces, no capability, ``compiler.runtime.qemu``: under
+  qemu-user for another platform), the environment's site-packages bound at its place in the image;
+- else the host's Python compiles, when its X.Y is the image's (the digests then depend on the host),
+  and the note says so.
+
+``identity`` is what keys the pyc cache and the environment's layers: the base Python's build digest
+(from the base scan) in the first two cases, the host's build otherwise."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+from compiler.backends.oci.scan import BaseScan
+from compiler.envbuild.bytecode import DRIVER, ENV, FLAGS, TIMEOUT, Compiler, ProcessCompiler, Source, compile_in_shares
+from compiler.oci.base import BaseImage
+from compiler.oci.store import OciStore
+from compiler.platform import Platform
+from compiler.runtime.rootfs import make_folder
+
+LIST_IN_IMAGE = "/.pkgc-compile-{}.json"
+
+
+def base_identity(build: str) -> bytes:
+    return b"base-python " + build.encode()
+
+
+def host_build(python_files: list[str] | None = None) -> str:
+    """The build digest of the Python running pkgc, computed as the base scan computes a base's: its
+    executable's and ``libpython``'s paths and digests (``python_files``: default, what this process runs)."""
+    lines = []
+    for path in sorted(python_files if python_files is not None else _running_python_files()):
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            while block := fh.read(1 << 20):
+                digest.update(block)
+        lines.append(f"{path}={digest.hexdigest()}")
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def _running_python_files() -> list[str]:
+    files = {os.path.realpath(sys.executable)}
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            for line in maps:
+                path = line.rstrip("\n").split(maxsplit=5)[-1]
+                if "/libpython3" in path and path.startswith("/"):
+                    files.add(path)
+    except OSError:
+        pass
+    return sorted(files)
+
+
+class SandboxCompiler(Compiler):
+    """The base's Python in a chroot of the unpacked base (made on the first ``compile``, removed on
+    ``close``), the site-packages folder bound read-write at ``in_image``."""
+
+    def __init__(self, identity: bytes, store: OciStore, base: BaseImage, platform: Platform, executable: str,
+                 cache_dir: Path, folder: Path, in_image: str):  # fmt: skip
+        self.identity = identity
+        self._store, self._base, self._platform, self._executable = store, base, platform, executable
+        self._cache_dir, self._folder, self._in_image = cache_dir, folder, in_image
+        self._stack = ExitStack()
+        self._box = None
+
+    def compile(self, sources: list[Source], workers: int) -> list[bool]:
+        if not sources:
+            return []
+        box = self._open()
+        make_folder(box.root, self._in_image)  # once, before the runs that bind it start at once
+
+        def run(index: int, share: list[Source]) -> subprocess.CompletedProcess:
+            listing, target = Path(box.root).parent / f"compile-{index}.json", LIST_IN_IMAGE.format(index)
+            listing.write_text(json.dumps([[s.in_image, s.in_image] for s in share]))
+            mounts = [self._mount(self._folder, self._in_image, False), self._mount(listing, target, True)]
+            return box.run([self._executable, *FLAGS, "-c", DRIVER, target], env=dict(ENV), timeout=TIMEOUT, mounts=mounts, user="0")
+
+        return compile_in_shares(sources, workers, run)
+
+    def _open(self):
+        if self._box is None:
+            from compiler.runtime.qemu import QemuContainer
+
+            self._box = self._stack.enter_context(QemuContainer(self._store, self._base.manifest_digest, self._platform,
+                                                                self._cache_dir, network=False))  # fmt: skip
+        return self._box
+
+    @staticmethod
+    def _mount(source: Path, target: str, read_only: bool):
+        from compiler.runtime.qemu import Mount
+
+        return Mount(source, target, read_only)
+
+    def close(self) -> None:
+        self._stack.close()
+        self._box = None
+
+
+@dataclass(frozen=True)
+class CompilerChoice:
+    """Who compiles, known before the environment is assembled (its ``identity`` keys the layers)."""
+
+    identity: bytes | None  # None: the host's Python, when its X.Y is the image's
+    sandbox: bool  # the base's Python in a chroot (else this process)
+    executable: str  # the base's python3.X, in the image
+    why: str
+
+
+def plan_compiler(scan: BaseScan, python: str, platform: Platform, cache_dir: Path | None) -> CompilerChoice:
+    build, home = scan.python_builds.get(python), scan.python_home(python)
+    if build is None or home is None:
+        return CompilerChoice(None, False, "", f"the host's Python: the base has no python{python} of its own")
+    executable = f"{home}/python{python}"
+    if platform == Platform.host() and host_build() == build:
+        return CompilerChoice(base_identity(build), False, executable, "pkgc runs on the base's own Python")
+    why = _sandbox_missing(platform) if cache_dir is not None else "no cache folder to unpack the base in"
+    if why is None:
+        return CompilerChoice(base_identity(build), True, executable, "the base's Python, in a chroot")
+    return CompilerChoice(None, False, executable, f"the host's Python: {why}, so the digests depend on this host")
+
+
+def make_compiler(choice: CompilerChoice, store: OciStore, base: BaseImage, platform: Platform, cache_dir: Path | None,
+                  folder: Path, in_image: str) -> Compiler | None:  # fmt: skip
+    """The compiler ``choice`` names for the site-packages ``folder`` (at ``in_image``); None: the host's."""
+    if choice.identity is None:
+        return None
+    if choice.sandbox and cache_dir is not None:
+        return SandboxCompiler(choice.identity, store, base, platform, choice.executable, cache_dir, folder, in_image)
+    return ProcessCompiler(os.path.realpath(sys.executable), choice.identity)  # the same build: the same bytes
+
+
+def _sandbox_missing(platform: Platform) -> str | None:
+    """Why the base's Python cannot run in a chroot here (None: it can)."""
+    if os.geteuid() != 0:
+        return "a chroot needs root"
+    if shutil.which("unshare") is None or shutil.which("mount") is None:
+        return "unshare and mount (util-linux) are missing"
+    if platform != Platform.host():
+        from compiler.runtime.qemu import BUSYBOX, QEMU_DIR
+
+        if not (QEMU_DIR / platform.qemu).is_file() or not BUSYBOX.is_file():
+            return f"{platform.qemu} or a static busybox is missing"
+    return None
