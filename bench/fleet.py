@@ -20,10 +20,14 @@ cold with --cache on an empty cache repository, and a second runner with an empt
 again (the issue's target: <= 0.4x the first's time, no environment byte uploaded). With
 ``--bentoml RUNS``: BentoML's cold build (../shared/peers/peers.sh: bentoml build + containerize
 --no-cache on its iris model) timed RUNS times, the fleet figure extrapolated from that (BentoML has
-no cache shared between runners: each package is a cold build on an empty runner).
+no cache shared between runners: each package is a cold build on an empty runner). With
+``--bentoml-fleet``: BentoML builds the same N packages (same models, same environments' pip packages)
+on K runners in parallel, each with its own empty BentoML store (bench/bento_fleet.py), and one of its
+images answers a real POST, compared with the host model's prediction.
 
 Usage: python bench/fleet.py [--envs 3] [--models 7] [--runners 3] [--warm-pyc] [--no-solo]
-                             [--bentoml RUNS [--bentoml-only]] [--work DIR] [--json]
+                             [--bentoml RUNS] [--bentoml-fleet [--keep-bentoml-images]] [--bentoml-only]
+                             [--work DIR] [--json]
 """
 
 from __future__ import annotations
@@ -127,14 +131,8 @@ def checked(proc: subprocess.CompletedProcess, what: str) -> str:
     return proc.stdout
 
 
-def prepare(work: Path, envs: int, models: int, runners: int) -> tuple[list[Package], str, Path]:
-    """The packages, the base as an OCI layout, and the warm package mirror (a cache folder)."""
-    base = work / "base"
-    if not base.exists():
-        subprocess.run(["skopeo", "copy", "--quiet", f"docker-daemon:{BASE_IMAGE}", f"oci:{base}:base"], check=True, capture_output=True)
-    mirror = work / "mirror"
-    if not (mirror / "files").exists():
-        shutil.copytree(load_options().cache_dir / "files", mirror / "files", copy_function=os.link)
+def write_inputs(work: Path, envs: int, models: int) -> list[Package]:
+    """The models (work/models/mM), the environments (work/envs/eE) and the packages, in the order dealt."""
     import joblib
     from sklearn.datasets import load_diabetes
     from sklearn.linear_model import Ridge
@@ -164,6 +162,18 @@ def prepare(work: Path, envs: int, models: int, runners: int) -> tuple[list[Pack
             "target_environment_name: fleet-e%d-m%d\ninferencing_server:\n  type: azureml_online\n  code_configuration:\n"
             "    code: src\n    entry_script: score.py\nmodel_configuration:\n  mode: copy\n" % (e, e, m))
         packages.append(Package(f"e{e}-m{m}", e, m, folder))
+    return packages
+
+
+def prepare(work: Path, envs: int, models: int, runners: int) -> tuple[list[Package], str, Path]:
+    """The packages, the base as an OCI layout, and the warm package mirror (a cache folder)."""
+    base = work / "base"
+    if not base.exists():
+        subprocess.run(["skopeo", "copy", "--quiet", f"docker-daemon:{BASE_IMAGE}", f"oci:{base}:base"], check=True, capture_output=True)
+    mirror = work / "mirror"
+    if not (mirror / "files").exists():
+        shutil.copytree(load_options().cache_dir / "files", mirror / "files", copy_function=os.link)
+    packages = write_inputs(work, envs, models)
     # one lock per environment (resolved once, as a repository keeps its locks), its wheels in the mirror
     env = {**os.environ, "PKGC_CACHE_DIR": str(mirror), "PKGC_WORKSPACE": str(work / "prep-ws"), "DOCKER_HOST": NOWHERE}
     for e in range(envs):
@@ -256,6 +266,7 @@ def summary(mode: str, wall: float, reports: list[RunnerReport], wire: tuple[int
         "client_environment_bytes_uploaded": sum(e["bytes"] for e in events if e["op"] == "upload" and e["digest"] in environment),
         "client_bytes_downloaded": sum(e["bytes"] for e in events if e["op"] == "download"),
         "mounts": sum(1 for e in events if e["op"] == "mount"),
+        "package_layer_bytes": sum(l["size"] for r in reports for b in r.built for l in b.layers),
     }  # fmt: skip
 
 
@@ -275,11 +286,14 @@ def solo(packages: list[Package], work: Path, mirror: Path, base: str, proxy: Co
     return figures
 
 
+def peers_script() -> Path:
+    peers = ROOT.parent / "shared" / "peers" / "peers.sh"
+    return peers if peers.exists() else Path("/work/shared/peers/peers.sh")
+
+
 def bentoml(runs: int, work: Path) -> dict:
     """BentoML's cold build (peers.sh: bentoml build + containerize --no-cache), timed ``runs`` times."""
-    peers = ROOT.parent / "shared" / "peers" / "peers.sh"
-    if not peers.exists():
-        peers = Path("/work/shared/peers/peers.sh")
+    peers = peers_script()
     # not under set -e: peers.sh's own checks return non-zero on purpose; its failures exit 1 with a line
     script = (f"export BASE={BASE_IMAGE} PEERS_TMP={work / 'peers'}; source {peers} || exit 1; "
               "bento_reset; s=$(date +%s.%N); bento_cold || exit 1; e=$(date +%s.%N); echo \"$e - $s\" | bc")  # fmt: skip
@@ -292,6 +306,13 @@ def bentoml(runs: int, work: Path) -> dict:
     return {"cold_seconds": [round(s, 1) for s in seconds]}
 
 
+def bentoml_fleet(packages: list[Package], runners: int, work: Path, keep: bool) -> dict:
+    """BentoML building the same packages on the same number of runners (bench/bento_fleet.py)."""
+    from bento_fleet import fleet
+
+    return fleet(packages, runners, work, peers_script(), BASE_IMAGE, EXAMPLE / "sample-request.json", keep)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--envs", type=int, default=3)
@@ -300,7 +321,11 @@ def main() -> None:
     parser.add_argument("--warm-pyc", action="store_true", help="runners start with this host's compiled-files cache")
     parser.add_argument("--no-solo", action="store_true", help="skip the first/second runner measurement")
     parser.add_argument("--bentoml", type=int, default=0, metavar="RUNS", help="also time BentoML's cold build RUNS times")
-    parser.add_argument("--bentoml-only", action="store_true", help="only time BentoML's cold build (--bentoml RUNS times)")
+    parser.add_argument("--bentoml-fleet", action="store_true",
+                        help="also have BentoML build the same packages on the same runners (its own store per runner)")
+    parser.add_argument("--bentoml-only", action="store_true",
+                        help="only BentoML: its cold build (--bentoml RUNS times) and/or its fleet (--bentoml-fleet)")
+    parser.add_argument("--keep-bentoml-images", action="store_true", help="leave the fleetbento-* images and stores")
     parser.add_argument("--work", type=Path, help="scratch folder (default: a new one under /tmp)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON only")
     args = parser.parse_args()
@@ -311,11 +336,17 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="pkgc-fleet-"))
     work.mkdir(parents=True, exist_ok=True)
     if args.bentoml_only:
-        bento = bentoml(max(args.bentoml, 1), work)
-        if "cold_seconds" in bento:
-            mean = sum(bento["cold_seconds"]) / len(bento["cold_seconds"])
-            bento["fleet_seconds_estimate"] = round(mean * -(-args.envs * args.models // args.runners), 1)
-        print(json.dumps({"bentoml": bento, "packages": args.envs * args.models, "runners": args.runners, "load": os.getloadavg()}))
+        out: dict = {"packages": args.envs * args.models, "runners": args.runners, "load": os.getloadavg()}
+        if args.bentoml or not args.bentoml_fleet:
+            bento = bentoml(max(args.bentoml, 1), work)
+            if "cold_seconds" in bento:
+                mean = sum(bento["cold_seconds"]) / len(bento["cold_seconds"])
+                bento["fleet_seconds_estimate"] = round(mean * -(-args.envs * args.models // args.runners), 1)
+            out["bentoml"] = bento
+        if args.bentoml_fleet:
+            out["bentoml_fleet"] = bentoml_fleet(write_inputs(work, args.envs, args.models), args.runners, work, args.keep_bentoml_images)
+            out["load_after"] = os.getloadavg()
+        print(json.dumps(out, indent=2))
         return
     for runs in ("none", "shared", "solo"):
         shutil.rmtree(work / "runs" / runs, ignore_errors=True)
@@ -354,6 +385,8 @@ def main() -> None:
                 mean = sum(bento["cold_seconds"]) / len(bento["cold_seconds"])
                 bento["fleet_seconds_estimate"] = round(mean * -(-len(packages) // args.runners), 1)
             figures["bentoml"] = bento
+        if args.bentoml_fleet:
+            figures["bentoml_fleet"] = bentoml_fleet(packages, args.runners, work, args.keep_bentoml_images)
         figures["load_after"] = os.getloadavg()
     finally:
         proxy.close()
@@ -392,7 +425,33 @@ def report(f: dict) -> str:
         b = f["bentoml"]
         lines.append(f"BentoML cold build (peers.sh, iris model): {b.get('cold_seconds')} s; fleet of {f['packages']} on {f['runners']} "
                      f"runners estimated {b.get('fleet_seconds_estimate')} s" if "cold_seconds" in b else f"BentoML: {b['error']}")  # fmt: skip
+    if "bentoml_fleet" in f:
+        lines += ["", *bentoml_fleet_report(f)]
     return "\n".join(lines) + "\n"
+
+
+def bentoml_fleet_report(f: dict) -> list[str]:
+    """pkgc's two modes against BentoML's fleet of the same packages on the same runners."""
+    mb = lambda n: f"{n / 1e6:.1f} MB"  # noqa: E731
+    b, none, shared = f["bentoml_fleet"], f["none"], f["shared"]
+    runners = lambda v: ", ".join(f"{s} s" for s in v)  # noqa: E731
+    lines = [f"BentoML building the same {f['packages']} packages on {f['runners']} runners ({b['store']}; "
+             f"load {b['load_before'][0]:.1f} before, {b['load_after'][0]:.1f} after):", "",
+             "| | pkgc, no shared cache | pkgc, --cache | BentoML |", "|---|---|---|---|",
+             f"| packages built | {none['packages']} | {shared['packages']} | {b['packages']} |",
+             f"| total wall | {none['wall_seconds']} s | {shared['wall_seconds']} s | {b['wall_seconds']} s |",
+             f"| per runner | {runners(none['runner_seconds'])} | {runners(shared['runner_seconds'])} | {runners(b['runner_seconds'])} |",
+             f"| image bytes above the base, all packages | {mb(none['package_layer_bytes'])} (compressed layers) | "
+             f"{mb(shared['package_layer_bytes'])} (compressed layers) | {mb(b['bytes_above_base_total'])} (in the engine, uncompressed) |",
+             f"| distinct bytes | {mb(f['distinct_layer_bytes'])} (layers pkgc built, compressed) | same | "
+             f"{mb(b['distinct_bytes'])} (engine, with the {mb(b['base_bytes'])} base) |"]  # fmt: skip
+    if "answer" in b:
+        a = b["answer"]
+        lines.append(f"\nBentoML image {a['image']} answered POST /predict in {a['seconds_to_answer']} s: {a['answer']}; "
+                     f"the host's model: {a['expected']}; same: {a['matches']}")  # fmt: skip
+    for error in b.get("errors", []):
+        lines.append(f"BentoML runner error: {error}")
+    return lines
 
 
 if __name__ == "__main__":
