@@ -2,7 +2,8 @@
 
 Parts: the OCI store's blobs (``oci/blobs/sha256``) and records (its index, the environment-layer,
 model-image and base-scan records), the pyc cache (``pyc``), wheels built from source distributions
-(``built``), fetched package files (``files``), run logs (``logs``), staging (temporary folders and
+(``built``), fetched package files (``files``), base images unpacked to run their Python
+(``bases``), run logs (``logs``), staging (temporary folders and
 half-written files of runs, wherever they lie) and anything else. Sizes are file sizes, each file
 counted once however many links it has; links are never followed."""
 
@@ -15,9 +16,9 @@ from pathlib import Path
 
 from compiler.cache.owner import owner_alive
 
-PARTS = ("store blobs", "store records", "pyc cache", "built wheels", "fetched files", "logs", "staging", "other")
+PARTS = ("store blobs", "store records", "pyc cache", "built wheels", "fetched files", "unpacked bases", "logs", "staging", "other")
 _FOLDERS = (("oci/blobs/sha256", "store blobs"), ("oci", "store records"), ("pyc", "pyc cache"),
-            ("built", "built wheels"), ("files", "fetched files"), ("logs", "logs"))  # fmt: skip
+            ("built", "built wheels"), ("files", "fetched files"), ("bases", "unpacked bases"), ("logs", "logs"))  # fmt: skip
 
 # Where runs stage: (folder under the cache, '*' for any one name, entry name prefix)
 STAGING = (
@@ -30,6 +31,7 @@ STAGING = (
     ("built", "pkgc-sdist-"),  # a wheel being built
     ("pyc/*", ".partial-"), ("pyc/*", "tmp"),  # a compiled file being kept (tmp: older pkgc)
     ("generated", ".staging-"),  # an MLflow model's scoring folder being written
+    ("bases", ".staging-"),  # a base image being unpacked for its Python (compiler.runtime.kept_root)
 )  # fmt: skip
 
 

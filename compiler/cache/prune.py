@@ -147,7 +147,8 @@ class _Candidate:
 
 
 def evictable(cache: Path) -> list[_Candidate]:
-    """pyc files and fetched files (each ``files/<sha256>/`` folder), least recently used first."""
+    """pyc files, fetched files (each ``files/<sha256>/`` folder) and unpacked bases (each
+    ``bases/<key>/``), least recently used first."""
     staging_prefixes = tuple(prefix for folder, prefix in STAGING if folder in ("pyc/*", "files/*"))
     found: list[_Candidate] = []
     for bucket in _subfolders(cache / "pyc"):
@@ -160,6 +161,10 @@ def evictable(cache: Path) -> list[_Candidate]:
         if files:
             used = max(last_use(f.lstat()) for f in files)
             found.append(_Candidate(folder, "fetched files", used, tree_usage(folder).bytes))
+    for folder in _subfolders(cache / "bases"):
+        ready = folder / "ready"
+        if not folder.name.startswith(".") and ready.is_file():
+            found.append(_Candidate(folder, "unpacked bases", last_use(ready.lstat()), tree_usage(folder).bytes))
     return sorted(found, key=lambda c: (c.last_use, str(c.path)))
 
 

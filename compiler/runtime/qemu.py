@@ -31,6 +31,7 @@ from compiler.oci.store import OciStore
 from compiler.platform import Platform
 from compiler.runtime.exec_wrappers import has_interpreter, launcher_dir, wrap_programs
 from compiler.runtime.image_layers import PlatformImage, mapping, open_stored
+from compiler.runtime.kept_root import kept_root
 from compiler.runtime.image_user import ACCOUNTS_LIMIT, ProcessUser, process_env, process_user
 from compiler.runtime.rootfs import RootfsLimits, RootfsStats, make_folder, read_file, rootfs_folder, unpack_rootfs
 
@@ -144,8 +145,9 @@ class QemuContainer:
 
     def __init__(self, store: OciStore | None, manifest_digest: str | None, platform: Platform, cache_dir: Path,
                  image: PlatformImage | None = None, limits: RootfsLimits = RootfsLimits(),
-                 qemu_dir: Path = QEMU_DIR, network: bool = True):  # fmt: skip
+                 qemu_dir: Path = QEMU_DIR, network: bool = True, kept: bool = False):  # fmt: skip
         self.platform, self.cache_dir, self.limits, self.network = platform, cache_dir, limits, network
+        self.kept = kept  # the root filesystem kept in the cache for the next run (compiler.runtime.kept_root)
         self._store, self._digest, self._image = store, manifest_digest, image
         self.qemu = qemu_dir / platform.qemu
         self.root: Path | None = None
@@ -180,28 +182,36 @@ class QemuContainer:
 
     def __enter__(self) -> "QemuContainer":
         self.check_host()
-        self._folder = rootfs_folder(self.cache_dir)
-        self.root = self._folder.__enter__()
+        image = self._image or open_stored(self._store, self._digest, self.platform)  # type: ignore[arg-type]
         try:
-            image = self._image or open_stored(self._store, self._digest, self.platform)  # type: ignore[arg-type]
+            self.config = mapping(image.config.get("config"))
+            if self.kept:
+                key = f"{self.platform.architecture}-{image.digest.split(':', 1)[-1][:64]}"
+                self.root = kept_root(self.cache_dir, key, lambda root: self._prepare(image, root))
+                return self
+            self._folder = rootfs_folder(self.cache_dir)
+            self.root = self._folder.__enter__()
             try:
-                self.config = mapping(image.config.get("config"))
-                self.stats = unpack_rootfs(image, self.root, self.limits)
-            finally:
-                if self._image is None:
-                    image.close()
-            for folder in (self.root / "proc", self.root / "dev", launcher_dir(self.root)):
-                _empty_folder(folder)  # pkgc's own, whatever the image put there (a link, a file)
-            for program in (self.qemu, BUSYBOX) if self.foreign else ():
-                copied = launcher_dir(self.root) / program.name
-                with open(program, "rb") as source, open(copied, "xb") as copy:
-                    shutil.copyfileobj(source, copy, 1 << 20)
-                os.chmod(copied, 0o755)
-            self.wrapped = wrap_programs(self.root, self.platform) if self.foreign else 0
-        except BaseException:
-            self._folder.__exit__(None, None, None)
-            raise
+                self._prepare(image, self.root)
+            except BaseException:
+                self._folder.__exit__(None, None, None)
+                raise
+        finally:
+            if self._image is None:
+                image.close()
         return self
+
+    def _prepare(self, image: PlatformImage, root: Path) -> None:
+        """Unpack ``image`` below ``root``; for another platform, its launchers and wrapped programs."""
+        self.stats = unpack_rootfs(image, root, self.limits)
+        for folder in (root / "proc", root / "dev", launcher_dir(root)):
+            _empty_folder(folder)  # pkgc's own, whatever the image put there (a link, a file)
+        for program in (self.qemu, BUSYBOX) if self.foreign else ():
+            copied = launcher_dir(root) / program.name
+            with open(program, "rb") as source, open(copied, "xb") as copy:
+                shutil.copyfileobj(source, copy, 1 << 20)
+            os.chmod(copied, 0o755)
+        self.wrapped = wrap_programs(root, self.platform) if self.foreign else 0
 
     def __exit__(self, *_exc) -> None:
         self.stop_all()

@@ -7,7 +7,7 @@ same everywhere, and the same the image's interpreter would make:
 
 - when the Python running pkgc is the base's (same executable and ``libpython`` digests: pkgc in its
   own builder image on the offline base), it compiles in this process;
-- else, as root, the base is unpacked under ``<cache>/rootfs`` and its Python compiles in a chroot
+- else, as root, the base is unpacked once under ``<cache>/bases`` and its Python compiles in a chroot
   (private mount, PID and network namespaces, no capability, ``compiler.runtime.qemu``: under
   qemu-user for another platform), the environment's site-packages bound at its place in the image;
 - else the host's Python compiles, when its X.Y is the image's (the digests then depend on the host),
@@ -99,7 +99,7 @@ class SandboxCompiler(Compiler):
             from compiler.runtime.qemu import QemuContainer
 
             self._box = self._stack.enter_context(QemuContainer(self._store, self._base.manifest_digest, self._platform,
-                                                                self._cache_dir, network=False))  # fmt: skip
+                                                                self._cache_dir, network=False, kept=True))  # fmt: skip
         return self._box
 
     @staticmethod
