@@ -2,21 +2,21 @@
 
 ``unchecked-hash`` pycs (PEP 552) carry the source's hash instead of its mtime and are never
 re-validated, so they are reproducible and read as-is by the image's interpreter. They can only be
-made by an interpreter of the image's major.minor; otherwise they are skipped with a note. A pyc
-holds no machine code, so the host's compile is right for every target platform (arm64 from x86). Measured
+made by an interpreter of the image's major.minor; otherwise they are skipped with a note. Measured
 on the sklearn example (bench/backends.py), `docker run` to the first 200 takes 1.1-2.0 s with
 byte-code and 2.8-5.2 s without (every module compiled in memory at each start): compiled it is.
 
-Compiling is the longest step of assembling an environment (4.6 s of the MLflow iris package's
-9.6 s of layers). A pyc depends only on its source bytes, the path the image reads it from (its
-``co_filename``) and the compiling interpreter's build (its magic number is not enough: CPython patch
-releases of one X.Y, and even distribution patch levels of one release, compile some files
-differently); so compiled files are kept in the host cache under that key (``<cache>/pyc``, as uv keeps unpacked wheels) and copied on the next assembly, with
-the mode ``py_compile`` gives: the same bytes whether compiled now or found.
-
-Which interpreter compiles is a ``Compiler``: the host's own (``HostCompiler``, in this process), or
-the base image's own ``python3.X`` (``compiler.backends.oci.base_python``), which makes the byte-code
-the same on every runner whatever Python runs pkgc there."""
+A pyc's bytes depend on its source, the path the image reads it from (its ``co_filename``), the
+compiling interpreter's build (its magic number is not enough: CPython patch releases of one X.Y,
+and even distribution patch levels of one release, compile some files differently) and what the
+compiling process holds: marshal writes a string as a back-reference when the process holds it
+elsewhere too (15 of email's 87 files differ between a fresh interpreter and one that imported pkgc).
+So every compile runs ``DRIVER`` in a fresh process of the chosen interpreter (a ``Compiler``: the
+host's own, ``HostCompiler``, or the base image's own ``python3.X``, ``compiler.backends.oci.base_python``,
+which makes the byte-code the same on every runner whatever Python runs pkgc there), and compiled
+files are kept in the host cache under that interpreter's identity (``<cache>/pyc``, as uv keeps
+unpacked wheels) and copied on the next assembly, with the mode ``py_compile`` gives: the same bytes
+whether compiled now or found."""
 
 from __future__ import annotations
 
