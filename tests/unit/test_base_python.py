@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from compiler.backends.oci.base_python import base_identity, host_build, make_compiler, plan_compiler
+from compiler.backends.oci.base_python import _running_python_files, base_identity, host_build, make_compiler, plan_compiler
 from compiler.backends.oci.scan import scan_base
 from compiler.envbuild.bytecode import COMPILER, ProcessCompiler
 from compiler.oci.base import BaseImage
@@ -44,6 +44,18 @@ def test_the_scan_s_build_digest_is_the_one_of_the_same_files_on_the_host(tmp_pa
     assert host_build([str(DEBIAN_PYTHON)]) != host_build([sys.executable]) or os.path.realpath(sys.executable) == str(DEBIAN_PYTHON)
 
 
+def test_the_standard_library_is_part_of_the_build_its_site_folders_are_not(tmp_path):
+    store = OciStore(tmp_path / "store")
+    python = Entry("usr/bin/python3.11", "file", 0o755, data=b"\x7fELF")
+    plain = scan_base(store, base_of(store, [[python, Entry("usr/lib/python3.11/py_compile.py", "file", data=b"# one")]]))
+    changed = scan_base(store, base_of(store, [[python, Entry("usr/lib/python3.11/py_compile.py", "file", data=b"# two")]]))
+    with_site = scan_base(store, base_of(store, [[python, Entry("usr/lib/python3.11/py_compile.py", "file", data=b"# one"),
+                                                  Entry("usr/lib/python3.11/site-packages/x.py", "file", data=b"x"),
+                                                  Entry("usr/lib/python3/dist-packages/y.py", "file", data=b"y")]]))  # fmt: skip
+    assert plain.python_builds["3.11"] != changed.python_builds["3.11"]  # a changed py_compile compiles otherwise
+    assert with_site.python_builds["3.11"] == plain.python_builds["3.11"]
+
+
 def test_a_later_layer_replaces_or_removes_the_python_and_libpython(tmp_path):
     store = OciStore(tmp_path / "store")
     first = [Entry("usr/local/bin/python3.11", "file", 0o755, data=b"\x7fELF one"),
@@ -61,9 +73,9 @@ def test_the_choice_of_compiler(tmp_path, monkeypatch):
     running = os.path.realpath(sys.executable)
     if not running.startswith(("/usr/bin/", "/usr/local/bin/")) or not running.endswith("python3.11"):
         pytest.skip("the scan reads pythons at /usr/bin, /usr/local/bin, ...: this interpreter is elsewhere")
-    libs = [p for p in Path("/proc/self/maps").read_text().split() if "/libpython3" in p]
-    same = base_of(store, [[Entry(running.lstrip("/"), "file", 0o755, data=Path(running).read_bytes()),
-                            *(Entry(lib.lstrip("/"), "file", data=Path(lib).read_bytes()) for lib in dict.fromkeys(libs))]])  # fmt: skip
+    entries = [Entry(p.lstrip("/"), "symlink", target=os.readlink(p)) if os.path.islink(p) else
+               Entry(p.lstrip("/"), "file", 0o755, data=Path(p).read_bytes()) for p in _running_python_files()]  # fmt: skip
+    same = base_of(store, [entries])  # this interpreter, its libpython and its standard library, as a base holds them
     scan = scan_base(store, same)
     choice = plan_compiler(scan, "3.11", Platform.host(), tmp_path / "cache")
     assert choice.identity == base_identity(scan.python_builds["3.11"]) and not choice.sandbox

@@ -5,8 +5,8 @@ even distribution patch levels of one release, compile some files differently), 
 by whatever Python runs pkgc would differ from runner to runner. The base's own Python makes them the
 same everywhere, and the same the image's interpreter would make:
 
-- when the Python running pkgc is the base's (same executable and ``libpython`` digests: pkgc in its
-  own builder image on the offline base), it compiles in this process;
+- when the Python running pkgc is the base's (same executable, ``libpython`` and standard library
+  digests: pkgc in its own builder image on the offline base), it compiles in a fresh process of it;
 - else, as root, the base is unpacked once under ``<cache>/bases`` and its Python compiles in a chroot
   (private mount, PID and network namespaces, no capability, ``compiler.runtime.qemu``: under
   qemu-user for another platform), the environment's site-packages bound at its place in the image;
@@ -47,6 +47,9 @@ def host_build(python_files: list[str] | None = None) -> str:
     executable's and ``libpython``'s paths and digests (``python_files``: default, what this process runs)."""
     lines = []
     for path in sorted(python_files if python_files is not None else _running_python_files()):
+        if os.path.islink(path):  # as a layer holds it: the link, not what it points to
+            lines.append(f"{path}=link:{os.readlink(path)}")
+            continue
         digest = hashlib.sha256()
         with open(path, "rb") as fh:
             while block := fh.read(1 << 20):
@@ -56,7 +59,15 @@ def host_build(python_files: list[str] | None = None) -> str:
 
 
 def _running_python_files() -> list[str]:
+    """This interpreter's executable, its ``libpython`` and its own library (what the base scan hashes)."""
     files = {os.path.realpath(sys.executable)}
+    library = os.path.realpath(os.path.dirname(os.__file__))
+    for folder, dirs, names in os.walk(library):
+        if folder == library:
+            dirs[:] = [d for d in dirs if d not in ("site-packages", "dist-packages")]
+        links = [d for d in dirs if os.path.islink(os.path.join(folder, d))]
+        files.update(os.path.join(folder, name) for name in [*names, *links]
+                     if os.path.islink(os.path.join(folder, name)) or os.path.isfile(os.path.join(folder, name)))  # fmt: skip
     try:
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
             for line in maps:
@@ -129,7 +140,7 @@ def plan_compiler(scan: BaseScan, python: str, platform: Platform, cache_dir: Pa
         return CompilerChoice(None, False, "", f"the host's Python: the base has no python{python} of its own")
     executable = f"{home}/python{python}"
     if platform == Platform.host() and host_build() == build:
-        return CompilerChoice(base_identity(build), False, executable, "pkgc runs on the base's own Python")
+        return CompilerChoice(base_identity(build), False, executable, "the base's own Python, the one running pkgc")
     why = _sandbox_missing(platform) if cache_dir is not None else "no cache folder to unpack the base in"
     if why is None:
         return CompilerChoice(base_identity(build), True, executable, "the base's Python, in a chroot")

@@ -1,8 +1,8 @@
 """Read what the OCI back end needs from a base image's layers: ``/etc/passwd``, ``/etc/group``
 (the package user is appended to them), where its ``python3.X`` lives (the venv's home) and the
 shared libraries its dynamic loader finds (to check the environment's needs at build time), and what
-identifies each Python's build (the digest of its executable and ``libpython``: the interpreter that
-compiles the environment's byte-code, ``compiler.backends.oci.base_python``).
+identifies each Python's build (the digest of its executable, ``libpython`` and standard library:
+the interpreter that compiles the environment's byte-code, ``compiler.backends.oci.base_python``).
 
 Scanned once per base manifest digest; the result is cached beside the store."""
 
@@ -26,12 +26,15 @@ WANTED = {"etc/passwd", "etc/group"}
 PYTHON = re.compile(r"^(usr/local/bin|usr/bin|bin|opt/[^/]+/bin)/python(3\.\d+)$")
 LIBRARY = re.compile(r"^(.+)/([^/]+\.so(\.[0-9]+)*)$")
 LIBPYTHON = re.compile(r"^(?:.+/)?libpython(3\.\d+)\.so(?:\.[0-9.]+)?$")
+# a Python's own library (its standard library and compiled files; not its site folders): what the
+# compiling interpreter runs besides its executable, so part of its build identity
+STDLIB = re.compile(r"^(?:usr/local|usr|opt/[^/]+|opt/[^/]+/envs/[^/]+)/lib/python(3\.\d+)/(?!(?:site|dist)-packages(?:/|$)).+$")
 LD_CONF = re.compile(r"^etc/ld\.so\.conf(\.d/[^/]+\.conf)?$")
 # dist-info of a Python the image has: /usr/local (python:3.X images), Debian's dist-packages, /opt/conda ...
 DIST_INFO = re.compile(r"^((?:usr/local|usr|opt/[^/]+|opt/[^/]+/envs/[^/]+)/lib/python3(?:\.\d+)?/(?:site|dist)-packages)"
                        r"/[^/]+\.dist-info/METADATA$")
 METADATA_MAX = 1 << 20  # bytes of one METADATA file read
-SCAN_VERSION = 5
+SCAN_VERSION = 6
 BUILD_FILE_LIMIT = 1 << 30  # bytes of a python executable or libpython hashed
 FILE_LIMIT = 4 << 20  # /etc/passwd, /etc/group, ld.so.conf files: larger is not a base image pkgc builds on
 
@@ -97,7 +100,7 @@ class _Found:
     pythons: dict[str, str]
     libraries: dict[str, set[str]]  # folder -> library file names
     packages: dict[str, BasePackage]  # dist-info METADATA path -> what it says
-    builds: dict[str, tuple[str, str]]  # python3.X executable or libpython path -> (X.Y, sha256 or link target)
+    builds: dict[str, tuple[str, str]]  # python3.X executable, libpython or library file -> (X.Y, sha256 or link target)
 
 
 def _scan_layer(store: OciStore, layer: dict, found: _Found) -> None:
@@ -128,7 +131,8 @@ def _scan_layer(store: OciStore, layer: dict, found: _Found) -> None:
         match = PYTHON.match(name)
         if match and (member.isfile() or member.issym()):
             found.pythons.setdefault(match.group(2), "/" + match.group(1))
-        build = match.group(2) if match else (lib.group(1) if (lib := LIBPYTHON.match(name)) else None)
+        owned = LIBPYTHON.match(name) or STDLIB.match(name)
+        build = match.group(2) if match else (owned.group(1) if owned else None)
         if build and (member.isfile() or member.issym()):
             found.builds[name] = (build, _content_digest(tar, member, layer) if member.isfile() else "link:" + member.linkname)
 
@@ -143,7 +147,8 @@ def _content_digest(tar: tarfile.TarFile, member: tarfile.TarInfo, layer: dict) 
 
 
 def _python_builds(found: _Found) -> dict[str, str]:
-    """Each Python's build identity: the digest of its executables' and libpython's paths and digests."""
+    """Each Python's build identity: the digest of the paths and digests of its executables, its
+    ``libpython`` and its own library (what its interpreter runs when it compiles)."""
     builds: dict[str, list[str]] = {}
     for path, (version, digest) in sorted(found.builds.items()):
         builds.setdefault(version, []).append(f"/{path}={digest}")
