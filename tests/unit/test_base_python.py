@@ -77,21 +77,23 @@ def test_the_choice_of_compiler(tmp_path, monkeypatch):
                Entry(p.lstrip("/"), "file", 0o755, data=Path(p).read_bytes()) for p in _running_python_files()]  # fmt: skip
     same = base_of(store, [entries])  # this interpreter, its libpython and its standard library, as a base holds them
     scan = scan_base(store, same)
-    choice = plan_compiler(scan, "3.11", Platform.host(), tmp_path / "cache")
-    assert choice.identity == base_identity(scan.python_builds["3.11"]) and not choice.sandbox
+    choice = plan_compiler(scan, "3.11", Platform.host(), tmp_path / "cache", same)
+    assert choice.identity == base_identity(scan.python_builds["3.11"], same.manifest_digest) and not choice.sandbox
     compiler = make_compiler(choice, store, same, Platform.host(), tmp_path / "cache", tmp_path, "/x")
     assert isinstance(compiler, ProcessCompiler) and compiler.identity == choice.identity != COMPILER
 
 
 def test_another_python_compiles_in_a_chroot_as_root_else_the_host_s_says_so(tmp_path, monkeypatch):
     store = OciStore(tmp_path / "store")
-    other = scan_base(store, base_of(store, [[Entry("usr/bin/python3.11", "file", 0o755, data=b"\x7fELF another build")]]))
-    as_root = plan_compiler(other, "3.11", Platform.host(), tmp_path / "cache")
+    base = base_of(store, [[Entry("usr/bin/python3.11", "file", 0o755, data=b"\x7fELF another build")]])
+    other = scan_base(store, base)
+    as_root = plan_compiler(other, "3.11", Platform.host(), tmp_path / "cache", base)
     if os.geteuid() == 0 and shutil.which("unshare"):
-        assert as_root.sandbox and as_root.identity == base_identity(other.python_builds["3.11"])
+        assert as_root.sandbox and as_root.identity == base_identity(other.python_builds["3.11"], base.manifest_digest)
         assert as_root.executable == "/usr/bin/python3.11"
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    user = plan_compiler(other, "3.11", Platform.host(), tmp_path / "cache")
+    user = plan_compiler(other, "3.11", Platform.host(), tmp_path / "cache", base)
     assert user.identity is None and "a chroot needs root" in user.why and "digests depend on this host" in user.why
-    none = plan_compiler(other, "3.12", ARM64, tmp_path / "cache")
+    none = plan_compiler(other, "3.12", ARM64, tmp_path / "cache", base)
     assert none.identity is None and "no python3.12" in none.why
+    assert plan_compiler(other, "3.11", Platform.host(), tmp_path / "cache", None).identity is None  # no base to run

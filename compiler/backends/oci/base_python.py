@@ -14,7 +14,8 @@ same everywhere, and the same the image's interpreter would make:
   and the note says so.
 
 ``identity`` is what keys the pyc cache and the environment's layers: the base Python's build digest
-(from the base scan) in the first two cases, the host's build otherwise."""
+(from the base scan) and the base's manifest digest in the first two cases, the host's build
+otherwise."""
 
 from __future__ import annotations
 
@@ -38,8 +39,12 @@ from compiler.runtime.rootfs import make_folder
 LIST_IN_IMAGE = "/.pkgc-compile-{}.json"
 
 
-def base_identity(build: str) -> bytes:
-    return b"base-python " + build.encode()
+def base_identity(build: str, base_digest: str) -> bytes:
+    """The identity of the base's Python: its build and the base itself. The base's manifest digest
+    is part of it because the chroot also runs the base's shared libraries (libc, libz, ...), which
+    the build digest does not cover: another base cannot fill the pyc cache or the environment's
+    layer keys under this one's name."""
+    return f"base-python {build} {base_digest}".encode()
 
 
 def host_build(python_files: list[str] | None = None) -> str:
@@ -134,16 +139,17 @@ class CompilerChoice:
     why: str
 
 
-def plan_compiler(scan: BaseScan, python: str, platform: Platform, cache_dir: Path | None) -> CompilerChoice:
+def plan_compiler(scan: BaseScan, python: str, platform: Platform, cache_dir: Path | None, base: BaseImage | None) -> CompilerChoice:
+    """Who compiles for ``base`` (None: no base to run, the host's Python)."""
     build, home = scan.python_builds.get(python), scan.python_home(python)
-    if build is None or home is None:
+    if base is None or build is None or home is None:
         return CompilerChoice(None, False, "", f"the host's Python: the base has no python{python} of its own")
     executable = f"{home}/python{python}"
     if platform == Platform.host() and host_build() == build:
-        return CompilerChoice(base_identity(build), False, executable, "the base's own Python, the one running pkgc")
+        return CompilerChoice(base_identity(build, base.manifest_digest), False, executable, "the base's own Python, the one running pkgc")
     why = _sandbox_missing(platform) if cache_dir is not None else "no cache folder to unpack the base in"
     if why is None:
-        return CompilerChoice(base_identity(build), True, executable, "the base's Python, in a chroot")
+        return CompilerChoice(base_identity(build, base.manifest_digest), True, executable, "the base's Python, in a chroot")
     return CompilerChoice(None, False, executable, f"the host's Python: {why}, so the digests depend on this host")
 
 

@@ -88,7 +88,7 @@ def environment_layers(
     else:
         target_key, assemble = _venv_assembly(plan, scan, options, log)
     bytecode = options.bytecode and env.bytecode
-    compiling = plan_compiler(scan, options.python, plan.platform, options.cache_dir if base is not None else None)
+    compiling = plan_compiler(scan, options.python, plan.platform, options.cache_dir, base)
     # absent when off: the rules' own digest, so a change to them rebuilds
     slim = [["slim", list(env.slim_keep), hashlib.sha256(Path(slim_module.__file__).read_bytes()).hexdigest()]] if env.slim else []
     common = [ENV_FORMAT, str(plan.platform), *target_key, bytecode, (compiling.identity or COMPILER).hex() if bytecode else "", options.epoch, *slim,
