@@ -105,6 +105,9 @@ def _prune_store(store: Path, removed: dict[str, Usage]) -> str | None:
     for path in _json_files(store / "model-layers"):  # remembered model layers: they keep no blob alive
         if not _names_held_blob(path, "digest", folder):
             _remove(path, removed["store records"])
+    for path in _json_files(store / "remote"):  # where a blob lives in a registry: kept while something names it
+        if path.stem not in kept:
+            _remove(path, removed["store records"])
     return None
 
 

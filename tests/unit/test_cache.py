@@ -160,6 +160,22 @@ def test_prune_removes_exactly_the_blobs_nothing_names(tmp_path):
     assert prune_cache(cache).freed == 0  # nothing left to do
 
 
+def test_prune_keeps_where_a_named_blob_lives_and_forgets_the_rest(tmp_path):
+    """``oci/remote/<hex>.json`` (a blob held by a registry, the shared build cache's): kept while an
+    image the store names reaches the blob, removed with it otherwise."""
+    from compiler.oci.remote_blobs import Location, RemoteBlobs
+
+    cache = tmp_path / "cache"
+    digests = _store_with_garbage(cache)
+    remote = RemoteBlobs(OciStore.in_cache(cache))
+    named, gone = sorted(digests["kept"])[0], sorted(digests["garbage"])[0]
+    for hexdigest in (named, gone):
+        remote.record(f"sha256:{hexdigest}", 10, Location("127.0.0.1:5000", "team/cache"), cache=True)
+    prune_cache(cache)
+    assert sorted(p.stem for p in (cache / "oci" / "remote").iterdir()) == [named]
+    assert remote.where(f"sha256:{named}") == [Location("127.0.0.1:5000", "team/cache")]
+
+
 def test_a_named_manifest_that_cannot_be_read_leaves_every_blob(tmp_path):
     cache = tmp_path / "cache"
     digests = _store_with_garbage(cache)
