@@ -100,7 +100,11 @@ class _Tree:
             try:
                 info = os.lstat(here)
             except FileNotFoundError:
-                os.mkdir(here, 0o755)
+                try:
+                    os.mkdir(here, 0o755)
+                except FileExistsError:  # another run made it meanwhile (a root kept in the cache)
+                    if not os.path.isdir(here) or os.path.islink(here):
+                        raise
                 continue
             if not stat.S_ISDIR(info.st_mode):
                 os.unlink(here)

@@ -25,6 +25,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,8 +86,10 @@ def _running_python_files() -> list[str]:
 
 
 class SandboxCompiler(Compiler):
-    """The base's Python in a chroot of the unpacked base (made on the first ``compile``, removed on
-    ``close``), the site-packages folder bound read-write at ``in_image``."""
+    """The base's Python in a chroot of the base (unpacked into the cache on the first ``compile``
+    unless kept there before: ``compiler.runtime.kept_root``), the site-packages folder bound
+    read-write at ``in_image``. Other runs may use the same root at once: each binds its own folders
+    in its own mount namespace."""
 
     def __init__(self, identity: bytes, store: OciStore, base: BaseImage, platform: Platform, executable: str,
                  cache_dir: Path, folder: Path, in_image: str):  # fmt: skip
@@ -102,13 +105,16 @@ class SandboxCompiler(Compiler):
         box = self._open()
         make_folder(box.root, self._in_image)  # once, before the runs that bind it start at once
 
-        def run(index: int, share: list[Source]) -> subprocess.CompletedProcess:
-            listing, target = Path(box.root).parent / f"compile-{index}.json", LIST_IN_IMAGE.format(index)
-            listing.write_text(json.dumps([[s.in_image, s.in_image] for s in share]))
-            mounts = [self._mount(self._folder, self._in_image, False), self._mount(listing, target, True)]
-            return box.run([self._executable, *FLAGS, "-c", DRIVER, target], env=dict(ENV), timeout=TIMEOUT, mounts=mounts, user="0")
+        with tempfile.TemporaryDirectory(prefix="pkgc-compile-") as lists:  # this run's own, not in the shared root
 
-        return compile_in_shares(sources, workers, run)
+            def run(index: int, share: list[Source]) -> subprocess.CompletedProcess:
+                listing, target = Path(lists) / f"{index}.json", LIST_IN_IMAGE.format(index)
+                listing.write_text(json.dumps([[s.in_image, s.in_image] for s in share]))
+                mounts = [self._mount(self._folder, self._in_image, False), self._mount(listing, target, True)]
+                return box.run([self._executable, *FLAGS, "-c", DRIVER, target], env=dict(ENV), timeout=TIMEOUT, mounts=mounts,
+                               user="0")  # fmt: skip
+
+            return compile_in_shares(sources, workers, run)
 
     def _open(self):
         if self._box is None:
