@@ -29,7 +29,7 @@ def _held_prefix(diff_ids: list[str], candidates: list[tuple[str, ...]]) -> set[
 
 def _engine_layers(engine: Engine, refs: list[str]) -> list[tuple[str, ...]]:
     """Layer lists of the engine's images named ``refs`` and of the other tags of their repositories."""
-    found = []
+    found, seen = [], set()  # seen: image ids already inspected (a ref's own image is also in its repository)
     api = getattr(engine, "_api", None)
     for ref in refs:
         if ref.startswith(("oci:", "oci-archive:")):
@@ -37,9 +37,13 @@ def _engine_layers(engine: Engine, refs: list[str]) -> list[tuple[str, ...]]:
         info = engine.image_info(ref)
         if info is not None:
             found.append(info.layers)
+            seen.add(info.id)
         if api is not None:
             repository = ref.rpartition(":")[0] or ref
             for image in api.images(name=repository)[:8]:
+                if image["Id"] in seen:
+                    continue
+                seen.add(image["Id"])
                 other = engine.image_info(image["Id"])
                 if other is not None:
                     found.append(other.layers)

@@ -112,8 +112,18 @@ def _bom(sbom: SbomInputs, serial: uuid.UUID) -> Bom:
     return bom
 
 
+DRAFT_SERIAL = uuid.UUID(int=0)
+
+
 def generate_sbom(sbom: SbomInputs) -> bytes:
-    """The SBOM as UTF-8 JSON bytes (CycloneDX 1.6), the same bytes for the same inputs."""
-    draft = JsonV1Dot6(_bom(sbom, uuid.UUID(int=0))).output_as_string(indent=2)
+    """The SBOM as UTF-8 JSON bytes (CycloneDX 1.6), the same bytes for the same inputs.
+
+    Rendered once: the serial number is the only thing that differs between the draft (hashed for
+    the serial) and the document, so the draft's one ``serialNumber`` value is replaced in place;
+    only a draft that shows the placeholder more than once is rendered again with its serial."""
+    draft = JsonV1Dot6(_bom(sbom, DRAFT_SERIAL)).output_as_string(indent=2)
     serial = uuid.uuid5(uuid.NAMESPACE_URL, f"pkgc-sbom:sha256:{hashlib.sha256(draft.encode()).hexdigest()}")
+    placeholder = f'"serialNumber": "{DRAFT_SERIAL.urn}"'
+    if draft.count(DRAFT_SERIAL.urn) == 1 and placeholder in draft:
+        return (draft.replace(placeholder, f'"serialNumber": "{serial.urn}"') + "\n").encode()
     return (JsonV1Dot6(_bom(sbom, serial)).output_as_string(indent=2) + "\n").encode()
