@@ -42,6 +42,7 @@ from compiler.reporter import Reporter
 from compiler.resolve import ResolvedPackage, resolve_package
 from compiler.resolve.baseimage import base_image_facts
 from compiler.result import BuildResult
+from compiler.sbom.collect import DRAFTS as SBOM_DRAFTS
 from compiler.sbom.collect import sbom_context_file
 from compiler.spec import load_package_spec
 from compiler.spec.load import SpecFile
@@ -248,7 +249,7 @@ def plan_platform(
         reporter.warn(line + where)
     lock_file = ContextFile("pkgc/conda-lock.yml", source=lock_path)
     shipped_lock = read_lock(lock_path, options.cache_dir / LOCKS_READ, platform)  # the lock as shipped
-    sbom_file = sbom_context_file(pkg, shipped_lock, base.image_id, base.packages)
+    sbom_file = sbom_context_file(pkg, shipped_lock, base.image_id, base.packages, options.cache_dir / SBOM_DRAFTS)
     plan = plan_image(pkg, strategy, lock, lock_file, fetched, tag, sbom_file, conda, base,
                       model_image.manifest_digest if model_image else None)  # fmt: skip
     plan, note = apply_environment_choices(
