@@ -6,6 +6,7 @@ library nor renders the lock's packages again."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from importlib import metadata
 from pathlib import Path
@@ -87,16 +88,20 @@ def _generator() -> str:
 
 
 def _read_draft(path: Path) -> str | None:
-    """A kept template, or None (missing, too large, unreadable or not UTF-8: rendered again)."""
+    """A kept template, or None (missing, too large, unreadable, damaged: rendered again)."""
     try:
         with open(path, "rb") as fh:
             data = fh.read(MAX_DRAFT_BYTES + 1)
-        if len(data) > MAX_DRAFT_BYTES:
+        text = data.decode("utf-8")
+        if len(data) > MAX_DRAFT_BYTES or json.loads(text).get("bomFormat") != "CycloneDX":
             return None
-        os.utime(path)  # most recently used: the last to go
-        return data.decode("utf-8")
-    except (OSError, UnicodeDecodeError):
+    except (OSError, ValueError, AttributeError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         return None
+    try:
+        os.utime(path)  # most recently used: the last to go
+    except OSError:
+        pass
+    return text
 
 
 def _keep_draft(path: Path, template: str) -> None:
