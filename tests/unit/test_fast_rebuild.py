@@ -1,7 +1,8 @@
 """What keeps a code-only rebuild fast, checked without a clock: the CLI and the build pipeline import
 only what they use (each in a fresh interpreter), the SBOM of a new code version is filled into a kept
-draft without the CycloneDX library (the very bytes a full render gives), and a cached wheel whose
-state holds still is not read again."""
+draft without the CycloneDX library (the very bytes a full render gives), a cached wheel whose
+state holds still is not read again, and the engine is asked first about the builds pkgc's store named
+in the package's repository (instead of listing its images)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ import pytest
 from compiler.errors import BuildError
 from compiler.fetch.cache import PackageCache
 from compiler.lock.types import LockedPackage
+from compiler.oci.blobs import Blob
+from compiler.oci.load import _stored_configs
+from compiler.oci.store import INDEX, MANIFEST, OciStore
 from compiler.sbom.collect import sbom_bytes
 from compiler.sbom.draft import CODE_SENTINEL
 from compiler.sbom.generate import generate_sbom
@@ -123,3 +127,25 @@ def test_a_small_cached_wheel_is_checked_every_time(tmp_path):
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
     with pytest.raises(BuildError, match="corrupt or tampered"):
         cache.verified(package)
+
+
+def stored_image(store: OciStore, n: int) -> tuple[Blob, str]:
+    config = store.put_json({"architecture": "amd64", "os": "linux", "n": n, "rootfs": {"type": "layers", "diff_ids": []}})
+    manifest = store.put_json({"schemaVersion": 2, "mediaType": MANIFEST, "layers": [],
+                               "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.digest, "size": config.size}})  # fmt: skip
+    return manifest, config.digest
+
+
+def test_the_engine_is_asked_about_the_builds_the_store_named_in_the_repository_newest_first(tmp_path):
+    store = OciStore(tmp_path / "oci")
+    (m1, c1), (m2, c2), (m3, c3), (other, c_other) = (stored_image(store, n) for n in range(4))
+    store.name(["pkgc/pkg:1", "pkgc/pkg:sha256-1"], m1)
+    store.name(["pkgc/other:1"], other)
+    store.name(["pkgc/pkg:2", "pkgc/pkg:sha256-2"], m2)
+    index = store.put_json({"schemaVersion": 2, "mediaType": INDEX, "manifests": [
+        {"mediaType": MANIFEST, "digest": m3.digest, "size": m3.size}, {"mediaType": MANIFEST, "digest": m1.digest, "size": m1.size}]})  # fmt: skip
+    store.name(["pkgc/pkg:3"], index, media_type=INDEX)
+    assert _stored_configs(store, "pkgc/pkg") == [c3, c1, c2]  # the index's images first, each config once
+    assert _stored_configs(store, "pkgc/pkg", newest=1) == [c3, c1]
+    assert _stored_configs(store, "pkgc/other") == [c_other]
+    assert _stored_configs(store, "pkgc/none") == []
