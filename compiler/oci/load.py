@@ -30,7 +30,7 @@ def _held_prefix(diff_ids: list[str], candidates: list[tuple[str, ...]]) -> set[
 def _engine_layers(engine: Engine, refs: list[str]) -> list[tuple[str, ...]]:
     """Layer lists of the engine's images named ``refs`` and of the other tags of their repositories."""
     found, seen = [], set()  # seen: image ids already inspected (a ref's own image is also in its repository)
-    api = getattr(engine, "_api", None)
+    listing = getattr(engine, "image_ids", None)  # a Docker engine's
     for ref in refs:
         if ref.startswith(("oci:", "oci-archive:")):
             continue  # not an engine reference
@@ -38,13 +38,13 @@ def _engine_layers(engine: Engine, refs: list[str]) -> list[tuple[str, ...]]:
         if info is not None:
             found.append(info.layers)
             seen.add(info.id)
-        if api is not None:
+        if listing is not None:
             repository = ref.rpartition(":")[0] or ref
-            for image in api.images(name=repository)[:8]:
-                if image["Id"] in seen:
+            for image_id in listing(repository)[:8]:
+                if image_id in seen:
                     continue
-                seen.add(image["Id"])
-                other = engine.image_info(image["Id"])
+                seen.add(image_id)
+                other = engine.image_info(image_id)
                 if other is not None:
                     found.append(other.layers)
     return found
@@ -134,17 +134,15 @@ def load_into_engine(
         started = time.monotonic()
         diff_ids = store.read_json(image.config_digest)["rootfs"]["diff_ids"]
         skip = _held(engine, store, image, diff_ids, base_ref, tags[0])
-        api = getattr(engine, "_api", None)
-        if api is None:
+        load = getattr(engine, "load_archive", None)
+        if load is None:
             raise BuildError(f"loading an OCI-built image needs a Docker engine, not {engine.name}")
         with tempfile.TemporaryFile(prefix="pkgc-load-") as archive:
             write_docker_archive(store, image, tags, archive, skip)
             size = archive.tell()
             archive.seek(0)
             try:
-                # quiet=False: the engine reports each layer as it applies it, so a multi-GB layer never
-                # leaves the connection silent past the client's read timeout (60 s)
-                for message in api.load_image(_Counted(archive, size, progress), quiet=False):
+                for message in load(_Counted(archive, size, progress), size):
                     if "error" in message:
                         raise BuildError(f"the engine refused the image: {message['error']}")
             except BuildError:

@@ -55,6 +55,12 @@ def test_the_build_pipeline_loads_no_resolver_renderer_deployment_model_or_engin
     assert loaded_after("import compiler.pipeline, compiler.commands.build", unused) == []
 
 
+def test_an_engine_at_a_socket_loads_no_docker_sdk_until_a_call_needs_it():
+    # inspect, list, load and tag go through compiler/engines/docker_socket.py; containers need the SDK
+    sdk = ("docker", "requests", "urllib3")
+    assert loaded_after("from compiler.engines import DockerEngine; from compiler.oci.load import load_into_engine", sdk) == []
+
+
 def with_code(digest: str):
     sbom = inputs()
     return dataclasses.replace(sbom, code=dataclasses.replace(sbom.code, digest=digest))
