@@ -79,9 +79,9 @@ class SocketApi:
 
     def inspect_image(self, ref: str) -> dict | None:
         """The engine's inspect of image ``ref``; None when it has none (404) or ``ref`` is not an
-        engine reference (400: ``docker://...``, ``oci:...``)."""
+        engine reference (400; or a redirect to the cleaned path: ``docker://...`` has a ``//``)."""
         status, answer = self._json("GET", f"/images/{urllib.parse.quote(ref, safe='/:')}/json")
-        if status in (400, 404):
+        if status in (301, 307, 308, 400, 404):
             return None
         if status != 200 or not isinstance(answer, dict):
             raise self._refused(f"to inspect {excerpt(ref)}", status, answer)
