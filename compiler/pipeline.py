@@ -27,7 +27,6 @@ from compiler.envbuild.choices import apply_environment_choices
 from compiler.environment.strategy import EnvironmentStrategy, choose_strategy
 from compiler.errors import EngineUnavailable, LockError, ResolveError, SpecError
 from compiler.fetch.cache import PackageCache, fetch_lock
-from compiler.fetch.conda_inputs import prepare_conda_inputs
 from compiler.lock.locker import LockResult, load_or_lock
 from compiler.lock.lock_memo import FOLDER as LOCKS_READ
 from compiler.labels import SBOM_DIGEST
@@ -39,11 +38,11 @@ from compiler.options import Options
 from compiler.platform import Platform
 from compiler.backends.oci.model_image import ModelImage, package_model_image
 from compiler.plan import ContextFile, ImagePlan, plan_image
-from compiler.render import render_dockerfile
 from compiler.reporter import Reporter
 from compiler.resolve import ResolvedPackage, resolve_package
 from compiler.resolve.baseimage import base_image_facts
 from compiler.result import BuildResult
+from compiler.sbom.collect import DRAFTS as SBOM_DRAFTS
 from compiler.sbom.collect import sbom_context_file
 from compiler.spec import load_package_spec
 from compiler.spec.load import SpecFile
@@ -239,14 +238,18 @@ def plan_platform(
     where = f" for {platform}" if len(resolved.platforms) > 1 else ""
     with reporter.stage("fetch") as fetching:
         fetched = fetch_lock(lock, cache, reporter.detail, fetching.update)
-        conda = prepare_conda_inputs(lock, fetched, cache) if strategy.kind == "conda" else None
+        conda = None
+        if strategy.kind == "conda":
+            from compiler.fetch.conda_inputs import prepare_conda_inputs
+
+            conda = prepare_conda_inputs(lock, fetched, cache)
     with reporter.stage("base"):
         base = resolved.backend.resolve_base(pkg.environment.image, platform, strategy.python, required, reporter.detail)
     for line in base_conflicts(base.packages, lock):
         reporter.warn(line + where)
     lock_file = ContextFile("pkgc/conda-lock.yml", source=lock_path)
     shipped_lock = read_lock(lock_path, options.cache_dir / LOCKS_READ, platform)  # the lock as shipped
-    sbom_file = sbom_context_file(pkg, shipped_lock, base.image_id, base.packages)
+    sbom_file = sbom_context_file(pkg, shipped_lock, base.image_id, base.packages, options.cache_dir / SBOM_DRAFTS)
     plan = plan_image(pkg, strategy, lock, lock_file, fetched, tag, sbom_file, conda, base,
                       model_image.manifest_digest if model_image else None)  # fmt: skip
     plan, note = apply_environment_choices(
@@ -283,6 +286,8 @@ def run_build(
             return "\n".join(plan.layer_summary()) + "\n"
         return "".join(f"# {p.platform}\n" + "\n".join(p.layer_summary()) + "\n" for p in compiled.plans)
     if request.emit == "dockerfile":
+        from compiler.render import render_dockerfile
+
         return render_dockerfile(plan, request.template)
     workspace = Workspace.with_digests(options.workspace, options.cache_dir)
     try:

@@ -1,15 +1,19 @@
-"""Docker engine backend, driven through the ``docker`` Python SDK (legacy builder, no BuildKit)."""
+"""Docker engine backend, driven through the ``docker`` Python SDK (legacy builder, no BuildKit).
+
+An engine at a unix socket (the default, or ``DOCKER_HOST=unix://...``) answers a build's inspect,
+list, load and tag calls through ``compiler/engines/docker_socket.py``; the SDK is imported on the
+first call that needs it (containers, Dockerfile builds, save), so a build that only loads an
+OCI-built image never imports it."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
-from typing import BinaryIO, Iterator
-
-import docker
-import docker.errors
+from typing import TYPE_CHECKING, BinaryIO, Iterator
 
 from compiler.engines.base import ImageInfo, LogSink, Mount, RunHandle
+from compiler.engines.docker_socket import SocketApi
 from compiler.engines.gpus import GpuRequest, dropped_message, no_gpu_message, no_gpu_support
 from compiler.errors import BuildError, EngineUnavailable, ResolveError, SpecError, SpecProblem, excerpt
 
@@ -17,6 +21,12 @@ from compiler.errors import BuildError, EngineUnavailable, ResolveError, SpecErr
 # Seconds an engine call may go without a byte back. The SDK's 60 s is too short for a multi-GB layer:
 # dockerd answers a load only once it has unpacked the layer (a 3.2 GB torch environment took longer here).
 READ_TIMEOUT_S = 900
+PING_TIMEOUT_S = 60  # the SDK's: an engine that does not answer is found soon
+DEFAULT_HOST = "unix:///var/run/docker.sock"
+
+if TYPE_CHECKING:
+    import docker
+    import docker.errors
 
 
 def run_error(
@@ -46,10 +56,26 @@ class DockerEngine:
 
     name = "docker"
 
-    def __init__(self, client: docker.DockerClient):
-        self._client = client
-        self._api = client.api
+    def __init__(self, client: docker.DockerClient | None = None, socket: SocketApi | None = None):
+        if client is None and socket is None:
+            raise ValueError("DockerEngine needs an SDK client or a socket")
+        self._sdk = client
+        self._socket = socket
         self._flavor: str | None = None
+
+    @property
+    def _client(self) -> docker.DockerClient:
+        """The SDK's client, made on first use for an engine connected through its socket."""
+        if self._sdk is None:
+            import docker
+
+            self._sdk = docker.DockerClient(base_url=f"unix://{self._socket.path}")
+            self._sdk.api.timeout = READ_TIMEOUT_S
+        return self._sdk
+
+    @property
+    def _api(self):
+        return self._client.api
 
     @property
     def flavor(self) -> str:
@@ -64,12 +90,26 @@ class DockerEngine:
         if gpus is None:
             return None
         req = gpus.device_request(self.flavor)
+        import docker.types
+
         return [docker.types.DeviceRequest(driver=req["Driver"], count=req["Count"], device_ids=req["DeviceIDs"],
                                            capabilities=req["Capabilities"])]  # fmt: skip
 
     @classmethod
     def connect(cls, base_url: str | None = None) -> "DockerEngine":
         """Connect to the engine at ``base_url`` (or DOCKER_HOST / the default socket)."""
+        host = base_url or os.environ.get("DOCKER_HOST") or DEFAULT_HOST
+        if host.startswith("unix://"):
+            socket = SocketApi(host.removeprefix("unix://"), READ_TIMEOUT_S)
+            try:
+                socket.ping(PING_TIMEOUT_S)
+            except Exception as exc:
+                raise EngineUnavailable(
+                    f"no Docker engine answers ({type(exc).__name__}); start one (see README: scripts/ensure-engine.sh)"
+                ) from None
+            return cls(socket=socket)
+        import docker
+
         try:
             client = docker.DockerClient(base_url=base_url) if base_url else docker.from_env()
             client.ping()  # with the SDK's 60 s: an engine that does not answer is found soon
@@ -81,14 +121,21 @@ class DockerEngine:
         return cls(client)
 
     def image_info(self, ref: str) -> ImageInfo | None:
-        try:
-            data = self._api.inspect_image(ref)
-        except docker.errors.ImageNotFound:
-            return None
-        except docker.errors.APIError as exc:
-            if exc.status_code in (400, 404):  # 400: not an engine reference (docker://..., oci:...)
+        if self._socket is not None:
+            data = self._socket.inspect_image(ref)
+            if data is None:
                 return None
-            raise
+        else:
+            import docker.errors
+
+            try:
+                data = self._api.inspect_image(ref)
+            except docker.errors.ImageNotFound:
+                return None
+            except docker.errors.APIError as exc:
+                if exc.status_code in (400, 404):  # 400: not an engine reference (docker://..., oci:...)
+                    return None
+                raise
         config = data.get("Config") or {}
         return ImageInfo(
             id=data["Id"],
@@ -99,8 +146,24 @@ class DockerEngine:
             layers=tuple((data.get("RootFS") or {}).get("Layers") or ()),
         )
 
+    def image_ids(self, repository: str) -> list[str]:
+        """Ids of the engine's images tagged in ``repository``."""
+        if self._socket is not None:
+            return self._socket.image_ids(repository)
+        return [image["Id"] for image in self._api.images(name=repository)]
+
+    def load_archive(self, archive: BinaryIO, size: int) -> Iterator[dict]:
+        """``docker load`` of a docker-archive of ``size`` bytes; the engine's progress messages."""
+        if self._socket is not None:
+            return self._socket.load(archive, size)
+        # quiet=False: the engine reports each layer as it applies it, so a multi-GB layer never
+        # leaves the connection silent past the client's read timeout
+        return self._api.load_image(archive, quiet=False)
+
     def build(self, context: BinaryIO, tag: str, log: LogSink, no_cache: bool = False) -> str:
         """Build the tar ``context`` with the network off; tag only on success; return the image id."""
+        import docker.errors
+
         image_id = None
         stream = self._api.build(
             fileobj=context,
@@ -151,9 +214,14 @@ class DockerEngine:
 
     def tag(self, image_id: str, ref: str) -> None:
         repository, _, tag = ref.rpartition(":")
-        self._api.tag(image_id, repository, tag)
+        if self._socket is not None:
+            self._socket.tag(image_id, repository, tag)
+        else:
+            self._api.tag(image_id, repository, tag)
 
     def remove_image(self, ref: str) -> None:
+        import docker.errors
+
         try:
             self._api.remove_image(ref, force=True)
         except docker.errors.ImageNotFound:
@@ -178,6 +246,8 @@ class DockerEngine:
         """Start ``image`` with every container port published on loopback: the first on ``host_port``
         (None: any free port), the others on free ports. ``command`` replaces the image's CMD; ``gpus``
         passes GPUs (compiler/engines/gpus.py), refused when the engine drops the request."""
+        import docker.errors
+
         if isinstance(container_ports, int):  # one port, as callers before the port map passed it
             container_ports = (container_ports,)
         ports = {}
@@ -242,6 +312,9 @@ class DockerEngine:
         import io
         import tarfile
 
+        import docker.errors
+        import docker.utils
+
         try:
             container = self._client.containers.create(image, command=["/"], entrypoint=[], network_mode="none")
         except docker.errors.ImageNotFound:
@@ -283,6 +356,8 @@ class DockerEngine:
         return None
 
     def stop(self, container_id: str, remove: bool = True) -> None:
+        import docker.errors
+
         try:
             container = self._client.containers.get(container_id)
         except docker.errors.NotFound:

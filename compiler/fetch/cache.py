@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -15,14 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from compiler.cache.lru import mark_used
+from compiler.cache.lru import last_use, mark_used
 from compiler.cache.owner import staging_name
 from compiler.errors import BuildError
 from compiler.fetch.sdist import build_wheel
-from compiler.lock.pip_resolve import newest_manylinux, platform_args
 from compiler.lock.types import Lock, LockedPackage
 from compiler.lock.wheel_tags import check_wheels
 from compiler.platform import AMD64, Platform
+from compiler.workspace.digest_cache import DigestCache, same_state
 from compiler.workspace.trees import file_sha256
 
 
@@ -36,27 +37,47 @@ class FetchedFiles:
         return self.files[package.sha256]
 
 
+MARK_USED_EVERY_S = 3600.0  # a file already marked used this recently is not marked again (its mtime holds still)
+
+
 class PackageCache:
     def __init__(self, root: Path):
         self.cache_root = root  # also holds built/<sdist sha256>/ (compiler/fetch/sdist.py)
         self.root = root / "files"
+        self.digests = DigestCache.in_cache(root)  # <cache>/file-digests.sqlite, shared with the workspace's files
 
     def path_for(self, package: LockedPackage) -> Path:
         return self.root / package.sha256 / package.filename
 
     def verified(self, package: LockedPackage) -> Path | None:
         """The cached file, or None; a file whose content no longer matches its hash is refused. A
-        file found is marked used now (``pkgc cache prune --max-size`` evicts the least recently used)."""
+        file found is marked used (``pkgc cache prune --max-size`` evicts the least recently used)
+        unless it was within the last hour.
+
+        A large file's digest is remembered by its state (``compiler/workspace/digest_cache.py``, as
+        pkgc's own stored files: inode, size and mtime), so a rebuild does not read the environment's
+        wheels again; a file written since (its mtime moves) is read and checked again."""
         path = self.path_for(package)
-        if not path.is_file():
+        try:
+            st = path.stat()
+        except OSError:
             return None
-        actual = file_sha256(path)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        actual = self.digests.lookup(st)
+        known = actual is not None
+        if actual is None:
+            actual = file_sha256(path)
         if actual != package.sha256:
             raise BuildError(
                 f"cached file {path} is corrupt or tampered: its sha256 is {actual}, the lock says "
                 f"{package.sha256}; delete it and build again"
             )
-        mark_used(path)
+        if not known or time.time() - last_use(st) > MARK_USED_EVERY_S:
+            held_still = known or same_state(st, path.stat())  # nothing wrote it while it was read
+            mark_used(path)
+            if held_still:
+                self.digests.remember(path.stat(), actual, 0.0, trusted=True)  # its state as marked used
         return path
 
     def add(self, source: Path, package: LockedPackage) -> Path:
@@ -98,6 +119,8 @@ def _pip_download(
 ) -> None:
     req = dest / "requirements.txt"
     req.write_text("".join(f"{p.pip_line}\n" for p in packages))
+    from compiler.lock.pip_resolve import newest_manylinux, platform_args  # only when something is missing
+
     command = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--require-hashes", "--quiet",
         "--disable-pip-version-check", "-d", str(dest),

@@ -10,7 +10,6 @@ from typing import Literal, Sequence
 from compiler.environment.strategy import EnvironmentStrategy
 from compiler.errors import LockError
 from compiler.lock.lockfile import missing_platform, read_locks, write_lock
-from compiler.lock.pip_resolve import resolve_pip
 from compiler.lock.types import Lock, inputs_hash
 from compiler.lock.wheel_tags import check_wheels
 from compiler.platform import AMD64, Platform
@@ -42,6 +41,8 @@ def lock_environment(
         conda_packages = resolve_conda(strategy, platform=platform)
     else:
         conda_packages = []
+    from compiler.lock.pip_resolve import resolve_pip  # the resolvers: only when a lock is made
+
     pip_packages = resolve_pip(list(strategy.pip), strategy.python, cache_root, log, glibc=strategy.glibc, platform=platform)
     lock = Lock(
         strategy=strategy.kind,

@@ -28,8 +28,6 @@ import os
 import subprocess
 import tarfile
 import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -293,6 +291,9 @@ def push_referrers(refs: tuple[Referrer, ...], subject_digest: str, repository: 
 
 def put_manifest(repository: str, tag: str, data: bytes, media_type: str, tls_verify: bool, log: LogSink) -> bool:
     """PUT ``data`` as ``repository:tag`` through the registry API without credentials; False if refused."""
+    import urllib.error
+    import urllib.request  # only a push needs it (about 20 ms to import)
+
     registry, _, name = repository.partition("/")
     url = f"{'https' if tls_verify else 'http'}://{registry}/v2/{name}/manifests/{tag}"
     request = urllib.request.Request(url, data=data, method="PUT", headers={"Content-Type": media_type})

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from compiler.deploy.settings import ModelImageRef
 from compiler.errors import TargetSyntaxError
 from compiler.outputs.targets import OutputTarget, parse_output
-from compiler.outputs.publish import PublishRequest
 from compiler.oci.reference import PushTarget, parse_push
 from compiler.errors import SpecError, SpecProblem
 
@@ -58,6 +57,7 @@ def check_mode(image: str, mode: str, model_image: dict | None, targets: ModelTa
 def publish_model_image(model_image: dict | None, targets: ModelTargets, cache_dir, log) -> tuple[dict | None, ModelImageRef | None]:
     """Write the model image's outputs and push (``model_image``: the build's JSON of it); return that
     JSON with ``outputs`` and ``push`` added, and where a cluster pulls the model image."""
+    from compiler.outputs.publish import PublishRequest
     from compiler.outputs.stored import publish_stored
     from compiler.oci.store import OciStore
 

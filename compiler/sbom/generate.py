@@ -6,7 +6,6 @@ number is a UUIDv5 of the document's own content hash, so equal inputs give equa
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from pathlib import PurePosixPath
 from urllib.parse import urlparse
@@ -19,6 +18,7 @@ from cyclonedx.output.json import JsonV1Dot6
 from packageurl import PackageURL
 
 from compiler.lock.types import LockedPackage
+from compiler.sbom.draft import DRAFT_SERIAL, finish, serial_of
 from compiler.sbom.types import SbomInputs, TreeComponent
 
 PROP = "pkgc:"  # namespace of pkgc's own properties
@@ -112,8 +112,19 @@ def _bom(sbom: SbomInputs, serial: uuid.UUID) -> Bom:
     return bom
 
 
+def sbom_draft(sbom: SbomInputs) -> str:
+    """The document with the placeholder serial ``DRAFT_SERIAL`` (compiler/sbom/draft.py finishes it)."""
+    return JsonV1Dot6(_bom(sbom, DRAFT_SERIAL)).output_as_string(indent=2)
+
+
 def generate_sbom(sbom: SbomInputs) -> bytes:
-    """The SBOM as UTF-8 JSON bytes (CycloneDX 1.6), the same bytes for the same inputs."""
-    draft = JsonV1Dot6(_bom(sbom, uuid.UUID(int=0))).output_as_string(indent=2)
-    serial = uuid.uuid5(uuid.NAMESPACE_URL, f"pkgc-sbom:sha256:{hashlib.sha256(draft.encode()).hexdigest()}")
-    return (JsonV1Dot6(_bom(sbom, serial)).output_as_string(indent=2) + "\n").encode()
+    """The SBOM as UTF-8 JSON bytes (CycloneDX 1.6), the same bytes for the same inputs.
+
+    Rendered once: the serial number is the only thing that differs between the draft (hashed for
+    the serial) and the document, so ``finish`` replaces the draft's one ``serialNumber`` value; only
+    a draft that shows the placeholder more than once is rendered again with its serial."""
+    draft = sbom_draft(sbom)
+    done = finish(draft)
+    if done is not None:
+        return done
+    return (JsonV1Dot6(_bom(sbom, serial_of(draft))).output_as_string(indent=2) + "\n").encode()

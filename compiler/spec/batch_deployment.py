@@ -29,14 +29,11 @@ from compiler.spec.deployment import (
     DeploymentInfo, DeploymentKeys, Translated, inline_base, package_name, target_name,
 )  # fmt: skip
 from compiler.spec.batch_job import job_variables
+from compiler.spec.kinds import BATCH_ONLY_KEYS, BATCH_SCHEMA, SETTING_KEYS, is_batch_deployment  # noqa: F401 (re-exported)
 from compiler.spec.model import BatchJobSettings, EnvVars, Text
 from compiler.spec.yamldoc import KeyPath, YamlDocument
 
-BATCH_SCHEMA = re.compile(r"batchDeployment", re.IGNORECASE)
 PIPELINE_SCHEMA = re.compile(r"pipelineComponentBatchDeployment", re.IGNORECASE)
-SETTING_KEYS = ("mini_batch_size", "output_action", "output_file_name", "max_concurrency_per_instance",
-                "retry_settings", "error_threshold", "logging_level")  # fmt: skip
-BATCH_ONLY_KEYS = ("compute", "settings", *SETTING_KEYS)
 IGNORED_KEYS = ("compute", "resources", "instance_count", "description", "properties", "id", "provisioning_state", "type", "job_definition")
 
 
@@ -72,16 +69,6 @@ class BatchDeployment(DeploymentKeys, Settings):
     resources: JobResources | None = None
     settings: Settings | None = None
     job_definition: dict[Text, Any] | None = None
-
-
-def is_batch_deployment(data: dict) -> bool:
-    """A batch deployment: its ``$schema`` says so, or it has batch-only keys (``compute``, ``settings``, ...)."""
-    schema = str(data.get("$schema", ""))
-    if BATCH_SCHEMA.search(schema):
-        return True
-    if schema or "inferencing_server" in data:
-        return False
-    return data.get("type") == "pipeline" or any(key in data for key in BATCH_ONLY_KEYS)
 
 
 def refuse_pipeline(data: dict, doc: YamlDocument) -> None:

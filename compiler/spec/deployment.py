@@ -23,7 +23,6 @@ Translation (deployment -> package):
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -35,14 +34,12 @@ from compiler.runsettings import QUANTITY, Probe, RunSettings
 from compiler.spec.model import (
     AssetName, EnvVars, ContainerPath, HostPath, InnerPath, Line, ModelSource, PropertyValue, Route, Text,
 )  # fmt: skip
+from compiler.spec.kinds import DEPLOYMENT_KEYS, DEPLOYMENT_SCHEMA, PACKAGE_KEYS, is_deployment  # noqa: F401 (re-exported)
 from compiler.spec.refs import looks_like_reference
 from compiler.spec.values import ASSET_NAME
 from compiler.spec.yamldoc import KeyPath, YamlDocument
 
 AZUREML_SERVER_PORT = 5001  # compiler.servers.azureml_online.AZUREML_ONLINE's routes
-DEPLOYMENT_SCHEMA = re.compile(r"(managed|kubernetes)OnlineDeployment", re.IGNORECASE)
-PACKAGE_KEYS = ("inferencing_server", "target_environment", "target_environment_name", "base_environment_source")
-DEPLOYMENT_KEYS = ("endpoint_name", "instance_type", "instance_count", "code_configuration", "environment")
 # Deployment-only keys that mean nothing to a container image: accepted, reported once as ignored.
 IGNORED_KEYS = ("instance_type", "app_insights_enabled", "egress_public_network_access", "private_network_connection",
                 "scale_settings", "data_collector", "properties", "description", "id",
@@ -206,16 +203,6 @@ class Translated:
     data: dict
     key_map: dict[KeyPath, KeyPath] = field(default_factory=dict)  # package key -> deployment key
     info: DeploymentInfo | None = None
-
-
-def is_deployment(data: dict) -> bool:
-    """A deployment YAML: its ``$schema`` says so, or it has deployment keys and no package keys."""
-    schema = str(data.get("$schema", ""))
-    if DEPLOYMENT_SCHEMA.search(schema):
-        return True
-    if "ModelVersionPackage" in schema or any(key in data for key in PACKAGE_KEYS):
-        return False
-    return any(key in data for key in DEPLOYMENT_KEYS)
 
 
 def package_name(endpoint: str, name: str) -> str:

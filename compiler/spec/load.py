@@ -153,8 +153,7 @@ def load_package_spec(path: Path, target_environment: str | None = None, overrid
     if target_environment is not None and not ASSET_NAME.match(target_environment):
         raise SpecError(SpecProblem("--target-environment", "", f"'{excerpt(target_environment)}' {ASSET_NAME_RULE}"))
     doc = load_spec_document(path, overrides)
-    from compiler.spec.batch_deployment import is_batch_deployment
-    from compiler.spec.deployment import is_deployment
+    from compiler.spec.kinds import is_batch_deployment, is_deployment
     from compiler.spec.overrides import check_values
 
     if is_batch_deployment(doc.data):

@@ -35,6 +35,13 @@ def _facts(st: os.stat_result) -> tuple[int, int, int, int, int]:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
+def same_state(before: os.stat_result, after: os.stat_result) -> bool:
+    """The same file in the same state: a file read between the two stats held still."""
+    return (before.st_ino, before.st_size, before.st_mtime_ns, before.st_ctime_ns) == (
+        after.st_ino, after.st_size, after.st_mtime_ns, after.st_ctime_ns
+    )  # fmt: skip
+
+
 class DigestCache:
     """Digests of files by their stat facts, in one SQLite file (opened on first use)."""
 

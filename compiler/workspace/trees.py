@@ -20,7 +20,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Iterator
 
-from compiler.workspace.digest_cache import MIN_SIZE, DigestCache
+from compiler.workspace.digest_cache import MIN_SIZE, DigestCache, same_state
 from compiler.workspace.walk import ContentError, Entry, open_exact, shown, walk
 
 CHUNK = 1 << 20
@@ -74,12 +74,6 @@ def _hash_content(entry: Entry, out: Path | None = None) -> str:
     return file_sha256(out)
 
 
-def _same_state(before: os.stat_result, after: os.stat_result) -> bool:
-    return (before.st_ino, before.st_size, before.st_mtime_ns, before.st_ctime_ns) == (
-        after.st_ino, after.st_size, after.st_mtime_ns, after.st_ctime_ns
-    )  # fmt: skip
-
-
 def _content_digest(entry: Entry, digests: DigestCache | None, out: Path | None = None) -> str:
     """``_hash_content``, remembering the digest of a file that held still while it was read."""
     if digests is None:
@@ -87,7 +81,7 @@ def _content_digest(entry: Entry, digests: DigestCache | None, out: Path | None 
     before, started = os.stat(entry.path), time.time()
     sha256 = _hash_content(entry, out)
     after = os.stat(entry.path)
-    if _same_state(before, after):
+    if same_state(before, after):
         digests.remember(after, sha256, started)
     return sha256
 
@@ -99,7 +93,7 @@ def stored_file_sha256(path: Path, digests: DigestCache | None) -> str:
         return known
     started = time.time()
     sha256 = file_sha256(path)
-    if digests is not None and _same_state(st, os.stat(path)):
+    if digests is not None and same_state(st, os.stat(path)):
         digests.remember(st, sha256, started, trusted=True)
     return sha256
 

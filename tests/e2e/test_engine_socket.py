@@ -1,0 +1,73 @@
+"""The build's engine calls over the unix socket (compiler/engines/docker_socket.py) answer as the
+Docker SDK does, on the real engine: inspect, list, tag and a load of a one-layer image, whose
+progress messages arrive as objects; a refused load is one BuildError line."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+
+import pytest
+
+from compiler.engines import DockerEngine
+from compiler.errors import BuildError
+
+REPOSITORY = "pkgc-e2e/fast-rebuild-socket"
+
+
+def one_layer_archive(tag: str) -> bytes:
+    """A docker-archive of a one-file image (no base), tagged ``tag``."""
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        data = f"{tag}\n".encode()
+        info = tarfile.TarInfo("hello.txt")
+        info.size, info.mtime = len(data), 0
+        tar.addfile(info, io.BytesIO(data))
+    diff_id = "sha256:" + hashlib.sha256(layer.getvalue()).hexdigest()
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/hello.txt"]},
+                         "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()  # fmt: skip
+    config_name = hashlib.sha256(config).hexdigest() + ".json"
+    manifest = json.dumps([{"Config": config_name, "RepoTags": [tag], "Layers": ["layer/layer.tar"]}]).encode()
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, data in ((config_name, config), ("layer/layer.tar", layer.getvalue()), ("manifest.json", manifest)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+@pytest.fixture
+def socket_engine(engine) -> DockerEngine:
+    connected = DockerEngine.connect()
+    assert connected._socket is not None, "the e2e engine is expected at a unix socket"
+    yield connected
+    for image_id in connected.image_ids(REPOSITORY):
+        connected.remove_image(image_id)
+
+
+def test_inspect_list_tag_and_load_answer_as_the_sdk_does(socket_engine, base_image):
+    sdk = socket_engine._api  # the SDK, made on first use
+    info = socket_engine.image_info(base_image)
+    assert info is not None and info.id == sdk.inspect_image(base_image)["Id"]
+    assert info.layers == tuple(sdk.inspect_image(base_image)["RootFS"]["Layers"])
+    assert socket_engine.image_info("pkgc-e2e/no-such-image:1") is None
+    assert socket_engine.image_info("docker://example.invalid/x:1") is None  # not an engine reference
+    archive = one_layer_archive(f"{REPOSITORY}:1")
+    messages = list(socket_engine.load_archive(io.BytesIO(archive), len(archive)))
+    assert messages and all(isinstance(m, dict) for m in messages)
+    assert any(f"{REPOSITORY}:1" in m.get("stream", "") for m in messages)
+    loaded = socket_engine.image_info(f"{REPOSITORY}:1")
+    socket_engine.tag(loaded.id, f"{REPOSITORY}:2")
+    assert socket_engine.image_info(f"{REPOSITORY}:2").id == loaded.id
+    assert socket_engine.image_ids(REPOSITORY) == [image["Id"] for image in sdk.images(name=REPOSITORY)] == [loaded.id]
+
+
+def test_a_refused_load_is_one_line(socket_engine):
+    garbage = b"not a docker archive" * 100
+    with pytest.raises(BuildError, match="the engine refused"):
+        for message in socket_engine.load_archive(io.BytesIO(garbage), len(garbage)):
+            if "error" in message:
+                raise BuildError(f"the engine refused the image: {message['error']}")
