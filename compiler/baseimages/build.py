@@ -97,7 +97,7 @@ def load_into_engine(recipe: BaseImageRecipe, rootfs: Path, engine: Engine, log:
     except Exception as exc:  # an engine/SDK error: report it as a build failure, one line
         detail = " ".join(str(getattr(exc, "explanation", None) or exc).split())
         raise BuildError(f"importing the {recipe.name} rootfs into the engine failed: {detail}") from None
-    _check_python(recipe, engine, ref)
+    check_python(recipe, engine, ref)
     _tag_latest(engine, recipe, image_id)
     log(f"built base image {ref} ({image_id[:19]})")
     return image_id
@@ -157,7 +157,7 @@ def _split_ref(ref: str) -> tuple[str, str]:
     return name, "latest"
 
 
-def _check_python(recipe: BaseImageRecipe, engine: Engine, ref: str) -> None:
+def check_python(recipe: BaseImageRecipe, engine: Engine, ref: str) -> None:
     """Fail (and drop the image) if the imported image's python3 is not the recipe's version."""
     if not recipe.python:
         return

@@ -12,7 +12,7 @@ def register(sub) -> None:
     c.add_argument("--platform", metavar="OS/ARCH[,...]",
                    help="build these platforms (linux/amd64,linux/arm64) into pkgc's OCI store as one image index; "
                         "another architecture's packages are unpacked and configured on the host, nothing emulated "
-                        "(default: the host's platform, into the engine when one answers)")  # fmt: skip
+                        "(default: the host's platform; the host's image is loaded into the engine when one answers)")  # fmt: skip
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=build)
     c = group.add_parser("list", help="list the recipes")
@@ -20,7 +20,6 @@ def register(sub) -> None:
 
 
 def build(args, options, reporter) -> int:
-    from compiler.baseimages.build import build_base_image
     from compiler.errors import EngineUnavailable, SpecError, SpecProblem
     from compiler.oci.baseimage import build_base_image_in_store
     from compiler.oci.store import OciStore
@@ -38,13 +37,8 @@ def build(args, options, reporter) -> int:
         engine = None
         reporter.step("no engine answers: the base image goes to pkgc's OCI store")
     store = OciStore.in_cache(options.cache_dir)
-    with reporter.stage("base-image"):
-        if platforms:
-            result = build_base_image_in_store(args.name, store, reporter.detail, platforms=platforms, engine=engine)
-        elif engine is None:
-            result = build_base_image_in_store(args.name, store, reporter.detail)
-        else:
-            result = build_base_image(args.name, engine, reporter.detail)
+    with reporter.stage("base-image"):  # a registry recipe goes to the engine only (build_base_image)
+        result = build_base_image_in_store(args.name, store, reporter.detail, platforms=platforms, engine=engine)
     where = f" ({', '.join(result.platforms)})" if result.platforms else ""
     reporter.step(f"base image {result.image}{where} {'built' if result.built else 'already present'}")
     print_result(result.to_json(), args.json, result.image)

@@ -2,8 +2,9 @@
 as a one-layer image, with the recipe's ENV, CMD and ``io.pkgc.base.*`` labels (the same metadata
 ``docker import`` gives it), gathered in one OCI image index (one manifest per platform) named
 ``pkgc/base-<name>:<digest[:12]>`` and ``:latest``. A platform the index already holds is kept (the
-build is idempotent per recipe digest and platform); the host's image is also loaded into the
-engine, as without ``--platform``, when one answers."""
+build is idempotent per recipe digest and platform); when an engine answers, the host's image is
+``docker load``ed into it from the store, so the engine's image of the name is the store's (same
+config digest, same id): a build that asks the engine and one that reads the store use one base."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from pathlib import Path
 from typing import Iterable
 
 from compiler.baseimages.bootstrap import bootstrap_rootfs
-from compiler.baseimages.build import BaseImageResult, build_base_image, image_labels, load_into_engine
+from compiler.baseimages.build import BaseImageResult, build_base_image, check_python, image_labels
 from compiler.baseimages.recipes import BaseImageRecipe, load_recipe
 from compiler.engines.base import Engine, LogSink
 from compiler.errors import BuildError, ResolveError
 from compiler.oci.base import compress_layer, resolve_base
 from compiler.oci.blobs import Blob
+from compiler.oci.load import load_into_engine as load_oci_image
+from compiler.oci.outputs import StoredImage
 from compiler.oci.store import timestamp
 from compiler.oci.store import CONFIG, INDEX, MANIFEST, OciStore
 from compiler.platform import Platform
@@ -101,12 +104,30 @@ def build_base_image_in_store(name: str, store: OciStore, log: LogSink, *, force
             log(f"writing the {rootfs.stat().st_size // (1 << 20)} MiB {platform} rootfs into {store.root} as {recipe.image_ref}")
             manifest = store_rootfs(recipe, rootfs, store, platform)
             images[platform] = {"mediaType": MANIFEST, "digest": manifest.digest, "size": manifest.size}
-            if engine is not None and platform == host and (force or engine.image_info(recipe.image_ref) is None):
-                load_into_engine(recipe, rootfs, engine, log)
             rootfs.unlink()
     index = name_index(store, recipe, images)
-    return BaseImageResult(recipe.name, recipe.image_ref, index.digest, recipe.python or None, built=bool(missing),
+    image_id = index.digest
+    if engine is not None and host in images:
+        image_id = engine_holds_the_stored(recipe, store, images[host], engine, log)
+    return BaseImageResult(recipe.name, recipe.image_ref, image_id, recipe.python or None, built=bool(missing),
                            platforms=tuple(str(p) for p in sorted(images)))  # fmt: skip
+
+
+def engine_holds_the_stored(recipe: BaseImageRecipe, store: OciStore, entry: dict, engine: Engine, log: LogSink) -> str:
+    """Make the engine's image of the recipe the store's host image (``docker load`` of it, when the
+    engine holds another image under the name or none): one base whether a build asks the engine or
+    the store. Its engine id (the config digest)."""
+    image = StoredImage.read(store, entry["digest"])
+    info = engine.image_info(recipe.image_ref)
+    if info is None or info.id != image.config_digest:
+        log(f"loading {recipe.image_ref} from {store.root} into the engine (it held {'another image' if info else 'none'} of that name)")
+        load_oci_image(engine, store, image, [recipe.image_ref, recipe.latest_ref], recipe.image_ref, log)
+        check_python(recipe, engine, recipe.image_ref)
+    else:
+        latest = engine.image_info(recipe.latest_ref)
+        if latest is None or latest.id != info.id:
+            engine.tag(info.id, recipe.latest_ref)
+    return image.config_digest
 
 
 def _registry_recipe(recipe: BaseImageRecipe, wanted: tuple[Platform, ...], engine: Engine | None, log: LogSink,
