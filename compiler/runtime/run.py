@@ -14,6 +14,9 @@ from compiler.workspace import Workspace
 
 TRACEBACK = "Traceback (most recent call last):"
 FRAME_RE = re.compile(r'^\s*File "(?P<file>[^"]*)", line (?P<line>\d+)(?:, in (?P<func>.*))?$')
+# The line that ends a traceback: a (dotted) exception name, alone or with its message.
+EXCEPTION_LINE_RE = re.compile(r"^[A-Za-z_][\w.]*(?::\s.*|:)?$")
+INTERLEAVED_LINES = 50  # other writers' lines that may come between the frames and the exception line
 ERROR_RE = re.compile(r"^pkgc: |\b[A-Z]\w*(?:Error|Exception)\b|\b(?:ERROR|FATAL|CRITICAL|Error|error)\b")
 
 
@@ -97,17 +100,26 @@ def first_error(log: str) -> str | None:
     for index, line in enumerate(lines):
         if TRACEBACK not in line:
             continue
-        frame = None
+        frame, other = None, []
         for follow in lines[index + 1 :]:
             if not follow.strip():
                 continue
             if follow[:1].isspace():  # a frame, its source line, its carets
                 frame = FRAME_RE.match(follow) or frame
                 continue
-            where = f" (at {frame['file']}:{frame['line']}{', in ' + frame['func'] if frame['func'] else ''})" if frame else ""
-            return excerpt(follow.strip(), 200) + excerpt(where, 160)
+            if not EXCEPTION_LINE_RE.match(follow.strip()) and len(other) < INTERLEAVED_LINES:
+                other.append(follow)  # another writer's line in the same log (stdout and stderr merged)
+                continue
+            return excerpt(follow.strip(), 200) + excerpt(where_of(frame), 160)
+        if other:  # no exception line: the first line after the frames, as before
+            return excerpt(other[0].strip(), 200) + excerpt(where_of(frame), 160)
         break  # a traceback cut short: look for an error line instead
     return next((excerpt(line.strip(), 200) for line in lines if ERROR_RE.search(line)), None)
+
+
+def where_of(frame: re.Match | None) -> str:
+    """" (at FILE:LINE, in FUNC)" for a traceback's innermost frame; empty without one."""
+    return f" (at {frame['file']}:{frame['line']}{', in ' + frame['func'] if frame['func'] else ''})" if frame else ""
 
 
 def crash_report(log: str) -> str:

@@ -60,3 +60,32 @@ def test_an_error_line_without_a_traceback_and_a_clean_log(tmp_path):
     quiet = log_of("print('one')\nprint('two')\n", tmp_path)
     assert first_error(quiet) is None and crash_report(quiet) == "container log: one | two"
     assert crash_report("") == "container log: (empty)"
+
+
+# The server's two writers share the container log: a log line of another thread (or gunicorn's master,
+# on stdout) lands between the traceback's frames (stderr) and its exception line.
+INTERLEAVED = textwrap.dedent("""\
+    import sys, traceback
+    def load():
+        from json import name_that_json_does_not_have
+    try:
+        load()
+    except ImportError as exc:
+        *frames, last = traceback.format_exception(exc)
+        sys.stderr.write("".join(frames)); sys.stderr.flush()
+        print("2026-12-03 21:18:29,889 I [1] gunicorn.error - Worker exiting (pid: 12)", flush=True)
+        print("Initializing logger", flush=True)
+        sys.stderr.write(last); sys.stderr.flush()
+        print("Reason: Worker failed to boot.", file=sys.stderr)
+""")
+
+
+def test_the_exception_line_after_another_writer_s_lines(tmp_path):
+    path = tmp_path / "server.py"
+    path.write_text(INTERLEAVED)
+    log = subprocess.run([sys.executable, str(path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60).stdout
+    lines = log.splitlines()
+    assert lines.index("Initializing logger") < next(i for i, line in enumerate(lines) if line.startswith("ImportError"))
+    error = first_error(log)
+    assert error.startswith("ImportError: cannot import name 'name_that_json_does_not_have' from 'json' (")
+    assert error.endswith("server.py:3, in load)")
