@@ -97,3 +97,18 @@ def test_another_python_compiles_in_a_chroot_as_root_else_the_host_s_says_so(tmp
     none = plan_compiler(other, "3.12", ARM64, tmp_path / "cache", base)
     assert none.identity is None and "no python3.12" in none.why
     assert plan_compiler(other, "3.11", Platform.host(), tmp_path / "cache", None).identity is None  # no base to run
+
+
+def test_a_python_outside_the_base_s_folder_is_not_hashed(tmp_path, monkeypatch):
+    """Hashing the running Python (its standard library: 0.4 s) is every build's cost; a Python whose
+    executable is not where the base has its own cannot be the base's build, so it is not hashed."""
+    import compiler.backends.oci.base_python as base_python
+
+    store = OciStore(tmp_path / "store")
+    base = base_of(store, [[Entry("opt/elsewhere/bin/python3.11", "file", 0o755, data=b"\x7fELF another build")]])
+    scan = scan_base(store, base)
+    assert scan.python_home("3.11") == "/opt/elsewhere/bin" != os.path.dirname(os.path.realpath(sys.executable))
+    hashed = []
+    monkeypatch.setattr(base_python, "host_build", lambda *a: hashed.append(a) or "")
+    choice = plan_compiler(scan, "3.11", Platform.host(), tmp_path / "cache", base)
+    assert hashed == [] and choice.executable == "/opt/elsewhere/bin/python3.11"
