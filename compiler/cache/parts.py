@@ -41,10 +41,13 @@ class StagingEntry:
     owner_alive: bool | None  # None: no owner recorded in the name (an older pkgc made it)
 
 
-def staging_entries(cache: Path) -> list[StagingEntry]:
-    """Every staging entry in ``cache``, with whether its owner still runs."""
+def staging_entries(cache: Path, fanned: bool = True) -> list[StagingEntry]:
+    """Every staging entry in ``cache``, with whether its owner still runs (``fanned``: also in the
+    hundreds of fan-out folders of the pyc cache and the fetched files, ``files/*`` and ``pyc/*``)."""
     found = []
     for folder, prefix in STAGING:
+        if folder.endswith("/*") and not fanned:
+            continue
         for parent in _folders(cache, folder):
             try:
                 names = [e.name for e in os.scandir(parent) if e.name.startswith(prefix)]

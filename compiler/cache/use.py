@@ -5,7 +5,9 @@ The kernel drops a killed process's lock, so no lock outlives its run.
 
 On taking it, a run removes the staging of runs that are gone (``sweep``): entries whose owner (in
 their name, ``compiler.cache.owner``) no longer runs; when no other run holds the cache, also
-untagged ones (an older pkgc's) not touched for ``UNTAGGED_GRACE`` seconds."""
+untagged ones (an older pkgc's) not touched for ``UNTAGGED_GRACE`` seconds. The fan-out folders
+of the pyc cache and the fetched files (hundreds of folders: 0.1 s) are swept at most once every
+``FANNED_SWEEP_EVERY`` seconds (``<cache>/.pkgc-swept`` records when), the rest on every run."""
 
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ from compiler.cache.parts import staging_entries, tree_usage
 
 LOCK_NAME = ".pkgc-use.lock"
 UNTAGGED_GRACE = 600.0
+FANNED_SWEEP_EVERY = 600.0
+SWEPT_NAME = ".pkgc-swept"
 
 
 def _open_lock(cache: Path) -> int | None:
@@ -54,12 +58,13 @@ class Swept:
     bytes: int = 0
 
 
-def sweep(cache: Path, alone: bool, now: float | None = None) -> Swept:
+def sweep(cache: Path, alone: bool, now: float | None = None, fanned: bool = True) -> Swept:
     """Remove the staging of runs that are gone; ``alone`` (no other run holds the cache): also
-    untagged staging older than the grace period. Never raises for what cannot be removed."""
+    untagged staging older than the grace period (``fanned``: in the fan-out folders too). Never
+    raises for what cannot be removed."""
     now = time.time() if now is None else now
     swept = Swept()
-    for entry in staging_entries(cache):
+    for entry in staging_entries(cache, fanned):
         if entry.owner_alive:
             continue
         if entry.owner_alive is None:
@@ -114,9 +119,26 @@ def cache_in_use(cache: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def _stamp(path: Path) -> None:
+    """``path`` now stamped (created if missing; a link there is not followed)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    try:
+        os.utime(fd)
+    finally:
+        os.close(fd)
+
+
 def _quietly_sweep(cache: Path, alone: bool) -> None:
     try:
-        sweep(cache, alone)
+        stamp = cache / SWEPT_NAME
+        now = time.time()
+        try:
+            fanned = not 0 <= now - stamp.stat().st_mtime < FANNED_SWEEP_EVERY
+        except OSError:
+            fanned = True  # never swept (or the stamp is unreadable): the whole cache
+        sweep(cache, alone, now, fanned)
+        if fanned:
+            _stamp(stamp)
     except OSError:  # a cache that cannot be swept still serves the run
         pass
 

@@ -292,3 +292,34 @@ def test_max_size_lets_go_of_package_images_a_newer_build_replaced_oldest_first(
     tight = prune_cache(cache, max_size=1)
     names = {m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"] for m in store.entries()}
     assert set(names.values()) == {third, other} and names["pkgc/big:3"] == third and tight.over > 0
+
+
+def test_the_fan_out_folders_are_swept_at_most_once_in_a_while(tmp_path):
+    """Every run sweeps the cache's top folders; the hundreds of fan-out folders of the pyc cache and the
+    fetched files only when the last such sweep is older than FANNED_SWEEP_EVERY (0.1 s of every build)."""
+    from compiler.cache.use import FANNED_SWEEP_EVERY, SWEPT_NAME
+
+    cache = tmp_path / "cache"
+    dead = f"{os.getpid() + 4_000_000}.1-abcd"  # no process has that pid: the owner is gone
+    with cache_in_use(cache):
+        pass  # the first run sweeps everything and stamps it
+    stamp = cache / SWEPT_NAME
+    assert stamp.is_file()
+    fanned = cache / "pyc" / "ab" / f".partial-{dead}"
+    top = cache / "oci" / "blobs" / "sha256" / f".partial-{dead}"
+    for path in (fanned, top):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    with cache_in_use(cache):
+        pass
+    assert fanned.exists() and not top.exists()
+    old = time.time() - FANNED_SWEEP_EVERY - 1
+    os.utime(stamp, (old, old))
+    with cache_in_use(cache):
+        pass
+    assert not fanned.exists() and stamp.stat().st_mtime > old + 1
+    stamp.unlink()
+    stamp.symlink_to(tmp_path / "elsewhere")  # a link in the cache is not followed out of it
+    with cache_in_use(cache):
+        pass
+    assert not (tmp_path / "elsewhere").exists()
