@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,20 @@ def podman() -> str:
         if installed.returncode != 0 or shutil.which("podman") is None:
             pytest.skip(f"podman cannot be installed here (scripts/ensure-podman.sh: {installed.stderr.strip()[-300:]})")
     return shutil.which("podman")
+
+
+@pytest.fixture(scope="module")
+def podman_service(podman, tmp_path_factory):
+    """podman's Docker-compatible API on a socket of its own; stopped after the module."""
+    socket = tmp_path_factory.mktemp("podman") / "podman.sock"
+    service = subprocess.Popen([podman, "system", "service", "--time=0", f"unix://{socket}"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not socket.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert socket.exists(), "podman system service did not open its socket"
+        yield f"unix://{socket}"
+    finally:
+        service.terminate()
+        service.wait(timeout=30)

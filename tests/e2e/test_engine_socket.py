@@ -71,3 +71,26 @@ def test_a_refused_load_is_one_line(socket_engine):
         for message in socket_engine.load_archive(io.BytesIO(garbage), len(garbage)):
             if "error" in message:
                 raise BuildError(f"the engine refused the image: {message['error']}")
+
+
+def test_the_socket_client_on_podman_s_docker_api(podman, podman_service):
+    """The same calls through podman's Docker-compatible service (`podman system service`): a build
+    with DOCKER_HOST at podman's socket inspects, loads, tags and lists with the socket client too."""
+    import subprocess
+
+    engine = DockerEngine.connect(podman_service)
+    assert engine._socket is not None
+    tag = f"localhost/{REPOSITORY}-podman:1"
+    archive = one_layer_archive(tag)
+    try:
+        messages = list(engine.load_archive(io.BytesIO(archive), len(archive)))
+        assert messages and all(isinstance(m, dict) for m in messages) and not any("error" in m for m in messages)
+        loaded = engine.image_info(tag)
+        listed = subprocess.run([podman, "image", "inspect", "--format", "{{.Id}}", tag], capture_output=True, text=True)
+        assert loaded is not None and loaded.id.removeprefix("sha256:") == listed.stdout.strip()
+        engine.tag(loaded.id, f"localhost/{REPOSITORY}-podman:2")
+        assert engine.image_info(f"localhost/{REPOSITORY}-podman:2").id == loaded.id
+        assert loaded.id in engine.image_ids(f"localhost/{REPOSITORY}-podman")
+        assert engine.image_info("localhost/pkgc-e2e/no-such-image:1") is None
+    finally:
+        subprocess.run([podman, "rmi", "-f", tag, f"localhost/{REPOSITORY}-podman:2"], capture_output=True)

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import docker
@@ -58,23 +57,6 @@ def test_podman_takes_pkgc_s_cdi_names(podman, gpus, tmp_path):
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert proc.returncode != 0
     assert f"unresolvable CDI devices {request.cdi_devices()[0]}" in proc.stderr
-
-
-@pytest.fixture(scope="module")
-def podman_service(podman, tmp_path_factory):
-    """podman's Docker-compatible API on a socket of its own; stopped after the module."""
-    socket = tmp_path_factory.mktemp("podman") / "podman.sock"
-    service = subprocess.Popen([podman, "system", "service", "--time=0", f"unix://{socket}"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while not socket.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert socket.exists(), "podman system service did not open its socket"
-        yield f"unix://{socket}"
-    finally:
-        service.terminate()
-        service.wait(timeout=30)
 
 
 def test_podman_s_docker_api_dropping_the_request_is_refused(podman, podman_service, copy_package, session_env, tmp_path):
