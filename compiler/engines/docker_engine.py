@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Iterator
+from typing import TYPE_CHECKING, BinaryIO, Iterable, Iterator
 
 from compiler.engines.base import ImageInfo, LogSink, Mount, RunHandle
 from compiler.engines.docker_socket import SocketApi
@@ -152,8 +152,9 @@ class DockerEngine:
             return self._socket.image_ids(repository)
         return [image["Id"] for image in self._api.images(name=repository)]
 
-    def load_archive(self, archive: BinaryIO, size: int) -> Iterator[dict]:
-        """``docker load`` of a docker-archive of ``size`` bytes; the engine's progress messages."""
+    def load_archive(self, archive: BinaryIO | Iterable[bytes], size: int | None) -> Iterator[dict]:
+        """``docker load`` of a docker-archive of ``size`` bytes (None: the blocks ``archive`` yields,
+        sent chunked); the engine's progress messages."""
         if self._socket is not None:
             return self._socket.load(archive, size)
         # quiet=False: the engine reports each layer as it applies it, so a multi-GB layer never

@@ -13,7 +13,7 @@ import http.client
 import json
 import socket
 import urllib.parse
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
 from compiler.errors import BuildError, excerpt
 
@@ -100,12 +100,13 @@ class SocketApi:
         if status not in (200, 201):
             raise self._refused(f"to tag {excerpt(image)} as {excerpt(repository)}:{excerpt(tag)}", status, answer)
 
-    def load(self, archive: BinaryIO, size: int) -> Iterator[dict]:
-        """``docker load`` of a docker-archive of ``size`` bytes read from ``archive``; the engine's
-        progress messages as they come (it reports each layer as it applies it, so a multi-GB layer
-        never leaves the connection silent past the read timeout)."""
-        connection, response = self._call("POST", "/images/load", {"quiet": "0"}, body=archive,
-                                          headers={"Content-Type": "application/x-tar", "Content-Length": str(size)})  # fmt: skip
+    def load(self, archive: BinaryIO | Iterable[bytes], size: int | None) -> Iterator[dict]:
+        """``docker load`` of a docker-archive: ``size`` bytes read from the file ``archive``, or, with
+        ``size`` None, the blocks ``archive`` yields, sent chunked as they come. The engine's progress
+        messages as they come (it reports each layer as it applies it, so a multi-GB layer never leaves
+        the connection silent past the read timeout)."""
+        headers = {"Content-Type": "application/x-tar"} | ({"Content-Length": str(size)} if size is not None else {})
+        connection, response = self._call("POST", "/images/load", {"quiet": "0"}, body=archive, headers=headers)
         try:
             if response.status != 200:
                 data = response.read(MAX_MESSAGE_BYTES)

@@ -6,12 +6,12 @@ in the archive but not sent, so a model-only rebuild sends only its small layers
 
 from __future__ import annotations
 
-import tempfile
 import time
-from typing import BinaryIO, Callable
+from typing import Callable
 
 from compiler.engines.base import Engine
 from compiler.errors import BuildError
+from compiler.oci.archive_stream import StreamedArchive
 from compiler.oci.outputs import StoredImage, write_docker_archive
 from compiler.oci.store import NAMED_AT, REF_NAME, OciStore
 
@@ -101,32 +101,12 @@ def _held(engine: Engine, store: OciStore, image: StoredImage, diff_ids: list[st
     return _held_prefix(diff_ids, _engine_layers(engine, [base_ref, tag]))
 
 
-class _Counted:
-    """A file read through once, telling ``progress`` the bytes read so far of its whole ``size``."""
-
-    def __init__(self, file: BinaryIO, size: int, progress: Callable[[int, int], None]):
-        self.file, self.size, self.progress, self.sent = file, size, progress, 0
-
-    def __len__(self) -> int:  # requests sends a Content-Length instead of chunks
-        return self.size
-
-    def __iter__(self):
-        while block := self.read(1 << 16):
-            yield block
-
-    def read(self, n: int = -1) -> bytes:
-        block = self.file.read(n)
-        self.sent += len(block)
-        self.progress(self.sent, self.size)
-        return block
-
-
 def load_into_engine(
     engine: Engine, store: OciStore, image: StoredImage, tags: list[str], base_ref: str, log=lambda _msg: None,
     progress: Callable[[int, int], None] = lambda _sent, _size: None,
 ) -> str:
-    """Load ``image`` tagged ``tags``; return the engine's image id. ``progress`` hears the archive's
-    bytes sent so far, and its size."""
+    """Load ``image`` tagged ``tags``; return the engine's image id. The archive is streamed as it is
+    written (``compiler.oci.archive_stream``); ``progress`` hears its bytes sent so far, and about its size."""
     existing = engine.image_info(image.config_digest)
     if existing is not None:
         log(f"the engine already holds {image.config_digest[:19]}: tagged only")
@@ -137,12 +117,10 @@ def load_into_engine(
         load = getattr(engine, "load_archive", None)
         if load is None:
             raise BuildError(f"loading an OCI-built image needs a Docker engine, not {engine.name}")
-        with tempfile.TemporaryFile(prefix="pkgc-load-") as archive:
-            write_docker_archive(store, image, tags, archive, skip)
-            size = archive.tell()
-            archive.seek(0)
+        total = sum(store.blobs.path(d).stat().st_size for d, diff_id in zip(image.layer_digests, diff_ids) if diff_id not in skip)
+        with StreamedArchive(lambda out: write_docker_archive(store, image, tags, out, skip), total, progress) as body:
             try:
-                for message in load(_Counted(archive, size, progress), size):
+                for message in load(body, None):
                     if "error" in message:
                         raise BuildError(f"the engine refused the image: {message['error']}")
             except BuildError:
