@@ -237,7 +237,7 @@ def remove(images: list[str], keep: bool) -> None:
     subprocess.run(["docker", "builder", "prune", "-f"], capture_output=True)  # build cache only
 
 
-def pkgc_custom(env: dict, work: Path, want: dict, minimum: float, keep: bool) -> dict:
+def pkgc_custom(env: dict, work: Path, want: dict, minimum: float, built: list[str]) -> dict:
     """bench/gpu's package: fully cold (writes the weights with torch in its image), cold, model-only."""
     proj, f = work / "proj", {"load_before": load()}
 
@@ -248,8 +248,9 @@ def pkgc_custom(env: dict, work: Path, want: dict, minimum: float, keep: bool) -
 
     check_disk("pkgc fully cold build", minimum)
     first, f["fully_cold_s"] = build("c0", "m1")
+    built.append(first["image_id"])
     for version in ("m1", "m2"):  # the weights and torch's own answers, by torch in that image
-        sh("docker", "run", "--rm", "--network", "none", "--entrypoint", "python", "-v", f"{work}:/work", "-v", f"{proj}/src:/src:ro", first["image"],
+        sh("docker", "run", "--rm", "--network", "none", "--user", f"{os.getuid()}:{os.getgid()}", "--entrypoint", "python", "-v", f"{work}:/work", "-v", f"{proj}/src:/src:ro", first["image"],
            "/work/make_model.py", f"/work/{version}/model", "/src", "/work/request.json", f"/work/{version}.expected.json", "cpu")  # fmt: skip
         want[version] = json.loads((work / f"{version}.expected.json").read_text())["predictions"]
     remove([first["image_id"]], False)  # every tag of it: the engine loses the environment layers again
@@ -260,19 +261,20 @@ def pkgc_custom(env: dict, work: Path, want: dict, minimum: float, keep: bool) -
 
     check_disk("pkgc cold build", minimum)
     cold, f["cold_s"] = build("c1", "m1")
+    built.append(cold["image_id"])
     after, f["model_only_s"] = build("c1", "m2")
+    built.append(after["image_id"])
     f["model_only_in_process_s"] = after["build_seconds"]
     f["image_bytes"] = cold["size_bytes"]
     f.update(env_bytes(cold["image"], STAND_IN))
     check("pkgc", answer(cold["image"], 5001, "/score", {"data": ROWS}), want["m1"])
     check("pkgc m2", answer(after["image"], 5001, "/score", {"data": ROWS}), want["m2"])
     f["layers"] = [{"kind": layer.get("kind"), "bytes": layer.get("size"), "digest": layer.get("digest")} for layer in cold.get("layers", [])]
-    f["images"] = [cold["image"], after["image"], cold["image_id"], after["image_id"]]
     f["load_after"] = load()
     return f
 
 
-def pkgc_mlflow(env: dict, work: Path, custom: dict, want: dict, minimum: float) -> dict:
+def pkgc_mlflow(env: dict, work: Path, custom: dict, want: dict, minimum: float, built: list[str]) -> dict:
     """The MLflow model as an mlflow_model package, on the cache the custom package filled."""
     f = {"load_before": load()}
     spec = work / "mlflow-spec" / "package.yml"
@@ -285,6 +287,7 @@ def pkgc_mlflow(env: dict, work: Path, custom: dict, want: dict, minimum: float)
         model = pkgc(cenv, "model", "create", "--name", f"{PREFIX}-mlflow", "--type", "mlflow_model", "--path", str(work / "mlflow" / version)).strip()
         out, seconds = timed(sys.executable, "-m", "compiler.cli", "-q", "build", str(spec), "--model", model, "--base-image", STAND_IN, "--json", env=cenv)
         builds[version] = json.loads(out)
+        built.append(builds[version]["image_id"])
         f["cold_s" if version == "m1" else "model_only_s"] = seconds
     cold = builds["m1"]
     f["image_bytes"] = cold["size_bytes"]
@@ -296,7 +299,6 @@ def pkgc_mlflow(env: dict, work: Path, custom: dict, want: dict, minimum: float)
     f["layers_reused_from_custom"] = [f"{layer.get('kind')} {layer.get('size', 0) / 1e6:.0f} MB" for layer in reused]
     f["bytes_reused_from_custom"] = sum(layer.get("size") or 0 for layer in reused)
     f["layers_total"] = len(cold.get("layers", []))
-    f["images"] = [b["image"] for b in builds.values()] + [b["image_id"] for b in builds.values()]
     f["load_after"] = load()
     return f
 
@@ -396,10 +398,9 @@ def main() -> None:
         (work / version / "model" / "config.json").write_text(json.dumps({"inputs": 4, "hidden": HIDDEN, "outputs": 1, "seed": seed}))
     results: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "nproc": os.cpu_count(), "torch": TORCH, "model_state_dict_mb": None}
     want: dict = {}
-    pkgc_images: list[str] = []
+    pkgc_images: list[str] = []  # image ids, as each build makes one
     try:
-        results["pkgc"] = pkgc_custom(env, work, want, args.min_free_gb, args.keep)
-        pkgc_images = results["pkgc"].pop("images")
+        results["pkgc"] = pkgc_custom(env, work, want, args.min_free_gb, pkgc_images)
         results["model_state_dict_mb"] = round((work / "m1" / "model" / "model.pt").stat().st_size / 1e6, 1)
         peer_python = Path(paths["peer"]) / "venv" / "bin" / "python"
         (work / "mlflow").mkdir()
@@ -407,20 +408,28 @@ def main() -> None:
         for version in ("m1", "m2"):  # saved with the peer venv's mlflow (no torch there): untimed
             sh(str(peer_python), "-c", MLFLOW_SAVE, str(work / "mlflow" / "torch_model.py"), str(proj / "src" / "net.py"), str(work / version / "model"),
                str(work / "mlflow" / version), *TORCH)  # fmt: skip
-        if "pkgc-mlflow" not in args.skip:
-            results["pkgc_mlflow_model"] = pkgc_mlflow(env, work, results["pkgc"], want, args.min_free_gb)
-            pkgc_images += results["pkgc_mlflow_model"].pop("images")
-        remove(pkgc_images, args.keep)
-        shutil.rmtree(work / "c1", ignore_errors=True)  # pkgc's scratch cache: the disk goes to the peers
-        if "bentoml" not in args.skip:
-            results["bentoml"] = bentoml_builds(work, Path(paths["bento"]) / "venv", paths["bento_base"], want, args.min_free_gb, args.keep)
-        if "mlflow" not in args.skip:
-            results["mlflow"] = mlflow_builds(work, Path(paths["peer"]) / "venv", want, args.min_free_gb, args.keep)
+        tools = {
+            "pkgc_mlflow_model": lambda: pkgc_mlflow(env, work, results["pkgc"], want, args.min_free_gb, pkgc_images),
+            "bentoml": lambda: bentoml_builds(work, Path(paths["bento"]) / "venv", paths["bento_base"], want, args.min_free_gb, args.keep),
+            "mlflow": lambda: mlflow_builds(work, Path(paths["peer"]) / "venv", want, args.min_free_gb, args.keep),
+        }
+        for name, run in tools.items():
+            if name.replace("pkgc_mlflow_model", "pkgc-mlflow") in args.skip:
+                continue
+            try:
+                results[name] = run()
+            except SystemExit as exc:  # one tool failing is reported, the others still measured
+                results[name] = {"failed": str(exc)[-1500:]}
+                print(f"{name} FAILED: {exc}", file=sys.stderr)
+            if name == "pkgc_mlflow_model":
+                remove(pkgc_images, args.keep)
+                shutil.rmtree(work / "c1", ignore_errors=True)  # pkgc's scratch cache: the disk goes to the peers
     except LowDisk as exc:
         results["stopped"] = str(exc)
         print(exc, file=sys.stderr)
     finally:
-        remove(pkgc_images, args.keep)
+        peer_images = [f"{PREFIX}-{tool}:{version}" for tool in ("bento", "mlflow") for version in ("m2", "m1")]
+        remove(pkgc_images + peer_images, args.keep)
         shutil.rmtree(work, ignore_errors=True)
     results["bench_minutes"] = round((time.monotonic() - started) / 60, 1)
     out = ROOT / "bench" / "results" / time.strftime("torch-peers-%Y%m%dT%H%M%S.json")
