@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -167,10 +168,17 @@ def sh(*args: str, env: dict | None = None, cwd: Path | None = None) -> str:
     return proc.stdout
 
 
-def timed(*args: str, env: dict | None = None, cwd: Path | None = None) -> tuple[str, float]:
+def pkgc_build(env: dict, *args: str) -> tuple[dict, float, dict[str, float]]:
+    """A whole `pkgc build --json` call: its result, wall seconds and each stage's seconds (--progress plain)."""
     started = time.monotonic()
-    out = sh(*args, env=env, cwd=cwd)
-    return out, round(time.monotonic() - started, 1)
+    proc = subprocess.run([sys.executable, "-m", "compiler.cli", "--progress", "plain", "build", *args, "--json"], capture_output=True, text=True, env=env)
+    seconds = round(time.monotonic() - started, 1)
+    if proc.returncode != 0:
+        raise SystemExit(f"pkgc build {' '.join(args)[:200]} failed: {proc.stderr.strip()[-1500:]}")
+    stages: dict[str, float] = {}
+    for match in re.finditer(r"^pkgc \[([\w-]+)\] done in ([\d.]+) s", proc.stderr, re.M):
+        stages[match[1]] = round(stages.get(match[1], 0) + float(match[2]), 1)
+    return json.loads(proc.stdout), seconds, stages
 
 
 def load() -> float:
@@ -241,14 +249,15 @@ def pkgc_custom(env: dict, work: Path, want: dict, minimum: float, built: list[s
     """bench/gpu's package: fully cold (writes the weights with torch in its image), cold, model-only."""
     proj, f = work / "proj", {"load_before": load()}
 
-    def build(cache: str, version: str) -> tuple[dict, float]:
-        out, seconds = timed(sys.executable, "-m", "compiler.cli", "-q", "build", str(proj / "deployment.yml"), "--model", str(work / version / "model"),
-                             "--base-image", STAND_IN, "--json", env=dict(env, PKGC_CACHE_DIR=str(work / cache)))  # fmt: skip
-        return json.loads(out), seconds
+    def build(cache: str, version: str, figure: str) -> dict:
+        result, f[f"{figure}_s"], f[f"{figure}_stages_s"] = pkgc_build(
+            dict(env, PKGC_CACHE_DIR=str(work / cache)), str(proj / "deployment.yml"), "--model", str(work / version / "model"), "--base-image", STAND_IN
+        )
+        built.append(result["image_id"])
+        return result
 
     check_disk("pkgc fully cold build", minimum)
-    first, f["fully_cold_s"] = build("c0", "m1")
-    built.append(first["image_id"])
+    first = build("c0", "m1", "fully_cold")
     for version in ("m1", "m2"):  # the weights and torch's own answers, by torch in that image
         sh("docker", "run", "--rm", "--network", "none", "--user", f"{os.getuid()}:{os.getgid()}", "--entrypoint", "python", "-v", f"{work}:/work", "-v", f"{proj}/src:/src:ro", first["image"],
            "/work/make_model.py", f"/work/{version}/model", "/src", "/work/request.json", f"/work/{version}.expected.json", "cpu")  # fmt: skip
@@ -260,10 +269,8 @@ def pkgc_custom(env: dict, work: Path, want: dict, minimum: float, built: list[s
     shutil.rmtree(work / "c0")
 
     check_disk("pkgc cold build", minimum)
-    cold, f["cold_s"] = build("c1", "m1")
-    built.append(cold["image_id"])
-    after, f["model_only_s"] = build("c1", "m2")
-    built.append(after["image_id"])
+    cold = build("c1", "m1", "cold")
+    after = build("c1", "m2", "model_only")
     f["model_only_in_process_s"] = after["build_seconds"]
     f["image_bytes"] = cold["size_bytes"]
     f.update(env_bytes(cold["image"], STAND_IN))
@@ -285,10 +292,9 @@ def pkgc_mlflow(env: dict, work: Path, custom: dict, want: dict, minimum: float,
     builds = {}
     for version in ("m1", "m2"):
         model = pkgc(cenv, "model", "create", "--name", f"{PREFIX}-mlflow", "--type", "mlflow_model", "--path", str(work / "mlflow" / version)).strip()
-        out, seconds = timed(sys.executable, "-m", "compiler.cli", "-q", "build", str(spec), "--model", model, "--base-image", STAND_IN, "--json", env=cenv)
-        builds[version] = json.loads(out)
+        figure = "cold" if version == "m1" else "model_only"
+        builds[version], f[f"{figure}_s"], f[f"{figure}_stages_s"] = pkgc_build(cenv, str(spec), "--model", model, "--base-image", STAND_IN)
         built.append(builds[version]["image_id"])
-        f["cold_s" if version == "m1" else "model_only_s"] = seconds
     cold = builds["m1"]
     f["image_bytes"] = cold["size_bytes"]
     f.update(env_bytes(cold["image"], STAND_IN))
