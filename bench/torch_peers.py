@@ -442,6 +442,11 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     markdown = table(results)
+    stages = [f"- {tool} {figure.replace('_', '-')}: " + ", ".join(f"{k} {v} s" for k, v in results[tool][f"{figure}_stages_s"].items())
+              for tool in ("pkgc", "pkgc_mlflow_model") for figure in ("fully_cold", "cold", "model_only")
+              if f"{figure}_stages_s" in results.get(tool, {})]  # fmt: skip
+    if stages:
+        markdown += "\n\npkgc's stages (--progress plain):\n" + "\n".join(stages)
     out.with_suffix(".md").write_text(markdown + "\n")
     print(markdown)
     print(f"(written to {out} and .md)")
