@@ -25,7 +25,7 @@ the prefix holding torch, less the same path in the base) plus the base's size, 
 and after. Each tool's images are removed once measured (--keep keeps them). Stops cleanly when
 less than --min-free-gb is free on / before a heavy step. Writes bench/results/torch-peers-<time>.json and .md.
 
-Usage: python3 bench/torch_peers.py [--peers PATH/peers.sh] [--peers-tmp DIR] [--keep]
+Usage: python3 bench/torch_peers.py [--compression gzip|zstd|none] [--skip TOOL] [--keep] [--peers PATH/peers.sh] [--peers-tmp DIR]
 """
 
 from __future__ import annotations
@@ -245,13 +245,13 @@ def remove(images: list[str], keep: bool) -> None:
     subprocess.run(["docker", "builder", "prune", "-f"], capture_output=True)  # build cache only
 
 
-def pkgc_custom(env: dict, work: Path, want: dict, minimum: float, built: list[str]) -> dict:
+def pkgc_custom(env: dict, work: Path, want: dict, minimum: float, built: list[str], extra: list[str]) -> dict:
     """bench/gpu's package: fully cold (writes the weights with torch in its image), cold, model-only."""
     proj, f = work / "proj", {"load_before": load()}
 
     def build(cache: str, version: str, figure: str) -> dict:
         result, f[f"{figure}_s"], f[f"{figure}_stages_s"] = pkgc_build(
-            dict(env, PKGC_CACHE_DIR=str(work / cache)), str(proj / "deployment.yml"), "--model", str(work / version / "model"), "--base-image", STAND_IN
+            dict(env, PKGC_CACHE_DIR=str(work / cache)), str(proj / "deployment.yml"), "--model", str(work / version / "model"), "--base-image", STAND_IN, *extra
         )
         built.append(result["image_id"])
         return result
@@ -281,7 +281,7 @@ def pkgc_custom(env: dict, work: Path, want: dict, minimum: float, built: list[s
     return f
 
 
-def pkgc_mlflow(env: dict, work: Path, custom: dict, want: dict, minimum: float, built: list[str]) -> dict:
+def pkgc_mlflow(env: dict, work: Path, custom: dict, want: dict, minimum: float, built: list[str], extra: list[str]) -> dict:
     """The MLflow model as an mlflow_model package, on the cache the custom package filled."""
     f = {"load_before": load()}
     spec = work / "mlflow-spec" / "package.yml"
@@ -293,7 +293,7 @@ def pkgc_mlflow(env: dict, work: Path, custom: dict, want: dict, minimum: float,
     for version in ("m1", "m2"):
         model = pkgc(cenv, "model", "create", "--name", f"{PREFIX}-mlflow", "--type", "mlflow_model", "--path", str(work / "mlflow" / version)).strip()
         figure = "cold" if version == "m1" else "model_only"
-        builds[version], f[f"{figure}_s"], f[f"{figure}_stages_s"] = pkgc_build(cenv, str(spec), "--model", model, "--base-image", STAND_IN)
+        builds[version], f[f"{figure}_s"], f[f"{figure}_stages_s"] = pkgc_build(cenv, str(spec), "--model", model, "--base-image", STAND_IN, *extra)
         built.append(builds[version]["image_id"])
     cold = builds["m1"]
     f["image_bytes"] = cold["size_bytes"]
@@ -382,6 +382,7 @@ def main() -> None:
     parser.add_argument("--peers", type=Path, default=ROOT.parent / "shared" / "peers" / "peers.sh")
     parser.add_argument("--peers-tmp", type=Path, default=Path(tempfile.gettempdir()) / "pkgc-peers", help="peers.sh's cached venvs")
     parser.add_argument("--min-free-gb", type=float, default=12.0)
+    parser.add_argument("--compression", choices=["gzip", "zstd", "none"], help="pkgc's layer compression (default: pkgc's own, gzip)")
     parser.add_argument("--keep", action="store_true", help="keep the images (pkgc's scratch cache is always deleted)")
     parser.add_argument("--skip", action="append", default=[], choices=["pkgc-mlflow", "bentoml", "mlflow"])
     args = parser.parse_args()
@@ -402,11 +403,13 @@ def main() -> None:
     for seed, version in enumerate(("m1", "m2")):
         (work / version / "model").mkdir(parents=True)
         (work / version / "model" / "config.json").write_text(json.dumps({"inputs": 4, "hidden": HIDDEN, "outputs": 1, "seed": seed}))
-    results: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "nproc": os.cpu_count(), "torch": TORCH, "model_state_dict_mb": None}
+    results: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "nproc": os.cpu_count(), "torch": TORCH, "model_state_dict_mb": None,
+                     "pkgc_compression": args.compression or "gzip (default)"}
     want: dict = {}
     pkgc_images: list[str] = []  # image ids, as each build makes one
+    extra = ["--compression", args.compression] if args.compression else []
     try:
-        results["pkgc"] = pkgc_custom(env, work, want, args.min_free_gb, pkgc_images)
+        results["pkgc"] = pkgc_custom(env, work, want, args.min_free_gb, pkgc_images, extra)
         results["model_state_dict_mb"] = round((work / "m1" / "model" / "model.pt").stat().st_size / 1e6, 1)
         peer_python = Path(paths["peer"]) / "venv" / "bin" / "python"
         (work / "mlflow").mkdir()
@@ -415,7 +418,7 @@ def main() -> None:
             sh(str(peer_python), "-c", MLFLOW_SAVE, str(work / "mlflow" / "torch_model.py"), str(proj / "src" / "net.py"), str(work / version / "model"),
                str(work / "mlflow" / version), *TORCH)  # fmt: skip
         tools = {
-            "pkgc_mlflow_model": lambda: pkgc_mlflow(env, work, results["pkgc"], want, args.min_free_gb, pkgc_images),
+            "pkgc_mlflow_model": lambda: pkgc_mlflow(env, work, results["pkgc"], want, args.min_free_gb, pkgc_images, extra),
             "bentoml": lambda: bentoml_builds(work, Path(paths["bento"]) / "venv", paths["bento_base"], want, args.min_free_gb, args.keep),
             "mlflow": lambda: mlflow_builds(work, Path(paths["peer"]) / "venv", want, args.min_free_gb, args.keep),
         }
