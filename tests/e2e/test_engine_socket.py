@@ -94,3 +94,19 @@ def test_the_socket_client_on_podman_s_docker_api(podman, podman_service):
         assert engine.image_info("localhost/pkgc-e2e/no-such-image:1") is None
     finally:
         subprocess.run([podman, "rmi", "-f", tag, f"localhost/{REPOSITORY}-podman:2"], capture_output=True)
+
+
+def test_a_streamed_archive_loads_through_the_socket_and_through_the_sdk(socket_engine):
+    """The build's load sends the archive chunked as it is written (size unknown): through the socket
+    client, and through the SDK (the path of engines not at a unix socket)."""
+    import docker
+
+    from compiler.oci.archive_stream import StreamedArchive
+
+    for engine, tag in ((socket_engine, f"{REPOSITORY}:streamed-socket"), (DockerEngine(client=docker.from_env()), f"{REPOSITORY}:streamed-sdk")):
+        archive = one_layer_archive(tag)
+        with StreamedArchive(lambda out, data=archive: out.write(data), len(archive), lambda *_: None) as body:
+            messages = list(engine.load_archive(body, None))
+        assert not any("error" in m for m in messages), messages
+        assert any(tag in m.get("stream", "") for m in messages)
+        assert socket_engine.image_info(tag) is not None
