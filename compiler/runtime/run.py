@@ -107,10 +107,11 @@ def first_error(log: str) -> str | None:
             if follow[:1].isspace():  # a frame, its source line, its carets
                 frame = FRAME_RE.match(follow) or frame
                 continue
-            if not EXCEPTION_LINE_RE.match(follow.strip()) and len(other) < INTERLEAVED_LINES:
-                other.append(follow)  # another writer's line in the same log (stdout and stderr merged)
-                continue
-            return excerpt(follow.strip(), 200) + excerpt(where_of(frame), 160)
+            if EXCEPTION_LINE_RE.match(follow.strip()):
+                return excerpt(follow.strip(), 200) + excerpt(where_of(frame), 160)
+            other.append(follow)  # another writer's line in the same log (stdout and stderr merged)
+            if len(other) >= INTERLEAVED_LINES:
+                break
         if other:  # no exception line: the first line after the frames, as before
             return excerpt(other[0].strip(), 200) + excerpt(where_of(frame), 160)
         break  # a traceback cut short: look for an error line instead
