@@ -324,10 +324,17 @@ def bentoml_builds(work: Path, venv: Path, base: str, want: dict, minimum: float
         tag = sh(str(venv / "bin" / "bentoml"), "build", "-o", "tag", env=env, cwd=proj).strip().split("__tag__:")[-1]
         sh(str(venv / "bin" / "bentoml"), "containerize", tag, "--backend", "docker", "-t", f"{image}:{version}", "--opt", "force-rm", *extra, env=env)
         f["cold_s" if version == "m1" else "model_only_s"] = round(time.monotonic() - started, 1)
+    return measured_peer(f, "BentoML", image, base, (3000, "/predict", {"data": ROWS}), want, keep)
+
+
+def measured_peer(f: dict, tool: str, image: str, base: str, route: tuple, want: dict, keep: bool) -> dict:
+    """A peer's figures after its two builds: size, environment bytes, both versions' answers checked
+    against torch's own (``route``: container port, path, body), the load; its images then removed."""
+    port, path, body = route
     f["image_bytes"] = size(f"{image}:m1")
     f.update(env_bytes(f"{image}:m1", base))
-    check("BentoML", answer(f"{image}:m1", 3000, "/predict", {"data": ROWS}), want["m1"])
-    check("BentoML m2", answer(f"{image}:m2", 3000, "/predict", {"data": ROWS}), want["m2"])
+    for version in ("m1", "m2"):
+        check(f"{tool} {version}", answer(f"{image}:{version}", port, path, body), want[version])
     f["load_after"] = load()
     remove([f"{image}:m2", f"{image}:m1"], keep)
     return f
@@ -344,13 +351,7 @@ def mlflow_builds(work: Path, venv: Path, want: dict, minimum: float, keep: bool
         sh("docker", "build", "-q", "--force-rm", *extra, "-t", f"{image}:{version}", str(context), env=dict(os.environ, DOCKER_BUILDKIT="0"))
         f["cold_s" if version == "m1" else "model_only_s"] = round(time.monotonic() - started, 1)
         base = next(line.split()[1] for line in (context / "Dockerfile").read_text().splitlines() if line.startswith("FROM "))
-    f["image_bytes"] = size(f"{image}:m1")
-    f.update(env_bytes(f"{image}:m1", base))
-    check("MLflow", answer(f"{image}:m1", 8080, "/invocations", {"inputs": ROWS}), want["m1"])
-    check("MLflow m2", answer(f"{image}:m2", 8080, "/invocations", {"inputs": ROWS}), want["m2"])
-    f["load_after"] = load()
-    remove([f"{image}:m2", f"{image}:m1"], keep)
-    return f
+    return measured_peer(f, "MLflow", image, base, (8080, "/invocations", {"inputs": ROWS}), want, keep)
 
 
 def ratio(a, b) -> str:
