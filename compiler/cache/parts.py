@@ -31,6 +31,7 @@ STAGING = (
     ("built", "pkgc-sdist-"),  # a wheel being built
     ("pyc/*", ".partial-"), ("pyc/*", "tmp"),  # a compiled file being kept (tmp: older pkgc)
     ("generated", ".staging-"),  # an MLflow model's scoring folder being written
+    ("host-python", "."),  # the running Python's build digest being kept (compiler.backends.oci.host_python)
     ("bases", ".staging-"),  # a base image being unpacked for its Python (compiler.runtime.kept_root)
 )  # fmt: skip
 

@@ -112,3 +112,39 @@ def test_a_python_outside_the_base_s_folder_is_not_hashed(tmp_path, monkeypatch)
     monkeypatch.setattr(base_python, "host_build", lambda *a: hashed.append(a) or "")
     choice = plan_compiler(scan, "3.11", Platform.host(), tmp_path / "cache", base)
     assert hashed == [] and choice.executable == "/opt/elsewhere/bin/python3.11"
+
+
+def test_the_running_python_s_digest_is_kept_while_its_files_stay_as_they_are(tmp_path):
+    """Debian's /usr/bin/python3 on a Debian base is hashed on every build (0.3 s); the digest is kept in
+    the cache by its files' status, and any change to a file (same size, rewritten) hashes again."""
+    from compiler.backends.oci.host_python import FOLDER, remembered_build, status_key
+
+    python = tmp_path / "python3.11"
+    python.write_bytes(b"\x7fELF one build")
+    library = tmp_path / "os.py"
+    library.write_text("# the standard library\n")
+    files, cache, hashed = [str(python), str(library)], tmp_path / "cache", []
+
+    def compute(paths):
+        hashed.append(paths)
+        return host_build(paths)
+
+    first = remembered_build(files, compute, cache)
+    assert first == host_build(files) and len(hashed) == 1
+    assert remembered_build(files, compute, cache) == first and len(hashed) == 1  # kept: not hashed again
+    [record] = (cache / FOLDER).iterdir()
+    assert record.read_text() == first
+
+    (tmp_path / "upgraded").write_bytes(b"\x7fELF two build")  # same size, other bytes, put in place as
+    os.replace(tmp_path / "upgraded", python)  # a package manager does: another inode
+    second = remembered_build(files, compute, cache)
+    assert second == host_build(files) != first and len(hashed) == 2
+
+    for record in (cache / FOLDER).iterdir():  # a record that is not a digest, or a link, is not believed
+        record.unlink()
+        os.symlink(library, record)
+    assert remembered_build(files, compute, cache) == second and len(hashed) == 3
+    current = cache / FOLDER / status_key(files)
+    assert not current.is_symlink() and current.read_text() == second
+    assert library.read_text() == "# the standard library\n"  # the link was replaced, not written through
+    assert remembered_build(files, compute, None) == second and len(hashed) == 4  # no cache: hashed every time

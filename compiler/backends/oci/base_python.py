@@ -30,6 +30,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from compiler.backends.oci.host_python import remembered_build
 from compiler.backends.oci.scan import BaseScan
 from compiler.envbuild.bytecode import DRIVER, ENV, FLAGS, TIMEOUT, Compiler, ProcessCompiler, Source, compile_in_shares
 from compiler.oci.base import BaseImage
@@ -69,6 +70,11 @@ def _may_be_the_base_s(home: str) -> bool:
     executable must be in the folder of the base's (the build digest names the paths). Otherwise the
     chroot's compile gives the same bytes, so a Python that fails this check only costs time."""
     return os.path.dirname(os.path.realpath(sys.executable)) == home.rstrip("/")
+
+
+def _running_build(cache_dir: Path | None) -> str:
+    """``host_build()`` of this process's Python, remembered in the cache while its files stay as they are."""
+    return remembered_build(_running_python_files(), host_build, cache_dir)
 
 
 def _running_python_files() -> list[str]:
@@ -158,7 +164,7 @@ def plan_compiler(scan: BaseScan, python: str, platform: Platform, cache_dir: Pa
     if base is None or build is None or home is None:
         return CompilerChoice(None, False, "", f"the host's Python: the base has no python{python} of its own")
     executable = f"{home}/python{python}"
-    if platform == Platform.host() and _may_be_the_base_s(home) and host_build() == build:
+    if platform == Platform.host() and _may_be_the_base_s(home) and _running_build(cache_dir) == build:
         return CompilerChoice(base_identity(build, base.manifest_digest), False, executable, "the base's own Python, the one running pkgc")
     why = _sandbox_missing(platform) if cache_dir is not None else "no cache folder to unpack the base in"
     if why is None:
