@@ -97,7 +97,9 @@ class ParallelGzip:
     def compress(self, data: bytes) -> bytes:
         self._pending += data
         while len(self._pending) >= self.block:
-            self._submit(bytes(self._pending[: self.block]))
+            with memoryview(self._pending) as view:
+                block = bytes(view[: self.block])  # one copy, not a bytearray slice and then its bytes
+            self._submit(block)
             del self._pending[: self.block]
         return self._ready(wait_all=False)
 
