@@ -178,6 +178,9 @@ def pkgc_build(env: dict, *args: str) -> tuple[dict, float, dict[str, float]]:
     stages: dict[str, float] = {}
     for match in re.finditer(r"^pkgc \[([\w-]+)\] done in ([\d.]+) s", proc.stderr, re.M):
         stages[match[1]] = round(stages.get(match[1], 0) + float(match[2]), 1)
+    for match in re.finditer(r"^(?:pkgc|    ) +(\w[^\n]{0,200}?) in ([\d.]+) s\b", proc.stderr, re.M):  # the steps inside them
+        if not match[1].startswith("["):
+            stages[f"({match[1][:70]})"] = float(match[2])
     return json.loads(proc.stdout), seconds, stages
 
 

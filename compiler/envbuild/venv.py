@@ -9,6 +9,7 @@ tag checks (``installer``); the lock and the fetch check the wheels' tags agains
 
 from __future__ import annotations
 
+import os
 import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -87,9 +88,10 @@ def install_wheels(
     log: Callable[[str], None] = lambda _msg: None, overwrite: bool = False,
 ) -> None:
     """Install ``wheels`` into ``target``'s scheme under ``staging``; ``overwrite``: replace files
-    already there (as pip does over a conda environment's files)."""
-    groups = install_groups(wheels, log)
-    jobs = [(group, target, staging, overwrite) for group in groups]
+    already there (as pip does over a conda environment's files). The largest groups go first, so
+    the biggest wheel (torch) is not left for last on a busy worker."""
+    groups = sorted(install_groups(wheels, log), key=lambda g: -g.size)
+    jobs = [(list(group.wheels), target, staging, overwrite or group.overwrite) for group in groups]
     if workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(workers) as pool:
             results = list(pool.map(_install_group, jobs))
@@ -102,6 +104,30 @@ def install_wheels(
         raise BuildError(failures[0])
 
 
+class _Destination(SchemeDictionaryDestination):
+    """installer's destination, safe beside other processes installing into the same tree: parent
+    folders made as they may already be (two wheels' ``nvidia/`` at once), and never a write through
+    a link out of the tree (the venv's ``bin/python`` points at the base's Python, which on the host
+    may be any file or none; a conda package may hold a link to anywhere)."""
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self._root = os.path.realpath(self.destdir or "/")
+        self._inside: set[str] = set()  # parent folders already found to be in the tree
+
+    def write_to_fs(self, scheme, path, stream, is_executable):  # type: ignore[no-untyped-def]
+        target = self._path_with_destdir(scheme, path)  # installer's own check of the path's text
+        if target.is_symlink():
+            raise FileExistsError(f"File already exists: {target} (a link the environment holds)")
+        parent = str(target.parent)
+        if parent not in self._inside:
+            if os.path.commonpath([self._root, os.path.realpath(parent)]) != self._root:
+                raise FileExistsError(f"{target}: its folder is a link out of the environment")
+            self._inside.add(parent)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return super().write_to_fs(scheme, path, stream, is_executable)
+
+
 def _install_group(job: tuple[list[Path], VenvTarget, Path, bool]) -> tuple[str | None, list[str]]:
     """Install wheels that share files one after the other, in lock order; the error message (or None)
     and the installer's warnings as notes (the worker's stderr stays clean)."""
@@ -109,7 +135,7 @@ def _install_group(job: tuple[list[Path], VenvTarget, Path, bool]) -> tuple[str 
     notes: list[str] = []
     for wheel in wheels:
         name = wheel.name.split("-", 1)[0]
-        destination = SchemeDictionaryDestination(
+        destination = _Destination(
             _scheme(target, name), interpreter=target.interpreter, script_kind="posix", destdir=str(staging),
             overwrite_existing=overwrite or len(wheels) > 1,
         )  # fmt: skip
@@ -121,14 +147,27 @@ def _install_group(job: tuple[list[Path], VenvTarget, Path, bool]) -> tuple[str 
     return None, notes
 
 
-def install_groups(wheels: list[Path], log: Callable[[str], None] = lambda _msg: None) -> list[list[Path]]:
-    """Wheels in groups that share no file with another group, so groups install in parallel.
+@dataclass(frozen=True)
+class InstallGroup:
+    """Wheels installed one after the other by one worker."""
 
-    Wheels sharing a file (pkgutil-style namespace ``__init__.py`` files: opencensus and its
-    extensions ship the same line, some with CRLF) go in one group, installed one after the other in
-    lock order, so the later one's file is kept whatever the parallelism (pip also keeps the last)."""
+    wheels: tuple[Path, ...]
+    overwrite: bool  # they share a file with identical bytes with another group: either may write it
+    size: int  # the wheels' bytes
+
+
+def install_groups(wheels: list[Path], log: Callable[[str], None] = lambda _msg: None) -> list[InstallGroup]:
+    """Wheels in groups that install in parallel, in lock order.
+
+    Wheels that install one file with different bytes (pkgutil-style namespace ``__init__.py`` files:
+    opencensus and its extensions ship the same line, some with CRLF) go in one group, installed one
+    after the other in lock order, so the later one's file is kept whatever the parallelism (pip also
+    keeps the last). Wheels that share only files with the same bytes (the twelve ``nvidia-*`` CUDA
+    wheels' empty ``nvidia/__init__.py``: 1.8 GB that one worker installed alone) stay apart: either
+    may write such a file, and the result is the same."""
     owners: dict[str, tuple[int, bytes]] = {}
     parent = list(range(len(wheels)))
+    identical: set[int] = set()
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -149,14 +188,17 @@ def install_groups(wheels: list[Path], log: Callable[[str], None] = lambda _msg:
                     first, content = owners[name]
                     with zipfile.ZipFile(wheels[first]) as other:
                         content = content or other.read(name)
-                    if zf.read(name) != content:
-                        log(f"wheels {wheels[first].name} and {wheel.name} both install {name} with different bytes; "
-                            f"{wheel.name}'s is kept (the later in lock order, as pip would)")  # fmt: skip
                     owners[name] = (first, content)
+                    if zf.read(name) == content:
+                        identical.update((first, index))
+                        continue
+                    log(f"wheels {wheels[first].name} and {wheel.name} both install {name} with different bytes; "
+                        f"{wheel.name}'s is kept (the later in lock order, as pip would)")  # fmt: skip
                     parent[root(index)] = root(first)
         except (OSError, zipfile.BadZipFile) as exc:
             raise BuildError(f"{wheel}: not a readable wheel ({exc})") from None
-    groups: dict[int, list[Path]] = {}
-    for index, wheel in enumerate(wheels):
-        groups.setdefault(root(index), []).append(wheel)
-    return list(groups.values())
+    members: dict[int, list[int]] = {}
+    for index in range(len(wheels)):
+        members.setdefault(root(index), []).append(index)
+    return [InstallGroup(tuple(wheels[i] for i in group), any(i in identical for i in group), sum(wheels[i].stat().st_size for i in group))
+            for group in members.values()]  # fmt: skip
