@@ -71,14 +71,18 @@ class Source:
 
 def _sources(folder: Path, in_image: str, cache: Path | None, identity: bytes) -> list[Source]:
     """Every ``.py`` under ``folder`` outside test folders, as ``compileall.compile_dir`` finds them
-    (folders followed unless links)."""
+    (folders followed unless links), but no link: on the host a link reads the host's file, in the
+    image the image's (an unchecked-hash pyc of the one would run in place of the other), and a
+    ``__pycache__`` that is a link would have the pyc written wherever it points."""
     skip = _test_folders(folder)
     found = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not os.path.islink(os.path.join(root, d)))
+        if os.path.islink(os.path.join(root, "__pycache__")):
+            continue
         for name in sorted(files):
             path = Path(root) / name
-            if not name.endswith(".py") or skip.search(str(path)) or not path.is_file():
+            if not name.endswith(".py") or skip.search(str(path)) or path.is_symlink() or not path.is_file():
                 continue
             rel = path.relative_to(folder).as_posix()
             cached = None

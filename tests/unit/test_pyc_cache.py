@@ -56,3 +56,22 @@ def test_the_key_holds_the_in_image_path(tmp_path):
     assert "0 of 4 files from the pyc cache" in other.note
     shutil.rmtree(cache)
     assert compile_site_packages(make_tree(tmp_path / "c"), IN_IMAGE, PYTHON, cache=cache).compiled
+
+
+def test_links_are_not_compiled_and_a_linked_pycache_is_not_written_through(tmp_path):
+    """A conda package may hold links. A ``.py`` link reads the host's file here but the image's file
+    there (its unchecked-hash pyc would run the host's code in the image), and a ``__pycache__`` link
+    would have the pyc written wherever it points: neither is compiled, and nothing is written outside."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "host_secret.py").write_text("TOKEN = 'the host s'\n")
+    root = make_tree(tmp_path / "env")
+    (root / "pkg" / "linked.py").symlink_to(outside / "host_secret.py")
+    (root / "other").mkdir()
+    (root / "other" / "mod.py").write_text("X = 1\n")
+    (root / "other" / "__pycache__").symlink_to(outside)
+    result = compile_site_packages(root, IN_IMAGE, PYTHON, workers=1, cache=tmp_path / "cache")
+    assert result.compiled
+    tag = sys.implementation.cache_tag
+    assert f"pkg/__pycache__/linked.{tag}.pyc" not in pycs(root) and f"pkg/__pycache__/__init__.{tag}.pyc" in pycs(root)
+    assert sorted(p.name for p in outside.iterdir()) == ["host_secret.py"]
