@@ -43,7 +43,7 @@ started=$(date +%s)
 if [ -n "${PKGC:-}" ]; then
   read -r -a pkgc_cmd <<< "$PKGC"
 elif command -v pkgc > /dev/null; then
-  pkgc_cmd=(pkgc)
+  pkgc_cmd=("$(command -v pkgc)")  # its path: the function below is also named pkgc
 else
   export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
   pkgc_cmd=(python3 -m compiler.cli)

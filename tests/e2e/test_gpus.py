@@ -96,6 +96,20 @@ def test_gpu_sh_skips_plainly_without_a_gpu(engine, tmp_path):
     assert proc.stdout == "" and list(tmp_path.iterdir()) == []
 
 
+def test_gpu_sh_finds_pkgc_on_the_path(engine, tmp_path):
+    """After `. .venv/bin/activate`, `pkgc` is on PATH and PKGC unset: the script runs that pkgc (it
+    once called its own shell function of that name, endlessly, and said pkgc did not run)."""
+    bin_folder = tmp_path / "bin"
+    bin_folder.mkdir()
+    (bin_folder / "pkgc").write_text(f"#!/bin/sh\nexec {sys.executable} -m compiler.cli \"$@\"\n")
+    (bin_folder / "pkgc").chmod(0o755)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    proc = gpu_sh({"PKGC": "", "PATH": f"{bin_folder}:{os.environ['PATH']}", "NVIDIA_SMI": "nvidia-smi-not-installed", "TMPDIR": str(scratch)})
+    assert proc.returncode == 77, proc.stderr
+    assert proc.stderr.splitlines()[0].startswith("gpu.sh: pkgc 0.") and "SKIPPED: no NVIDIA GPU here" in proc.stderr
+
+
 def test_gpu_sh_skips_when_the_driver_does_not_answer(engine, tmp_path):
     """A machine with nvidia-smi whose driver is not loaded: what nvidia-smi prints there, then exit 9."""
     smi = tmp_path / "nvidia-smi"
