@@ -157,7 +157,7 @@ PLANS: dict[str, Plan] = {
         env={"REG": REGISTRY, "KEY_FILE": "{root}/signing.pem"},
         prepare="openssl genpkey -algorithm ed25519 -out signing.pem && openssl pkey -in signing.pem -pubout -out signing.pub"),
     "docs/ci.md: bash scripts/pkgc-image.sh          # pkgc/pkgc:0.1.0 and pkgc/pkgc:latest, loaded into the engine": Plan(),
-    "docs/ci.md: skopeo copy --preserve-digests oci:$HOME/.cache/pkgc/oci:pkgc/pkgc:0.1.0 docker://myregistry.azurecr.io/pkgc/pkgc:0.1.0": Plan(
+    "docs/ci.md: skopeo copy --preserve-digests oci:${PKGC_CACHE_DIR:-$HOME/.cache/pkgc}/oci:pkgc/pkgc:0.1.0 docker://myregistry.azurecr.io/pkgc/pkgc:0.1.0": Plan(
         substitutions=(Substitution("skopeo copy --preserve-digests", "skopeo copy --preserve-digests --dest-tls-verify=false",
                                     NO_REGISTRY + " (skopeo needs --dest-tls-verify=false for it)"),
                        Substitution("myregistry.azurecr.io", REGISTRY, NO_REGISTRY))),  # fmt: skip
