@@ -60,9 +60,12 @@ def index(tmp_path_factory) -> dict[str, SourceDist]:
 
 
 @pytest.fixture
-def find_links(index, monkeypatch):
-    """pip (run by pkgc as a subprocess, with the host's configuration) also sees the local sdists."""
+def find_links(index, monkeypatch, tmp_path):
+    """pip (run by pkgc as a subprocess, with the host's configuration) also sees the local sdists, with a
+    cache of its own: pip's wheel cache keeps the source's hash by its URL, and a new pytest run (its
+    temporary folders numbered from 0 again) can offer another sdist at an earlier run's path."""
     monkeypatch.setenv("PIP_FIND_LINKS", f"{os.environ.get('PIP_FIND_LINKS', '')} {index['folder']}".strip())
+    monkeypatch.setenv("PIP_CACHE_DIR", str(tmp_path / "pip-cache"))
 
 
 @pytest.mark.parametrize(
