@@ -159,22 +159,16 @@ class InstallGroup:
 def install_groups(wheels: list[Path], log: Callable[[str], None] = lambda _msg: None) -> list[InstallGroup]:
     """Wheels in groups that install in parallel, in lock order.
 
-    Wheels that install one file with different bytes (pkgutil-style namespace ``__init__.py`` files:
-    opencensus and its extensions ship the same line, some with CRLF) go in one group, installed one
-    after the other in lock order, so the later one's file is kept whatever the parallelism (pip also
-    keeps the last). Wheels that share only files with the same bytes (the twelve ``nvidia-*`` CUDA
-    wheels' empty ``nvidia/__init__.py``: 1.8 GB that one worker installed alone) stay apart: either
-    may write such a file, and the result is the same."""
-    owners: dict[str, tuple[int, bytes]] = {}
-    parent = list(range(len(wheels)))
-    identical: set[int] = set()
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    Every wheel that installs a file one of them ships with other bytes (pkgutil-style namespace
+    ``__init__.py`` files: opencensus and its extensions ship the same line, some with CRLF) goes in
+    one group, even those whose copy is the first's, installed one after the other in lock order, so
+    the last one's file is kept whatever the parallelism (pip also keeps the last). Wheels that share
+    only files every copy of which has the same bytes (the twelve ``nvidia-*`` CUDA wheels' empty
+    ``nvidia/__init__.py``: 1.8 GB that one worker installed alone) stay apart: whichever writes such
+    a file last, the result is the same."""
+    sharers: dict[str, list[int]] = {}  # path -> the wheels that ship it, in lock order
+    first_bytes: dict[str, bytes] = {}  # path -> what the first of them ships (read once it is shared)
+    differs: set[str] = set()  # paths some sharer ships with other bytes
     for index, wheel in enumerate(wheels):
         try:
             with zipfile.ZipFile(wheel) as zf:
@@ -182,21 +176,37 @@ def install_groups(wheels: list[Path], log: Callable[[str], None] = lambda _msg:
                     name = info.filename
                     if name.endswith("/") or ".dist-info/" in name or ".data/" in name:
                         continue
-                    if name not in owners:
-                        owners[name] = (index, b"")
+                    if name not in sharers:
+                        sharers[name] = [index]
                         continue
-                    first, content = owners[name]
-                    with zipfile.ZipFile(wheels[first]) as other:
-                        content = content or other.read(name)
-                    owners[name] = (first, content)
-                    if zf.read(name) == content:
-                        identical.update((first, index))
-                        continue
-                    log(f"wheels {wheels[first].name} and {wheel.name} both install {name} with different bytes; "
-                        f"{wheel.name}'s is kept (the later in lock order, as pip would)")  # fmt: skip
-                    parent[root(index)] = root(first)
+                    first = sharers[name][0]
+                    if name not in first_bytes:
+                        with zipfile.ZipFile(wheels[first]) as other:
+                            first_bytes[name] = other.read(name)
+                    if zf.read(name) != first_bytes[name]:
+                        differs.add(name)
+                        log(f"wheels {wheels[first].name} and {wheel.name} both install {name} with different bytes; "
+                            f"{wheel.name}'s is kept (the later in lock order, as pip would)")  # fmt: skip
+                    sharers[name].append(index)
         except (OSError, zipfile.BadZipFile) as exc:
             raise BuildError(f"{wheel}: not a readable wheel ({exc})") from None
+    parent = list(range(len(wheels)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    identical: set[int] = set()
+    for name, indices in sharers.items():
+        if len(indices) < 2:
+            continue
+        if name in differs:  # every wheel that ships it, one group: the last in lock order writes last
+            for index in indices[1:]:
+                parent[root(index)] = root(indices[0])
+        else:
+            identical.update(indices)
     members: dict[int, list[int]] = {}
     for index in range(len(wheels)):
         members.setdefault(root(index), []).append(index)

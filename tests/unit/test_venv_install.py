@@ -71,3 +71,15 @@ def test_a_wheel_cannot_write_through_a_folder_linked_out_of_the_environment(tmp
     with pytest.raises(BuildError, match="a link out of the environment"):
         install_wheels([hostile], VenvTarget(PREFIX, "3.11", "/usr/bin"), staging, overwrite=True)
     assert list(outside.iterdir()) == []
+
+
+def test_a_wheel_whose_copy_is_the_first_s_still_installs_before_a_later_different_one(tmp_path):
+    """Three wheels ship one file: the second with the first's bytes, the third with others. All three
+    are one group: were the second apart, it could write the first's bytes after the third's."""
+    files = [b"A = 1\n", b"A = 1\n", b"A = 2\r\n"]
+    found = [make_wheel(tmp_path, f"w{i}", "1.0", {"ns/__init__.py": data, f"w{i}/__init__.py": b""}) for i, data in enumerate(files)]
+    groups = install_groups(found)
+    assert [[w.name.split("-")[0] for w in g.wheels] for g in groups] == [["w0", "w1", "w2"]]
+    for attempt in range(3):
+        root = assemble_venv(found, VenvTarget(PREFIX, "3.11", "/usr/bin"), tmp_path / f"s{attempt}", workers=2)
+        assert (root / "lib/python3.11/site-packages/ns/__init__.py").read_bytes() == b"A = 2\r\n"
