@@ -1,7 +1,7 @@
 """Gather the SBOM's inputs for a resolved package (the I/O the generator must not do): the code
 tree's digest, the base image's id, and the lock as it is shipped; and keep the SBOM's reusable
-draft (compiler/sbom/draft.py) in pkgc's cache, so a code-only rebuild neither imports the CycloneDX
-library nor renders the lock's packages again."""
+draft (compiler/sbom/draft.py) in pkgc's cache, so a code-only or model-only rebuild neither imports
+the CycloneDX library nor renders the lock's packages again."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from compiler import __version__
 from compiler.lock.types import Lock
 from compiler.plan.types import BasePackage, ContextFile
 from compiler.resolve.types import ResolvedPackage
-from compiler.sbom.draft import CODE_SENTINEL, as_template, fill, finish, template_key
+from compiler.sbom.draft import as_template, fill, finish, template_key
 from compiler.sbom.types import SbomInputs, TreeComponent
 from compiler.workspace.trees import tree_digest, write_file_atomic
 
@@ -57,16 +57,16 @@ def sbom_context_file(
 
 def sbom_bytes(sbom: SbomInputs, drafts: Path | None) -> bytes:
     """``generate_sbom(sbom)``'s very bytes, from a kept template when one fits (compiler/sbom/draft.py)."""
-    if drafts is not None and sbom.code is not None:
+    if drafts is not None:
         path = drafts / f"{template_key(sbom, _generator())}.json"
         template = _read_draft(path)
         if template is None:
             from compiler.sbom.generate import sbom_draft
 
             template = sbom_draft(as_template(sbom))
-            if template.count(CODE_SENTINEL) == 1:
+            if fill(template, sbom) is not None:
                 _keep_draft(path, template)
-        filled = fill(template, sbom.code.digest)
+        filled = fill(template, sbom)
         done = finish(filled) if filled is not None else None
         if done is not None:
             return done

@@ -24,11 +24,11 @@ from compiler.oci.blobs import Blob
 from compiler.oci.load import _stored_configs
 from compiler.oci.store import INDEX, MANIFEST, OciStore
 from compiler.sbom.collect import sbom_bytes
-from compiler.sbom.draft import CODE_SENTINEL
+from compiler.sbom.draft import CODE_SENTINEL, MODEL_SENTINEL, VERSION_SENTINEL
 from compiler.sbom.generate import generate_sbom
 from compiler.workspace.digest_cache import MIN_SIZE
 
-from tests.unit.test_sbom import inputs
+from tests.unit.test_sbom import components, inputs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -86,6 +86,52 @@ def test_a_new_code_version_fills_the_kept_draft_with_the_bytes_a_full_render_gi
     assert document + b"\n" == generate_sbom(second)
     assert json.loads(document)["serialNumber"] != json.loads(generate_sbom(first))["serialNumber"]
     assert list(drafts.iterdir()) == kept  # nothing new kept
+
+
+def with_model(version: str | None, digest: str, name: str = "sklearn-regression"):
+    sbom = inputs()
+    path = f"/var/azureml-app/azureml-models/{name}/{version or 'none'}/model"
+    return dataclasses.replace(sbom, model=dataclasses.replace(sbom.model, name=name, version=version, digest=digest, path=path))
+
+
+@pytest.mark.parametrize(
+    "first, second, reused",
+    [
+        (("3", "ab" * 32), ("4", "ef" * 32), True),  # a new registered version: field and path folder
+        (("3", "ab" * 32), ("3", "ef" * 32), True),  # the same version with other files
+        (("model", "ab" * 32), ("model", "ef" * 32), True),  # a version named like the model's folder
+        ((None, "ab" * 32), (None, "ef" * 32), True),  # no version at all
+        (("1", "ab" * 32, "1"), ("2", "ef" * 32, "1"), False),  # named like its old version: another path
+        (('v"1', "ab" * 32), ('v"2', "ef" * 32), False),  # JSON escapes it: not templated, in the key
+        (("é1", "ab" * 32), ("é2", "ef" * 32), False),
+    ],
+)
+def test_a_new_model_version_fills_the_kept_draft_with_the_bytes_a_full_render_gives(tmp_path, first, second, reused):
+    drafts = tmp_path / "drafts"
+    assert sbom_bytes(with_model(*first), drafts) == generate_sbom(with_model(*first))
+    assert sbom_bytes(with_model(*second), drafts) == generate_sbom(with_model(*second))
+    kept = list(drafts.iterdir())
+    assert len(kept) == (1 if reused else 2)
+    assert all(MODEL_SENTINEL in k.read_text() for k in kept)
+    templated = first[0] is not None and first[0].isascii() and '"' not in first[0]
+    assert (VERSION_SENTINEL in kept[0].read_text()) == templated
+
+
+def test_a_model_only_change_fills_the_draft_without_the_cyclonedx_library(tmp_path):
+    drafts = tmp_path / "drafts"
+    sbom_bytes(with_model("7", "ab" * 32), drafts)
+    second = with_model("8", "12" * 32)
+    (tmp_path / "inputs.pickle").write_bytes(pickle.dumps(second))
+    code = ("import pickle, sys\nfrom pathlib import Path\nfrom compiler.sbom.collect import sbom_bytes\n"
+            f"sbom = pickle.loads(Path({str(tmp_path / 'inputs.pickle')!r}).read_bytes())\n"
+            f"sys.stdout.buffer.write(sbom_bytes(sbom, Path({str(drafts)!r})))\nprint()\nprint('cyclonedx' in sys.modules)")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    document, _, loaded = proc.stdout.rpartition(b"\n\n")
+    assert loaded.strip() == b"False"
+    assert document + b"\n" == generate_sbom(second)
+    assert components(json.loads(document))["model"]["version"] == "8"
 
 
 def test_a_damaged_draft_is_rendered_again(tmp_path):
