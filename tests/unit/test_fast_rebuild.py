@@ -66,15 +66,10 @@ def with_code(digest: str):
     return dataclasses.replace(sbom, code=dataclasses.replace(sbom.code, digest=digest))
 
 
-def test_a_new_code_version_fills_the_kept_draft_with_the_bytes_a_full_render_gives(tmp_path):
-    drafts = tmp_path / "drafts"
-    first = with_code("12" * 32)
-    assert sbom_bytes(first, drafts) == generate_sbom(first)
-    kept = list(drafts.iterdir())
-    assert len(kept) == 1 and CODE_SENTINEL in kept[0].read_text()
-    second = with_code("34" * 32)
-    (tmp_path / "inputs.pickle").write_bytes(pickle.dumps(second))
-    # in a fresh interpreter: the kept draft is filled in, the CycloneDX library never loaded
+def sbom_in_a_fresh_interpreter(sbom, drafts: Path, tmp_path: Path) -> bytes:
+    """``sbom_bytes(sbom, drafts)`` run in a fresh interpreter (less its last newline), asserting that
+    it never loaded the CycloneDX library: the kept draft was filled in."""
+    (tmp_path / "inputs.pickle").write_bytes(pickle.dumps(sbom))
     code = ("import pickle, sys\nfrom pathlib import Path\nfrom compiler.sbom.collect import sbom_bytes\n"
             f"sbom = pickle.loads(Path({str(tmp_path / 'inputs.pickle')!r}).read_bytes())\n"
             f"sys.stdout.buffer.write(sbom_bytes(sbom, Path({str(drafts)!r})))\nprint()\nprint('cyclonedx' in sys.modules)")  # fmt: skip
@@ -83,6 +78,17 @@ def test_a_new_code_version_fills_the_kept_draft_with_the_bytes_a_full_render_gi
     assert proc.returncode == 0, proc.stderr
     document, _, loaded = proc.stdout.rpartition(b"\n\n")
     assert loaded.strip() == b"False"
+    return document
+
+
+def test_a_new_code_version_fills_the_kept_draft_with_the_bytes_a_full_render_gives(tmp_path):
+    drafts = tmp_path / "drafts"
+    first = with_code("12" * 32)
+    assert sbom_bytes(first, drafts) == generate_sbom(first)
+    kept = list(drafts.iterdir())
+    assert len(kept) == 1 and CODE_SENTINEL in kept[0].read_text()
+    second = with_code("34" * 32)
+    document = sbom_in_a_fresh_interpreter(second, drafts, tmp_path)
     assert document + b"\n" == generate_sbom(second)
     assert json.loads(document)["serialNumber"] != json.loads(generate_sbom(first))["serialNumber"]
     assert list(drafts.iterdir()) == kept  # nothing new kept
@@ -121,15 +127,7 @@ def test_a_model_only_change_fills_the_draft_without_the_cyclonedx_library(tmp_p
     drafts = tmp_path / "drafts"
     sbom_bytes(with_model("7", "ab" * 32), drafts)
     second = with_model("8", "12" * 32)
-    (tmp_path / "inputs.pickle").write_bytes(pickle.dumps(second))
-    code = ("import pickle, sys\nfrom pathlib import Path\nfrom compiler.sbom.collect import sbom_bytes\n"
-            f"sbom = pickle.loads(Path({str(tmp_path / 'inputs.pickle')!r}).read_bytes())\n"
-            f"sys.stdout.buffer.write(sbom_bytes(sbom, Path({str(drafts)!r})))\nprint()\nprint('cyclonedx' in sys.modules)")  # fmt: skip
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    document, _, loaded = proc.stdout.rpartition(b"\n\n")
-    assert loaded.strip() == b"False"
+    document = sbom_in_a_fresh_interpreter(second, drafts, tmp_path)
     assert document + b"\n" == generate_sbom(second)
     assert components(json.loads(document))["model"]["version"] == "8"
 
