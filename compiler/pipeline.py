@@ -219,7 +219,8 @@ def compile_package(
     version = _reserve_version(pkg, workspace) if reserve else _provisional_version(pkg, workspace)
     try:
         tag = f"{image_repository(pkg.target_name)}:{version}"
-        model_image = package_model_image(pkg, options.cache_dir, options.source_date_epoch, reuse=not request.no_cache)
+        model_image = package_model_image(pkg, options.cache_dir, options.source_date_epoch, reuse=not request.no_cache,
+                                          platforms=tuple(resolved.platforms))  # fmt: skip
         plans = tuple(plan_platform(resolved, request, options, reporter, locked.path, locked.locks[platform], platform, tag, model_image, reserve)
                       for platform in resolved.platforms)  # fmt: skip
     except BaseException:

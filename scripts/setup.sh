@@ -35,8 +35,9 @@ fi
 # Debian packages pkgc's tests use: qemu-user-static and busybox-static run linux/arm64 images under
 # qemu-user in a chroot (`pkgc verify --platform linux/arm64`). --no-install-recommends: qemu's Recommends
 # (binfmt-support) would register binfmt_misc handlers, which pkgc never needs and must not change on a
-# shared machine.
-PACKAGES=(qemu-user-static busybox-static)
+# shared machine. xfsprogs and btrfs-progs make the loop filesystems on which the e2e tests check that a
+# model layer shares the model's extents (tests/e2e/test_reflinked_layers.py).
+PACKAGES=(qemu-user-static busybox-static xfsprogs btrfs-progs)
 if [ "${1:-}" != "--python-only" ]; then
   missing=()
   for pkg in "${PACKAGES[@]}"; do

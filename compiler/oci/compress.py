@@ -33,6 +33,8 @@ import isal
 import zstandard
 from isal import igzip, isal_zlib
 
+from compiler.oci.aligned_header import LAYOUT as PLAIN_LAYOUT
+
 Compression = Literal["gzip", "zstd", "none"]
 COMPRESSIONS: tuple[Compression, ...] = ("gzip", "zstd", "none")
 
@@ -199,7 +201,7 @@ def cache_key(compression: Compression) -> str:
         return f"gzip:isal-{isal.__version__}:level{LEVEL}:block{GZIP_BLOCK}"
     if compression == "zstd":
         return f"zstd:zstandard-{zstandard.__version__}:libzstd-{zstandard.ZSTD_VERSION}:level{ZSTD_LEVEL}:mt"
-    return "none"
+    return f"none:{PLAIN_LAYOUT}"
 
 
 def open_layer(raw: IO[bytes], media_type: str) -> IO[bytes]:

@@ -1,7 +1,8 @@
 """Normalised layer tars: sorted entries, parents included, fixed mtime, owner and modes, no xattrs.
 
 A layer is written once into the blob store, compressed as the build asks (``compress.py``: gzip,
-zstd) or stored as a plain tar (also model weights, where compression buys nothing); its diff_id (the
+zstd) or stored as a plain tar (also model weights, where compression buys nothing: there each large
+file's data starts at a filesystem block, so it can share the source's extents); its diff_id (the
 tar's sha256) is computed on the way, so a layer is read from disk exactly once."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Literal
 
+from compiler.oci.aligned_header import aligned_header, header
 from compiler.oci.blobs import BlobStore, BlobWriter
 from compiler.oci.compress import GZIP_LAYER, MEDIA_TYPES, TAR_LAYER, ZSTD_LAYER, Compression, compressor
 from compiler.workspace.walk import open_exact
@@ -144,10 +146,12 @@ def _tarinfo(entry: Entry, mtime: int) -> tarfile.TarInfo:
     return info
 
 
-def _write_tar(entries: list[Entry], writer: BlobWriter | _Sink, mtime: int) -> None:
+def _write_tar(entries: list[Entry], writer: BlobWriter | _Sink, mtime: int, aligned: bool = False) -> None:
     """The tar Python's ``tarfile`` writes for ``entries`` (``w|``, PAX format), byte for byte: PAX
-    headers, 512-byte blocks, two zero blocks and 10240-byte records at the end. File contents go
-    through ``writer.copy_from``: in the kernel into a plain layer's blob, in 1 MiB blocks into a
+    headers, 512-byte blocks, two zero blocks and 10240-byte records at the end; ``aligned`` (a plain
+    layer) pads the header of each large host file so its data starts at a block boundary
+    (``compiler.oci.aligned_header``). File contents go through ``writer.copy_from``: in the kernel
+    into a plain layer's blob (sharing extents where the filesystem can), in 1 MiB blocks into a
     compressed one's sink."""
     offset = 0
 
@@ -160,10 +164,10 @@ def _write_tar(entries: list[Entry], writer: BlobWriter | _Sink, mtime: int) -> 
         if entry.kind == "file" and entry.data is None:
             with open_exact(entry.source) as reader:  # type: ignore[arg-type]
                 info.size = reader.size
-                put(info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape"))
+                put(aligned_header(info, offset) if aligned else header(info))
                 offset += writer.copy_from(reader)
         else:
-            put(info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape"))
+            put(header(info))
             if entry.kind == "file":
                 put(entry.data or b"")
         put(tarfile.NUL * (-offset % tarfile.BLOCKSIZE))
@@ -180,7 +184,7 @@ def write_layer(
     writer = store.writer()
     sink = _Sink(writer, compression) if compression != "none" else None  # a plain tar's diff_id is its blob digest
     try:
-        _write_tar(normalise(entries), sink or writer, mtime)
+        _write_tar(normalise(entries), sink or writer, mtime, aligned=sink is None)
         if sink is not None:
             sink.finish()
     except BaseException:

@@ -6,6 +6,7 @@ answers what the amd64 image answers."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 
@@ -83,6 +84,35 @@ def test_the_arm64_image_answers_as_the_amd64_one_under_qemu(both, session_env, 
         assert verified["runner"] == ("qemu" if platform == ARM64 else "engine")
         answers[platform] = json.loads(verified["response"]) if isinstance(verified["response"], str) else verified["response"]
     assert answers[ARM64] == pytest.approx(answers[AMD64])
+
+
+def test_a_readonly_mount_packages_model_image_serves_each_platform(both, registered, session_env, example_copy) -> None:
+    """The model image of a package built for both platforms is an index of one manifest per platform
+    over the same layers (containerd's unpacker refuses a config naming another platform than the
+    node's): skopeo, asked for each platform as a node would be, finds its own, and the package
+    labels the index's digest. The environment layers are the ``both`` build's, from the same lock."""
+    folder = both["folder"]
+    proc = run_pkgc("build", str(example_copy / "package-moe.yml"), "--model", registered["model"],  # readonly_mount
+                    "--platform", "linux/amd64,linux/arm64", "--lock-file", str(folder / "both.conda-lock.yml"),
+                    "--target-environment", "multi-platform-mounted-pkg", "--output", f"oci-archive:{folder / 'mounted.tar'}",
+                    "--model-output", f"oci-archive:{folder / 'model.tar'}", "--json", env=session_env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    model = json.loads(proc.stdout)["model_image"]
+    raw = subprocess.run(["skopeo", "inspect", "--raw", f"oci-archive:{folder / 'model.tar'}"], capture_output=True, check=True)
+    index = json.loads(raw.stdout)
+    assert "sha256:" + hashlib.sha256(raw.stdout).hexdigest() == model["manifest_digest"]
+    assert [(m["platform"]["os"], m["platform"]["architecture"]) for m in index["manifests"]] == [("linux", "amd64"), ("linux", "arm64")]
+    layers = []
+    for platform in (AMD64, ARM64):
+        picked = subprocess.run(["skopeo", "inspect", "--override-os", platform.os, "--override-arch", platform.architecture,
+                                 f"oci-archive:{folder / 'model.tar'}"], capture_output=True, text=True, check=True)  # fmt: skip
+        inspected = json.loads(picked.stdout)
+        assert (inspected["Os"], inspected["Architecture"]) == (platform.os, platform.architecture)
+        layers.append(inspected["Layers"])
+    assert layers[0] == layers[1] and len(layers[0]) >= 1
+    labels = subprocess.run(["skopeo", "inspect", "--override-arch", "arm64", f"oci-archive:{folder / 'mounted.tar'}"],
+                            capture_output=True, text=True, check=True)  # fmt: skip
+    assert json.loads(labels.stdout)["Labels"]["io.pkgc.model.image"] == model["manifest_digest"]
 
 
 def test_an_mlflow_model_for_both_platforms_with_no_engine(tmp_path, session_env) -> None:

@@ -236,10 +236,11 @@ def _tarfile_reference(entries, mtime: int) -> bytes:
     return out.getvalue()
 
 
-@pytest.mark.parametrize("compression", ["none", "gzip", "zstd"])
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
 def test_layers_are_the_tars_tarfile_writes(tmp_path, compression):
-    """pkgc's own tar writer (file contents in the kernel for plain layers, 1 MiB blocks for compressed
-    ones) writes exactly the bytes Python's tarfile writes: the same diff_id, whatever the compression."""
+    """pkgc's own tar writer (1 MiB blocks for compressed layers) writes exactly the bytes Python's
+    tarfile writes: the same diff_id, whatever the compression. (A plain layer pads its large files'
+    headers: tests/unit/test_aligned_layers.py.)"""
     import hashlib
 
     from compiler.oci.blobs import BlobStore

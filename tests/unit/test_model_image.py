@@ -21,6 +21,7 @@ from compiler.labels import MODEL_IMAGE, PackageLabels, Route
 from compiler.oci.layer import TAR_LAYER
 from compiler.backends.oci.model_image import ModelSource, build_model_image, model_reference
 from compiler.oci.store import OciStore
+from compiler.platform import Platform
 
 K8S = "1.35.0"  # image volumes: beta and on by default from 1.35 (the first schema here with volumes[].image)
 
@@ -83,6 +84,45 @@ def test_a_cache_entry_whose_blobs_are_gone_is_rebuilt(tmp_path):
     store.blobs.path(layer).unlink()
     again = build_model_image(_model(tmp_path), store, large=100)
     assert not again.reused and again.manifest_digest == image.manifest_digest and store.blobs.has(layer)
+
+
+def test_the_config_names_the_packages_platform(tmp_path):
+    """containerd's unpacker refuses an image whose config names another platform than the node's:
+    an arm64 package's model image says arm64 (and its variant), not amd64."""
+    store = OciStore(tmp_path / "store")
+    image = build_model_image(_model(tmp_path), store, large=100, platforms=(Platform.parse("linux/arm64"),))
+    manifest = store.read_json(image.manifest_digest)
+    config = store.read_json(manifest["config"]["digest"])
+    assert (config["os"], config["architecture"], config["variant"]) == ("linux", "arm64", "v8")
+    amd64 = build_model_image(_model(tmp_path), store, large=100)
+    assert amd64.manifest_digest != image.manifest_digest
+    assert store.read_json(store.read_json(amd64.manifest_digest)["config"]["digest"])["architecture"] == "amd64"
+    assert store.read_json(amd64.manifest_digest)["layers"] == manifest["layers"]  # the same layers, written once
+
+
+def test_a_package_of_several_platforms_gets_an_index_over_one_set_of_layers(tmp_path):
+    from compiler.oci.outputs import StoredImage
+    from compiler.oci.store import INDEX
+
+    store = OciStore(tmp_path / "store")
+    platforms = (Platform.parse("linux/amd64"), Platform.parse("linux/arm64"))
+    image = build_model_image(_model(tmp_path), store, large=100, platforms=platforms)
+    index = store.read_json(image.manifest_digest)
+    assert index["mediaType"] == INDEX and image.config_digest == ""
+    assert [entry["platform"] for entry in index["manifests"]] == [p.oci() for p in platforms]
+    manifests = [store.read_json(entry["digest"]) for entry in index["manifests"]]
+    configs = [store.read_json(m["config"]["digest"]) for m in manifests]
+    assert [(c["os"], c["architecture"]) for c in configs] == [("linux", "amd64"), ("linux", "arm64")]
+    assert manifests[0]["layers"] == manifests[1]["layers"] and image.layers == 3
+    assert image.size == sum(m["config"]["size"] for m in manifests) + sum(layer["size"] for layer in manifests[0]["layers"])
+    assert store.find(image.reference)["mediaType"] == INDEX
+    stored = StoredImage.read(store, image.manifest_digest)  # what --model-output/--model-push publish
+    assert [child.config_digest for child in stored.children] == [m["config"]["digest"] for m in manifests]
+    again = build_model_image(_model(tmp_path), store, large=100, platforms=platforms)
+    assert again.reused and again.manifest_digest == image.manifest_digest
+    store.blobs.path(manifests[1]["config"]["digest"]).unlink()  # a child's blob gone: rebuilt, same digest
+    rebuilt = build_model_image(_model(tmp_path), store, large=100, platforms=platforms)
+    assert not rebuilt.reused and rebuilt.manifest_digest == image.manifest_digest
 
 
 def test_reference_names_are_valid_whatever_the_model_is_called():

@@ -9,6 +9,11 @@ file, one for the small files, each remembered by what it holds), so a new model
 a weight file keeps its layer without reading it. Nothing per-build goes in (fixed mtime, owner,
 modes, ``created``), so the same model gives the same manifest digest; the image is also cached in
 pkgc's store by that content.
+
+Its config names the package's platform: a node unpacks an image only for a platform it runs
+(containerd's unpacker refuses an amd64 config on an arm64 node, even for files alone). A package
+built for several platforms gets an image index of one manifest per platform, all sharing the same
+layers, so every node pulls the model by the one digest the package's label names.
 """
 
 from __future__ import annotations
@@ -23,11 +28,14 @@ from compiler.oci.store import timestamp
 from compiler.oci.blobs import Blob
 from compiler.oci.layer import Entry, LayerBlob
 from compiler.backends.oci.model_layers import LARGE_FILE, model_layers
-from compiler.oci.store import CONFIG, MANIFEST, OciStore
+from compiler.oci.aligned_header import LAYOUT as PLAIN_LAYOUT
+from compiler.oci.store import CONFIG, INDEX, MANIFEST, OciStore
+from compiler.platform import AMD64, Platform
 from compiler.workspace.digest_cache import DigestCache
 from compiler.workspace.walk import skip_caches, walk
 
-FORMAT = 2  # bump when the content rules change (invalidates cached model images)
+FORMAT = 3  # bump when the content rules change (invalidates cached model images)
+DEFAULT_PLATFORMS = (AMD64,)  # for a caller that names none; a build passes its own platforms
 MODEL_ROOT = "io.pkgc.model.root"
 
 
@@ -49,7 +57,7 @@ class ModelImage:
 
     reference: str  # pkgc/model-<name>:<version>
     manifest_digest: str
-    config_digest: str
+    config_digest: str  # "" when the image is an index of several platforms
     layers: int
     size: int  # bytes of config and layer blobs
     root_name: str
@@ -95,13 +103,13 @@ def model_entries(model: ModelSource) -> list[Entry]:
     return entries
 
 
-def image_config(model: ModelSource, blobs: list[LayerBlob], epoch: int) -> dict:
-    """A real image config (platform, rootfs diff_ids) so that containerd, CRI-O and podman mount it."""
+def image_config(model: ModelSource, blobs: list[LayerBlob], epoch: int, platform: Platform = DEFAULT_PLATFORMS[0]) -> dict:
+    """A real image config (``platform``: the package's, rootfs diff_ids) so that containerd, CRI-O
+    and podman mount it on the nodes that run the package."""
     created = timestamp(epoch)
     return {
         "created": created,
-        "architecture": "amd64",  # the platform of the packages pkgc builds; the files themselves have none
-        "os": "linux",
+        **platform.oci(),  # architecture, os (and arm64's variant)
         "config": {"Labels": model_labels(model)},
         "rootfs": {"type": "layers", "diff_ids": [b.diff_id for b in blobs]},
         "history": [{"created": created, "created_by": f"pkgc: model {model.name}:{model.version} layer {i + 1}"}
@@ -109,20 +117,43 @@ def image_config(model: ModelSource, blobs: list[LayerBlob], epoch: int) -> dict
     }
 
 
-def _cache_key(model: ModelSource, epoch: int, large: int) -> str:
-    facts = [FORMAT, model.name, model.version, model.type, model.tree_digest, model.root_name, epoch, large]
+def _cache_key(model: ModelSource, epoch: int, large: int, platforms: tuple[Platform, ...]) -> str:
+    facts = [FORMAT, PLAIN_LAYOUT, model.name, model.version, model.type, model.tree_digest, model.root_name, epoch, large,
+             [str(p) for p in platforms]]  # fmt: skip
     return hashlib.sha256(json.dumps(facts).encode()).hexdigest()
+
+
+def _manifests(store: OciStore, digest: str) -> list[dict]:
+    """The image manifests ``digest`` names: itself, or its index's entries."""
+    document = store.read_json(digest)
+    if document.get("mediaType") == INDEX:
+        return [store.read_json(entry["digest"]) for entry in document["manifests"]]
+    return [document]
 
 
 def _cached(store: OciStore, key: str) -> str | None:
     path = store.root / "model-images" / f"{key}.json"
     try:
         digest = json.loads(path.read_text())["manifest"]
-        manifest = store.read_json(digest)
+        manifests = _manifests(store, digest)
+        needed = [d for m in manifests for d in (m["config"]["digest"], *(layer["digest"] for layer in m["layers"]))]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    needed = [manifest["config"]["digest"], *(layer["digest"] for layer in manifest["layers"])]
     return digest if all(store.blobs.has(d) for d in needed) else None
+
+
+def _write_image(store: OciStore, model: ModelSource, blobs: list[LayerBlob], epoch: int, platforms: tuple[Platform, ...]) -> Blob:
+    """One manifest per platform over the same layers; an index of them when there are several."""
+    entries = []
+    for platform in platforms:
+        config = store.put_json(image_config(model, blobs, epoch, platform))
+        manifest = store.put_json({"schemaVersion": 2, "mediaType": MANIFEST,
+                                   "config": {"mediaType": CONFIG, "digest": config.digest, "size": config.size},
+                                   "layers": [b.descriptor() for b in blobs]})  # fmt: skip
+        entries.append({"mediaType": MANIFEST, "digest": manifest.digest, "size": manifest.size, "platform": platform.oci()})
+    if len(entries) == 1:
+        return Blob(entries[0]["digest"], entries[0]["size"])
+    return store.put_json({"schemaVersion": 2, "mediaType": INDEX, "manifests": entries})
 
 
 def _remember(store: OciStore, key: str, digest: str) -> None:
@@ -135,25 +166,26 @@ def _remember(store: OciStore, key: str, digest: str) -> None:
 
 def build_model_image(
     model: ModelSource, store: OciStore, epoch: int = 0, large: int = LARGE_FILE, reuse: bool = True,
-    digests: DigestCache | None = None,
+    digests: DigestCache | None = None, platforms: tuple[Platform, ...] = DEFAULT_PLATFORMS,
 ) -> ModelImage:
-    """Write (or find) the model image in ``store`` and name it ``pkgc/model-<name>:<version>``."""
-    key = _cache_key(model, epoch, large)
+    """Write (or find) the model image for ``platforms`` (the package's) in ``store`` and name it
+    ``pkgc/model-<name>:<version>``."""
+    platforms = tuple(dict.fromkeys(platforms)) or DEFAULT_PLATFORMS
+    key = _cache_key(model, epoch, large, platforms)
     digest = _cached(store, key) if reuse else None
     reused = digest is not None
     if digest is None:
         blobs = model_layers(model_entries(model), store, epoch, digests, reuse=reuse, large=large)
-        config = store.put_json(image_config(model, blobs, epoch))
-        manifest = {"schemaVersion": 2, "mediaType": MANIFEST,
-                    "config": {"mediaType": CONFIG, "digest": config.digest, "size": config.size},
-                    "layers": [b.descriptor() for b in blobs]}  # fmt: skip
-        digest = store.put_json(manifest).digest
+        digest = _write_image(store, model, blobs, epoch, platforms).digest
         _remember(store, key, digest)
-    manifest = store.read_json(digest)
+    manifests = _manifests(store, digest)
     reference = model_reference(model.name, model.version)
-    store.name([reference], Blob(digest, store.blobs.path(digest).stat().st_size))
-    size = manifest["config"]["size"] + sum(layer["size"] for layer in manifest["layers"])
-    return ModelImage(reference, digest, manifest["config"]["digest"], len(manifest["layers"]), size, model.root_name, reused)
+    media_type = INDEX if len(platforms) > 1 else MANIFEST
+    store.name([reference], Blob(digest, store.blobs.path(digest).stat().st_size), media_type=media_type)
+    layers = manifests[0]["layers"]
+    size = sum(m["config"]["size"] for m in manifests) + sum(layer["size"] for layer in layers)
+    config = manifests[0]["config"]["digest"] if len(manifests) == 1 else ""
+    return ModelImage(reference, digest, config, len(layers), size, model.root_name, reused)
 
 
 def source_of(model) -> ModelSource:
@@ -161,12 +193,14 @@ def source_of(model) -> ModelSource:
     return ModelSource(model.name, model.version, model.type, model.tree_digest, model.tree_path, model.root_name)
 
 
-def package_model_image(pkg, cache_dir: Path, epoch: int = 0, reuse: bool = True) -> ModelImage | None:
-    """The model image of a ``readonly_mount`` package (``ResolvedPackage``), in pkgc's store; None
-    for ``copy`` packages, which carry their model inside."""
+def package_model_image(
+    pkg, cache_dir: Path, epoch: int = 0, reuse: bool = True, platforms: tuple[Platform, ...] = DEFAULT_PLATFORMS
+) -> ModelImage | None:
+    """The model image of a ``readonly_mount`` package (``ResolvedPackage``) built for ``platforms``,
+    in pkgc's store; None for ``copy`` packages, which carry their model inside."""
     from compiler.spec.model import ModelMode
 
     if pkg.mode is ModelMode.COPY:
         return None
     return build_model_image(source_of(pkg.model), OciStore.in_cache(cache_dir), epoch, reuse=reuse,
-                             digests=DigestCache.in_cache(cache_dir))  # fmt: skip
+                             digests=DigestCache.in_cache(cache_dir), platforms=platforms)  # fmt: skip

@@ -21,6 +21,7 @@ import json
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Callable
 
+from compiler.oci.aligned_header import LAYOUT as PLAIN_LAYOUT
 from compiler.oci.layer import TAR_LAYER, Entry, LayerBlob, write_layer
 from compiler.oci.store import OciStore
 from compiler.workspace.digest_cache import DigestCache
@@ -63,7 +64,7 @@ def _content(entry: Entry, digests: DigestCache | None) -> str:
 
 def layer_key(group: list[Entry], epoch: int, digests: DigestCache | None) -> str:
     """What a model layer holds, as one digest: its entries' paths, kinds, modes, owners and contents."""
-    facts = [FORMAT, TAR_LAYER, epoch,
+    facts = [FORMAT, TAR_LAYER, PLAIN_LAYOUT, epoch,
              sorted((e.path.strip("/"), e.kind, e.mode, e.uid, e.gid, _content(e, digests)) for e in group)]  # fmt: skip
     return hashlib.sha256(json.dumps(facts).encode()).hexdigest()
 
