@@ -224,14 +224,6 @@ def load_options(
     )
 
 
-def registry_credentials(environ: Mapping[str, str] | None = None) -> tuple[str, str] | None:
-    """``PKGC_REGISTRY_USERNAME``/``PKGC_REGISTRY_PASSWORD``: what pkgc's own registry client
-    (the shared build cache, a push that mounts from it) answers a Basic or token challenge with."""
-    env = os.environ if environ is None else environ
-    user, password = env.get("PKGC_REGISTRY_USERNAME"), env.get("PKGC_REGISTRY_PASSWORD")
-    return (user, password) if user and password is not None else None
-
-
 def progress_mode(flag: str | None, environ: Mapping[str, str] | None = None) -> str:
     """``--progress``, else ``PKGC_PROGRESS``, else ``auto``; a value not in auto|tty|plain|json is bad input."""
     from compiler.progress.events import MODES

@@ -25,6 +25,7 @@ from compiler.cache.cache_repo import CacheRepo, parse_cache
 from compiler.cache.upload_lease import upload_once
 from compiler.errors import excerpt
 from compiler.oci.compress import MEDIA_TYPES
+from compiler.oci.credentials import RegistryLogin
 from compiler.oci.distribution import DIGEST_RE, RegistryClient, RegistryError
 from compiler.oci.layer import LayerBlob
 from compiler.oci.remote_blobs import Location, RemoteBlobs, logged_transfers, materialize
@@ -129,7 +130,7 @@ def _json(data: bytes, what: str) -> dict:
 class RegistryCache:
     """The cache repository as a build sees it: ``find`` a key, ``offer`` what was built."""
 
-    def __init__(self, repo: CacheRepo, mode: Mode, store: OciStore, credentials: tuple[str, str] | None = None,
+    def __init__(self, repo: CacheRepo, mode: Mode, store: OciStore, credentials: tuple[str, str] | RegistryLogin | None = None,
                  log: Callable[[str], None] = lambda _line: None, reuse: bool = True):  # fmt: skip
         self.repo, self.mode, self.store, self.log = repo, mode, store, log
         self.reuse = reuse  # --no-cache: nothing is taken from the cache (what is built is still offered)
@@ -224,10 +225,8 @@ def open_cache(options, log: Callable[[str], None], reuse: bool = True) -> Regis
     """The build's shared cache from its options (``--cache``/``cache``), or None."""
     if options.cache is None:
         return None
-    from compiler.options import registry_credentials
-
-    store = OciStore.in_cache(options.cache_dir)
-    return RegistryCache(parse_cache(options.cache), options.cache_mode, store, registry_credentials(), log, reuse)
+    store, repo = OciStore.in_cache(options.cache_dir), parse_cache(options.cache)
+    return RegistryCache(repo, options.cache_mode, store, RegistryLogin(repo.registry), log, reuse)
 
 
 def share_base(cache: RegistryCache, base: str | None) -> None:

@@ -2,7 +2,8 @@
 blob from another repository of the same registry, GET and PUT manifests.
 
 Auth as registries do it: a 401 names a Bearer realm (a token is asked for the scope, anonymously or
-with basic credentials) or Basic (the credentials themselves). Plain HTTP only for loopback hosts.
+with basic credentials) or Basic (the credentials themselves); credentials come from the user's
+logins (``compiler.oci.credentials``), looked up on the first 401. Plain HTTP only for loopback hosts.
 Every response is read bounded; an answer that breaks the protocol (a wrong digest or size, a body
 over its limit, a missing upload location) is a ``RegistryError``: one line naming the registry and
 the request (exit 2). Bytes sent and received are counted (``Transfers``) for the build's log and
@@ -24,6 +25,7 @@ from typing import BinaryIO, Callable
 
 from compiler.errors import PkgcError, excerpt
 from compiler.oci.blobs import BlobStore
+from compiler.oci.credentials import RegistryLogin
 from compiler.oci.reference import is_loopback
 
 MANIFEST_LIMIT = 4 << 20  # what a registry itself accepts for a manifest
@@ -79,10 +81,10 @@ class Response:
 class RegistryClient:
     """One registry (``host[:port]``); repositories are named per call."""
 
-    def __init__(self, registry: str, credentials: tuple[str, str] | None = None, transfers: Transfers | None = None):
+    def __init__(self, registry: str, credentials: tuple[str, str] | RegistryLogin | None = None, transfers: Transfers | None = None):
         self.registry = registry
         self.secure = not is_loopback(registry)
-        self.credentials = credentials
+        self._login = credentials  # a RegistryLogin is asked on the first 401 only
         self.transfers = transfers if transfers is not None else Transfers()
         self._auth: dict[str, str] = {}  # scope -> Authorization header value
         self._challenge: str | None = None
@@ -170,14 +172,19 @@ class RegistryClient:
                 conn.close()
         raise self._fail(method, path, "too many redirects or authorisations")
 
+    def _credentials(self) -> tuple[str, str] | None:
+        return self._login.get() if isinstance(self._login, RegistryLogin) else self._login
+
     def _authorise(self, challenge: str, scope: str, method: str, path: str) -> None:
         """Answer a 401's challenge for ``scope``: Basic (credentials) or Bearer (a token)."""
         scheme, _, params = challenge.partition(" ")
         fields = dict(re.findall(r'(\w+)="([^"]*)"', params))
         if scheme.lower() == "basic":
-            if self.credentials is None:
-                raise self._fail(method, path, "the registry asks for credentials (PKGC_REGISTRY_USERNAME/PKGC_REGISTRY_PASSWORD)")
-            self._auth[scope] = "Basic " + base64.b64encode(":".join(self.credentials).encode()).decode()
+            credentials = self._credentials()
+            if credentials is None:
+                raise self._fail(method, path, "the registry asks for credentials: log in to it (docker login, podman login) "
+                                 "or set PKGC_REGISTRY_USERNAME/PKGC_REGISTRY_PASSWORD")  # fmt: skip
+            self._auth[scope] = "Basic " + base64.b64encode(":".join(credentials).encode()).decode()
             return
         if scheme.lower() != "bearer" or not fields.get("realm", "").startswith(("https://", "http://")):
             raise self._fail(method, path, f"401 with an unusable challenge '{excerpt(challenge, 80)}'")
@@ -185,8 +192,8 @@ class RegistryClient:
         query_items = list(query.items()) + [("scope", s) for s in scope.split(" ") if s]
         url = fields["realm"] + ("&" if "?" in fields["realm"] else "?") + urllib.parse.urlencode(query_items)
         headers = {}
-        if self.credentials is not None:
-            headers["Authorization"] = "Basic " + base64.b64encode(":".join(self.credentials).encode()).decode()
+        if (credentials := self._credentials()) is not None:
+            headers["Authorization"] = "Basic " + base64.b64encode(":".join(credentials).encode()).decode()
         parts = urllib.parse.urlsplit(url)
         conn = self._connection(parts.netloc, parts.scheme == "https")
         try:

@@ -12,11 +12,11 @@ from typing import Callable
 
 from compiler.cache.upload_lease import upload_once
 from compiler.oci.reference import PushResult, PushTarget
+from compiler.oci.credentials import RegistryLogin
 from compiler.oci.distribution import RegistryClient
 from compiler.oci.outputs import StoredImage
 from compiler.oci.remote_blobs import Location, RemoteBlobs, logged_transfers, materialize, missing
 from compiler.oci.store import MANIFEST, OciStore
-from compiler.options import registry_credentials
 
 Log = Callable[[str], None]
 
@@ -30,7 +30,7 @@ def wanted(store: OciStore, image: StoredImage, target: PushTarget) -> bool:
 
 
 def client_for(store: OciStore) -> Callable[[str], RegistryClient]:
-    return lambda registry: RegistryClient(registry, registry_credentials(), logged_transfers(store))
+    return lambda registry: RegistryClient(registry, RegistryLogin(registry), logged_transfers(store))
 
 
 def _shared(client: RegistryClient, store: OciStore, remote: RemoteBlobs, digest: str, cache: Location) -> str:

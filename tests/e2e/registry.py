@@ -62,14 +62,30 @@ class LocalRegistry:
             self.process.wait(timeout=10)
 
 
-def start_registry(root: Path, port: int, timeout: float = 20.0) -> LocalRegistry:
-    """Write config.yml under ``root``, start the registry and wait until ``/v2/`` answers."""
+def _htpasswd(users: dict[str, str]) -> str:
+    """An htpasswd file of bcrypt hashes (the only kind distribution accepts), by the C library's crypt."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt  # libxcrypt on Debian 12: bcrypt ($2b$)
+
+    return "".join(f"{user}:{crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16))}\n" for user, password in users.items())
+
+
+def start_registry(root: Path, port: int, timeout: float = 20.0, users: dict[str, str] | None = None) -> LocalRegistry:
+    """Write config.yml under ``root``, start the registry and wait until ``/v2/`` answers; with
+    ``users`` (name -> password) it asks every client for Basic credentials (htpasswd)."""
     binary = shutil.which(BINARY)
     if binary is None:
         raise RuntimeError(f"{BINARY} is not installed (scripts/ensure-engine.sh installs it with apt)")
     (root / "storage").mkdir(parents=True, exist_ok=True)
     config = root / "config.yml"
-    config.write_text(CONFIG.format(storage=root / "storage", port=port))
+    text = CONFIG.format(storage=root / "storage", port=port)
+    if users:
+        (root / "htpasswd").write_text(_htpasswd(users))
+        text += f"auth:\n  htpasswd:\n    realm: pkgc-e2e\n    path: {root / 'htpasswd'}\n"
+    config.write_text(text)
     with open(root / "registry.log", "wb") as log:
         process = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     registry = LocalRegistry(f"127.0.0.1:{port}", root, process)
@@ -78,7 +94,7 @@ def start_registry(root: Path, port: int, timeout: float = 20.0) -> LocalRegistr
         if process.poll() is not None:
             raise RuntimeError(f"{BINARY} exited with {process.returncode}: {(root / 'registry.log').read_text()[-500:]}")
         try:
-            if request(f"http://{registry.host}/v2/", timeout=1.0).status == 200:
+            if request(f"http://{registry.host}/v2/", timeout=1.0).status in ((401,) if users else (200,)):
                 return registry
         except OSError:
             pass

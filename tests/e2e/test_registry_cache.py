@@ -9,6 +9,8 @@ writes nothing to the cache repository."""
 
 from __future__ import annotations
 
+import base64
+
 import hashlib
 import json
 import os
@@ -55,9 +57,11 @@ def fresh_runner(root: Path, with_engine: bool = False) -> dict:
     return env if with_engine else {**env, "DOCKER_HOST": NOWHERE}
 
 
-def build(root: Path, project: Path, base: str, *args: str, with_engine: bool = False) -> tuple[dict, list[dict], float]:
-    """One runner's build of ``project``'s copy-mode package: its result, what its registry client moved, its time."""
-    env = fresh_runner(root, with_engine)
+def build(root: Path, project: Path, base: str, *args: str, with_engine: bool = False, extra_env: dict | None = None,
+          returncode: int = 0) -> tuple[dict, list[dict], float]:  # fmt: skip
+    """One runner's build of ``project``'s copy-mode package: its result, what its registry client moved, its time
+    (with another ``returncode``: its stderr as the result)."""
+    env = {**fresh_runner(root, with_engine), **(extra_env or {})}
     model = run_pkgc("-q", "model", "create", "--name", "sklearn-regression", "--path", str(project / "model"), env=env)
     assert model.returncode == 0, model.stderr
     environment = run_pkgc("-q", "environment", "create", "--file", str(project / "environment" / "sklearn-regression-env.yml"), env=env)
@@ -65,10 +69,10 @@ def build(root: Path, project: Path, base: str, *args: str, with_engine: bool = 
     started = time.monotonic()
     proc = run_pkgc("build", str(project / "package-azure-app.yml"), "--model", model.stdout.strip(), "--base-image", base, "--json", *args, env=env)
     seconds = time.monotonic() - started
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == returncode, proc.stderr[-3000:]
     log = root / "cache" / "oci" / "transfers.jsonl"
     events = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-    return json.loads(proc.stdout), events, seconds
+    return json.loads(proc.stdout) if returncode == 0 else {"stderr": proc.stderr}, events, seconds
 
 
 def tags(registry, repository: str) -> list[str]:
@@ -126,3 +130,38 @@ def test_a_second_runner_reuses_and_mounts_what_the_first_built(registry, base_l
     assert tags(registry, "regcache/cache") == before
     assert not [e for e in untrusted_moved if e["repository"] == "regcache/cache" and e["op"] in ("upload", "mount")]
     assert moved(untrusted_moved, "upload", environment) == 0  # still mounted from the cache it read
+
+
+def test_a_runner_that_ran_docker_login_uses_that_login(base_layout, example_copy, tmp_path):
+    """A registry that asks every client for a login (htpasswd, Basic), a runner whose only credentials
+    are what ``docker login`` wrote (``$DOCKER_CONFIG/config.json``; no PKGC_REGISTRY_*): its cache and
+    its push go through. A runner that did not log in stops in one line naming what to do, exit 2,
+    with nothing uploaded; no password is ever in what pkgc prints."""
+    password = "s3cret:pw-e2e"
+    registry = start_registry(tmp_path / "registry", free_port(), users={"ci-runner": password})
+    try:
+        project = tmp_path / "project"
+        shutil.copytree(example_copy, project, ignore=shutil.ignore_patterns("*.conda-lock.yml"))
+        if (example_copy / "package-azure-app.conda-lock.yml").exists():
+            shutil.copy(example_copy / "package-azure-app.conda-lock.yml", project)
+        login = base64.b64encode(f"ci-runner:{password}".encode()).decode()
+        (tmp_path / "docker").mkdir()
+        (tmp_path / "docker" / "config.json").write_text(json.dumps({"auths": {registry.host: {"auth": login}}}))
+        anonymous = {"PKGC_REGISTRY_USERNAME": "", "PKGC_REGISTRY_PASSWORD": "", "DOCKER_CONFIG": str(tmp_path / "nowhere")}
+        cache, target = f"{registry.host}/auth/cache", f"{registry.host}/auth/pkg"
+
+        refused, refused_moved, _ = build(tmp_path / "a", project, base_layout, "--cache", cache, "--push", target,
+                                          extra_env=anonymous, returncode=2)  # fmt: skip
+        lines = refused["stderr"].strip().splitlines()
+        assert "asks for credentials: log in to it (docker login" in lines[-1] and password not in refused["stderr"]
+        assert not [e for e in refused_moved if e["op"] == "upload"]
+
+        result, moved_events, _ = build(tmp_path / "b", project, base_layout, "--cache", cache, "--push", target,
+                                        extra_env={**anonymous, "DOCKER_CONFIG": str(tmp_path / "docker")})  # fmt: skip
+        assert result["push"]["digest"] == result["manifest_digest"]
+        environment = {layer["digest"] for layer in result["layers"] if layer["kind"] == "environment"}
+        assert moved(moved_events, "upload", environment, "auth/cache") == sum(
+            layer["size"] for layer in result["layers"] if layer["kind"] == "environment")
+        assert registry.get("auth/pkg/manifests/1")[0] == 401  # the registry did ask: anonymous reads are refused
+    finally:
+        registry.stop()
