@@ -10,7 +10,8 @@ helper may be slow or ask a network service, and an anonymous registry needs non
    ``~/.config``), ``$DOCKER_CONFIG/config.json`` (default ``~/.docker``);
 3. in a file: ``credHelpers[registry]``, else the ``auths`` entry (``auth``: base64 ``user:password``,
    or ``username``/``password``), else ``credsStore``: a helper ``docker-credential-<name>`` from
-   ``PATH``, asked ``get`` with the registry on its standard input (its protocol).
+   ``PATH``, asked ``get`` with the registry on its standard input (its protocol), its answer read
+   bounded and within a timeout.
 
 The files are input: each is read bounded, from a regular file; a malformed one is one line naming
 the file and the key (exit 2). No secret is ever part of a message. An ``identitytoken`` (``az acr
@@ -23,8 +24,10 @@ import binascii
 import json
 import os
 import re
+import selectors
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Mapping
 
@@ -113,16 +116,16 @@ def _helper(path: Path, key: str, name: object, registry: str, environ: Mapping[
     if program is None:
         raise CredentialsError(f"{path}: {key} names docker-credential-{name}, which is not on PATH")
     try:
-        done = subprocess.run([program, "get"], input=registry.encode(), capture_output=True, timeout=HELPER_TIMEOUT,
-                              env=dict(environ))  # fmt: skip
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise CredentialsError(f"docker-credential-{name} (from {path}) failed: {type(exc).__name__}") from None
-    if done.returncode != 0:
-        if b"credentials not found" in done.stdout.lower() + done.stderr.lower():
+        returncode, out = _ask(program, registry, environ)
+    except (OSError, subprocess.TimeoutExpired, ValueError) as exc:
+        reason = str(exc) if isinstance(exc, ValueError) else type(exc).__name__
+        raise CredentialsError(f"docker-credential-{name} (from {path}) failed: {reason}") from None
+    if returncode != 0:
+        if b"credentials not found" in out.lower():
             return None
-        raise CredentialsError(f"docker-credential-{name} (from {path}) exited {done.returncode} for {registry}")
+        raise CredentialsError(f"docker-credential-{name} (from {path}) exited {returncode} for {registry}")
     try:
-        answer = json.loads(done.stdout[:HELPER_LIMIT])
+        answer = json.loads(out)
         user, secret = answer["Username"], answer["Secret"]
     except (ValueError, KeyError, TypeError):
         raise CredentialsError(f"docker-credential-{name} (from {path}) answered no Username and Secret for {registry}") from None
@@ -132,6 +135,42 @@ def _helper(path: Path, key: str, name: object, registry: str, environ: Mapping[
         raise CredentialsError(f"docker-credential-{name} (from {path}) answered an identity token for {registry}, which pkgc "
                                "cannot exchange: set PKGC_REGISTRY_USERNAME/PKGC_REGISTRY_PASSWORD")  # fmt: skip
     return user, secret
+
+
+def _ask(program: str, registry: str, environ: Mapping[str, str]) -> tuple[int, bytes]:
+    """Run ``program get`` with ``registry`` on its standard input: its exit code and its answer, read
+    bounded (ValueError past ``HELPER_LIMIT``) within ``HELPER_TIMEOUT`` (TimeoutExpired); its standard
+    error is not read (the protocol answers on standard output, errors included)."""
+    deadline = time.monotonic() + HELPER_TIMEOUT
+    proc = subprocess.Popen([program, "get"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            env=dict(environ))  # fmt: skip
+    try:
+        try:
+            proc.stdin.write(registry.encode())  # type: ignore[union-attr]
+            proc.stdin.close()  # type: ignore[union-attr]
+        except BrokenPipeError:
+            pass  # it answers without reading
+        out = bytearray()
+        with selectors.DefaultSelector() as selector:
+            selector.register(proc.stdout, selectors.EVENT_READ)  # type: ignore[arg-type]
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise subprocess.TimeoutExpired(program, HELPER_TIMEOUT)
+                if not selector.select(left):
+                    continue
+                chunk = os.read(proc.stdout.fileno(), 1 << 16)  # type: ignore[union-attr]
+                if not chunk:
+                    break
+                out += chunk
+                if len(out) > HELPER_LIMIT:
+                    raise ValueError(f"answered more than {HELPER_LIMIT} bytes")
+        return proc.wait(timeout=max(0.1, deadline - time.monotonic())), bytes(out)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()  # type: ignore[union-attr]
 
 
 def _from_file(path: Path, registry: str, environ: Mapping[str, str]) -> tuple[str, str] | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,19 @@ def test_an_auth_file_that_is_not_a_regular_file_or_too_large_is_refused(tmp_pat
     config.write_bytes(b" " * ((1 << 20) + 1))
     with pytest.raises(CredentialsError, match="more than"):
         find_credentials(HOST, env)
+
+
+def test_a_helper_that_floods_or_hangs_is_stopped(tmp_path, monkeypatch):
+    from compiler.oci import credentials
+
+    env = _env(tmp_path)
+    _write(tmp_path / "home/.docker/config.json", {"credHelpers": {HOST: "flood", "hang.example.com": "hang"}})
+    _helper(tmp_path, "flood", "exec yes")
+    with pytest.raises(CredentialsError, match="answered more than"):
+        find_credentials(HOST, env)
+    _helper(tmp_path, "hang", "exec sleep 60")
+    monkeypatch.setattr(credentials, "HELPER_TIMEOUT", 1.0)
+    started = time.monotonic()
+    with pytest.raises(CredentialsError, match="TimeoutExpired"):
+        find_credentials("hang.example.com", env)
+    assert time.monotonic() - started < 10
